@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
 
 # Each layer module adds its classes here (import line + tuple entry below).
-_LAYER_CLASSES: tuple[type[Layer], ...] = ()
+_LAYER_CLASSES: tuple[type[Layer], ...] = (
+    # activations.py
+    ReLU,
+    LeakyReLU,
+    Sigmoid,
+    Tanh,
+    Softmax,
+)
 
 LAYERS: dict[str, type[Layer]] = {cls.__name__: cls for cls in _LAYER_CLASSES}
 
