@@ -10,6 +10,7 @@ from typing import Any
 
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
+from .dense import Dense
 
 # Each layer module adds its classes here (import line + tuple entry below).
 _LAYER_CLASSES: tuple[type[Layer], ...] = (
@@ -19,6 +20,8 @@ _LAYER_CLASSES: tuple[type[Layer], ...] = (
     Sigmoid,
     Tanh,
     Softmax,
+    # dense.py
+    Dense,
 )
 
 LAYERS: dict[str, type[Layer]] = {cls.__name__: cls for cls in _LAYER_CLASSES}
