@@ -348,6 +348,12 @@ class Optimizer:
             by_slot[slot][key] = a
         keys = set().union(*by_slot.values()) if by_slot else set()
         if self._specs is not None and self.slots:
+            unknown = sorted(keys - self._specs.keys())
+            if unknown:
+                raise ValueError(
+                    f"{name}: state holds parameters this optimizer was not built "
+                    f"for: {unknown}"
+                )
             keys |= self._specs.keys()
         specs = dict(self._specs or {})
         for slot, arrays in by_slot.items():
@@ -371,7 +377,8 @@ class Optimizer:
         self.iterations, self.epoch = counters["iterations"], counters["epoch"]
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        config = {**self.get_config(), "learning_rate": self._learning_rate}
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{self._name}({args})"
 
 
