@@ -1,0 +1,359 @@
+"""Random, vectorised data augmentation for MNIST-style digit batches.
+
+Each image gets one random affine map (shift, rotation, scale, aspect ratio,
+slant) and, with probability ``stroke_prob``, a stroke-width change (grey
+dilation makes strokes thicker, erosion thinner). All of a batch is done with a
+handful of whole-array NumPy operations, with no Python loop over images: about
+1 ms for 128 images of 28x28 on one core, next to ~20 ms for a training step.
+
+Why these defaults: real handwriting fed to an MNIST model differs from MNIST in
+pen width (thin ballpoint, thick marker), placement (a digit segmented from a
+photo is rarely centred to the pixel), slant and width. The ranges cover that
+and stay mild enough that a 6 never turns into a 9 (rotation <= 12 degrees).
+
+Images are white ink on black, float in [0, 1]; pixels brought in from outside
+the frame are 0 (background).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Augmenter", "affine_transform", "augment_batch", "dilate", "erode"]
+
+
+def _check_batch(x: Any, where: str) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Return ``x`` as ``(N, H, W)`` and its original shape."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{where}: expected a numpy array, got {type(x).__name__}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{where}: expected float32 or float64 images, got {x.dtype}")
+    if x.ndim == 4 and x.shape[-1] == 1:
+        return x.reshape(x.shape[:3]), x.shape
+    if x.ndim != 3 or min(x.shape[1:]) < 2:
+        raise ValueError(
+            f"{where}: expected images of shape (N, H, W) or (N, H, W, 1) with "
+            f"H, W >= 2, got shape {x.shape}"
+        )
+    return x, x.shape
+
+
+def affine_transform(x: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Warp each image by its own affine map, with bilinear sampling.
+
+    Parameters
+    ----------
+    x : (N, H, W) or (N, H, W, 1) float32/float64
+    matrices : (N, 2, 3) forward maps in pixel coordinates ``(col, row)``:
+        an input pixel at ``p`` moves to ``M[:, :2] @ p + M[:, 2]``.
+
+    Returns
+    -------
+    (same shape and dtype as ``x``). Pixels that come from outside the image
+    are 0. The identity map and integer shifts reproduce pixels exactly.
+    """
+    x3, shape = _check_batch(x, "affine_transform")
+    n, h, w = x3.shape
+    matrices = np.asarray(matrices, dtype=np.float64)
+    if matrices.shape != (n, 2, 3):
+        raise ValueError(
+            f"affine_transform: expected matrices of shape ({n}, 2, 3), "
+            f"got {matrices.shape}"
+        )
+    linear, offset = matrices[:, :, :2], matrices[:, :, 2]
+    det = linear[:, 0, 0] * linear[:, 1, 1] - linear[:, 0, 1] * linear[:, 1, 0]
+    if n and np.min(np.abs(det)) < 1e-8:
+        raise ValueError("affine_transform: a matrix is singular (determinant ~0)")
+    # Pull back: for each output pixel find its source p = L^-1 (q - offset).
+    inv = np.empty_like(linear)
+    inv[:, 0, 0], inv[:, 1, 1] = linear[:, 1, 1] / det, linear[:, 0, 0] / det
+    inv[:, 0, 1], inv[:, 1, 0] = -linear[:, 0, 1] / det, -linear[:, 1, 0] / det
+    # +1: sample from a copy padded by one zero pixel on each side.
+    src_offset = 1.0 - np.einsum("nij,nj->ni", inv, offset)
+    return _sample(x3, inv.astype(x3.dtype), src_offset.astype(x3.dtype)).reshape(shape)
+
+
+def _sample(x: np.ndarray, inv: np.ndarray, src_offset: np.ndarray) -> np.ndarray:
+    n, h, w = x.shape
+    dt = x.dtype
+    cols, rows = np.arange(w, dtype=dt), np.arange(h, dtype=dt)
+    # Source coordinates of every output pixel, (N, H, W) each.
+    sx = (
+        inv[:, 0, 0, None, None] * cols
+        + (inv[:, 0, 1, None] * rows + src_offset[:, 0, None])[:, :, None]
+    )
+    sy = (
+        inv[:, 1, 0, None, None] * cols
+        + (inv[:, 1, 1, None] * rows + src_offset[:, 1, None])[:, :, None]
+    )
+    padded = np.zeros((n, h + 2, w + 2), dt)
+    padded[:, 1:-1, 1:-1] = x
+    # Far-away coordinates clamp onto the zero border. Clamping to w + 1 with
+    # the corner at w keeps x0 + 1 inside and gives weight 1 to the border.
+    np.clip(sx, 0, w + 1, out=sx)
+    np.clip(sy, 0, h + 1, out=sy)
+    fx = np.minimum(np.floor(sx), w)
+    fy = np.minimum(np.floor(sy), h)
+    sx -= fx  # now the bilinear weights, kept in the image dtype
+    sy -= fy
+    fy *= w + 2
+    fy += fx
+    idx = fy.astype(np.intp)
+    idx += (np.arange(n, dtype=np.intp) * ((h + 2) * (w + 2)))[:, None, None]
+    flat = padded.reshape(-1)
+    top, top_r = flat.take(idx), flat.take(idx + 1)
+    bot, bot_r = flat.take(idx + (w + 2)), flat.take(idx + (w + 3))
+    # a + t * (b - a): exactly a when t == 0, so identity maps are lossless.
+    top_r -= top
+    top_r *= sx
+    top_r += top
+    bot_r -= bot
+    bot_r *= sx
+    bot_r += bot
+    bot_r -= top_r
+    bot_r *= sy
+    bot_r += top_r
+    return bot_r
+
+
+def _morph(x: np.ndarray, size: int, op) -> np.ndarray:
+    """Grey dilation (``op=np.maximum``) or erosion (``np.minimum``), separable.
+
+    ``size`` 3: centred 3x3 square; ``size`` 2: the 2x2 square at the pixel and
+    its right/lower neighbours. Outside the image counts as background (0).
+    """
+    n, h, w = x.shape
+    lo = (size - 1) // 2  # padding before: 3 -> 1, 2 -> 0; after is always 1
+    p = np.zeros((n, h + size - 1, w + size - 1), x.dtype)
+    p[:, lo : lo + h, lo : lo + w] = x
+    rows = op(p[:, :, :w], p[:, :, 1 : w + 1])
+    if size == 3:
+        op(rows, p[:, :, 2 : w + 2], out=rows)
+    out = op(rows[:, :h], rows[:, 1 : h + 1])
+    if size == 3:
+        op(out, rows[:, 2 : h + 2], out=out)
+    return out
+
+
+def dilate(x: np.ndarray, size: int = 3) -> np.ndarray:
+    """Grey dilation of each image ``(N, H, W)`` by a ``size``x``size`` square."""
+    x3, shape = _check_batch(x, "dilate")
+    if size not in (2, 3):
+        raise ValueError(f"dilate: size must be 2 or 3, got {size!r}")
+    return _morph(x3, size, np.maximum).reshape(shape)
+
+
+def erode(x: np.ndarray, size: int = 2) -> np.ndarray:
+    """Grey erosion of each image ``(N, H, W)`` by a ``size``x``size`` square."""
+    x3, shape = _check_batch(x, "erode")
+    if size not in (2, 3):
+        raise ValueError(f"erode: size must be 2 or 3, got {size!r}")
+    return _morph(x3, size, np.minimum).reshape(shape)
+
+
+def _range(name: str, value: Any, *, positive: bool) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"Augmenter: {name} must be a pair of numbers (low, high), got {value!r}"
+        ) from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+        raise ValueError(
+            f"Augmenter: {name} must be finite with low <= high, got {value!r}"
+        )
+    if positive and lo <= 0:
+        raise ValueError(f"Augmenter: {name} must be > 0, got {value!r}")
+    return lo, hi
+
+
+def _nonneg(name: str, value: Any, upper: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Augmenter: {name} must be a number, got {value!r}")
+    if not 0 <= value <= upper:
+        raise ValueError(f"Augmenter: {name} must be in [0, {upper}], got {value!r}")
+    return float(value)
+
+
+class Augmenter:
+    """Random affine + stroke-width augmentation, configured once, called per batch.
+
+    Parameters
+    ----------
+    max_shift : largest shift in pixels along each axis, drawn uniformly from
+        ``[-max_shift, max_shift]`` (independently for x and y).
+    max_rotation : largest rotation in degrees, uniform in ``[-r, r]``;
+        positive turns counter-clockwise on screen.
+    scale_range : ``(low, high)`` overall zoom factor, uniform.
+    aspect_range : ``(low, high)`` width/height ratio change, log-uniform; the
+        zoom is split as ``sqrt`` between the axes so the area follows
+        ``scale_range`` alone.
+    max_shear : largest slant in degrees, uniform in ``[-s, s]`` (horizontal
+        shear: the top of a digit leans right for positive angles).
+    stroke_prob : probability that an image's strokes change width; half of
+        those get thicker, half thinner.
+    thicken_sizes : structuring-element sizes (2 and/or 3) picked uniformly for
+        thickening; a 3x3 square adds about 2 px to a stroke, 2x2 about 1 px.
+    min_ink_kept : an erosion that would leave less than this fraction of the
+        image's ink (a thin pen digit would vanish) is skipped for that image.
+
+    All zeros (``max_shift=0, max_rotation=0, scale_range=(1, 1),
+    aspect_range=(1, 1), max_shear=0, stroke_prob=0``) returns the input exactly.
+
+    The random numbers come only from the ``rng`` passed to each call, a fixed
+    number per image, so the same generator state gives the same output.
+    """
+
+    def __init__(
+        self,
+        max_shift: float = 2.0,
+        max_rotation: float = 12.0,
+        scale_range: tuple[float, float] = (0.9, 1.1),
+        aspect_range: tuple[float, float] = (0.85, 1.15),
+        max_shear: float = 10.0,
+        stroke_prob: float = 0.3,
+        thicken_sizes: tuple[int, ...] = (2, 3),
+        min_ink_kept: float = 0.35,
+    ) -> None:
+        self.max_shift = _nonneg("max_shift", max_shift)
+        self.max_rotation = _nonneg("max_rotation", max_rotation, 180.0)
+        self.scale_range = _range("scale_range", scale_range, positive=True)
+        self.aspect_range = _range("aspect_range", aspect_range, positive=True)
+        self.max_shear = _nonneg("max_shear", max_shear, 60.0)
+        self.stroke_prob = _nonneg("stroke_prob", stroke_prob, 1.0)
+        sizes = tuple(thicken_sizes)
+        if not sizes or any(s not in (2, 3) for s in sizes):
+            raise ValueError(
+                f"Augmenter: thicken_sizes must be a non-empty tuple of 2 and/or 3, "
+                f"got {thicken_sizes!r}"
+            )
+        self.thicken_sizes = sizes
+        self.min_ink_kept = _nonneg("min_ink_kept", min_ink_kept, 1.0)
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments."""
+        return {
+            "max_shift": self.max_shift,
+            "max_rotation": self.max_rotation,
+            "scale_range": list(self.scale_range),
+            "aspect_range": list(self.aspect_range),
+            "max_shear": self.max_shear,
+            "stroke_prob": self.stroke_prob,
+            "thicken_sizes": list(self.thicken_sizes),
+            "min_ink_kept": self.min_ink_kept,
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"Augmenter({args})"
+
+    def matrices(self, n: int, h: int, w: int, u: np.ndarray) -> np.ndarray:
+        """Forward affine maps ``(n, 2, 3)`` about the image centre from uniforms.
+
+        ``u`` : (n, >= 6) uniform [0, 1) numbers, one row per image.
+        """
+        sym = 2.0 * u[:, :6] - 1.0  # uniform in [-1, 1)
+        theta = np.deg2rad(self.max_rotation) * sym[:, 2]
+        lo, hi = self.scale_range
+        scale = lo + (hi - lo) * u[:, 3]
+        alo, ahi = np.log(self.aspect_range)
+        root_aspect = np.exp(0.5 * (alo + (ahi - alo) * u[:, 4]))
+        slant = np.tan(np.deg2rad(self.max_shear) * sym[:, 5])
+        zx, zy = scale * root_aspect, scale / root_aspect
+        cos, sin = np.cos(theta), np.sin(theta)
+        # L = rotation @ shear @ diag(zx, zy), in (col, row) coordinates where
+        # row grows downwards; [[cos, sin], [-sin, cos]] is counter-clockwise.
+        lin = np.empty((n, 2, 2))
+        lin[:, 0, 0] = cos * zx
+        lin[:, 0, 1] = (sin - cos * slant) * zy
+        lin[:, 1, 0] = -sin * zx
+        lin[:, 1, 1] = (cos + sin * slant) * zy
+        centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+        shift = self.max_shift * sym[:, :2]
+        out = np.empty((n, 2, 3))
+        out[:, :, :2] = lin
+        out[:, :, 2] = centre + shift - lin @ centre
+        return out
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Augment a batch.
+
+        Parameters
+        ----------
+        x : (N, H, W) or (N, H, W, 1) float32/float64 in [0, 1], ink bright.
+        rng : the generator all randomness is drawn from.
+
+        Returns
+        -------
+        A new array, same shape and dtype as ``x``, values in [0, 1].
+        """
+        x3, shape = _check_batch(x, "Augmenter")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"Augmenter: rng must be a numpy.random.Generator, got "
+                f"{type(rng).__name__}"
+            )
+        n, h, w = x3.shape
+        u = rng.random((n, 8))  # drawn even for n == 0 or zero ranges: same stream
+        images = x3
+        if self.stroke_prob > 0 and n:
+            images = self._strokes(x3, u[:, 6], u[:, 7])
+        out = affine_transform(images, self.matrices(n, h, w, u))
+        np.clip(out, 0.0, 1.0, out=out)  # bilinear rounding can overshoot by 1 ulp
+        return out.reshape(shape)
+
+    def _strokes(self, x: np.ndarray, pick: np.ndarray, kind: np.ndarray) -> np.ndarray:
+        half = 0.5 * self.stroke_prob
+        thicker = np.flatnonzero(pick < half)
+        thinner = np.flatnonzero((pick >= half) & (pick < self.stroke_prob))
+        if not (thicker.size or thinner.size):
+            return x
+        x = x.copy()
+        sizes = np.asarray(self.thicken_sizes)[
+            (kind * len(self.thicken_sizes)).astype(np.intp)
+        ]
+        for size in self.thicken_sizes:
+            sel = thicker[sizes[thicker] == size]
+            if sel.size:
+                x[sel] = _morph(x[sel], size, np.maximum)
+        if thinner.size:
+            before = x[thinner]
+            after = _morph(before, 2, np.minimum)
+            ink_before = before.sum(axis=(1, 2))
+            keep = after.sum(axis=(1, 2)) >= self.min_ink_kept * ink_before
+            x[thinner[keep]] = after[keep]
+        return x
+
+
+def augment_batch(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    max_shift: float = 2.0,
+    max_rotation: float = 12.0,
+    scale_range: tuple[float, float] = (0.9, 1.1),
+    aspect_range: tuple[float, float] = (0.85, 1.15),
+    max_shear: float = 10.0,
+    stroke_prob: float = 0.3,
+    thicken_sizes: tuple[int, ...] = (2, 3),
+    min_ink_kept: float = 0.35,
+) -> np.ndarray:
+    """Augment ``x`` (N, 28, 28) or (N, 28, 28, 1) once; see :class:`Augmenter`.
+
+    For repeated use build an ``Augmenter`` once (it validates its settings in
+    the constructor) and call it on each batch.
+    """
+    aug = Augmenter(
+        max_shift=max_shift,
+        max_rotation=max_rotation,
+        scale_range=scale_range,
+        aspect_range=aspect_range,
+        max_shear=max_shear,
+        stroke_prob=stroke_prob,
+        thicken_sizes=thicken_sizes,
+        min_ink_kept=min_ink_kept,
+    )
+    return aug(x, rng)
