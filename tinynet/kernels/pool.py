@@ -1,0 +1,156 @@
+"""Pooling kernels (NHWC), parallel over the batch.
+
+Windows are ``ph x pw`` with strides ``sh, sw``, placed at ``oy*sh - pt`` and
+``ox*sw - pl``; the part of a window that falls in the padding is ignored, as in
+Keras: a max ignores it, an average divides by the number of real entries.
+The channel axis is innermost in NHWC, so every inner loop runs over contiguous
+channels and vectorises.
+
+Max-pool forward also records where each maximum was (its offset in the window, in a
+uint8 array for windows of up to 256 entries), so backward needs neither ``x`` nor
+``y``: a later layer that modified ``y`` in place could not break it.
+MEASUREMENTS_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def maxpool_forward(x, ph, pw, sh, sw, pt, pl, out, argmax):
+    """Window maxima and where they are.
+
+    Parameters
+    ----------
+    x : (N, H, W, C) C-contiguous input.
+    ph, pw, sh, sw : pool size and strides.
+    pt, pl : padding above and to the left (the rest is implied by ``out``).
+    out : (N, ho, wo, C) C-contiguous buffer, fully overwritten with the maxima. Every
+        window must overlap ``x`` in at least one entry.
+    argmax : (N, ho, wo, C) integer buffer (uint8 is enough when ``ph*pw <= 256``),
+        fully overwritten with ``i*pw + j``, the offset in its window of the first
+        maximum in row-major order.
+
+    Returns
+    -------
+    (out, argmax)
+    """
+    n, h, w, c = x.shape
+    ho, wo = out.shape[1], out.shape[2]
+    for b in prange(n):
+        for oy in range(ho):
+            y0 = oy * sh - pt
+            ya, yb = max(y0, 0), min(y0 + ph, h)
+            for ox in range(wo):
+                x0 = ox * sw - pl
+                xa, xb = max(x0, 0), min(x0 + pw, w)
+                k0 = (ya - y0) * pw + (xa - x0)
+                for ch in range(c):
+                    out[b, oy, ox, ch] = x[b, ya, xa, ch]
+                    argmax[b, oy, ox, ch] = k0
+                for iy in range(ya, yb):
+                    for ix in range(xa, xb):
+                        k = (iy - y0) * pw + (ix - x0)
+                        for ch in range(c):
+                            v = x[b, iy, ix, ch]
+                            if v > out[b, oy, ox, ch]:
+                                out[b, oy, ox, ch] = v
+                                argmax[b, oy, ox, ch] = k
+    return out, argmax
+
+
+@njit(cache=True, parallel=True)
+def maxpool_backward(dout, argmax, ph, pw, sh, sw, pt, pl, out):
+    """Route each upstream gradient to the maximum of its window.
+
+    Parameters
+    ----------
+    dout : (N, ho, wo, C) upstream gradient.
+    argmax : (N, ho, wo, C) window offsets written by :func:`maxpool_forward`.
+    ph, pw, sh, sw, pt, pl : as for :func:`maxpool_forward`.
+    out : (N, H, W, C) C-contiguous buffer, fully overwritten with ``dx``.
+
+    Returns
+    -------
+    out
+    """
+    n, h, w, c = out.shape
+    ho, wo = dout.shape[1], dout.shape[2]
+    for b in prange(n):
+        out[b] = 0
+        for oy in range(ho):
+            y0 = oy * sh - pt
+            ya, yb = max(y0, 0), min(y0 + ph, h)
+            for ox in range(wo):
+                x0 = ox * sw - pl
+                xa, xb = max(x0, 0), min(x0 + pw, w)
+                # Visit every window entry and add where it was the maximum: a
+                # compare-and-select per channel, which vectorises, where decoding
+                # the offset into (i, j) would need an integer division per entry.
+                for iy in range(ya, yb):
+                    for ix in range(xa, xb):
+                        k = (iy - y0) * pw + (ix - x0)
+                        for ch in range(c):
+                            if argmax[b, oy, ox, ch] == k:
+                                out[b, iy, ix, ch] += dout[b, oy, ox, ch]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def avgpool_forward(x, ph, pw, sh, sw, pt, pl, out):
+    """Window means over the entries inside ``x`` (padding is not counted).
+
+    Parameters and return as for :func:`maxpool_forward`.
+    """
+    n, h, w, c = x.shape
+    ho, wo = out.shape[1], out.shape[2]
+    for b in prange(n):
+        for oy in range(ho):
+            y0 = oy * sh - pt
+            ya, yb = max(y0, 0), min(y0 + ph, h)
+            for ox in range(wo):
+                x0 = ox * sw - pl
+                xa, xb = max(x0, 0), min(x0 + pw, w)
+                scale = 1.0 / ((yb - ya) * (xb - xa))
+                for ch in range(c):
+                    out[b, oy, ox, ch] = 0
+                for iy in range(ya, yb):
+                    for ix in range(xa, xb):
+                        for ch in range(c):
+                            out[b, oy, ox, ch] += x[b, iy, ix, ch]
+                for ch in range(c):
+                    out[b, oy, ox, ch] *= scale
+    return out
+
+
+@njit(cache=True, parallel=True)
+def avgpool_backward(dout, ph, pw, sh, sw, pt, pl, out):
+    """Spread each upstream gradient evenly over the real entries of its window.
+
+    Parameters
+    ----------
+    dout : (N, ho, wo, C) upstream gradient.
+    ph, pw, sh, sw, pt, pl : as for :func:`maxpool_forward`.
+    out : (N, H, W, C) C-contiguous buffer, fully overwritten with ``dx``.
+
+    Returns
+    -------
+    out
+    """
+    n, h, w, c = out.shape
+    ho, wo = dout.shape[1], dout.shape[2]
+    for b in prange(n):
+        out[b] = 0
+        for oy in range(ho):
+            y0 = oy * sh - pt
+            ya, yb = max(y0, 0), min(y0 + ph, h)
+            for ox in range(wo):
+                x0 = ox * sw - pl
+                xa, xb = max(x0, 0), min(x0 + pw, w)
+                scale = 1.0 / ((yb - ya) * (xb - xa))
+                for iy in range(ya, yb):
+                    for ix in range(xa, xb):
+                        for ch in range(c):
+                            out[b, iy, ix, ch] += dout[b, oy, ox, ch] * scale
+    return out

@@ -1,0 +1,173 @@
+"""Naive NumPy twins of the Numba kernels: the readable specification and test oracle.
+
+Every function here has the signature of its fast namesake in ``kernels.conv`` or
+``kernels.pool`` and must return the same numbers (up to float rounding). They are
+written for clarity, loop over kernel offsets, and build an explicitly padded copy of
+the input; speed does not matter.
+
+Geometry shared by all of them (NHWC): window ``(oy, ox)`` covers the rows
+``oy*sh - pt + [0, kh)`` and columns ``ox*sw - pl + [0, kw)`` of the input; positions
+outside the input are padding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _padded(
+    x: np.ndarray, pt: int, pl: int, hp: int, wp: int, fill: float
+) -> np.ndarray:
+    """``x`` placed at (pt, pl) in an (N, hp, wp, C) array filled with ``fill``."""
+    n, h, w, c = x.shape
+    xp = np.full((n, max(hp, pt + h), max(wp, pl + w), c), fill, dtype=x.dtype)
+    xp[:, pt : pt + h, pl : pl + w, :] = x
+    return xp
+
+
+def _window(i: int, j: int, sh: int, sw: int, ho: int, wo: int) -> tuple[slice, ...]:
+    """Slice of a padded array picking kernel offset (i, j) of every window."""
+    return (
+        slice(None),
+        slice(i, i + sh * (ho - 1) + 1, sh),
+        slice(j, j + sw * (wo - 1) + 1, sw),
+        slice(None),
+    )
+
+
+# ----------------------------------------------------------------------- convolution
+def im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, out):
+    """``out[(n, oy, ox), (i, j, c)] = xpad[n, oy*sh + i, ox*sw + j, c]``."""
+    n, _, _, c = x.shape
+    xp = _padded(x, pt, pl, (ho - 1) * sh + kh, (wo - 1) * sw + kw, 0.0)
+    cols = out.reshape(n, ho, wo, kh, kw, c)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, :, :, i, j, :] = xp[_window(i, j, sh, sw, ho, wo)]
+    return out
+
+
+def col2im(cols, kh, kw, sh, sw, pt, pl, ho, wo, out):
+    """Adjoint of :func:`im2col`: add every column entry back where it was read."""
+    n, h, w, c = out.shape
+    dxp = _padded(np.zeros_like(out), pt, pl, (ho - 1) * sh + kh, (wo - 1) * sw + kw, 0)
+    cols6 = cols.reshape(n, ho, wo, kh, kw, c)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[_window(i, j, sh, sw, ho, wo)] += cols6[:, :, :, i, j, :]
+    out[...] = dxp[:, pt : pt + h, pl : pl + w, :]
+    return out
+
+
+def conv2d_forward(x, w, b, sh, sw, pt, pl, ho, wo):
+    """``y[n, oy, ox, f] = b[f] + sum_{i,j,c} xpad[n, oy*sh+i, ox*sw+j, c] w[i,j,c,f]``
+    (no ``b[f]`` term when ``b`` is None).
+
+    Returns ``(y, cols)`` like the fast version; ``cols`` comes from :func:`im2col`
+    but ``y`` is computed directly, one kernel offset at a time.
+    """
+    n, _, _, c = x.shape
+    kh, kw, _, f = w.shape
+    xp = _padded(x, pt, pl, (ho - 1) * sh + kh, (wo - 1) * sw + kw, 0.0)
+    y = np.zeros((n, ho, wo, f), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            y += np.einsum("nhwc,cf->nhwf", xp[_window(i, j, sh, sw, ho, wo)], w[i, j])
+    if b is not None:
+        y += b
+    cols = np.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
+    return y, im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, cols)
+
+
+def conv2d_backward(dout, x, cols, w, sh, sw, pt, pl):
+    """Gradients of :func:`conv2d_forward`, computed directly from ``x``.
+
+    ``dw[i,j] = sum over windows of xpad_patch(i,j)^T dout``, ``db = sum dout``,
+    ``dxpad_patch(i,j) += dout w[i,j]^T``. ``cols`` is accepted for signature parity
+    with the fast version and not used.
+    """
+    n, h, wd, c = x.shape
+    _, ho, wo, _ = dout.shape
+    kh, kw, _, _ = w.shape
+    hp, wp = (ho - 1) * sh + kh, (wo - 1) * sw + kw
+    xp = _padded(x, pt, pl, hp, wp, 0.0)
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for i in range(kh):
+        for j in range(kw):
+            win = _window(i, j, sh, sw, ho, wo)
+            dw[i, j] = np.einsum("nhwc,nhwf->cf", xp[win], dout)
+            dxp[win] += np.einsum("nhwf,cf->nhwc", dout, w[i, j])
+    db = dout.sum(axis=(0, 1, 2))
+    return dxp[:, pt : pt + h, pl : pl + wd, :].copy(), dw, db
+
+
+# --------------------------------------------------------------------------- pooling
+def maxpool_forward(x, ph, pw, sh, sw, pt, pl, out, argmax):
+    """``out`` = maxima over the real (non-padding) entries of each window;
+    ``argmax`` = ``i*pw + j`` of the first maximum in row-major window order."""
+    ho, wo = out.shape[1], out.shape[2]
+    hp, wp = (ho - 1) * sh + ph, (wo - 1) * sw + pw
+    xp = _padded(x, pt, pl, hp, wp, 0.0)
+    real = _padded(np.ones_like(x, dtype=bool), pt, pl, hp, wp, False)
+    seen = np.zeros(out.shape, dtype=bool)
+    for i in range(ph):
+        for j in range(pw):
+            win = _window(i, j, sh, sw, ho, wo)
+            candidate = xp[win]
+            better = real[win] & (~seen | (candidate > out))
+            seen |= better
+            out[better] = candidate[better]
+            argmax[better] = i * pw + j
+    return out, argmax
+
+
+def maxpool_backward(dout, argmax, ph, pw, sh, sw, pt, pl, out):
+    """Each ``dout`` entry is added at the window entry ``argmax`` points to."""
+    n, h, w, c = out.shape
+    ho, wo = dout.shape[1], dout.shape[2]
+    dxp = _padded(np.zeros_like(out), pt, pl, (ho - 1) * sh + ph, (wo - 1) * sw + pw, 0)
+    for i in range(ph):
+        for j in range(pw):
+            dxp[_window(i, j, sh, sw, ho, wo)] += np.where(
+                argmax == i * pw + j, dout, 0
+            )
+    out[...] = dxp[:, pt : pt + h, pl : pl + w, :]
+    return out
+
+
+def _window_counts(h, w, ph, pw, sh, sw, pt, pl, ho, wo, dtype):
+    """(1, ho, wo, 1): how many real (non-padding) entries each window holds."""
+    ones = np.ones((1, h, w, 1), dtype=dtype)
+    op = _padded(ones, pt, pl, (ho - 1) * sh + ph, (wo - 1) * sw + pw, 0.0)
+    counts = np.zeros((1, ho, wo, 1), dtype=dtype)
+    for i in range(ph):
+        for j in range(pw):
+            counts += op[_window(i, j, sh, sw, ho, wo)]
+    return counts
+
+
+def avgpool_forward(x, ph, pw, sh, sw, pt, pl, out):
+    """``out = (sum of the real entries of the window) / (their number)``."""
+    n, h, w, c = x.shape
+    ho, wo = out.shape[1], out.shape[2]
+    xp = _padded(x, pt, pl, (ho - 1) * sh + ph, (wo - 1) * sw + pw, 0.0)
+    out[...] = 0
+    for i in range(ph):
+        for j in range(pw):
+            out += xp[_window(i, j, sh, sw, ho, wo)]
+    out /= _window_counts(h, w, ph, pw, sh, sw, pt, pl, ho, wo, x.dtype)
+    return out
+
+
+def avgpool_backward(dout, ph, pw, sh, sw, pt, pl, out):
+    """Each real entry of a window receives ``dout / count`` of that window."""
+    n, h, w, c = out.shape
+    ho, wo = dout.shape[1], dout.shape[2]
+    share = dout / _window_counts(h, w, ph, pw, sh, sw, pt, pl, ho, wo, dout.dtype)
+    dxp = _padded(np.zeros_like(out), pt, pl, (ho - 1) * sh + ph, (wo - 1) * sw + pw, 0)
+    for i in range(ph):
+        for j in range(pw):
+            dxp[_window(i, j, sh, sw, ho, wo)] += share
+    out[...] = dxp[:, pt : pt + h, pl : pl + w, :]
+    return out

@@ -1,0 +1,168 @@
+"""2-D convolution (NHWC, Keras kernel shape ``(kh, kw, cin, cout)``)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .. import initializers
+from ..kernels import PADDINGS, conv, window_geometry
+from .activations import ActivationMixin
+from .base import Layer, Shape
+
+
+def as_pair(value: Any, what: str, who: str) -> tuple[int, int]:
+    """``3 -> (3, 3)``, ``(3, 2) -> (3, 2)``; anything else but positive ints raises."""
+    pair = value if isinstance(value, tuple | list) else (value, value)
+    if len(pair) != 2 or not all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+        for v in pair
+    ):
+        raise ValueError(
+            f"{who}: {what} must be a positive int or a pair of positive ints, "
+            f"got {value!r}"
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def check_padding(padding: Any, who: str) -> str:
+    if padding not in PADDINGS:
+        raise ValueError(f"{who}: padding must be one of {PADDINGS}, got {padding!r}")
+    return padding
+
+
+def float_input(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x`` as a C-contiguous float array: float32/float64 kept, others -> dtype."""
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(dtype)
+    return np.ascontiguousarray(x)
+
+
+class Conv2D(ActivationMixin, Layer):
+    """2-D convolution over NHWC inputs, with an optional owned activation.
+
+    Forward:  z[n, oy, ox, f] = b[f] + sum_{i, j, c} xpad[n, oy*sh + i, ox*sw + j, c]
+                                        * W[i, j, c, f];   y = activation(z)
+    Backward: with cols = im2col(x) (one row per output pixel) and dZ = dz as rows,
+              dW = cols^T dZ,  db = sum of the rows of dZ,  dx = col2im(dZ W^T)
+
+    Parameters
+    ----------
+    filters : number of output channels F.
+    kernel_size, strides : int or (height, width) pair.
+    padding : ``"valid"`` (no padding; output ``(H - kh) // sh + 1``) or ``"same"``
+        (output ``ceil(H / sh)``, zero padding split as Keras does, extra row/column
+        at the bottom/right).
+    activation : None, a name (``"relu"``) or an activation layer; see
+        ``tinynet.layers.activations``.
+    use_bias : whether to add a per-filter bias ``b : (F,)``.
+    kernel_initializer, bias_initializer : names in ``tinynet.initializers``.
+
+    Shapes: input ``(N, H, W, C)``, kernel ``W : (kh, kw, C, F)``, output
+    ``(N, ho, wo, F)``.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        strides: int | tuple[int, int] = 1,
+        padding: str = "valid",
+        activation: Any = None,
+        use_bias: bool = True,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        who = self.describe()
+        if (
+            not isinstance(filters, numbers.Integral)
+            or isinstance(filters, bool)
+            or filters <= 0
+        ):
+            raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
+        if not isinstance(use_bias, bool):
+            raise TypeError(f"{who}: use_bias must be a bool, got {use_bias!r}")
+        self.filters = int(filters)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", who)
+        self.strides = as_pair(strides, "strides", who)
+        self.padding = check_padding(padding, who)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._init_activation(activation)
+        self._geometry: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
+        who = self.describe()
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{who}: expected inputs of shape (batch, height, width, channels), "
+                f"i.e. an input_shape (height, width, channels); got {input_shape}"
+            )
+        h, w, c = input_shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        ho, pt = window_geometry(h, kh, sh, self.padding)
+        wo, pl = window_geometry(w, kw, sw, self.padding)
+        if ho <= 0 or wo <= 0:
+            raise ValueError(
+                f"{who}: kernel {kh}x{kw} is larger than the {h}x{w} input "
+                f"(input_shape {input_shape}) with padding='valid'"
+            )
+        self._geometry = (pt, pl, ho, wo)
+        self.params["W"] = np.asarray(
+            self.kernel_initializer((kh, kw, c, self.filters), rng, self.dtype),
+            dtype=self.dtype,
+        )
+        if self.use_bias:
+            self.params["b"] = np.asarray(
+                self.bias_initializer((self.filters,), rng, self.dtype),
+                dtype=self.dtype,
+            )
+        out_shape = (ho, wo, self.filters)
+        self._build_activation(out_shape, rng, self.dtype)
+        return out_shape
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """x : (N, H, W, C) -> y : (N, ho, wo, F), in the dtype of ``x``."""
+        self._check_input(x)
+        x = float_input(x, self.dtype)
+        w = self.params["W"].astype(x.dtype, copy=False)
+        b = self.params["b"].astype(x.dtype, copy=False) if self.use_bias else None
+        pt, pl, ho, wo = self._geometry
+        z, cols = conv.conv2d_forward(x, w, b, *self.strides, pt, pl, ho, wo)
+        self._store(training, (x, cols, w))
+        return self._activate(z, training)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """dout : (N, ho, wo, F) -> dx : (N, H, W, C); fills grads["W"], grads["b"]."""
+        x, cols, w = self._take_cache()
+        self._check_dout(dout, (x.shape[0], *self.output_shape))
+        dz = self._activation_backward(dout)
+        dz = np.ascontiguousarray(dz, dtype=cols.dtype)
+        pt, pl, _, _ = self._geometry
+        dx, dw, db = conv.conv2d_backward(dz, x, cols, w, *self.strides, pt, pl)
+        self.grads["W"][...] = dw
+        if self.use_bias:
+            self.grads["b"][...] = db
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "activation": self._activation_config(),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }
+
+
+__all__ = ["Conv2D"]
