@@ -2,9 +2,14 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from layer_harness import assert_gradients, away_from_zero, check_layer_contract
+from layer_harness import (
+    GRADCHECK_SETTINGS,
+    assert_gradients,
+    away_from_zero,
+    check_layer_contract,
+)
 
 from tinynet.layers import LAYERS, layer_from_config, layer_to_config
 from tinynet.layers import activations as act
@@ -38,7 +43,7 @@ def test_layer_contract(key, shape):
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
-@settings(max_examples=15, deadline=None)
+@GRADCHECK_SETTINGS
 @given(
     shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
     batch=st.integers(1, 3),

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from layer_harness import assert_gradients, check_layer_contract
+from layer_harness import GRADCHECK_SETTINGS, assert_gradients, check_layer_contract
 
 from tinynet import initializers
 from tinynet.layers import Dense, LeakyReLU, Softmax, layer_from_config
@@ -27,7 +27,7 @@ def test_contract(make):
     check_layer_contract(make, (6,))
 
 
-@settings(max_examples=15, deadline=None)
+@GRADCHECK_SETTINGS
 @given(
     fan_in=st.integers(1, 6),
     units=st.integers(1, 5),

@@ -10,7 +10,12 @@ from typing import Any
 
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
+from .conv import Conv2D
 from .dense import Dense
+from .dropout import Dropout
+from .normalization import BatchNorm, Rescaling
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .reshape import Flatten
 
 # Each layer module adds its classes here (import line + tuple entry below).
 _LAYER_CLASSES: tuple[type[Layer], ...] = (
@@ -22,6 +27,16 @@ _LAYER_CLASSES: tuple[type[Layer], ...] = (
     Softmax,
     # dense.py
     Dense,
+    # reshape.py, dropout.py, normalization.py
+    Flatten,
+    Dropout,
+    BatchNorm,
+    Rescaling,
+    # conv.py, pooling.py
+    Conv2D,
+    MaxPool2D,
+    AvgPool2D,
+    GlobalAvgPool2D,
 )
 
 LAYERS: dict[str, type[Layer]] = {cls.__name__: cls for cls in _LAYER_CLASSES}
