@@ -1,0 +1,158 @@
+"""Read the digits of an image with a model: the function the CLI and web app call."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .loading import MAX_PIXELS, ImageError, load_image_scaled
+from .normalize import WORK_MAX_SIDE
+from .segment import segment_digits
+
+
+@dataclass
+class Reading:
+    """What :func:`read_digits` found in one image.
+
+    Attributes
+    ----------
+    digits : str
+        The digits in reading order, e.g. ``"42"``.
+    confidence : list of float
+        Per digit, the probability of the digit read (the largest probability).
+    probabilities : (k, 10) float32
+        Per digit, the model's probabilities for 0-9.
+    inputs : (k, 28, 28) float32
+        The MNIST-style inputs the network saw (ink 1.0 on 0.0).
+    boxes : list of (x, y, w, h)
+        Each digit's bounding box in the pixels of the original image (after its
+        EXIF orientation is applied).
+    image : (H, W) uint8
+        The loaded grey image (shrunk to at most 1024 px per side for big photos;
+        ``scale`` = original pixels per pixel of ``image``).
+    scale : float
+        Multiply a position in ``image`` by this to get one in the original.
+    """
+
+    digits: str
+    confidence: list[float]
+    probabilities: np.ndarray
+    inputs: np.ndarray
+    boxes: list[tuple[int, int, int, int]]
+    image: np.ndarray
+    scale: float = 1.0
+
+    def top3(self) -> list[list[tuple[int, float]]]:
+        """Per digit, the three likeliest classes as ``(digit, probability)``."""
+        order = np.argsort(-self.probabilities, axis=1)[:, :3]
+        return [
+            [(int(c), float(p[c])) for c in row]
+            for row, p in zip(order, self.probabilities, strict=True)
+        ]
+
+    def to_dict(self, file: str | None = None) -> dict[str, Any]:
+        """The JSON-ready record of this reading (the CLI's ``--json`` line).
+
+        ``{"file", "digits", "confidence", "probabilities", "top3", "error": None}``;
+        floats rounded to 6 decimals.
+        """
+        return {
+            "file": file,
+            "digits": self.digits,
+            "confidence": [round(float(c), 6) for c in self.confidence],
+            "probabilities": np.round(self.probabilities.astype(float), 6).tolist(),
+            "top3": [[[d, round(p, 6)] for d, p in row] for row in self.top3()],
+            "error": None,
+        }
+
+
+def error_dict(file: str | None, message: str) -> dict[str, Any]:
+    """The JSON-ready record of an image that could not be read."""
+    return {
+        "file": file,
+        "digits": None,
+        "confidence": None,
+        "probabilities": None,
+        "top3": None,
+        "error": str(message),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def default_model() -> Any:
+    """The pretrained MNIST model shipped with tinynet (loaded once, then cached)."""
+    from ..pretrained import load_pretrained
+
+    return load_pretrained("mnist")
+
+
+def read_digits(
+    source: str | os.PathLike | bytes | np.ndarray,
+    model: Any = None,
+    *,
+    multi: bool = True,
+    max_pixels: int = MAX_PIXELS,
+) -> Reading:
+    """Load an image, find its digit(s) and classify them.
+
+    Parameters
+    ----------
+    source : path, bytes of an image file, or (H, W) uint8 grey image
+    model : tinynet.Sequential or None
+        Anything with ``predict(x, batch_size=...) -> (k, 10)`` and ``input_shape``;
+        None means the shipped pretrained model (``tinynet.load_pretrained("mnist")``).
+    multi : bool
+        True: read every digit (a written number, rows of digits). False: the image
+        shows one digit; all its ink is read as that digit.
+    max_pixels : int
+        Images with more pixels are refused (see :func:`load_image`).
+
+    Returns
+    -------
+    Reading
+
+    Raises
+    ------
+    ImageError
+        For a file that is missing, not an image, too large, or shows no digit; the
+        message is one line naming the file.
+    """
+    if isinstance(source, np.ndarray):
+        image, scale, name = source, 1.0, "<array>"
+    else:
+        image, scale = load_image_scaled(
+            source, max_pixels=max_pixels, max_side=WORK_MAX_SIDE
+        )
+        name = "<bytes>" if isinstance(source, bytes | bytearray) else str(source)
+    try:
+        crops = segment_digits(image, multi=multi)
+    except ImageError as exc:
+        raise ImageError(f"{name}: {exc}") from None
+    if model is None:
+        model = default_model()
+    inputs = np.stack([c.input for c in crops]).astype(np.float32)
+    x = inputs.reshape(len(inputs), *model.input_shape)
+    probs = np.asarray(model.predict(x, batch_size=max(1, len(x))), dtype=np.float32)
+    if probs.shape != (len(inputs), 10):
+        raise ValueError(
+            "read_digits: the model must return (k, 10) probabilities, "
+            f"got {probs.shape}"
+        )
+    pred = probs.argmax(axis=1)
+    boxes = [
+        tuple(int(round(v * scale)) for v in c.box)  # back to original pixels
+        for c in crops
+    ]
+    return Reading(
+        digits="".join(str(int(d)) for d in pred),
+        confidence=[float(p[d]) for p, d in zip(probs, pred, strict=True)],
+        probabilities=probs,
+        inputs=inputs,
+        boxes=boxes,
+        image=image,
+        scale=scale,
+    )

@@ -1,0 +1,251 @@
+"""Find the digits in an ink mask: drop specks and paper lines, group broken strokes,
+order the digits as read (lines top to bottom, left to right in a line)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .loading import ImageError
+from .normalize import fit_mnist, ink_mask
+
+SPECK_FRACTION = 0.04
+"""Less ink than this fraction of the largest component (and far smaller): a speck."""
+
+
+@dataclass
+class DigitCrop:
+    """One digit found in an image.
+
+    Attributes
+    ----------
+    box : (x, y, w, h)
+        Bounding box in the pixels of the image given to :func:`segment_digits`.
+    input : (28, 28) float32
+        The MNIST-style network input (ink 1.0 on 0.0, 20x20 box, centred by mass).
+    mask : (h, w) uint8
+        The digit's binary ink mask (working resolution), cropped to the digit.
+    """
+
+    box: tuple[int, int, int, int]
+    input: np.ndarray
+    mask: np.ndarray
+
+
+def preprocess(image: np.ndarray) -> np.ndarray:
+    """A photo or scan of ONE digit -> MNIST-style input.
+
+    Parameters
+    ----------
+    image : (H, W) uint8
+        Grey image as from :func:`load_image` (either polarity).
+
+    Returns
+    -------
+    (28, 28) float32 in [0, 1], ink bright, exactly like ``mnist_uint8 / 255``.
+
+    Raises
+    ------
+    ImageError
+        When no ink is found.
+    """
+    return segment_digits(image, multi=False)[0].input
+
+
+def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
+    """Find the digits of an image, in reading order.
+
+    Parameters
+    ----------
+    image : (H, W) uint8
+        Grey image (either polarity), e.g. from :func:`load_image`.
+    multi : bool
+        If False, the image holds one digit: everything that belongs to the main
+        ink is one crop (one element in the list).
+
+    Returns
+    -------
+    list of DigitCrop, at least one.
+
+    Raises
+    ------
+    ImageError
+        When no ink is found.
+    """
+    image = _check_grey(image)
+    _, mask, scale = ink_mask(image)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    comps = _keep_components(stats[1:], mask.shape)
+    if not comps:
+        raise ImageError("no ink found: the image looks blank (no digit stands out)")
+    groups = _group(comps, stats)
+    if multi:
+        groups = _drop_small_groups(groups, stats)
+        groups = _reading_order(groups, stats)
+    else:
+        groups = [_main_digit(groups, stats)]
+
+    crops = []
+    for group in groups:
+        x0, y0, x1, y1 = _bounds(group, stats)
+        digit = np.isin(labels[y0:y1, x0:x1], np.asarray(group) + 1).astype(np.uint8)
+        box = (
+            int(np.floor(x0 / scale)),
+            int(np.floor(y0 / scale)),
+            max(1, int(np.ceil((x1 - x0) / scale))),
+            max(1, int(np.ceil((y1 - y0) / scale))),
+        )
+        fills = (
+            scale > 1
+            and x1 - x0 >= 0.9 * mask.shape[1]
+            and y1 - y0 >= 0.9 * mask.shape[0]
+        )
+        crops.append(
+            DigitCrop(box=box, input=fit_mnist(digit, fills_frame=fills), mask=digit)
+        )
+    return crops
+
+
+def _check_grey(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(
+            f"segment_digits: image must be a numpy array, got {type(image).__name__}"
+        )
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        image = cv2.cvtColor(image[:, :, :3].astype(np.uint8), cv2.COLOR_BGR2GRAY)
+    if image.ndim != 2:
+        raise ValueError(
+            f"segment_digits: expected an (H, W) grey image, got {image.shape}"
+        )
+    if image.size == 0:
+        raise ImageError(f"image has zero size {image.shape}")
+    if image.dtype != np.uint8:
+        lo, hi = float(image.min()), float(image.max())
+        image = ((image - lo) * (255.0 / max(hi - lo, 1e-12))).astype(np.uint8)
+    return image
+
+
+# stats rows: x, y, w, h, area (OpenCV's CC_STAT_* order); component k is stats[k + 1].
+def _keep_components(stats: np.ndarray, shape: tuple[int, int]) -> list[int]:
+    """Indices (0-based, background excluded) of components that may be digit ink."""
+    if len(stats) == 0:
+        return []
+    H, W = shape
+    x, y, w, h, area = (stats[:, i] for i in range(5))
+    # Paper lines: thin components running across (almost) the whole image.
+    lines = ((w >= 0.9 * W) & (h <= 0.08 * H)) | ((h >= 0.9 * H) & (w <= 0.08 * W))
+    if lines.all():  # the only ink is line-like (a "1" that fills a tiny scan)
+        lines[:] = False
+    candidates = np.flatnonzero(~lines)
+    big = area[candidates].max()
+    big_side = max(np.maximum(w, h)[candidates[area[candidates].argmax()]], 1)
+    keep = []
+    for k in candidates:
+        speck = area[k] < SPECK_FRACTION * big and max(w[k], h[k]) < 0.3 * big_side
+        if not speck and area[k] >= 3:
+            keep.append(int(k))
+    return keep
+
+
+def _bounds(group: list[int], stats: np.ndarray) -> tuple[int, int, int, int]:
+    s = stats[np.asarray(group) + 1]
+    return (
+        int(s[:, 0].min()),
+        int(s[:, 1].min()),
+        int((s[:, 0] + s[:, 2]).max()),
+        int((s[:, 1] + s[:, 3]).max()),
+    )
+
+
+def _group(comps: list[int], stats: np.ndarray) -> list[list[int]]:
+    """Merge components stacked over each other (broken strokes, a 5's detached bar)."""
+    parent = {k: k for k in comps}
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    changed = True
+    while changed:  # repeat: a merged group can reach further components
+        changed = False
+        roots = sorted({find(k) for k in comps})
+        members = {r: [k for k in comps if find(k) == r] for r in roots}
+        boxes = {r: _bounds(members[r], stats) for r in roots}
+        for i, a in enumerate(roots):
+            for b in roots[i + 1 :]:
+                if find(a) != find(b) and _belong_together(boxes[a], boxes[b]):
+                    parent[find(b)] = find(a)
+                    changed = True
+    groups: dict[int, list[int]] = {}
+    for k in comps:
+        groups.setdefault(find(k), []).append(k)
+    return list(groups.values())
+
+
+def _belong_together(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    ax0, ay0, ax1, ay1 = a
+    bx0, by0, bx1, by1 = b
+    overlap_x = min(ax1, bx1) - max(ax0, bx0)
+    narrower = min(ax1 - ax0, bx1 - bx0)
+    if overlap_x < 0.5 * narrower:
+        return False
+    gap_y = max(ay0, by0) - min(ay1, by1)  # negative when they overlap vertically
+    return gap_y <= 0.25 * max(ay1 - ay0, by1 - by0)
+
+
+def _group_area(group: list[int], stats: np.ndarray) -> int:
+    return int(stats[np.asarray(group) + 1, 4].sum())
+
+
+def _main_digit(groups: list[list[int]], stats: np.ndarray) -> list[int]:
+    """Single-digit mode: the largest group plus sizeable groups right next to it."""
+    areas = [_group_area(g, stats) for g in groups]
+    order = np.argsort(areas)[::-1]
+    main = list(groups[order[0]])
+    x0, y0, x1, y1 = _bounds(main, stats)
+    reach = 0.3 * max(x1 - x0, y1 - y0)
+    for i in order[1:]:
+        gx0, gy0, gx1, gy1 = _bounds(groups[i], stats)
+        near = (
+            gx0 <= x1 + reach
+            and gx1 >= x0 - reach
+            and gy0 <= y1 + reach
+            and gy1 >= y0 - reach
+        )
+        if near and areas[i] >= 0.15 * areas[order[0]]:
+            main += groups[i]
+    return main
+
+
+def _drop_small_groups(groups: list[list[int]], stats: np.ndarray) -> list[list[int]]:
+    """Drop marks far smaller than the digits (dots, specks, stray ticks)."""
+    heights = np.array([_bounds(g, stats)[3] - _bounds(g, stats)[1] for g in groups])
+    areas = np.array([_group_area(g, stats) for g in groups])
+    tall = heights >= 0.4 * heights.max()
+    keep = tall | (areas >= 0.25 * areas.max())
+    return [g for g, k in zip(groups, keep, strict=True) if k]
+
+
+def _reading_order(groups: list[list[int]], stats: np.ndarray) -> list[list[int]]:
+    """Lines top to bottom (a digit joins a line its vertical centre falls in)."""
+    boxes = [_bounds(g, stats) for g in groups]
+    by_centre = sorted(
+        range(len(groups)), key=lambda i: (boxes[i][1] + boxes[i][3]) / 2
+    )
+    lines: list[list[int]] = []
+    span = (0.0, -1.0)
+    for i in by_centre:
+        centre = (boxes[i][1] + boxes[i][3]) / 2
+        if lines and span[0] <= centre <= span[1]:
+            lines[-1].append(i)
+            span = (min(span[0], boxes[i][1]), max(span[1], boxes[i][3]))
+        else:
+            lines.append([i])
+            span = (boxes[i][1], boxes[i][3])
+    return [
+        groups[i] for line in lines for i in sorted(line, key=lambda i: boxes[i][0])
+    ]
