@@ -1,0 +1,199 @@
+"""Plots: every function writes a real, sensibly sized PNG; bad input raises."""
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+from tinynet import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png(path, min_wh=(250, 150), max_wh=(3000, 3000)):
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    img = imread(path)
+    h, w = img.shape[:2]
+    assert min_wh[0] <= w <= max_wh[0] and min_wh[1] <= h <= max_wh[1], (w, h)
+    assert img[..., :3].std() > 0.02  # something was drawn
+    leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+    return img
+
+
+def fake_digits(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        r, c = rng.integers(6, 18, 2)
+        x[i, r : r + 10, c : c + 3] = 255
+    return x
+
+
+HISTORY = {
+    "loss": [0.9, 0.5, 0.3, 0.25],
+    "accuracy": [0.7, 0.85, 0.9, 0.92],
+    "val_loss": [0.8, 0.55, 0.4, 0.45],
+    "val_accuracy": [0.75, 0.84, 0.88, 0.87],
+}
+
+
+def test_history(tmp_path):
+    out = plots.plot_history(HISTORY, tmp_path / "h.png")
+    assert out == tmp_path / "h.png"
+    img = check_png(out)
+    assert img.shape[1] > 1.8 * img.shape[0]  # two panels side by side
+
+
+def test_history_object_loss_only_and_nested_folder(tmp_path):
+    class History:
+        history = {"loss": [1.0, 0.5]}
+
+    out = plots.plot_history(History(), tmp_path / "new" / "dir" / "h.png")
+    img = check_png(out)
+    assert img.shape[1] < 1.6 * img.shape[0]  # one panel only
+
+
+def test_existing_file_survives_a_failed_write(tmp_path, monkeypatch):
+    path = tmp_path / "h.png"
+    plots.plot_history(HISTORY, path)
+    before = path.read_bytes()
+
+    def broken(self, f, **kwargs):
+        f.write(b"half a png")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        plots.plot_history({"loss": [3.0, 2.0]}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.png"]
+
+
+def test_confusion_matrix(tmp_path):
+    rng = np.random.default_rng(0)
+    cm = rng.integers(0, 20, (10, 10)) + np.diag(rng.integers(800, 1100, 10))
+    check_png(plots.plot_confusion_matrix(cm, tmp_path / "cm.png"), min_wh=(400, 400))
+    labels = ["cat", "dog", "bird"]
+    check_png(
+        plots.plot_confusion_matrix(
+            np.eye(3, dtype=int) * 5, tmp_path / "c3.png", labels
+        )
+    )
+
+
+def test_misclassified(tmp_path):
+    x = fake_digits(50)
+    y = np.arange(50) % 10
+    pred = y.copy()
+    pred[::3] = (pred[::3] + 1) % 10  # 17 mistakes
+    probs = np.full((50, 10), 0.05)
+    probs[np.arange(50), pred] = 0.55
+    out = plots.plot_misclassified(x, y, pred, tmp_path / "m.png", probabilities=probs)
+    check_png(out, min_wh=(400, 300))
+    few = plots.plot_misclassified(
+        x / 255.0, y, pred, tmp_path / "m4.png", max_images=4
+    )
+    check_png(few)
+
+
+def test_misclassified_none_wrong(tmp_path):
+    x = fake_digits(3)
+    check_png(plots.plot_misclassified(x, [1, 2, 3], [1, 2, 3], tmp_path / "n.png"))
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_prediction(tmp_path, k):
+    rng = np.random.default_rng(k)
+    original = rng.integers(0, 256, (60, 40 * k, 3), dtype=np.uint8)
+    inputs = fake_digits(k).astype(np.float32) / 255.0
+    probs = rng.dirichlet(np.ones(10), size=k)
+    model_input = inputs[0] if k == 1 else list(inputs)
+    out = plots.plot_prediction(original, model_input, probs, tmp_path / f"p{k}.png")
+    check_png(out, min_wh=(500, 250))
+
+
+def test_prediction_grey_original_and_digit_names(tmp_path):
+    x = fake_digits(2)
+    probs = np.full((2, 10), 0.1)
+    out = plots.plot_prediction(
+        x[0], x[..., None], probs, tmp_path / "g.png", digits=["?", "?"]
+    )
+    check_png(out)
+
+
+@pytest.mark.parametrize(
+    "call, err, pattern",
+    [
+        (lambda p: plots.plot_history({}, p), TypeError, "non-empty"),
+        (lambda p: plots.plot_history({"loss": []}, p), ValueError, "loss"),
+        (lambda p: plots.plot_history({"lr": [0.1]}, p), ValueError, "'loss'"),
+        (lambda p: plots.plot_history({"loss": ["a"]}, p), ValueError, "numbers"),
+        (lambda p: plots.plot_history({"loss": 0.5}, p), ValueError, "numbers"),
+        (
+            lambda p: plots.plot_history(HISTORY, p.with_suffix(".jpg")),
+            ValueError,
+            ".png",
+        ),
+        (
+            lambda p: plots.plot_confusion_matrix(np.ones((2, 3), int), p),
+            ValueError,
+            "square",
+        ),
+        (
+            lambda p: plots.plot_confusion_matrix(np.ones((2, 2)), p),
+            ValueError,
+            "integer",
+        ),
+        (
+            lambda p: plots.plot_confusion_matrix(np.ones((2, 2), int), p, ["a"]),
+            ValueError,
+            "2 labels",
+        ),
+        (
+            lambda p: plots.plot_misclassified(np.zeros((3, 28)), [0], [0], p),
+            ValueError,
+            "images",
+        ),
+        (
+            lambda p: plots.plot_misclassified(
+                np.zeros((3, 28, 28)), [0, 1], [0, 1], p
+            ),
+            ValueError,
+            r"\(3,\)",
+        ),
+        (
+            lambda p: plots.plot_misclassified(
+                np.zeros((2, 28, 28)), [0, 1], [1, 0], p, max_images=0
+            ),
+            ValueError,
+            "max_images",
+        ),
+        (
+            lambda p: plots.plot_prediction(
+                np.zeros((5, 5)), np.zeros((2, 28, 28)), np.full((3, 10), 0.1), p
+            ),
+            ValueError,
+            r"\(2, C\)",
+        ),
+        (
+            lambda p: plots.plot_prediction(
+                np.zeros((5, 5)), np.zeros((28, 28)), np.full(10, 2.0), p
+            ),
+            ValueError,
+            r"\[0, 1\]",
+        ),
+        (
+            lambda p: plots.plot_prediction(
+                np.zeros((5, 5, 2)), np.zeros((28, 28)), np.full(10, 0.1), p
+            ),
+            ValueError,
+            "original_image",
+        ),
+    ],
+)
+def test_bad_inputs_raise(tmp_path, call, err, pattern):
+    path = tmp_path / "x.png"
+    with pytest.raises(err, match=pattern):
+        call(path)
+    assert not path.exists()
