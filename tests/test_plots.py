@@ -190,6 +190,13 @@ def test_prediction_grey_original_and_digit_names(tmp_path):
             ValueError,
             "original_image",
         ),
+        (
+            lambda p: plots.plot_prediction(
+                np.zeros((5, 5)), np.zeros((0, 28, 28)), np.zeros((0, 10)), p
+            ),
+            ValueError,
+            "no image",
+        ),
     ],
 )
 def test_bad_inputs_raise(tmp_path, call, err, pattern):

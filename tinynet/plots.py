@@ -325,6 +325,8 @@ def plot_prediction(
         inputs = inputs.reshape(1, *inputs.shape)
     inputs = _images(inputs, "model_input", where)
     k = len(inputs)
+    if k == 0:
+        raise ValueError(f"{where}: model_input holds no image")
     probs = np.asarray(probabilities, dtype=np.float64)
     if probs.ndim == 1:
         probs = probs[None]
