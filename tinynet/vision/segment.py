@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from .loading import ImageError
-from .normalize import fit_mnist, ink_mask
+from .normalize import find_ink, fit_mnist
 
 SPECK_FRACTION = 0.04
 """Less ink than this fraction of the largest component (and far smaller): a speck."""
@@ -75,9 +75,9 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
         When no ink is found.
     """
     image = _check_grey(image)
-    _, mask, scale = ink_mask(image)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    comps = _keep_components(stats[1:], mask.shape)
+    ink = find_ink(image)
+    labels, stats, scale = ink.labels, ink.stats, ink.scale
+    comps = _keep_components(stats, ink.ids, labels.shape)
     if not comps:
         raise ImageError("no ink found: the image looks blank (no digit stands out)")
     groups = _group(comps, stats)
@@ -87,21 +87,18 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
     else:
         groups = [_main_digit(groups, stats)]
 
+    H, W = labels.shape
     crops = []
     for group in groups:
         x0, y0, x1, y1 = _bounds(group, stats)
-        digit = np.isin(labels[y0:y1, x0:x1], np.asarray(group) + 1).astype(np.uint8)
+        digit = np.isin(labels[y0:y1, x0:x1], group).astype(np.uint8)
         box = (
             int(np.floor(x0 / scale)),
             int(np.floor(y0 / scale)),
             max(1, int(np.ceil((x1 - x0) / scale))),
             max(1, int(np.ceil((y1 - y0) / scale))),
         )
-        fills = (
-            scale > 1
-            and x1 - x0 >= 0.9 * mask.shape[1]
-            and y1 - y0 >= 0.9 * mask.shape[0]
-        )
+        fills = scale > 1 and x1 - x0 >= 0.9 * W and y1 - y0 >= 0.9 * H
         crops.append(
             DigitCrop(box=box, input=fit_mnist(digit, fills_frame=fills), mask=digit)
         )
@@ -127,30 +124,25 @@ def _check_grey(image: np.ndarray) -> np.ndarray:
     return image
 
 
-# stats rows: x, y, w, h, area (OpenCV's CC_STAT_* order); component k is stats[k + 1].
-def _keep_components(stats: np.ndarray, shape: tuple[int, int]) -> list[int]:
-    """Indices (0-based, background excluded) of components that may be digit ink."""
-    if len(stats) == 0:
-        return []
+# stats rows (indexed by component id): x, y, w, h, area, as OpenCV's CC_STAT_*.
+def _keep_components(
+    stats: np.ndarray, ids: np.ndarray, shape: tuple[int, int]
+) -> list[int]:
+    """Ids of ink components that may belong to digits (not specks, not ruled lines)."""
     H, W = shape
-    x, y, w, h, area = (stats[:, i] for i in range(5))
+    x, y, w, h, area = (stats[ids, i] for i in range(5))
     # Paper lines: thin components running across (almost) the whole image.
     lines = ((w >= 0.9 * W) & (h <= 0.08 * H)) | ((h >= 0.9 * H) & (w <= 0.08 * W))
     if lines.all():  # the only ink is line-like (a "1" that fills a tiny scan)
         lines[:] = False
-    candidates = np.flatnonzero(~lines)
-    big = area[candidates].max()
-    big_side = max(np.maximum(w, h)[candidates[area[candidates].argmax()]], 1)
-    keep = []
-    for k in candidates:
-        speck = area[k] < SPECK_FRACTION * big and max(w[k], h[k]) < 0.3 * big_side
-        if not speck and area[k] >= 3:
-            keep.append(int(k))
-    return keep
+    big = area[~lines].max()
+    big_side = max(np.maximum(w, h)[~lines][area[~lines].argmax()], 1)
+    speck = (area < SPECK_FRACTION * big) & (np.maximum(w, h) < 0.3 * big_side)
+    return [int(k) for k in ids[~lines & ~speck & (area >= 3)]]
 
 
 def _bounds(group: list[int], stats: np.ndarray) -> tuple[int, int, int, int]:
-    s = stats[np.asarray(group) + 1]
+    s = stats[group]
     return (
         int(s[:, 0].min()),
         int(s[:, 1].min()),
@@ -198,7 +190,7 @@ def _belong_together(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
 
 
 def _group_area(group: list[int], stats: np.ndarray) -> int:
-    return int(stats[np.asarray(group) + 1, 4].sum())
+    return int(stats[group, 4].sum())
 
 
 def _main_digit(groups: list[list[int]], stats: np.ndarray) -> list[int]:

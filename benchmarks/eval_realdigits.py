@@ -1,0 +1,242 @@
+"""Accuracy of the pretrained model on real handwriting, and the photo-to-answer time.
+
+    python benchmarks/eval_realdigits.py [--model PATH] [--json] [--data DIR]
+        [--usps FILE] [--semeion FILE] [--timing-runs N] [--sheet OUT.png]
+
+- realdigits: 109 photos of single handwritten digits (label = first character of the
+  file name, writer = second field). Read from ``--data``, else ``$TINYNET_REALDIGITS``,
+  else ``../shared/realdigits`` next to the repository. Each photo is read as one digit
+  (``multi=False``) and also with digit segmentation on (``multi=True``, the CLI
+  default: right only if exactly one digit is found and it is the label).
+- USPS test split and Semeion: 16x16 scans in which the digit fills the frame, written
+  as dark ink on white grey images and read through the same pipeline.
+- Timing: a 4000x3000 JPEG photo (a realdigits photo enlarged), from file to answer
+  with the model already loaded; median and max over ``--timing-runs`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tinynet.vision import load_image, preprocess, read_digits
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def realdigits_dir(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("TINYNET_REALDIGITS") or SHARED / "realdigits")
+
+
+def realdigits_files(folder: Path) -> list[Path]:
+    exts = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts)
+
+
+def load_usps(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 16, 16) uint8 dark ink on white, (N,) labels (file: -1 paper, +1 ink)."""
+    with gzip.open(path, "rt") as f:
+        rows = np.loadtxt(f)
+    grey = (1.0 - rows[:, 1:].reshape(-1, 16, 16)) * 127.5
+    return np.clip(grey + 0.5, 0, 255).astype(np.uint8), rows[:, 0].astype(int)
+
+
+def load_semeion(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 16, 16) uint8 dark ink on white, (N,) labels (file: 256 bits, one-hot)."""
+    rows = np.loadtxt(path)
+    grey = (1.0 - rows[:, :256].reshape(-1, 16, 16)) * 255
+    return grey.astype(np.uint8), rows[:, 256:].argmax(axis=1)
+
+
+def accuracy_by(keys: list, correct: list[bool]) -> dict:
+    hits, totals = defaultdict(int), defaultdict(int)
+    for k, c in zip(keys, correct, strict=True):
+        totals[k] += 1
+        hits[k] += int(c)
+    return {
+        str(k): {"accuracy": hits[k] / totals[k], "n": totals[k]}
+        for k in sorted(totals)
+    }
+
+
+def eval_realdigits(folder: Path, model) -> dict:
+    files = realdigits_files(folder)
+    labels = [int(p.name[0]) for p in files]
+    sources = [p.name.split("_")[1] for p in files]
+    single, multi, inputs, preds = [], [], [], []
+    for path, label in zip(files, labels, strict=True):
+        r = read_digits(path, model, multi=False)
+        single.append(r.digits == str(label))
+        preds.append(int(r.digits))
+        inputs.append(r.inputs[0])
+        multi.append(read_digits(path, model, multi=True).digits == str(label))
+    return {
+        "n": len(files),
+        "accuracy": float(np.mean(single)),
+        "accuracy_multi": float(np.mean(multi)),
+        "per_source": accuracy_by(sources, single),
+        "per_class": accuracy_by(labels, single),
+        "misread": [
+            {"file": p.name, "read": d}
+            for p, d, ok in zip(files, preds, single, strict=True)
+            if not ok
+        ],
+        "_inputs": np.stack(inputs),
+        "_names": [f"{p.name[:12]} {d}" for p, d in zip(files, preds, strict=True)],
+        "_ok": single,
+    }
+
+
+def eval_scans(images: np.ndarray, labels: np.ndarray, model) -> dict:
+    x = np.stack([preprocess(im) for im in images])
+    pred = model.predict(x.reshape(len(x), *model.input_shape), batch_size=256)
+    correct = list(pred.argmax(axis=1) == labels)
+    return {
+        "n": len(labels),
+        "accuracy": float(np.mean(correct)),
+        "per_class": accuracy_by(labels.tolist(), correct),
+    }
+
+
+def time_photo(photo: Path, model, runs: int) -> dict:
+    """Median / max seconds from a 4000x3000 JPEG file to the answer."""
+    big = cv2.resize(
+        cv2.imread(str(photo)), (4000, 3000), interpolation=cv2.INTER_CUBIC
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "photo_4000x3000.jpg"
+        cv2.imwrite(str(path), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        read_digits(path, model)  # warm-up (first calls allocate, JIT, caches)
+        times, stages = [], defaultdict(list)
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            reading = read_digits(path, model)
+            times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            image = load_image(path, max_side=1024)
+            t1 = time.perf_counter()
+            preprocess(image)
+            stages["load"].append(t1 - t0)
+            stages["preprocess"].append(time.perf_counter() - t1)
+    return {
+        "source": photo.name,
+        "size": "4000x3000 JPEG q92",
+        "digits": reading.digits,
+        "median_ms": 1000 * statistics.median(times),
+        "max_ms": 1000 * max(times),
+        "median_load_ms": 1000 * statistics.median(stages["load"]),
+        "median_preprocess_ms": 1000 * statistics.median(stages["preprocess"]),
+        "runs": runs,
+    }
+
+
+def contact_sheet(inputs: np.ndarray, names: list[str], ok: list[bool], path: str):
+    cols, cell = 14, 84
+    rows = -(-len(inputs) // cols)
+    sheet = np.full((rows * (cell + 14), cols * cell, 3), 60, np.uint8)
+    for i, (x, name, good) in enumerate(zip(inputs, names, ok, strict=True)):
+        r, c = divmod(i, cols)
+        tile = cv2.resize((x * 255).astype(np.uint8), (cell, cell), interpolation=0)
+        sheet[r * (cell + 14) : r * (cell + 14) + cell, c * cell : (c + 1) * cell] = (
+            tile[:, :, None]
+        )
+        colour = (0, 200, 0) if good else (0, 0, 255)
+        org = (c * cell + 2, r * (cell + 14) + cell + 11)
+        cv2.putText(sheet, name, org, cv2.FONT_HERSHEY_PLAIN, 0.7, colour, 1)
+    cv2.imwrite(path, sheet)
+
+
+def print_report(res: dict) -> None:
+    rd = res.get("realdigits")
+    if rd:
+        print(
+            f"realdigits ({rd['n']} photos): {100 * rd['accuracy']:.1f}% as one digit, "
+            f"{100 * rd['accuracy_multi']:.1f}% with segmentation (CLI default)"
+        )
+        for name, part in (("source", rd["per_source"]), ("class", rd["per_class"])):
+            print(
+                f"  per {name}: "
+                + ", ".join(
+                    f"{k} {100 * v['accuracy']:.0f}% ({v['n']})"
+                    for k, v in part.items()
+                )
+            )
+        if rd["misread"]:
+            print(
+                "  misread: "
+                + ", ".join(f"{m['file']}->{m['read']}" for m in rd["misread"])
+            )
+    for key in ("usps", "semeion"):
+        if key in res:
+            n, acc = res[key]["n"], 100 * res[key]["accuracy"]
+            print(f"{key} ({n} scans 16x16): {acc:.2f}%")
+    if "timing" in res:
+        t = res["timing"]
+        print(
+            f"4000x3000 JPEG, file to answer: median {t['median_ms']:.1f} ms, "
+            f"max {t['max_ms']:.1f} ms over {t['runs']} runs "
+            f"(load {t['median_load_ms']:.1f} ms, preprocess "
+            f"{t['median_preprocess_ms']:.1f} ms)"
+        )
+    for note in res.get("skipped", []):
+        print(f"skipped: {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", help="saved tinynet model (.npz); default: shipped one")
+    ap.add_argument("--data", help="realdigits folder")
+    ap.add_argument("--usps", default=str(SHARED / "usps" / "zip.test.gz"))
+    ap.add_argument("--semeion", default=str(SHARED / "semeion" / "semeion.data"))
+    ap.add_argument("--timing-runs", type=int, default=20, help="0 to skip timing")
+    ap.add_argument("--sheet", help="write the realdigits network inputs to this PNG")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+
+    if args.model:
+        from tinynet.saving import load_model
+
+        model = load_model(args.model)
+    else:
+        from tinynet.vision import default_model
+
+        model = default_model()
+
+    res: dict = {"skipped": []}
+    folder = realdigits_dir(args.data)
+    if folder.is_dir():
+        rd = eval_realdigits(folder, model)
+        if args.sheet:
+            contact_sheet(rd["_inputs"], rd["_names"], rd["_ok"], args.sheet)
+        res["realdigits"] = {k: v for k, v in rd.items() if not k.startswith("_")}
+        if args.timing_runs > 0:
+            photo = max(realdigits_files(folder), key=lambda p: p.stat().st_size)
+            res["timing"] = time_photo(photo, model, args.timing_runs)
+    else:
+        res["skipped"].append(f"realdigits: no folder {folder}")
+    for key, loader in (("usps", load_usps), ("semeion", load_semeion)):
+        path = Path(getattr(args, key))
+        if path.is_file():
+            res[key] = eval_scans(*loader(path), model)
+        else:
+            res["skipped"].append(f"{key}: no file {path}")
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print_report(res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
