@@ -24,7 +24,7 @@ import numpy as np
 
 from .layers.base import Layer
 
-DEFAULT_EPS = 1e-6
+DEFAULT_EPS = 1e-5
 DEFAULT_FLOOR = 1e-8
 
 
@@ -96,7 +96,9 @@ def check_layer(
             f"{layer.dtype} and input dtype {x.dtype}"
         )
     x = np.ascontiguousarray(x).copy()
-    g = np.random.default_rng(seed + 1).standard_normal((x.shape[0], *layer.output_shape))
+    g = np.random.default_rng(seed + 1).standard_normal(
+        (x.shape[0], *layer.output_shape)
+    )
 
     def run(inp: np.ndarray) -> np.ndarray:
         layer.rng = np.random.default_rng(seed)

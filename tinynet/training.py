@@ -1,0 +1,318 @@
+"""The training loop: batching, shuffling, validation, History and the progress bar.
+
+Kept out of ``model.py`` so the model stays a description of the computation and this
+module a description of the procedure (Keras keeps the same split in its trainers).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import numpy as np
+
+from .callbacks import Callback
+from .losses import SoftmaxCrossEntropy
+
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+class History:
+    """What ``fit`` returns: ``history[metric]`` is a list with one value per epoch.
+
+    Keys are ``"loss"``, ``"accuracy"`` and, with validation data, ``"val_loss"`` and
+    ``"val_accuracy"``; also ``"lr"`` and ``"time"`` (seconds per epoch).
+    ``stop_reason`` says why training ended early (EarlyStopping, a non-finite loss), or
+    is None.
+    """
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.stop_reason: str | None = None
+
+    def append(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+
+# ---------------------------------------------------------------- validation
+def check_targets(model: Any, y: Any, n: int, what: str = "y") -> np.ndarray:
+    """Check targets against the model's output and loss; return them as an array.
+
+    Classification losses take integer labels (N,) in [0, classes) or one-hot rows
+    (N, classes); regression losses take arrays of the output shape.
+    """
+    y = np.asarray(y)
+    if len(y) != n:
+        raise ValueError(
+            f"x and {what} have different lengths: {n} examples, {len(y)} targets"
+        )
+    out_shape = model.output_shape
+    classes = out_shape[-1] if out_shape else 1
+    if isinstance(model.loss, SoftmaxCrossEntropy) and y.ndim == 1:
+        if not np.issubdtype(y.dtype, np.integer):
+            if not np.issubdtype(y.dtype, np.floating) or not np.all(y == np.round(y)):
+                raise TypeError(
+                    f"{what}: integer class labels expected, got dtype {y.dtype}"
+                )
+            y = y.astype(np.int64)
+        if n and (y.min() < 0 or y.max() >= classes):
+            raise ValueError(
+                f"{what}: labels must lie in [0, {classes - 1}] for a model with "
+                f"{classes} outputs, got values from {y.min()} to {y.max()}"
+            )
+        return y
+    if y.shape[1:] != out_shape:
+        raise ValueError(
+            f"{what}: expected targets of shape (N,) with integer labels or "
+            f"(N, {', '.join(map(str, out_shape))}), got {y.shape}"
+        )
+    y = y.astype(model.dtype, copy=False)
+    if not np.isfinite(y).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    return y
+
+
+def _accuracy_hits(outputs: np.ndarray, y: np.ndarray) -> int:
+    """Correct predictions in a batch (argmax, or logit > 0 for one output)."""
+    if outputs.shape[-1] == 1:
+        predicted = (outputs[..., 0] > 0).astype(np.int64)
+        truth = y.reshape(len(y), -1)[:, 0] > 0.5 if y.ndim > 1 else y
+        return int(np.sum(predicted == truth))
+    predicted = outputs.argmax(axis=-1)
+    truth = y.argmax(axis=-1) if y.ndim == outputs.ndim else y
+    return int(np.sum(predicted == truth))
+
+
+def split_validation(
+    x: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Hold out a random ``fraction``: ``(x_train, y_train), (x_val, y_val)``.
+
+    Random rather than the tail (as Keras does), so a data set sorted by class still
+    gets a validation set that looks like the whole.
+    """
+    n_val = int(round(len(x) * fraction))
+    if n_val < 1 or n_val >= len(x):
+        raise ValueError(
+            f"validation_split={fraction} leaves {n_val} of {len(x)} examples for "
+            "validation; need at least one on each side"
+        )
+    order = rng.permutation(len(x))
+    val, train = order[:n_val], order[n_val:]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+# ------------------------------------------------------------------ progress
+class ProgressBar:
+    """One line per epoch: ``3/12 [=====> ] 234/469 loss 0.1234 accuracy 0.97 ETA 4s``.
+
+    Redraws in place on a terminal; elsewhere (logs, CI) prints only the final line.
+    """
+
+    def __init__(self, total: int, prefix: str, stream: TextIO | None = None) -> None:
+        self.total, self.prefix = total, prefix
+        self.stream = stream or sys.stdout
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.perf_counter()
+        self._last_draw = 0.0
+
+    def update(self, done: int, logs: dict[str, float]) -> None:
+        now = time.perf_counter()
+        if not self.live or (now - self._last_draw < 0.1 and done < self.total):
+            return
+        self._last_draw = now
+        elapsed = now - self.start
+        eta = elapsed / done * (self.total - done) if done else 0.0
+        width = 24
+        filled = int(width * done / self.total)
+        bar = (
+            "=" * max(filled - 1, 0)
+            + (">" if filled < width else "=")
+            + " " * (width - filled)
+        )
+        self.stream.write(
+            f"\r{self.prefix} [{bar}] {done}/{self.total} {_fmt(logs)} ETA {eta:.0f}s  "
+        )
+        self.stream.flush()
+
+    def finish(self, logs: dict[str, float]) -> None:
+        elapsed = time.perf_counter() - self.start
+        line = f"{self.prefix} {self.total}/{self.total} {elapsed:.1f}s {_fmt(logs)}"
+        self.stream.write(("\r" if self.live else "") + line + " " * 8 + "\n")
+        self.stream.flush()
+
+
+def _fmt(logs: dict[str, float]) -> str:
+    return " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k not in ("lr", "time"))
+
+
+# ---------------------------------------------------------------------- loop
+def fit(
+    model: Any,
+    x: Any,
+    y: Any,
+    *,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_data: tuple[Any, Any] | None = None,
+    validation_split: float = 0.0,
+    shuffle: bool = True,
+    callbacks: Sequence[Callback] = (),
+    seed: int | None = None,
+    verbose: int = 1,
+    augment: Augment | None = None,
+) -> History:
+    """Train ``model`` on ``x, y`` for ``epochs`` epochs of mini-batches.
+
+    Parameters
+    ----------
+    x : (N, *model.input_shape) inputs. y : (N,) integer labels or (N, *output_shape).
+    validation_data : ``(x_val, y_val)`` evaluated after every epoch.
+    validation_split : fraction of ``x, y`` held out for validation, drawn at random
+        (not the tail) with the fit Generator; ignored when validation_data is given.
+    seed : seeds the Generator that drives shuffling, dropout and augmentation; None
+        continues the model's own Generator (itself seeded by ``Sequential(seed=...)``).
+    augment : ``augment(x_batch, rng) -> x_batch`` applied to each training batch.
+    verbose : 0 silent, 1 progress bar per epoch.
+    """
+    if model.optimizer is None or model.loss is None:
+        raise RuntimeError("call model.compile(optimizer=..., loss=...) before fit()")
+    if not isinstance(epochs, int | np.integer) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+
+    rng = np.random.default_rng(seed) if seed is not None else model.rng
+    x = model.check_inputs(x)
+    y = check_targets(model, y, len(x))
+    if validation_data is not None:
+        if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (x_val, y_val)")
+        x_val = model.check_inputs(validation_data[0], "validation x")
+        y_val = check_targets(model, validation_data[1], len(x_val), "validation y")
+    elif validation_split > 0:
+        (x, y), (x_val, y_val) = split_validation(x, y, validation_split, rng)
+    else:
+        x_val = y_val = None
+    if len(x) == 0:
+        raise ValueError("fit() needs at least one training example")
+
+    for layer in model.layers:
+        layer.rng = rng
+    history = History()
+    model.stop_training = False
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(
+                f"callbacks must be Callback objects, got {type(cb).__name__}"
+            )
+        cb.set_model(model)
+        cb.on_train_begin()
+
+    steps = math.ceil(len(x) / batch_size)
+    try:
+        for epoch in range(epochs):
+            model.optimizer.set_epoch(epoch)
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            started = time.perf_counter()
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            bar = ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}") if verbose else None
+            loss_sum, hits, seen = 0.0, 0, 0
+            for step in range(steps):
+                idx = order[step * batch_size : (step + 1) * batch_size]
+                xb, yb = x[idx], y[idx]
+                if augment is not None:
+                    xb = augment(xb, rng).astype(model.dtype, copy=False)
+                loss, outputs = model.train_step(xb, yb)
+                if not math.isfinite(loss):
+                    history.stop_reason = (
+                        f"loss became {loss} at epoch {epoch + 1}, step {step + 1}: "
+                        "training stopped. Try a smaller learning rate, gradient "
+                        "clipping (clipnorm=1.0) or check the inputs' scale."
+                    )
+                    print(f"\n{history.stop_reason}", file=sys.stderr)
+                    model.stop_training = True
+                    break
+                loss_sum += loss * len(idx)
+                seen += len(idx)
+                logs = {"loss": loss_sum / seen}
+                if model.metrics:
+                    hits += _accuracy_hits(outputs, yb)
+                    logs["accuracy"] = hits / seen
+                if bar:
+                    bar.update(step + 1, logs)
+            else:
+                logs["lr"] = model.optimizer.lr
+                if x_val is not None:
+                    val = evaluate(model, x_val, y_val, checked=True)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                logs["time"] = time.perf_counter() - started
+                if bar:
+                    bar.finish(logs)
+                history.append(epoch, logs)
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                if history.stop_reason is None:
+                    history.stop_reason = next(
+                        (
+                            cb.stop_reason
+                            for cb in callbacks
+                            if getattr(cb, "stop_reason", None)
+                        ),
+                        "stopped by a callback",
+                    )
+                break
+    finally:
+        for layer in model.layers:
+            layer._cache = None  # a finished fit holds no activations
+    for cb in callbacks:
+        cb.on_train_end()
+    return history
+
+
+def evaluate(
+    model: Any, x: Any, y: Any, *, batch_size: int = 256, checked: bool = False
+) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on ``x, y`` in inference mode.
+
+    With a fused output (Softmax + cross-entropy) the loss is computed from the
+    logits, as in training, so train and validation losses are comparable.
+    """
+    if model.loss is None:
+        raise RuntimeError("call model.compile(...) before evaluate()")
+    if not checked:
+        x = model.check_inputs(x)
+        y = check_targets(model, y, len(x))
+    if len(x) == 0:
+        raise ValueError("evaluate() needs at least one example")
+    n_layers = model._n_trained_layers()
+    loss_sum, hits = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        out = x[start : start + batch_size]
+        for layer in model.layers[:n_layers]:
+            out = layer.forward(out, training=False)
+        yb = y[start : start + batch_size]
+        loss_sum += model.loss(out, yb)[0] * len(out)
+        if model.metrics:
+            hits += _accuracy_hits(out, yb)
+    results = {"loss": loss_sum / len(x)}
+    if model.metrics:
+        results["accuracy"] = hits / len(x)
+    return results
