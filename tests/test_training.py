@@ -1,0 +1,143 @@
+"""fit / evaluate: learning, determinism, validation, bad input, NaN stop, progress."""
+
+import numpy as np
+import pytest
+from model_helpers import mlp, spirals
+
+from tinynet import optimizers
+from tinynet.training import split_validation
+
+
+def trained(seed=0, epochs=30, **fit_kwargs):
+    x, y = spirals()
+    model = mlp(seed=seed)
+    model.compile(
+        optimizer=optimizers.Adam(1e-2), loss="cross_entropy", metrics=["accuracy"]
+    )
+    history = model.fit(
+        x, y, epochs=epochs, batch_size=32, seed=seed, verbose=0, **fit_kwargs
+    )
+    return model, history, (x, y)
+
+
+def test_mlp_learns_the_spirals():
+    model, history, (x, y) = trained()
+    assert history["loss"][-1] < history["loss"][0] / 4
+    assert model.evaluate(x, y)["accuracy"] > 0.95
+    assert set(history.history) == {"loss", "accuracy", "lr", "time"}
+
+
+def test_same_seed_gives_bit_identical_weights_after_training():
+    a, _, _ = trained(seed=3, epochs=3)
+    b, _, _ = trained(seed=3, epochs=3)
+    c, _, _ = trained(seed=4, epochs=3)
+    for key, value in a.get_weights().items():
+        np.testing.assert_array_equal(value, b.get_weights()[key])
+    assert not np.array_equal(a.parameters()["0.W"], c.parameters()["0.W"])
+
+
+def test_validation_split_is_random_not_the_tail():
+    x = np.arange(100, dtype=np.float32)[:, None]
+    y = np.arange(100)
+    (x_tr, y_tr), (x_val, y_val) = split_validation(x, y, 0.2, np.random.default_rng(0))
+    assert len(x_val) == 20 and len(x_tr) == 80
+    assert sorted(np.concatenate([y_tr, y_val])) == list(range(100))
+    assert y_val.min() < 80  # the tail would be exactly 80..99
+    np.testing.assert_array_equal(x_val[:, 0], y_val)  # pairs stay together
+
+
+def test_validation_metrics_are_logged():
+    _, history, _ = trained(epochs=2, validation_split=0.25)
+    assert {"val_loss", "val_accuracy"} <= set(history.history)
+    assert len(history["val_loss"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "error", "fragment"),
+    [
+        (np.zeros((10, 3), np.float32), np.zeros(10, int), ValueError, "(N, 2)"),
+        (
+            np.zeros((10, 2), np.float32),
+            np.zeros(9, int),
+            ValueError,
+            "different lengths",
+        ),
+        (np.zeros((10, 2), np.float32), np.full(10, 3), ValueError, "[0, 2]"),
+        (np.zeros((10, 2), np.float32), np.full(10, 0.5), TypeError, "integer"),
+        (
+            np.full((10, 2), np.inf, np.float32),
+            np.zeros(10, int),
+            ValueError,
+            "infinite",
+        ),
+        (np.zeros((10, 2), np.float32), np.zeros((10, 4)), ValueError, "(N, 3)"),
+    ],
+)
+def test_fit_rejects_bad_input(x, y, error, fragment):
+    model = mlp()
+    model.compile(loss="cross_entropy")
+    with pytest.raises(error) as err:
+        model.fit(x, y, verbose=0)
+    assert fragment in str(err.value)
+
+
+def test_fit_needs_compile_and_sane_arguments():
+    x, y = spirals(10)
+    model = mlp()
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(x, y, verbose=0)
+    model.compile()
+    for kwargs in ({"epochs": 0}, {"batch_size": 0}, {"validation_split": 1.0}):
+        with pytest.raises(ValueError):
+            model.fit(x, y, verbose=0, **kwargs)
+
+
+def test_one_hot_targets_train_like_labels():
+    x, y = spirals(30)
+    a, b = mlp(seed=1, dropout=0.0), mlp(seed=1, dropout=0.0)
+    for model, target in ((a, y), (b, np.eye(3)[y])):
+        model.compile(optimizer="adam", loss="cross_entropy")
+        model.fit(x, target, epochs=2, batch_size=16, seed=0, verbose=0)
+    for key, value in a.parameters().items():
+        np.testing.assert_allclose(value, b.parameters()[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_non_finite_loss_stops_training_with_a_message(capsys):
+    x, y = spirals(30)
+    model = mlp(batchnorm=False)
+    model.compile(optimizer=optimizers.SGD(learning_rate=1e30), loss="cross_entropy")
+    history = model.fit(x * 1e30, y, epochs=5, batch_size=8, verbose=0)
+    assert history.stop_reason is not None and "loss became" in history.stop_reason
+    assert "loss became" in capsys.readouterr().err
+    assert len(history.epoch) < 5
+
+
+def test_verbose_zero_is_silent_and_verbose_one_reports_each_epoch(capsys):
+    trained(epochs=2)
+    assert capsys.readouterr().out == ""
+    x, y = spirals(20)
+    model = mlp()
+    model.compile()
+    model.fit(x, y, epochs=2, batch_size=8, verbose=1)
+    out = capsys.readouterr().out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out and "loss" in out
+
+
+def test_augment_receives_the_fit_generator_and_each_batch():
+    x, y = spirals(20)
+    calls = []
+
+    def augment(batch, rng):
+        calls.append((batch.shape, type(rng).__name__))
+        return batch + 0.0
+
+    model = mlp()
+    model.compile()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, augment=augment)
+    assert len(calls) == 4 and calls[0] == ((16, 2), "Generator")
+
+
+def test_no_activation_memory_is_kept_after_fit():
+    model, _, _ = trained(epochs=1)
+    assert all(layer._cache is None for layer in model.layers)
