@@ -8,7 +8,43 @@ instead of compiling. ``reference`` holds a naive NumPy twin of each kernel.
 
 from __future__ import annotations
 
+import functools
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numba
+
 PADDINGS = ("valid", "same")
+
+# Numba's default threading layer here is OpenMP, whose idle workers spin while
+# OpenBLAS's threads run the matmuls in between (and vice versa) on the same cores:
+# measured on 2 cores, the 13x13x32->64 conv forward went from 5 ms (median) to 8 ms
+# and the median training step of the MNIST convnet from ~30 ms to 80+ ms. The
+# workqueue layer sleeps when idle, so it is chosen unless the user picked a layer.
+# It cannot run two parallel launches at once (it aborts the process), hence the
+# lock below around every launch, which makes the kernels safe to call from threads.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+_LAUNCH_LOCK = threading.Lock()
+
+
+def parallel_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile ``fn`` lazily with ``njit(cache=True, parallel=True)``.
+
+    The returned function takes the lock around each call; the Numba dispatcher is
+    available as ``.jitted`` (its ``signatures`` list what has been compiled).
+    """
+    jitted = numba.njit(cache=True, parallel=True)(fn)
+
+    @functools.wraps(fn)
+    def launch(*args: Any) -> Any:
+        with _LAUNCH_LOCK:
+            return jitted(*args)
+
+    launch.jitted = jitted  # type: ignore[attr-defined]
+    return launch
 
 
 def window_geometry(
@@ -34,4 +70,4 @@ def window_geometry(
     raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
 
 
-__all__ = ["PADDINGS", "window_geometry"]
+__all__ = ["PADDINGS", "parallel_kernel", "window_geometry"]

@@ -21,10 +21,12 @@ MEASUREMENTS_PLACEHOLDER
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from . import parallel_kernel
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, out):
     """Unroll the receptive fields of ``x`` into the rows of ``out``.
 
@@ -73,7 +75,7 @@ def im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, out):
     return out
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def col2im(cols, kh, kw, sh, sw, pt, pl, ho, wo, out):
     """Adjoint of :func:`im2col`: scatter-add the rows of ``cols`` into ``out``.
 

@@ -14,10 +14,12 @@ MEASUREMENTS_PLACEHOLDER
 
 from __future__ import annotations
 
-from numba import njit, prange
+from numba import prange
+
+from . import parallel_kernel
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def maxpool_forward(x, ph, pw, sh, sw, pt, pl, out, argmax):
     """Window maxima and where they are.
 
@@ -60,7 +62,7 @@ def maxpool_forward(x, ph, pw, sh, sw, pt, pl, out, argmax):
     return out, argmax
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def maxpool_backward(dout, argmax, ph, pw, sh, sw, pt, pl, out):
     """Route each upstream gradient to the maximum of its window.
 
@@ -97,7 +99,7 @@ def maxpool_backward(dout, argmax, ph, pw, sh, sw, pt, pl, out):
     return out
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def avgpool_forward(x, ph, pw, sh, sw, pt, pl, out):
     """Window means over the entries inside ``x`` (padding is not counted).
 
@@ -124,7 +126,7 @@ def avgpool_forward(x, ph, pw, sh, sw, pt, pl, out):
     return out
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def avgpool_backward(dout, ph, pw, sh, sw, pt, pl, out):
     """Spread each upstream gradient evenly over the real entries of its window.
 

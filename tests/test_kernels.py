@@ -1,0 +1,246 @@
+"""Numba kernels against their NumPy twins in ``tinynet.kernels.reference``.
+
+Hypothesis draws batch size, spatial size, channels, window size, strides and padding
+(odd sizes and 1x1 windows included) and a dtype; the fast kernel must reproduce the
+reference: exactly where both only copy or compare numbers (im2col, max-pool), to
+float rounding where they add in a different order.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinynet.kernels import conv, pool, reference, window_geometry
+
+PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
+# Relative to the largest magnitude of the compared arrays.
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@st.composite
+def geometries(draw, max_window=4):
+    """(n, h, w, c, kh, kw, sh, sw, padding, dtype) with at least one output."""
+    kh = draw(st.integers(1, max_window))
+    kw = draw(st.integers(1, max_window))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    low_h, low_w = (kh, kw) if padding == "valid" else (1, 1)
+    return (
+        draw(st.integers(1, 3)),
+        draw(st.integers(low_h, 9)),
+        draw(st.integers(low_w, 9)),
+        draw(st.integers(1, 5)),
+        kh,
+        kw,
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 3)),
+        padding,
+        draw(st.sampled_from([np.float32, np.float64])),
+    )
+
+
+def assert_close(fast, ref, dtype):
+    assert fast.dtype == ref.dtype == dtype
+    assert fast.shape == ref.shape
+    scale = max(1.0, float(np.max(np.abs(ref), initial=0.0)))
+    err = float(np.max(np.abs(fast - ref), initial=0.0)) / scale
+    assert err < TOL[dtype], f"max relative difference {err}"
+
+
+def setup(geometry, seed, cout=3):
+    n, h, w, c, kh, kw, sh, sw, padding, dtype = geometry
+    ho, pt = window_geometry(h, kh, sh, padding)
+    wo, pl = window_geometry(w, kw, sw, padding)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    weights = rng.standard_normal((kh, kw, c, cout)).astype(dtype)
+    bias = rng.standard_normal(cout).astype(dtype)
+    return x, weights, bias, (kh, kw, sh, sw, pt, pl, ho, wo), rng
+
+
+# ------------------------------------------------------------------ geometry
+@pytest.mark.parametrize(
+    ("size", "window", "stride", "padding", "expected"),
+    [
+        (28, 3, 1, "valid", (26, 0)),
+        (26, 2, 2, "valid", (13, 0)),
+        (13, 2, 2, "valid", (6, 0)),  # the last row is dropped
+        (7, 3, 2, "same", (4, 1)),  # total padding 2: 1 before, 1 after
+        (8, 3, 2, "same", (4, 0)),  # total 1: the extra one goes after
+        (5, 1, 1, "same", (5, 0)),
+        (2, 5, 1, "same", (2, 2)),  # total 4
+    ],
+)
+def test_window_geometry_follows_keras(size, window, stride, padding, expected):
+    assert window_geometry(size, window, stride, padding) == expected
+
+
+@given(st.integers(1, 40), st.integers(1, 7), st.integers(1, 4))
+@settings(max_examples=60, deadline=None, derandomize=True)
+def test_same_padding_covers_the_input(size, window, stride):
+    out, before = window_geometry(size, window, stride, "same")
+    total = max((out - 1) * stride + window - size, 0)
+    assert out == -(-size // stride)
+    assert 0 <= before <= total - before  # the larger half goes after
+    assert before < window  # every window sees at least one real entry
+
+
+def test_window_geometry_rejects_unknown_padding():
+    with pytest.raises(ValueError, match="padding"):
+        window_geometry(5, 3, 1, "full")
+
+
+# --------------------------------------------------------------- convolution
+@given(geometries(), st.integers(0, 2**16))
+@PROPERTY_SETTINGS
+def test_im2col_and_col2im_match_reference(geometry, seed):
+    x, _, _, args, rng = setup(geometry, seed)
+    kh, kw, _, _, _, _, ho, wo = args
+    n, c, dtype = x.shape[0], x.shape[3], x.dtype.type
+    shape = (n * ho * wo, kh * kw * c)
+    fast = conv.im2col(x, *args, np.full(shape, np.nan, dtype))
+    ref = reference.im2col(x, *args, np.full(shape, np.nan, dtype))
+    np.testing.assert_array_equal(fast, ref)  # a pure copy: bit-identical
+
+    cols = rng.standard_normal(shape).astype(dtype)
+    fast = conv.col2im(cols, *args, np.full(x.shape, np.nan, dtype))
+    ref = reference.col2im(cols, *args, np.full(x.shape, np.nan, dtype))
+    assert_close(fast, ref, dtype)
+
+
+@given(geometries(), st.integers(0, 2**16), st.booleans())
+@PROPERTY_SETTINGS
+def test_conv2d_forward_and_backward_match_reference(geometry, seed, use_bias):
+    x, weights, bias, args, rng = setup(geometry, seed)
+    bias = bias if use_bias else None
+    kh, kw, sh, sw, pt, pl, ho, wo = args
+    dtype = x.dtype.type
+    y, cols = conv.conv2d_forward(x, weights, bias, sh, sw, pt, pl, ho, wo)
+    y_ref, _ = reference.conv2d_forward(x, weights, bias, sh, sw, pt, pl, ho, wo)
+    assert_close(y, y_ref, dtype)
+
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    fast = conv.conv2d_backward(dout, x, cols, weights, sh, sw, pt, pl)
+    ref = reference.conv2d_backward(dout, x, cols, weights, sh, sw, pt, pl)
+    for got, expected in zip(fast, ref, strict=True):
+        assert_close(got, expected, dtype)
+
+
+def test_conv2d_forward_by_hand():
+    # 3x3 input 0..8, one 2x2 kernel of ones, valid: sums of the four 2x2 blocks.
+    x = np.arange(9, dtype=np.float64).reshape(1, 3, 3, 1)
+    w = np.ones((2, 2, 1, 1))
+    y, _ = conv.conv2d_forward(x, w, np.array([0.5]), 1, 1, 0, 0, 2, 2)
+    np.testing.assert_array_equal(y[0, :, :, 0], [[8.5, 12.5], [20.5, 24.5]])
+
+
+# ------------------------------------------------------------------- pooling
+def pool_setup(geometry, seed, ties):
+    x, _, _, args, rng = setup(geometry, seed)
+    if ties:  # few distinct values: windows with several equal maxima
+        x = rng.integers(-2, 3, size=x.shape).astype(x.dtype)
+    kh, kw, sh, sw, pt, pl, ho, wo = args
+    return x, (kh, kw, sh, sw, pt, pl), (x.shape[0], ho, wo, x.shape[3]), rng
+
+
+@given(geometries(), st.integers(0, 2**16), st.booleans())
+@PROPERTY_SETTINGS
+def test_maxpool_matches_reference(geometry, seed, ties):
+    x, args, out_shape, rng = pool_setup(geometry, seed, ties)
+    dtype = x.dtype.type
+    y, argmax = pool.maxpool_forward(
+        x, *args, np.empty(out_shape, dtype), np.empty(out_shape, np.uint8)
+    )
+    y_ref, argmax_ref = reference.maxpool_forward(
+        x, *args, np.empty(out_shape, dtype), np.empty(out_shape, np.uint8)
+    )
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)  # same (first) maximum
+
+    dout = rng.standard_normal(out_shape).astype(dtype)
+    dx = pool.maxpool_backward(dout, argmax, *args, np.full(x.shape, np.nan, dtype))
+    dx_ref = reference.maxpool_backward(
+        dout, argmax, *args, np.full(x.shape, np.nan, dtype)
+    )
+    assert_close(dx, dx_ref, dtype)
+    # Every upstream gradient lands exactly once.
+    np.testing.assert_allclose(dx.sum(), dout.sum(), rtol=1e-4, atol=1e-4)
+
+
+@given(geometries(), st.integers(0, 2**16))
+@PROPERTY_SETTINGS
+def test_avgpool_matches_reference(geometry, seed):
+    x, args, out_shape, rng = pool_setup(geometry, seed, ties=False)
+    dtype = x.dtype.type
+    y = pool.avgpool_forward(x, *args, np.full(out_shape, np.nan, dtype))
+    y_ref = reference.avgpool_forward(x, *args, np.full(out_shape, np.nan, dtype))
+    assert_close(y, y_ref, dtype)
+
+    dout = rng.standard_normal(out_shape).astype(dtype)
+    dx = pool.avgpool_backward(dout, *args, np.full(x.shape, np.nan, dtype))
+    dx_ref = reference.avgpool_backward(dout, *args, np.full(x.shape, np.nan, dtype))
+    assert_close(dx, dx_ref, dtype)
+
+
+def test_maxpool_large_window_uses_int32_offsets():
+    # A 17x17 window has 289 offsets, more than a uint8 holds.
+    x = np.random.default_rng(0).standard_normal((2, 17, 18, 3)).astype(np.float32)
+    args, shape = (17, 17, 1, 1, 0, 0), (2, 1, 2, 3)
+    y, argmax = pool.maxpool_forward(
+        x, *args, np.empty(shape, np.float32), np.empty(shape, np.int32)
+    )
+    y_ref, argmax_ref = reference.maxpool_forward(
+        x, *args, np.empty(shape, np.float32), np.empty(shape, np.int32)
+    )
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    assert argmax.max() > 255
+
+
+# ----------------------------------------------------------- compile and cache
+PROBE = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    import tinynet, tinynet.layers
+    from tinynet.kernels import conv, pool
+
+    kernels = [conv.im2col, conv.col2im, pool.maxpool_forward,
+               pool.maxpool_backward, pool.avgpool_forward, pool.avgpool_backward]
+    compiled_at_import = sum(len(k.jitted.signatures) for k in kernels)
+    x = np.ones((1, 3, 3, 1), np.float32)
+    conv.im2col(x, 2, 2, 1, 1, 0, 0, 2, 2, np.empty((4, 4), np.float32))
+    stats = conv.im2col.jitted.stats
+    print(json.dumps({"compiled_at_import": compiled_at_import,
+                      "cache_hits": sum(stats.cache_hits.values()),
+                      "cache_misses": sum(stats.cache_misses.values())}))
+    """
+)
+
+
+def run_probe(env):
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_import_compiles_nothing_and_the_disk_cache_serves_later_processes(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    first = run_probe(env)
+    assert first["compiled_at_import"] == 0
+    assert first["cache_misses"] == 1 and first["cache_hits"] == 0
+    second = run_probe(env)
+    assert second["compiled_at_import"] == 0
+    assert second["cache_hits"] == 1 and second["cache_misses"] == 0
