@@ -1,0 +1,179 @@
+"""The ``tinynet`` command.
+
+    tinynet serve [--model PATH] [--host 127.0.0.1] [--port 8000]
+    tinynet predict IMAGE [IMAGE ...] [--model PATH] [--single] [--json]
+
+``serve`` starts the local digit-reader page and JSON API (:mod:`tinynet.serve`);
+``predict`` reads digits from image files like ``examples/mnist_predict.py``, through
+the same :func:`tinynet.vision.read_digits`. Both use the shipped pretrained MNIST
+model unless ``--model`` names a saved tinynet model (.npz).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _load_model(path: str | None) -> Any:
+    if path is None:
+        from .pretrained import load_pretrained
+
+        return load_pretrained("mnist")
+    from .saving import load_model
+
+    return load_model(path)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0-65535, got {port}")
+    return port
+
+
+def _megabytes(text: str) -> float:
+    try:
+        mb = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not mb > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return mb
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinynet",
+        description="tinynet: read handwritten digits with a NumPy neural network.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="start the local digit-reader web page and JSON API",
+        description="Start a local web server: a page to draw a digit or drop in a "
+        "photo and see what the network reads, and POST /api/predict for scripts "
+        "(send the image file as the request body). Uploads stay in memory.",
+    )
+    serve.add_argument(
+        "--model",
+        metavar="PATH",
+        help="saved tinynet model (.npz); default: the shipped pretrained MNIST model",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        default=8000,
+        help="port (default 8000; 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=_megabytes,
+        default=16.0,
+        help="largest accepted upload in MB (default 16)",
+    )
+    serve.add_argument("--quiet", action="store_true", help="do not log requests")
+
+    predict = sub.add_parser(
+        "predict",
+        help="read the digits in image files",
+        description="Read the digit(s) in each image (photos or scans; a number is "
+        "read left to right, rows top to bottom). Exit status 1 if an image failed.",
+    )
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--model", metavar="PATH", help="saved tinynet model (.npz)")
+    predict.add_argument(
+        "--single", action="store_true", help="each image shows one digit"
+    )
+    predict.add_argument(
+        "--json", action="store_true", help="one JSON object per image and line"
+    )
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import run
+
+    try:
+        model = _load_model(args.model)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        print(
+            f"tinynet serve: cannot load {args.model or 'the pretrained model'}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        run(
+            model,
+            args.host,
+            args.port,
+            max_upload_bytes=int(args.max_upload_mb * 2**20),
+            quiet=args.quiet,
+        )
+    except OSError as exc:
+        print(
+            f"tinynet serve: cannot listen on {args.host}:{args.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import cv2
+
+    from .vision import ImageError, error_dict, read_digits
+
+    try:
+        model = _load_model(args.model)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        print(
+            f"tinynet predict: cannot load {args.model or 'the pretrained model'}: "
+            f"{exc}",
+            file=sys.stderr,
+        )
+        return 2
+    failed = 0
+    for file in args.images:
+        try:
+            reading = read_digits(file, model, multi=not args.single)
+        except (ImageError, cv2.error) as exc:
+            failed += 1
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, cv2.error):
+                message = f"{file}: OpenCV could not process the image"
+            if args.json:
+                print(json.dumps(error_dict(file, message)), flush=True)
+            else:
+                print(f"error: {message}", file=sys.stderr, flush=True)
+            continue
+        if args.json:
+            print(json.dumps(reading.to_dict(file)), flush=True)
+        else:
+            conf = " ".join(f"{c:.3f}" for c in reading.confidence)
+            print(f"{file}: {reading.digits}  confidence {conf}", flush=True)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tinynet`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _predict(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
