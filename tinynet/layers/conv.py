@@ -92,8 +92,11 @@ class Conv2D(ActivationMixin, Layer):
         self.strides = as_pair(strides, "strides", who)
         self.padding = check_padding(padding, who)
         self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
+        try:
+            self.kernel_initializer = initializers.get(kernel_initializer)
+            self.bias_initializer = initializers.get(bias_initializer)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{who}: {err}") from None
         self._init_activation(activation)
         self._geometry: tuple[int, int, int, int] = (0, 0, 0, 0)
 
