@@ -66,7 +66,7 @@ def mnist_cnn(*, seed: int | None = None, dtype: str = "float32") -> Sequential:
     """
 
     def conv_bn_relu(filters: int) -> list:
-        return [Conv2D(filters, 3, use_bias=False), BatchNorm(), ReLU()]
+        return [Conv2D(filters, 3, use_bias=False), BatchNorm(momentum=0.9), ReLU()]
 
     return Sequential(
         [
@@ -78,7 +78,7 @@ def mnist_cnn(*, seed: int | None = None, dtype: str = "float32") -> Sequential:
             MaxPool2D(2),
             Flatten(),
             Dense(128, use_bias=False),
-            BatchNorm(),
+            BatchNorm(momentum=0.9),
             ReLU(),
             Dropout(0.4),
             Dense(10, activation="softmax"),
