@@ -1,0 +1,296 @@
+"""Shared pieces of the tinynet-vs-Keras comparison: data, thread pinning, timing,
+the Keras twins of tinynet's zoo models, weight transfer and the parity check.
+
+Imported by ``keras_compare.py``, its two worker scripts and
+``tests/test_keras_parity.py``. TensorFlow and Keras are imported lazily, inside the
+functions that need them, so the orchestrator and tinynet's worker never load them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+KINDS = ("mlp", "cnn")
+
+# Every knob that sizes a thread pool in either framework. Set in the environment of
+# each worker before it starts, so NumPy's BLAS, Numba and TensorFlow all read them.
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+
+
+def thread_env(threads: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """A copy of ``base`` (default ``os.environ``) pinned to ``threads`` threads."""
+    env = dict(os.environ if base is None else base)
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("KERAS_BACKEND", "tensorflow")
+    env.setdefault("TINYNET_DATA", "/work/shared/datasets")
+    return env
+
+
+# -------------------------------------------------------------------------- data
+def load_mnist(
+    kind: str, limit: int | None = None, test_limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST scaled to [0, 1] float32: ``x_train, y_train, x_test, y_test``.
+
+    ``x`` is (N, 28, 28) for the MLP and (N, 28, 28, 1) for the CNN; labels are int64.
+    ``limit`` keeps the first ``limit`` training images (quick runs).
+    """
+    from tinynet.datasets import mnist
+
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    if limit:
+        x_train, y_train = x_train[:limit], y_train[:limit]
+    if test_limit:
+        x_test, y_test = x_test[:test_limit], y_test[:test_limit]
+
+    def prep(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float32) / np.float32(255.0)
+        return x[..., None] if kind == "cnn" else x
+
+    return (
+        prep(x_train),
+        y_train.astype(np.int64),
+        prep(x_test),
+        y_test.astype(np.int64),
+    )
+
+
+# ------------------------------------------------------------------------ timing
+def median_seconds(
+    fn: Callable[[], Any], *, repeat: int, warmup: int = 3, budget: float = 20.0
+) -> float:
+    """Median wall time of ``fn()`` over up to ``repeat`` calls after ``warmup``
+    calls; stops early once ``budget`` seconds are spent (at least 3 calls)."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 3 and time.perf_counter() - start > budget:
+            break
+    return statistics.median(times)
+
+
+def epoch_summary(epoch_times: Sequence[float], n_train: int) -> dict[str, Any]:
+    """Steady-state s/epoch (median of epochs 2..E), samples/s and the first epoch's
+    extra cost over steady state (compilation, tracing, warm-up)."""
+    times = list(epoch_times)
+    steady = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    return {
+        "epoch_seconds": times,
+        "steady_epoch_seconds": steady,
+        "train_samples_per_s": n_train / steady,
+        "first_epoch_overhead_s": times[0] - steady if len(times) > 1 else None,
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+    }
+
+
+# ---------------------------------------------------------------- Keras models
+def keras_model(kind: str, dtype: str = "float32") -> Any:
+    """The Keras twin of ``tinynet.zoo.mnist_mlp`` / ``mnist_classic_cnn``.
+
+    Seed Keras first (``keras.utils.set_random_seed``) for reproducible weights.
+    """
+    import keras
+    from keras import layers
+
+    if kind == "mlp":
+        stack = [
+            keras.Input((28, 28), dtype=dtype),
+            layers.Flatten(dtype=dtype),
+            layers.Dense(512, activation="relu", dtype=dtype),
+            layers.Dropout(0.2, dtype=dtype),
+            layers.Dense(512, activation="relu", dtype=dtype),
+            layers.Dropout(0.2, dtype=dtype),
+            layers.Dense(10, activation="softmax", dtype=dtype),
+        ]
+    elif kind == "cnn":
+        stack = [
+            keras.Input((28, 28, 1), dtype=dtype),
+            layers.Conv2D(32, 3, activation="relu", dtype=dtype),
+            layers.MaxPooling2D(2, dtype=dtype),
+            layers.Conv2D(64, 3, activation="relu", dtype=dtype),
+            layers.MaxPooling2D(2, dtype=dtype),
+            layers.Flatten(dtype=dtype),
+            layers.Dropout(0.5, dtype=dtype),
+            layers.Dense(10, activation="softmax", dtype=dtype),
+        ]
+    else:
+        raise ValueError(f"keras_model: kind must be one of {KINDS}, got {kind!r}")
+    return keras.Sequential(stack, name=f"keras_{kind}")
+
+
+def tinynet_model(kind: str, seed: int = 0, dtype: str = "float32") -> Any:
+    """``tinynet.zoo.mnist_mlp`` or ``mnist_classic_cnn``."""
+    from tinynet import zoo
+
+    if kind == "mlp":
+        return zoo.mnist_mlp(seed=seed, dtype=dtype)
+    if kind == "cnn":
+        return zoo.mnist_classic_cnn(seed=seed, dtype=dtype)
+    raise ValueError(f"tinynet_model: kind must be one of {KINDS}, got {kind!r}")
+
+
+def keras_weights_for_tinynet(kmodel: Any, tmodel: Any) -> dict[str, np.ndarray]:
+    """Keras' weights renamed to tinynet's parameter keys, with no reshaping at all.
+
+    Both libraries store Dense kernels as (in, out) and Conv2D kernels as
+    (kh, kw, cin, cout), and both flatten NHWC maps in (h, w, c) order, so each
+    Keras kernel/bias pair maps one-to-one onto the next tinynet layer with
+    parameters. Raises ValueError naming the first mismatch.
+    """
+    k_layers = [layer for layer in kmodel.layers if layer.weights]
+    t_layers = [(i, layer) for i, layer in enumerate(tmodel.layers) if layer.params]
+    if len(k_layers) != len(t_layers):
+        raise ValueError(
+            f"keras_weights_for_tinynet: {len(k_layers)} Keras layers have weights, "
+            f"{len(t_layers)} tinynet layers have parameters"
+        )
+    out: dict[str, np.ndarray] = {}
+    for klayer, (i, tlayer) in zip(k_layers, t_layers, strict=True):
+        kernel, bias = (np.asarray(w) for w in klayer.get_weights())
+        for key, value in (("W", kernel), ("b", bias)):
+            target = tlayer.params[key]
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"keras_weights_for_tinynet: Keras layer {klayer.name!r} weight "
+                    f"{key} has shape {value.shape}, tinynet '{i}.{key}' "
+                    f"({type(tlayer).__name__}) expects {target.shape}"
+                )
+            out[f"{i}.{key}"] = value.astype(target.dtype)
+    return out
+
+
+# ------------------------------------------------------------------------ parity
+def rel_error(a: Any, b: Any) -> float:
+    """Max-norm relative error ``max|a - b| / max(max|a|, max|b|)``.
+
+    Relative to the array's scale rather than element by element: a float32
+    gradient entry that is 1e-9 because of cancellation carries no relative
+    accuracy, while the array as a whole must agree to a few float32 ulps.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: shapes differ: {a.shape} vs {b.shape}")
+    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0))
+    return float(np.abs(a - b).max(initial=0.0) / scale) if scale > 0 else 0.0
+
+
+def parity(
+    kind: str, dtype: str = "float32", batch: int = 64, seed: int = 0
+) -> dict[str, Any]:
+    """Copy a fresh Keras model's weights into tinynet; compare outputs and gradients.
+
+    Both see the same ``batch`` MNIST-like inputs (uniform [0, 1) pixels, fixed
+    labels). Keras runs with ``training=False``; tinynet's Dropout layers are set to
+    rate 0 so its training path has no randomness either. Keras gradients come from
+    ``tf.GradientTape`` on ``SparseCategoricalCrossentropy`` (batch mean) of the
+    softmax outputs; tinynet's from ``train_step``, the fused softmax-cross-entropy
+    path ``fit`` uses, with ``SGD(learning_rate=0.0)`` so the step changes nothing.
+
+    Returns ``{"output": err, "loss": err, "grads": {"0.W": err, ...},
+    "max_grad": err}`` with errors from :func:`rel_error` (Keras as reference).
+    """
+    import keras
+    import tensorflow as tf
+
+    from tinynet.layers.dropout import Dropout
+    from tinynet.optimizers import SGD
+
+    keras.utils.set_random_seed(seed)
+    kmodel = keras_model(kind, dtype)
+    tmodel = tinynet_model(kind, seed=seed, dtype=dtype)
+    weights = keras_weights_for_tinynet(kmodel, tmodel)
+    tmodel.set_weights(weights)
+
+    rng = np.random.default_rng(seed)
+    shape = (batch, 28, 28) if kind == "mlp" else (batch, 28, 28, 1)
+    x = rng.random(shape).astype(dtype)
+    y = rng.integers(0, 10, size=batch).astype(np.int64)
+
+    # Keras: outputs, loss and d loss / d weight, inference mode (no dropout).
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        probs_k = kmodel(xt, training=False)
+        # dtype: a Keras loss otherwise computes in floatx (float32), whatever
+        # the dtype of its inputs.
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(dtype=dtype)
+        loss_k = loss_fn(tf.constant(y), probs_k)
+    grads_k = tape.gradient(loss_k, kmodel.trainable_weights)
+    k_layers = [layer for layer in kmodel.layers if layer.weights]
+
+    # tinynet: inference outputs, then one zero-rate training step for gradients.
+    probs_t = tmodel.predict(x, batch_size=batch)
+    for layer in tmodel.layers:
+        if isinstance(layer, Dropout):
+            layer.rate = 0.0
+    tmodel.compile(optimizer=SGD(learning_rate=0.0), loss="cross_entropy")
+    loss_t, _ = tmodel.train_step(x, y)
+    grads_t = tmodel.gradients()
+    moved = max(rel_error(tmodel.parameters()[k], v) for k, v in weights.items())
+
+    # Pair each tinynet gradient with Keras' by variable identity, not position.
+    k_by_id = {id(v): g for v, g in zip(kmodel.trainable_weights, grads_k, strict=True)}
+    t_layers = [i for i, layer in enumerate(tmodel.layers) if layer.params]
+    grad_errors: dict[str, float] = {}
+    for klayer, i in zip(k_layers, t_layers, strict=True):
+        kernel_var, bias_var = klayer.weights
+        for key, var in (("W", kernel_var), ("b", bias_var)):
+            grad_errors[f"{i}.{key}"] = rel_error(
+                grads_t[f"{i}.{key}"], np.asarray(k_by_id[id(var)])
+            )
+    return {
+        "kind": kind,
+        "dtype": dtype,
+        "batch": batch,
+        "output": rel_error(probs_t, np.asarray(probs_k)),
+        "loss": rel_error(loss_t, float(loss_k)),
+        "grads": grad_errors,
+        "max_grad": max(grad_errors.values()),
+        "params_moved_by_zero_lr_step": moved,
+        "output_dtype": str(probs_t.dtype),
+    }

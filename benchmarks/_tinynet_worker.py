@@ -1,0 +1,112 @@
+"""tinynet side of ``keras_compare.py``: train, time and measure one model, write JSON.
+
+Run by the orchestrator in its own process with the thread variables set (see
+``_compare_common.thread_env``). ``--profile PATH`` wraps training in cProfile and
+writes the stats to PATH (read with ``python -m pstats PATH``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+# Run as a script: its own folder is on sys.path, so the sibling module imports.
+import _compare_common as cc
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    import numba
+    import numpy as np
+
+    import tinynet
+    from tinynet.callbacks import Callback
+    from tinynet.optimizers import Adam
+
+    x, y, xt, yt = cc.load_mnist(args.model, args.limit, args.test_limit)
+    model = cc.tinynet_model(args.model, seed=args.seed)
+    model.compile(optimizer=Adam(learning_rate=1e-3), loss="cross_entropy")
+
+    class EpochTimer(Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch: int) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+            self.times.append(time.perf_counter() - self._t0)
+
+    timer = EpochTimer()
+
+    def train():
+        return model.fit(
+            x,
+            y,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            shuffle=True,
+            verbose=0,
+            seed=args.seed,
+            callbacks=[timer],
+        )
+
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        history = profiler.runcall(train)
+        profiler.dump_stats(str(args.profile))
+    else:
+        history = train()
+    result = cc.epoch_summary(timer.times, len(x))
+    result["train_loss"] = list(history["loss"])
+    result["train_accuracy"] = list(history["accuracy"])
+    result["test_accuracy"] = float(
+        model.evaluate(xt, yt, batch_size=args.predict_batch)["accuracy"]
+    )
+
+    one = xt[:1]
+    result["latency_predict_ms"] = 1e3 * cc.median_seconds(
+        lambda: model.predict(one), repeat=args.latency_repeat
+    )
+    result["latency_call_ms"] = 1e3 * cc.median_seconds(
+        lambda: model(one), repeat=args.latency_repeat
+    )
+    seconds = cc.median_seconds(
+        lambda: model.predict(xt, batch_size=args.predict_batch), repeat=3, warmup=1
+    )
+    result["inference_samples_per_s"] = len(xt) / seconds
+    result["peak_rss_mb"] = cc.peak_rss_mb()
+    result["versions"] = {
+        "tinynet": tinynet.__version__,
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+    }
+    result["settings"] = {"numba_threads": numba.get_num_threads()}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", choices=cc.KINDS, default="mlp")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--test-limit", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--predict-batch", type=int, default=256)
+    parser.add_argument("--latency-repeat", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    result = run_benchmark(args)
+    result["framework"] = "tinynet"
+    args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Training throughput of the 784-512-512-10 MLP, as a fraction of the matmul rate.
+
+Trains ``tinynet.zoo.mnist_mlp`` (ReLU, Dropout 0.2, softmax cross-entropy, Adam 1e-3)
+at batch 128 on synthetic MNIST-shaped data (uniform pixels, random labels: a dense
+layer's cost does not depend on the values) and reports samples/s for ``fit`` and for
+bare ``train_step`` calls on ready-made batches (no shuffling or gathering).
+
+FLOP count per training sample (multiply-adds count 2, element-wise work ignored):
+
+- forward:  F = 2 * (784*512 + 512*512 + 512*10) = 1,337,344
+- backward: dW for each layer (F) + dx for each layer (F): tinynet also computes the
+  first layer's dx (784x512 per sample, not needed for training), so it executes
+  3F = 4,012,032 FLOP per sample; the minimum a trainer needs is 3F - 2*784*512.
+
+"GFLOP/s" below uses the executed 3F. It is set next to two references measured in
+the same run with the same threads: a 2048x2048 float32 matmul (the machine's BLAS
+peak) and the nine matmuls of one training step at the MLP's own shapes. Target:
+training at >= 50% of the matmul rate.
+
+Usage::
+
+    python benchmarks/bench_mlp.py [--threads 2] [--json out.json] [--profile out.prof]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SIZES = (784, 512, 512, 10)
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARS += ("NUMBA_NUM_THREADS",)
+
+
+def flops_per_sample() -> dict[str, int]:
+    fwd = 2 * sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:], strict=True))
+    first_dx = 2 * SIZES[0] * SIZES[1]
+    return {"forward": fwd, "executed": 3 * fwd, "minimum": 3 * fwd - first_dx}
+
+
+def best_rate(fn: Any, flop: float, *, seconds: float = 1.5) -> float:
+    """GFLOP/s of ``fn`` from the median of repeated calls within ``seconds``."""
+    fn()
+    times = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return flop / statistics.median(times) / 1e9
+
+
+def matmul_rates(batch: int) -> dict[str, float]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 2048
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    c = np.empty_like(a)
+    square = best_rate(lambda: np.matmul(a, b, out=c), 2.0 * n**3)
+
+    # The nine products of one training step: forward x @ W, backward x.T @ dz and
+    # dz @ W.T for each layer, at batch ``batch``.
+    acts = [rng.random((batch, k), dtype=np.float32) for k in SIZES]
+    ws = [
+        rng.random((i, o), dtype=np.float32)
+        for i, o in zip(SIZES, SIZES[1:], strict=False)
+    ]
+    outs = []
+
+    def step() -> None:
+        outs.clear()
+        for x, w, z in zip(acts, ws, acts[1:], strict=False):
+            outs.append(x @ w)
+            outs.append(x.T @ z)
+            outs.append(z @ w.T)
+
+    own = best_rate(step, batch * flops_per_sample()["executed"])
+    return {"square_2048_gflops": square, "mlp_shapes_gflops": own}
+
+
+def train_rates(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from tinynet import zoo
+    from tinynet.callbacks import Callback
+    from tinynet.optimizers import Adam
+
+    rng = np.random.default_rng(args.seed)
+    x = rng.random((args.samples, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, size=args.samples)
+    model = zoo.mnist_mlp(seed=args.seed)
+    model.compile(optimizer=Adam(learning_rate=1e-3), loss="cross_entropy")
+
+    class EpochTimer(Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch: int) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+            self.times.append(time.perf_counter() - self._t0)
+
+    timer = EpochTimer()
+
+    def fit() -> None:
+        model.fit(
+            x,
+            y,
+            epochs=args.epochs,
+            batch_size=args.batch,
+            verbose=0,
+            seed=args.seed,
+            callbacks=[timer],
+        )
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(fit)
+        profiler.dump_stats(str(args.profile))
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    else:
+        fit()
+    steady = (
+        statistics.median(timer.times[1:]) if len(timer.times) > 1 else timer.times[0]
+    )
+
+    # Bare train_step on pre-sliced batches: the model's own cost, no loop overhead.
+    batches = [
+        (x[i : i + args.batch], y[i : i + args.batch])
+        for i in range(0, args.samples - args.batch + 1, args.batch)
+    ][:100]
+    for layer in model.layers:
+        layer.rng = rng
+    model.train_step(*batches[0])
+    t0 = time.perf_counter()
+    for xb, yb in batches:
+        model.train_step(xb, yb)
+    step_rate = len(batches) * args.batch / (time.perf_counter() - t0)
+    return {
+        "epoch_seconds": timer.times,
+        "fit_samples_per_s": args.samples / steady,
+        "train_step_samples_per_s": step_rate,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=60000, help="per epoch")
+    parser.add_argument("--epochs", type=int, default=3, help="the first is warm-up")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile output")
+    args = parser.parse_args(argv)
+    # Before NumPy or Numba is imported: both size their thread pools on import.
+    for var in THREAD_VARS:
+        os.environ[var] = str(args.threads)
+
+    import numba
+    import numpy as np
+
+    ref = matmul_rates(args.batch)
+    train = train_rates(args)
+    flop = flops_per_sample()
+    fit_gflops = train["fit_samples_per_s"] * flop["executed"] / 1e9
+    step_gflops = train["train_step_samples_per_s"] * flop["executed"] / 1e9
+    result = {
+        "threads": args.threads,
+        "batch": args.batch,
+        "flop_per_sample": flop,
+        **ref,
+        **train,
+        "fit_gflops": fit_gflops,
+        "train_step_gflops": step_gflops,
+        "fit_fraction_of_square": fit_gflops / ref["square_2048_gflops"],
+        "fit_fraction_of_mlp_shapes": fit_gflops / ref["mlp_shapes_gflops"],
+        "target_met": fit_gflops >= 0.5 * ref["square_2048_gflops"],
+        "versions": {"numpy": np.__version__, "numba": numba.__version__},
+        "python": sys.version.split()[0],
+    }
+    print(
+        f"MLP 784-512-512-10, batch {args.batch}, {args.threads} threads, "
+        f"{flop['executed']:,} FLOP/sample executed\n"
+        f"  fit:        {train['fit_samples_per_s']:>9,.0f} samples/s "
+        f"{fit_gflops:6.1f} GFLOP/s  "
+        f"({100 * result['fit_fraction_of_square']:.0f}% of square matmul, "
+        f"{100 * result['fit_fraction_of_mlp_shapes']:.0f}% of MLP-shape matmuls)\n"
+        f"  train_step: {train['train_step_samples_per_s']:>9,.0f} samples/s "
+        f"{step_gflops:6.1f} GFLOP/s\n"
+        f"  float32 matmul 2048^2: {ref['square_2048_gflops']:6.1f} GFLOP/s; "
+        f"the MLP's nine matmuls at batch {args.batch}: "
+        f"{ref['mlp_shapes_gflops']:6.1f} GFLOP/s\n"
+        f"  target (fit >= 50% of matmul rate): "
+        f"{'met' if result['target_met'] else 'MISSED'}"
+    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2))
+        os.replace(tmp, args.json)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""tinynet vs Keras 3 (TensorFlow CPU) on MNIST: the same two models, the same data.
+
+Models (built identically in both; see ``_compare_common``):
+
+- MLP: Flatten -> Dense 512 relu -> Dropout 0.2 -> Dense 512 relu -> Dropout 0.2
+  -> Dense 10 softmax
+- CNN: Conv 32 3x3 relu -> MaxPool 2 -> Conv 64 3x3 relu -> MaxPool 2 -> Flatten
+  -> Dropout 0.5 -> Dense 10 softmax
+
+Both train on the same MNIST arrays (float32 in [0, 1]) with Adam(1e-3), batch 128,
+for the same number of epochs, each framework in its own subprocess pinned to the
+same thread count (TensorFlow intra-/inter-op threads; OpenMP, OpenBLAS, MKL and
+Numba threads), runs alternating Keras-first and tinynet-first so that drift in the
+machine's speed hits both. Reported per framework: steady-state seconds per epoch
+(median of epochs 2..E) and training samples/s, first-epoch overhead, test accuracy,
+single-image latency (``predict`` and a direct model call), batch inference samples/s
+over the test set, and peak RSS; then the tinynet/Keras ratios. A parity check
+copies Keras' initial weights into tinynet and compares outputs and gradients.
+
+Usage (from the repository root, with ``pip install -e ".[bench]"`` done)::
+
+    python benchmarks/keras_compare.py --epochs 3              # full run, ~4 min
+    python benchmarks/keras_compare.py --epochs 2 --limit 5000  # quick check
+
+Writes ``benchmarks/results/keras_compare.json`` and ``keras_compare.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import _compare_common as cc  # noqa: E402
+
+FRAMEWORKS = ("keras", "tinynet")
+WORKERS = {"keras": HERE / "_keras_worker.py", "tinynet": HERE / "_tinynet_worker.py"}
+
+# (metric key, label, unit, higher is better)
+METRICS = [
+    ("steady_epoch_seconds", "steady-state epoch", "s", False),
+    ("train_samples_per_s", "training", "samples/s", True),
+    ("first_epoch_overhead_s", "first-epoch overhead", "s", False),
+    ("test_accuracy", "test accuracy", "%", True),
+    ("latency_predict_ms", "1-image predict()", "ms", False),
+    ("latency_call_ms", "1-image direct call", "ms", False),
+    ("inference_samples_per_s", "batch inference", "samples/s", True),
+    ("peak_rss_mb", "peak RSS", "MiB", False),
+]
+
+# The issue's speed targets: (model, description, test on the tinynet/Keras ratios).
+TARGETS = [
+    (
+        "mlp",
+        "training >= 2.0x Keras samples/s",
+        lambda r: r["train_samples_per_s"] >= 2.0,
+    ),
+    (
+        "cnn",
+        "training >= 1.5x Keras samples/s",
+        lambda r: r["train_samples_per_s"] >= 1.5,
+    ),
+    (
+        "mlp",
+        "batch inference >= 1.5x Keras",
+        lambda r: r["inference_samples_per_s"] >= 1.5,
+    ),
+    (
+        "cnn",
+        "batch inference >= 1.5x Keras",
+        lambda r: r["inference_samples_per_s"] >= 1.5,
+    ),
+]
+OUTPUT_TOL, GRAD_TOL = 1e-5, 1e-4
+
+
+def run_worker(
+    framework: str, python: str, args: argparse.Namespace, extra: list[str]
+) -> dict[str, Any]:
+    """Run one worker in a fresh process pinned to ``args.threads``; return its JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [python, str(WORKERS[framework]), "--threads", str(args.threads)]
+        cmd += ["--out", str(out), *extra]
+        started = time.perf_counter()
+        proc = subprocess.run(
+            cmd, env=cc.thread_env(args.threads), capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise SystemExit(f"{framework} worker failed: {' '.join(cmd)}")
+        result = json.loads(out.read_text())
+    result["process_seconds"] = time.perf_counter() - started
+    return result
+
+
+def benchmark_args(model: str, args: argparse.Namespace) -> list[str]:
+    extra = ["--model", model, "--epochs", str(args.epochs), "--seed", str(args.seed)]
+    extra += ["--batch-size", str(args.batch_size)]
+    extra += ["--predict-batch", str(args.predict_batch)]
+    extra += ["--latency-repeat", str(args.latency_repeat)]
+    if args.limit:
+        extra += ["--limit", str(args.limit)]
+    if args.test_limit:
+        extra += ["--test-limit", str(args.test_limit)]
+    return extra
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of every scalar metric over the repeated runs of one framework."""
+    out: dict[str, Any] = {}
+    for key, *_ in METRICS:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = statistics.median(values) if values else None
+    out["epoch_seconds"] = [r["epoch_seconds"] for r in runs]
+    out["versions"] = runs[0]["versions"]
+    out["settings"] = runs[0]["settings"]
+    return out
+
+
+def ratios(keras: dict[str, Any], tinynet: dict[str, Any]) -> dict[str, float | None]:
+    return {
+        key: (tinynet[key] / keras[key] if keras[key] and tinynet[key] else None)
+        for key, *_ in METRICS
+        if key != "test_accuracy"
+    }
+
+
+def check_targets(results: dict[str, Any], parity: list[dict[str, Any]]) -> list[dict]:
+    checks = []
+    for model, text, test in TARGETS:
+        if model in results:
+            checks.append(
+                {
+                    "model": model,
+                    "target": text,
+                    "met": bool(test(results[model]["ratio"])),
+                }
+            )
+    if "cnn" in results:
+        ms = results["cnn"]["tinynet"]["latency_predict_ms"]
+        checks.append(
+            {"model": "cnn", "target": "1-image predict() <= 1 ms", "met": ms <= 1.0}
+        )
+    for model, r in results.items():
+        diff = 100 * (r["tinynet"]["test_accuracy"] - r["keras"]["test_accuracy"])
+        checks.append(
+            {
+                "model": model,
+                "target": f"test accuracy within 0.3 points of Keras ({diff:+.2f})",
+                "met": abs(diff) <= 0.3,
+            }
+        )
+    for p in parity:
+        if p["dtype"] == "float32":
+            checks.append(
+                {
+                    "model": p["kind"],
+                    "target": "parity float32: outputs <= 1e-5, gradients <= 1e-4",
+                    "met": p["output"] <= OUTPUT_TOL and p["max_grad"] <= GRAD_TOL,
+                }
+            )
+    return checks
+
+
+# ---------------------------------------------------------------------- output
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "%":
+        return f"{100 * value:.2f}"
+    if unit == "samples/s":
+        return f"{value:,.0f}"
+    if unit == "ms":
+        return f"{value:.3f}" if value < 1 else f"{value:.2f}"
+    return f"{value:.2f}"
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = []
+    for model, r in report["results"].items():
+        lines.append(f"\n{model.upper()}")
+        lines.append("| metric | Keras | tinynet | tinynet/Keras |")
+        lines.append("|---|---:|---:|---:|")
+        for key, label, unit, higher in METRICS:
+            ratio = r["ratio"].get(key)
+            arrow = "higher is better" if higher else "lower is better"
+            ratio_s = f"{ratio:.2f}x ({arrow})" if ratio else "-"
+            lines.append(
+                f"| {label} ({unit}) | {fmt(r['keras'][key], unit)} | "
+                f"{fmt(r['tinynet'][key], unit)} | {ratio_s} |"
+            )
+    if report["parity"]:
+        lines.append(
+            "\nParity (Keras' initial weights copied into tinynet; max-norm "
+            "relative error, Keras as reference)"
+        )
+        lines.append("| model | dtype | outputs | loss | worst weight gradient |")
+        lines.append("|---|---|---:|---:|---:|")
+        for p in report["parity"]:
+            worst = max(p["grads"], key=p["grads"].get)
+            lines.append(
+                f"| {p['kind']} | {p['dtype']} | {p['output']:.1e} | {p['loss']:.1e} | "
+                f"{p['max_grad']:.1e} ({worst}) |"
+            )
+    lines.append("\nTargets")
+    for c in report["targets"]:
+        lines.append(f"- [{'x' if c['met'] else ' '}] {c['model']}: {c['target']}")
+    return "\n".join(lines)
+
+
+def speedup(factor: float) -> str:
+    """``3.2 -> "3.2x faster"``, ``0.5 -> "2.0x slower"``."""
+    if factor >= 1:
+        return f"{factor:.0f}x faster" if factor >= 10 else f"{factor:.1f}x faster"
+    return f"{1 / factor:.1f}x slower"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(report["results"])
+    panels = [
+        ("train_samples_per_s", "Training (samples/s)", False),
+        ("inference_samples_per_s", "Batch inference (samples/s)", False),
+        ("latency_predict_ms", "1-image predict() latency (ms, log)", True),
+        ("latency_call_ms", "1-image direct call latency (ms, log)", True),
+    ]
+    colors = {"keras": "#d62728", "tinynet": "#1f77b4"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.2))
+    width = 0.38
+    for ax, (key, title, log) in zip(axes, panels, strict=True):
+        for j, fw in enumerate(FRAMEWORKS):
+            vals = [report["results"][m][fw][key] for m in models]
+            xs = [i + (j - 0.5) * width for i in range(len(models))]
+            bars = ax.bar(xs, vals, width, label=fw, color=colors[fw])
+            if fw == "tinynet":
+                for bar, m in zip(bars, models, strict=True):
+                    ratio = report["results"][m]["ratio"][key]
+                    # Latency: say how many times faster, not a 0.00x ratio.
+                    label = f"{ratio:.2f}x" if not log else speedup(1 / ratio)
+                    ax.annotate(
+                        label,
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center",
+                        va="bottom",
+                        fontsize=9,
+                    )
+        ax.set_xticks(range(len(models)), [m.upper() for m in models])
+        ax.set_title(title, fontsize=10)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend()
+    meta = report["meta"]
+    fig.suptitle(
+        f"tinynet {meta['versions'].get('tinynet', '?')} vs Keras "
+        f"{meta['versions'].get('keras', '?')} / TensorFlow "
+        f"{meta['versions'].get('tensorflow', '?')} - MNIST, batch 128, "
+        f"{meta['threads']} threads each, {meta['epochs']} epochs - "
+        f"{meta['machine']['cpu']} ({meta['date'][:10]})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, path)
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+# ------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", default="mlp,cnn", help="comma list: mlp,cnn")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None, help="training images used")
+    parser.add_argument("--test-limit", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1, help="runs per framework")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--predict-batch", type=int, default=256)
+    parser.add_argument("--latency-repeat", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--keras-python", default=sys.executable, help="interpreter with Keras"
+    )
+    parser.add_argument("--tinynet-python", default=sys.executable)
+    parser.add_argument("--no-parity", action="store_true")
+    parser.add_argument(
+        "--json", type=Path, default=HERE / "results" / "keras_compare.json"
+    )
+    parser.add_argument(
+        "--png", type=Path, default=HERE / "results" / "keras_compare.png"
+    )
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args(argv)
+    models = [m for m in args.models.split(",") if m]
+    for m in models:
+        if m not in cc.KINDS:
+            parser.error(f"--models: unknown model {m!r}; choose from {cc.KINDS}")
+    pythons = {"keras": args.keras_python, "tinynet": args.tinynet_python}
+
+    load_before = loadavg()
+    parity: list[dict[str, Any]] = []
+    if not args.no_parity:
+        print("parity check ...", flush=True)
+        parity = run_worker(
+            "keras",
+            args.keras_python,
+            args,
+            ["--parity", "--models", ",".join(models)],
+        )["parity"]
+
+    runs: dict[str, dict[str, list]] = {
+        m: {fw: [] for fw in FRAMEWORKS} for m in models
+    }
+    turn = 0
+    for model in models:
+        for _ in range(args.repeats):
+            order = FRAMEWORKS if turn % 2 == 0 else FRAMEWORKS[::-1]
+            turn += 1
+            for fw in order:
+                print(f"{model}: {fw} ...", flush=True)
+                result = run_worker(fw, pythons[fw], args, benchmark_args(model, args))
+                runs[model][fw].append(result)
+                print(
+                    f"  {result['steady_epoch_seconds']:.2f} s/epoch, "
+                    f"{result['train_samples_per_s']:,.0f} samples/s, "
+                    f"test accuracy {100 * result['test_accuracy']:.2f}%",
+                    flush=True,
+                )
+
+    results = {}
+    versions: dict[str, str] = {}
+    for model in models:
+        agg = {fw: aggregate(runs[model][fw]) for fw in FRAMEWORKS}
+        for fw in FRAMEWORKS:
+            versions.update(agg[fw]["versions"])
+        results[model] = {**agg, "ratio": ratios(agg["keras"], agg["tinynet"])}
+
+    report: dict[str, Any] = {
+        "meta": {
+            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": "python benchmarks/keras_compare.py "
+            + " ".join(sys.argv[1:] if argv is None else argv),
+            "machine": cc.machine_info(),
+            "versions": versions,
+            "threads": args.threads,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "predict_batch": args.predict_batch,
+            "train_images": args.limit or 60000,
+            "repeats": args.repeats,
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
+        },
+        "results": results,
+        "parity": parity,
+        "runs": runs,
+    }
+    report["targets"] = check_targets(results, parity)
+    text = table(report)
+    meta = report["meta"]
+    print(
+        f"\n{meta['date']}  {meta['machine']['cpu']}, {meta['threads']} threads each, "
+        f"{meta['epochs']} epochs, {meta['train_images']} training images, "
+        f"load average before/after {meta['loadavg_before']} / {meta['loadavg_after']}"
+    )
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+    print(text)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    write_json(report, args.json)
+    print(f"\nwrote {args.json}")
+    if not args.no_plot:
+        plot(report, args.png)
+        print(f"wrote {args.png}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
