@@ -81,6 +81,14 @@ class Sequential:
         for layer in layers:
             shape = self._add(layer, shape)
         self.output_shape = shape
+        # Backpropagation can stop at the first layer with parameters: the layers
+        # before it have nothing to learn, and nobody needs d(loss)/d(input).
+        self._first_trained = next(
+            (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
+        )
+        if self._first_trained < len(self.layers):
+            self.layers[self._first_trained].needs_input_grad = False
+        self.metadata: dict[str, Any] = {}
         self.loss: Any = None
         self.optimizer: Any = None
         self.metrics: list[str] = []
@@ -224,7 +232,7 @@ class Sequential:
         for layer in self.layers[:n]:
             out = layer.forward(out, training=True)
         loss, dout = self.loss(out, y)
-        for layer in reversed(self.layers[:n]):
+        for layer in reversed(self.layers[self._first_trained : n]):
             dout = layer.backward(dout)
         self.optimizer.step(self.parameters(), self.gradients())
         return loss, out

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .kernels.optim import adam_update
 from .schedules import (
     CosineDecay,
     ExponentialDecay,
@@ -442,6 +443,10 @@ class SGD(Optimizer):
         }
 
 
+# Below this size the fused kernel's launch costs more than the NumPy passes.
+_FUSED_MIN_SIZE = 4096
+
+
 class Adam(Optimizer):
     """Adam in Keras' formulation (epsilon outside the square root, "epsilon hat").
 
@@ -477,6 +482,10 @@ class Adam(Optimizer):
     def _update(self, key, p, g, ga, tmp, lr) -> None:
         dt = p.dtype.type
         m, v = self._state["m"][key], self._state["v"][key]
+        if p.size >= _FUSED_MIN_SIZE and g.flags.c_contiguous and p.flags.c_contiguous:
+            # Same arithmetic in one pass over memory (kernels/optim.py).
+            adam_update(p, g, m, v, self.beta_1, self.beta_2, self.epsilon, self._alpha)
+            return
         np.subtract(g, m, out=tmp)
         tmp *= dt(1.0 - self.beta_1)
         m += tmp

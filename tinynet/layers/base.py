@@ -40,6 +40,12 @@ class Layer:
     #: (Dropout, BatchNorm). Used by ``summary`` and by gradient checks.
     has_training_mode: bool = False
 
+    #: A model sets this to False on its first layer with parameters: nothing uses the
+    #: gradient with respect to the network's input, and for a first Dense layer it is
+    #: a fifth of a training step's FLOPs. Layers that honour it return None from
+    #: ``backward`` then; the others ignore it.
+    needs_input_grad: bool = True
+
     def __init__(self, *, name: str | None = None) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"name must be a non-empty string, got {name!r}")

@@ -93,6 +93,8 @@ class Dense(ActivationMixin, Layer):
         np.matmul(x.T, dz, out=self.grads["W"])
         if self.use_bias:
             np.sum(dz, axis=0, out=self.grads["b"])
+        if not self.needs_input_grad:
+            return None
         return dz @ self.params["W"].T
 
     def get_config(self) -> dict[str, Any]:
