@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .lines import paper_lines
 from .loading import ImageError
 
 WORK_MAX_SIDE = 1024
@@ -81,24 +82,22 @@ def paper_residual(grey: np.ndarray) -> np.ndarray:
 def ink_is_dark(grey: np.ndarray, residual: np.ndarray, *, tiny: bool = False) -> bool:
     """True when the ink is darker than the paper.
 
-    In a tiny scan (``tiny``) the digit fills the frame and may cover half of it, so
-    the paper is the Otsu class that dominates the image border. Otherwise ink is the
-    side of :func:`paper_residual` with the heavier tail beyond the noise (a border
-    can be a dark table or shadow): dark ink leaves large negative residuals.
+    In a tiny scan (``tiny``) the digit fills the frame and may cover half of it: the
+    paper is the Otsu class that dominates the border, the corners and the area
+    together. Otherwise ink is the side of :func:`paper_residual` with the heavier
+    tail beyond the noise (a border can be a dark table or shadow): dark ink leaves
+    large negative residuals.
     """
     if tiny:
         _, light = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        b = max(1, max(grey.shape) // 32)
-        ring = np.concatenate(
-            [
-                light[:b].ravel(),
-                light[-b:].ravel(),
-                light[:, :b].ravel(),
-                light[:, -b:].ravel(),
-            ]
-        )
-        if abs(float(ring.mean()) - 0.5) > 0.15:
-            return bool(ring.mean() > 0.5)
+        b, c = max(1, max(grey.shape) // 32), max(1, max(grey.shape) // 8)
+        sides = (light[:b], light[-b:], light[:, :b], light[:, -b:])
+        corners = (light[:c, :c], light[:c, -c:], light[-c:, :c], light[-c:, -c:])
+        ring = np.mean([x.mean() for x in sides])
+        corner = np.mean([x.mean() for x in corners])
+        # Border, corners and area vote: on 1000 MNIST digits squeezed into 8x8 this
+        # picks the paper 98% of the time (any one cue alone: 73-95%).
+        return bool((ring + corner + light.mean()) / 3 > 0.5)
     step = max(1, int(np.sqrt(residual.size / 50_000)))  # a subsample is plenty
     r = residual[::step, ::step].astype(np.float32)
     mad = float(np.median(np.abs(r - np.median(r))))
@@ -113,6 +112,12 @@ def _stroke_width(mask: np.ndarray) -> float:
     contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     perimeter = sum(cv2.arcLength(c, True) for c in contours)
     return 2.0 * float(np.count_nonzero(mask)) / max(perimeter, 1.0)
+
+
+def _thickest_stroke(mask: np.ndarray) -> float:
+    """Width of the thickest strokes: twice the 90th percentile distance to paper."""
+    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    return 2.0 * float(np.percentile(dist[mask > 0], 90))
 
 
 def remove_background(x: np.ndarray, stroke: float) -> np.ndarray:
@@ -196,7 +201,7 @@ def find_ink(grey: np.ndarray) -> InkComponents:
     # A rough mask from the median residual, only to size the opening below.
     cut = max(MIN_CONTRAST, float(residual.max()) / 3)
     rough = (residual > cut).astype(np.uint8)
-    stroke = min(_stroke_width(rough), 0.1 * max(work.shape)) if rough.any() else 3.0
+    stroke = min(_thickest_stroke(rough), 0.1 * max(work.shape)) if rough.any() else 3.0
     t = remove_background(work, stroke)
 
     hist = np.bincount(t.ravel(), minlength=256).astype(np.float64)
@@ -216,8 +221,16 @@ def find_ink(grey: np.ndarray) -> InkComponents:
     low = 0.5 * high
 
     weak = (t > low).astype(np.uint8)
+    strong_px = t > high
+    if scale <= 1.0:  # (in a tiny scan a digit's stroke can span the whole frame)
+        lines = paper_lines(weak).astype(bool)
+        left = np.count_nonzero(strong_px & ~lines)
+        # Unless the "lines" are nearly all the ink there is (a lone "1" in a crop).
+        if lines.any() and left >= 0.25 * np.count_nonzero(strong_px):
+            weak[lines] = 0
+            strong_px &= ~lines
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
-    strong = np.bincount(labels[t > high], minlength=n)
+    strong = np.bincount(labels[strong_px], minlength=n)
     strong[0] = 0
     ids = np.flatnonzero(strong)
     if ids.size == 0:
