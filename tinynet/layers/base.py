@@ -95,7 +95,7 @@ class Layer:
         return input_shape
 
     def astype(self, dtype: Any) -> Layer:
-        """Cast parameters, gradients and buffers to ``dtype`` in place; returns self."""
+        """Cast parameters, gradients and buffers to ``dtype`` in place."""
         self.dtype = np.dtype(dtype)
         for store in (self.params, self.grads, self.buffers):
             for k, v in store.items():
@@ -120,7 +120,7 @@ class Layer:
         return f"{cls} {self.name!r}" if self.name else cls
 
     def _check_input(self, x: np.ndarray) -> None:
-        """Raise a ValueError naming this layer if ``x`` is not ``(N, *input_shape)``."""
+        """Raise a ValueError naming this layer unless ``x`` is (N, *input_shape)."""
         if not self.built:
             raise RuntimeError(
                 f"{self.describe()} is not built: call build(input_shape) or put it "
