@@ -1,0 +1,23 @@
+"""Shared fixtures: where the real data sets are, and the repository root."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def data_root() -> Path:
+    """``$TINYNET_DATA``, or ``../shared/datasets`` beside the repository."""
+    return Path(os.environ.get("TINYNET_DATA") or SHARED / "datasets")
+
+
+@pytest.fixture(scope="session")
+def real_mnist_dir() -> Path:
+    """The folder with the four real MNIST files; skips (with the reason) if absent."""
+    folder = data_root() / "mnist"
+    if not (folder / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST not found in {folder} (set TINYNET_DATA)")
+    return folder
