@@ -282,6 +282,21 @@ def test_ruled_lines_and_specks_are_removed():
     assert iou(preprocess(noisy), preprocess(clean)) > 0.8
 
 
+def test_a_stroke_spanning_a_tight_crop_is_not_taken_for_a_paper_line():
+    def four(h, w, dy, dx):
+        img = np.full((h, w), 235, np.uint8)
+        for p, q in (
+            ((110, 2), (110, 197)),
+            ((110, 2), (20, 130)),
+            ((20, 130), (150, 130)),
+        ):
+            cv2.line(img, (p[0] + dx, p[1] + dy), (q[0] + dx, q[1] + dy), 20, 4)
+        return img
+
+    tight, loose = four(200, 160, 0, 0), four(320, 280, 60, 60)
+    assert iou(preprocess(tight), preprocess(loose)) > 0.8
+
+
 def test_hairline_strokes_are_thickened_to_mnist_width():
     thin = draw_digit("7", (600, 480), thickness=2)
     x = preprocess(thin)

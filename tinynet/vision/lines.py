@@ -1,7 +1,7 @@
 """Ruled and squared paper: find the printed lines in an ink mask and take them out.
 
-A paper line is a straight, thin run of ink that crosses (almost) the whole image,
-near horizontal or near vertical (photos are rarely square to the page, so a few
+A paper line is a straight, thin, faint run of ink that crosses (almost) the whole
+image, near horizontal or near vertical (photos are rarely square to the page, so a few
 degrees of tilt are allowed). Hough segments find them even where a digit's stroke
 crosses them; only a thin band around each line is removed, so a stroke that crosses
 a line keeps all but a line-wide gap, which the digit grouping bridges.
@@ -20,13 +20,18 @@ MAX_THICKNESS = 0.03
 """Thicker than this fraction of the image, it is not a printed line."""
 
 
-def paper_lines(mask: np.ndarray) -> np.ndarray:
+def paper_lines(mask: np.ndarray, contrast: np.ndarray, max_level: float) -> np.ndarray:
     """Pixels of ``mask`` that belong to paper lines.
 
     Parameters
     ----------
     mask : (H, W) uint8
         1 = ink (or anything dark enough to be a line).
+    contrast : (H, W) uint8
+        Ink contrast above the paper.
+    max_level : float
+        Lines are printed or creases, fainter than the pen: a line whose median
+        contrast is above this is a stroke (the long stem of a 7 in a tight crop).
 
     Returns
     -------
@@ -74,8 +79,11 @@ def paper_lines(mask: np.ndarray) -> np.ndarray:
             slope = (x1 - x0) / (y1 - y0 if y1 != y0 else 1.0)
             ends = ((x0 - slope * y0, 0), (x0 + slope * (h - 1 - y0), h - 1))
         p, q = (tuple(int(round(v)) for v in e) for e in ends)
-        cv2.line(out, p, q, 1, thickness=int(thickness) + 2)
-    return out & mask
+        line = cv2.line(np.zeros_like(mask), p, q, 1, thickness=int(thickness) + 2)
+        line &= mask
+        if line.any() and np.median(contrast[line > 0]) <= max_level:
+            out |= line
+    return out
 
 
 def _thickness(mask: np.ndarray, seg: tuple, horizontal: bool) -> float:

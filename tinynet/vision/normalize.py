@@ -33,6 +33,9 @@ TINY_SIDE = 96
 MIN_CONTRAST = 24.0
 """Ink must differ from the paper by at least this many grey levels (of 255)."""
 
+LINE_CONTRAST = 0.6
+"""Paper lines are removed only when fainter than this fraction of the ink contrast."""
+
 MNIST_BOX = 20
 MNIST_SIZE = 28
 MNIST_CENTRE = (
@@ -223,7 +226,8 @@ def find_ink(grey: np.ndarray) -> InkComponents:
     weak = (t > low).astype(np.uint8)
     strong_px = t > high
     if scale <= 1.0:  # (in a tiny scan a digit's stroke can span the whole frame)
-        lines = paper_lines(weak).astype(bool)
+        faint = LINE_CONTRAST * float(np.median(t[strong_px]))
+        lines = paper_lines(weak, t, faint).astype(bool)
         left = np.count_nonzero(strong_px & ~lines)
         # Unless the "lines" are nearly all the ink there is (a lone "1" in a crop).
         if lines.any() and left >= 0.25 * np.count_nonzero(strong_px):
