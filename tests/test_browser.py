@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinynet.serve import DigitServer
+from tinynet.server import DigitServer
 from tinynet.vision import read_digits
 
 REPO = Path(__file__).resolve().parents[1]

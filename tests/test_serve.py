@@ -28,7 +28,7 @@ from tinynet.layers.dense import Dense
 from tinynet.layers.pooling import MaxPool2D
 from tinynet.layers.reshape import Flatten
 from tinynet.model import Sequential
-from tinynet.serve import DigitServer, parse_multipart
+from tinynet.server import DigitServer, parse_multipart
 from tinynet.vision import read_digits
 
 MAX_UPLOAD = 2 * 2**20

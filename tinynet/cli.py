@@ -3,7 +3,7 @@
     tinynet serve [--model PATH] [--host 127.0.0.1] [--port 8000]
     tinynet predict IMAGE [IMAGE ...] [--model PATH] [--single] [--json]
 
-``serve`` starts the local digit-reader page and JSON API (:mod:`tinynet.serve`);
+``serve`` starts the local digit-reader page and JSON API (:mod:`tinynet.server`);
 ``predict`` reads digits from image files like ``examples/mnist_predict.py``, through
 the same :func:`tinynet.vision.read_digits`. Both use the shipped pretrained MNIST
 model unless ``--model`` names a saved tinynet model (.npz).
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serve import run
+    from .server import run
 
     try:
         model = _load_model(args.model)

@@ -1,58 +1,21 @@
-"""``tinynet serve``: a local web page and JSON API for trying the digit reader.
-
-Standard library only (:mod:`http.server`, one thread per connection). Endpoints:
-
-``GET /``
-    The page (``tinynet/web/``): a drawing canvas and an upload / drop box.
-``GET /api/info``
-    ``{"model", "input_shape", "max_upload_bytes", "max_pixels", "version"}``.
-``POST /api/predict``
-    Body: the image file itself, or ``multipart/form-data`` with the file in the
-    field ``image``. Answer: the object one ``examples/mnist_predict.py --json`` line
-    holds (``file, digits, confidence, probabilities, top3, error``), made by the same
-    :func:`tinynet.vision.read_digits`. Query options: ``file=NAME`` (the ``"file"``
-    value for a raw body), ``single=1`` (all the ink is one digit), ``inputs=1`` (add
-    ``"inputs"``, the 28x28 images the network saw as PNG data URLs, and ``"boxes"``,
-    each digit's ``[x, y, w, h]`` in the uploaded image's pixels).
-
-Status codes: 200 read; 400 not an image, an image with too many pixels, or a
-malformed request; 411 no length; 413 body over the cap; 422 an image with no digit
-in it; 500 an internal error (the server keeps running). Errors carry the same
-object with ``"error"`` set to a one-line message.
-
-Safety: binds to 127.0.0.1 unless told otherwise, and then answers only requests
-whose ``Host`` is a loopback name (so a web page cannot reach it through DNS
-rebinding); uploads are kept in memory only and capped; at most ``workers`` images
-are decoded at once (bounding memory under many concurrent uploads) and model calls
-are serialised (the Numba kernels' thread pool must not be entered concurrently).
-"""
+"""The request handler: routes, body reading with a cap, multipart, JSON answers."""
 
 from __future__ import annotations
 
-import base64
-import ipaddress
 import json
-import socket
 import sys
-import threading
 import time
 import traceback
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
-from typing import Any
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import cv2
-import numpy as np
+from .. import __version__
+from ..vision import error_dict
 
-from . import __version__
-from .vision import ImageError, error_dict, read_digits
-from .vision.loading import MAX_PIXELS, load_image_scaled
-from .vision.normalize import WORK_MAX_SIDE
-
-MAX_UPLOAD_BYTES = 16 * 2**20
-"""Default cap on a request body (a phone photo is 2-8 MB)."""
+if TYPE_CHECKING:
+    from .app import DigitServer
 
 STATIC = {  # URL path -> (file in tinynet/web/, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -66,7 +29,6 @@ _CSP = (
     "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 _DRAIN_LIMIT = 256 * 2**20  # read (and drop) at most this much of a refused body
 _DRAIN_SECONDS = 5.0
 
@@ -78,73 +40,6 @@ class HTTPProblem(Exception):
         super().__init__(message)
         self.status = status
         self.close = close
-
-
-class DigitReader:
-    """Thread-safe reading of uploaded images with one model.
-
-    Decoding and preprocessing run in parallel, at most ``workers`` at a time; the
-    model's ``predict`` runs under a lock. Passed to :func:`read_digits` as the model
-    (it has ``input_shape`` and ``predict``).
-    """
-
-    def __init__(self, model: Any, *, max_pixels: int = MAX_PIXELS, workers: int = 2):
-        if workers < 1:
-            raise ValueError(f"DigitReader: workers must be >= 1, got {workers}")
-        self.model = model
-        self.max_pixels = int(max_pixels)
-        self._predict_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(workers)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.model.input_shape)
-
-    def predict(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-        with self._predict_lock:
-            return self.model.predict(x, batch_size=batch_size)
-
-    def read(
-        self, data: bytes, file: str, *, single: bool = False, details: bool = False
-    ) -> tuple[int, dict[str, Any]]:
-        """Read the image in ``data``: ``(HTTP status, JSON object)``."""
-        with self._slots:
-            try:
-                image, scale = load_image_scaled(
-                    data, max_pixels=self.max_pixels, max_side=WORK_MAX_SIDE
-                )
-            except ImageError as exc:
-                return 400, error_dict(file, _message(exc, file))
-            except cv2.error:
-                message = f"{file}: OpenCV could not decode the image"
-                return 400, error_dict(file, message)
-            try:
-                reading = read_digits(image, self, multi=not single)
-            except ImageError as exc:  # decoded fine, but no digit in it
-                return 422, error_dict(file, _message(exc, file))
-        out = reading.to_dict(file)
-        if details:
-            out["inputs"] = [_png_data_url(x) for x in reading.inputs]
-            out["boxes"] = [[round(v * scale) for v in box] for box in reading.boxes]
-        return 200, out
-
-
-def _message(exc: Exception, file: str) -> str:
-    """First line of the error, naming the upload instead of ``<bytes>``/``<array>``."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    for placeholder in ("<bytes>", "<array>"):
-        if text.startswith(placeholder):
-            return file + text[len(placeholder) :]
-    return text
-
-
-def _png_data_url(x: np.ndarray) -> str:
-    """(28, 28) float in [0, 1] -> ``data:image/png;base64,...``, ink white on black."""
-    pixels = np.clip(np.asarray(x, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    ok, png = cv2.imencode(".png", pixels)
-    if not ok:  # pragma: no cover - encoding a small uint8 array does not fail
-        raise RuntimeError("could not encode the network input as PNG")
-    return "data:image/png;base64," + base64.b64encode(png.tobytes()).decode("ascii")
 
 
 def parse_multipart(
@@ -359,95 +254,3 @@ class Handler(BaseHTTPRequestHandler):
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:
     return (query.get(name) or ["0"])[0].lower() in ("1", "true", "yes", "on")
-
-
-class DigitServer(ThreadingHTTPServer):
-    """An HTTP server reading digits with one model; see the module docstring.
-
-    Parameters
-    ----------
-    address : (host, port); port 0 picks a free port (see :attr:`url`).
-    model : anything with ``predict`` and ``input_shape`` (a tinynet model).
-    max_upload_bytes : cap on a request body (413 above it).
-    max_pixels : cap on an image's pixel count (400 above it).
-    workers : images decoded at the same time.
-    quiet : no request log on stderr.
-    """
-
-    daemon_threads = True
-    request_queue_size = 128
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        model: Any,
-        *,
-        max_upload_bytes: int = MAX_UPLOAD_BYTES,
-        max_pixels: int = MAX_PIXELS,
-        workers: int = 2,
-        quiet: bool = False,
-    ) -> None:
-        if max_upload_bytes < 1:
-            raise ValueError(f"max_upload_bytes must be >= 1, got {max_upload_bytes}")
-        host = address[0]
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        self.reader = DigitReader(model, max_pixels=max_pixels, workers=workers)
-        self.max_upload_bytes = int(max_upload_bytes)
-        self.quiet = quiet
-        self.allowed_hosts = _LOOPBACK_NAMES if _is_loopback(host) else None
-        web = resources.files("tinynet") / "web"
-        self.static = {name: (web / name).read_bytes() for name, _ in STATIC.values()}
-        super().__init__(address, Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}/"
-
-    def info(self) -> dict[str, Any]:
-        model = self.reader.model
-        return {
-            "model": getattr(model, "name", type(model).__name__),
-            "input_shape": list(self.reader.input_shape),
-            "max_upload_bytes": self.max_upload_bytes,
-            "max_pixels": self.reader.max_pixels,
-            "version": __version__,
-        }
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def run(
-    model: Any,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    *,
-    max_upload_bytes: int = MAX_UPLOAD_BYTES,
-    quiet: bool = False,
-) -> None:
-    """Serve until Ctrl+C, printing the address first."""
-    server = DigitServer(
-        (host, port), model, max_upload_bytes=max_upload_bytes, quiet=quiet
-    )
-    with server:
-        print(f"tinynet: digit reader at {server.url}  (Ctrl+C to stop)", flush=True)
-        if server.allowed_hosts is None:
-            print(
-                f"tinynet: warning: listening on {host}, reachable from other machines",
-                file=sys.stderr,
-                flush=True,
-            )
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            print("tinynet: stopped", flush=True)
