@@ -290,7 +290,7 @@ def test_a_stroke_spanning_a_tight_crop_is_not_taken_for_a_paper_line():
             ((110, 2), (20, 130)),
             ((20, 130), (150, 130)),
         ):
-            cv2.line(img, (p[0] + dx, p[1] + dy), (q[0] + dx, q[1] + dy), 20, 4)
+            cv2.line(img, (p[0] + dx, p[1] + dy), (q[0] + dx, q[1] + dy), 20, 2)
         return img
 
     tight, loose = four(200, 160, 0, 0), four(320, 280, 60, 60)
