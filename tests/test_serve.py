@@ -293,11 +293,16 @@ def test_too_large_upload_gets_413_and_the_server_carries_on(server, model):
     host, port = server.server_address[:2]
     with socket.create_connection((host, port), timeout=10) as s:
         s.sendall(
-            b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"POST /api/predict?file=huge.png HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Length: 1000000000\r\nExpect: 100-continue\r\n\r\n"
         )
-        reply = s.recv(4096)
+        reply = recv_all(s)
     assert reply.startswith(b"HTTP/1.1 413")
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == {
+        "file": "huge.png", "digits": None, "confidence": None, "probabilities": None,
+        "top3": None, "error": "upload too large: 953.7 MB, the limit is 2 MB "
+        "(downscale the image or raise --max-upload-mb)",
+    }  # fmt: skip
     # Chunked bodies are counted as they arrive.
     chunk = bytes(2**20)
     chunks = [f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" for _ in range(3)]

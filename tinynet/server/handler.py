@@ -102,7 +102,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": f"no such endpoint: {url.path}"})
             return
         query = parse_qs(url.query)
-        file = (query.get("file") or ["upload"])[0][:255]
+        file = _file_name(query)
         try:
             body = self._read_body()
             ctype = self.headers.get("Content-Type", "")
@@ -135,8 +135,9 @@ class Handler(BaseHTTPRequestHandler):
         # Refuse an announced oversized upload before the client sends it.
         length = self.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.server.max_upload_bytes:
-            self.close_connection = True
-            self._send_json(413, {"error": self._too_large(int(length))}, close=True)
+            file = _file_name(parse_qs(urlsplit(self.path).query))
+            message = self._too_large(int(length))
+            self._send_json(413, error_dict(file, message), close=True)
             return False
         return super().handle_expect_100()
 
@@ -250,6 +251,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         if not self.server.quiet:
             super().log_message(format, *args)
+
+
+def _file_name(query: dict[str, list[str]]) -> str:
+    """The ``"file"`` of the answer: ``?file=NAME``, else ``"upload"``."""
+    return (query.get("file") or ["upload"])[0][:255]
 
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:
