@@ -1,0 +1,130 @@
+"""examples/mnist_predict.py end to end, through a subprocess as a user runs it:
+exit codes, one JSON line per image, one clear line per bad image, figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "mnist_predict.py"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A small untrained tinynet MLP saved to disk (the CLI's --model)."""
+    try:
+        from tinynet.zoo import mnist_mlp
+    except ImportError as exc:
+        pytest.skip(f"tinynet models not importable: {exc}")
+    path = tmp_path_factory.mktemp("model") / "mlp.npz"
+    mnist_mlp(seed=0).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+
+    def digit_image(text, w):
+        img = np.full((200, w), 235, np.uint8)
+        cv2.putText(img, text, (20, 160), cv2.FONT_HERSHEY_SIMPLEX, 5, 20, 12)
+        return img
+
+    files = {
+        "seven": d / "seven.jpg",
+        "number": d / "number.png",
+        "missing": d / "missing.png",
+        "text": d / "notes.png",
+        "blank": d / "blank.png",
+        "huge": d / "huge.png",
+    }
+    cv2.imwrite(str(files["seven"]), digit_image("7", 160))
+    cv2.imwrite(str(files["number"]), digit_image("42", 300))
+    files["text"].write_text("not an image at all\n")
+    cv2.imwrite(str(files["blank"]), np.full((300, 200), 240, np.uint8))
+    cv2.imwrite(str(files["huge"]), np.full((8000, 8000), 255, np.uint8))
+    return files
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_json_lines_bad_images_reported_and_the_others_still_read(model_file, images):
+    order = ["seven", "missing", "text", "number", "blank", "huge"]
+    res = run(*[images[k] for k in order], "--model", model_file, "--json")
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [rec["file"] for rec in lines] == [str(images[k]) for k in order]
+    rec = dict(zip(order, lines, strict=True))
+    for key, n in (("seven", 1), ("number", 2)):
+        assert rec[key]["error"] is None
+        assert isinstance(rec[key]["digits"], str) and len(rec[key]["digits"]) == n
+        probs = np.array(rec[key]["probabilities"])
+        assert probs.shape == (n, 10)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+        assert rec[key]["confidence"] == pytest.approx(probs.max(axis=1).tolist())
+    expected = {
+        "missing": "no such file",
+        "text": "not a readable image",
+        "blank": "no ink found",
+        "huge": "over the limit",
+    }
+    for key, phrase in expected.items():
+        assert rec[key]["digits"] is None
+        assert phrase in rec[key]["error"] and images[key].name in rec[key]["error"]
+        assert "\n" not in rec[key]["error"]
+
+
+def test_text_output_and_error_lines(model_file, images):
+    res = run(
+        images["seven"], images["number"], images["missing"], "--model", model_file
+    )
+    assert res.returncode == 1
+    out = res.stdout.splitlines()
+    assert out[0].startswith(f"{images['seven']}: ") and "top-3:" in out[0]
+    assert out[1].startswith(f"{images['number']}: ")
+    assert out[2].lstrip().startswith("digit 1:") and out[3].lstrip().startswith(
+        "digit 2:"
+    )
+    assert res.stderr.strip() == f"error: {images['missing']}: no such file"
+
+
+def test_all_good_exits_zero_and_single_mode_reads_one_digit(model_file, images):
+    res = run(images["number"], "--model", model_file, "--json", "--single")
+    assert res.returncode == 0, res.stderr
+    (rec,) = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(rec["digits"]) == 1
+
+
+def test_plot_writes_one_figure_per_image(model_file, images, tmp_path):
+    out = tmp_path / "fig.png"
+    res = run(images["seven"], images["number"], "--model", model_file, "--plot", out)
+    assert res.returncode == 0, res.stderr
+    for stem in ("seven", "number"):
+        assert (tmp_path / f"fig_{stem}.png").read_bytes()[:8] == PNG_MAGIC
+    assert not out.exists()
+    res = run(images["seven"], "--model", model_file, "--plot", out)
+    assert res.returncode == 0 and out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_unloadable_model_is_one_clear_line(images, tmp_path):
+    res = run(images["seven"], "--model", tmp_path / "nope.npz")
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr
+    assert res.stderr.startswith("error: cannot load") and res.stderr.count("\n") == 1
+    res = run()
+    assert res.returncode == 2 and "usage" in res.stderr
