@@ -182,9 +182,10 @@ def model():
     from tinynet.layers.reshape import Flatten
     from tinynet.model import Sequential
 
+    folder = Path(os.environ.get("TINYNET_DATA") or REPO.parent / "shared" / "datasets")
     try:
-        (x, y), _ = mnist.load_data()
-    except (OSError, ValueError) as exc:  # no local copy and no network
+        (x, y), _ = mnist.load_data(folder / "mnist", download=False)
+    except (OSError, ValueError) as exc:  # no local copy
         x = y = None
         untrained = str(exc).splitlines()[0]
     quick = Sequential(
