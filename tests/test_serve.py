@@ -448,6 +448,23 @@ def test_cli_errors_exit_2_with_a_message(tmp_path):
     assert run.returncode == 2 and "port must be in 0-65535" in run.stderr
 
 
+def test_cli_predict_text(model, model_file, tmp_path):
+    good = tmp_path / "42.png"
+    good.write_bytes(IMAGES["forty-two.png"])
+    run = subprocess.run(
+        [sys.executable, "-m", "tinynet.cli", "predict", "--model", str(model_file),
+         str(good)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    reading = read_digits(IMAGES["forty-two.png"], model)
+    first, *rest = run.stdout.splitlines()
+    assert first.startswith(f"{good}: {reading.digits}  confidence ")
+    assert len(rest) == 2  # one top-3 line per digit
+    for line, row in zip(rest, reading.top3(), strict=True):
+        assert line.split("top-3 ")[1].startswith(f"{row[0][0]} {row[0][1]:.3f}")
+
+
 def test_cli_predict_json_matches_read_digits(model, model_file, tmp_path):
     good = tmp_path / "seven.png"
     good.write_bytes(IMAGES["seven.png"])

@@ -162,9 +162,18 @@ def _predict(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(reading.to_dict(file)), flush=True)
         else:
-            conf = " ".join(f"{c:.3f}" for c in reading.confidence)
-            print(f"{file}: {reading.digits}  confidence {conf}", flush=True)
+            print(_describe(file, reading), flush=True)
     return 1 if failed else 0
+
+
+def _describe(file: str, reading: Any) -> str:
+    """``file: digits  confidence ...`` and each digit's three likeliest classes."""
+    conf = " ".join(f"{c:.3f}" for c in reading.confidence)
+    lines = [f"{file}: {reading.digits}  confidence {conf}"]
+    for i, row in enumerate(reading.top3(), 1):
+        top = ", ".join(f"{d} {p:.3f}" for d, p in row)
+        lines.append(f"  digit {i}: top-3 {top}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
