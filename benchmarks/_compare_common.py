@@ -110,6 +110,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def warn_if_busy(threshold: float = 0.5) -> float | None:
+    """Print a warning when the 1-minute load average says others use the CPUs.
+
+    Returns the load average (None where the OS does not report one). OpenBLAS in
+    particular slows down many times over when one of its threads is descheduled.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    if load > threshold:
+        print(
+            f"warning: load average {load:.2f} before starting: other processes are "
+            "using the CPUs, so timings will be noisy (and multi-threaded BLAS can be "
+            "many times slower). Re-run on a quiet machine for numbers to publish.",
+            file=sys.stderr,
+        )
+    return load
+
+
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     try:

@@ -329,6 +329,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pythons = {"keras": args.keras_python, "tinynet": args.tinynet_python}
 
     load_before = loadavg()
+    cc.warn_if_busy()
     parity: list[dict[str, Any]] = []
     if not args.no_parity:
         print("parity check ...", flush=True)
