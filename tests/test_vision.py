@@ -383,6 +383,20 @@ def test_segmentation_reads_rows_top_to_bottom(mnist_test_digits):
         assert x <= cx <= x + w and y <= cy <= y + h
 
 
+def test_digits_joined_by_a_ligature_are_cut_apart():
+    page = np.full((200, 300), 235, np.uint8)
+    centres = (90, 210)
+    for cx in centres:  # two 0s, 0.75 as wide as tall, the pen not lifted between
+        cv2.ellipse(page, (cx, 100), (48, 64), 0, 0, 360, 20, 8)
+    cv2.line(page, (135, 130), (165, 130), 20, 5)
+    crops = segment_digits(page)
+    assert len(crops) == 2
+    for crop, cx in zip(crops, centres, strict=True):
+        x, _, w, _ = crop.box
+        assert abs(x + w / 2 - cx) < 15
+    assert len(segment_digits(page, multi=False)) == 1
+
+
 def test_broken_strokes_stay_one_digit():
     img = draw_digit("5", (240, 200), thickness=12)
     img[100:108, :] = 235  # a gap across the whole digit (pen skipped)
