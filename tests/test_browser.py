@@ -332,6 +332,8 @@ def test_upload_a_photo(page, server, model, tmp_path):
     assert result["digits"] == want.digits
     check_shown(result, len(want.digits))
     assert photo.name in result["status"]
+    shown = [float(c.rstrip(" %")) for c in result["confidence"].split(" · ")]
+    np.testing.assert_allclose(shown, np.multiply(want.confidence, 100), atol=0.051)
     # The uploaded photo is shown with a box around each digit read.
     boxes = page.js("return document.querySelectorAll('#boxes div').length")
     assert boxes == len(want.digits)

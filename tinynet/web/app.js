@@ -178,7 +178,7 @@ function showError(message, status) {
 }
 
 function percent(p) {
-  return (100 * p).toFixed(p >= 0.999 || p < 0.1 ? 1 : 0) + " %";
+  return (100 * p).toFixed(1) + " %";
 }
 
 function showReading(r, source) {
@@ -187,7 +187,7 @@ function showReading(r, source) {
     `${r.digits.length} digit${r.digits.length === 1 ? "" : "s"} found.`;
   answer.hidden = false;
   digitsOut.textContent = r.digits;
-  confidenceOut.textContent = r.confidence.map(percent).join("  ");
+  confidenceOut.textContent = r.confidence.map(percent).join(" · ");
   details.replaceChildren(...r.probabilities.map((probs, i) => digitCard(r, probs, i)));
   if (source.kind === "upload") drawBoxes(r.boxes || []);
 }
