@@ -414,9 +414,15 @@ def model_file(model, tmp_path_factory) -> Path:
     return path
 
 
+def console_script() -> list[str]:
+    """The installed ``tinynet`` console script, else ``python -m tinynet.cli``."""
+    script = Path(sys.executable).parent / "tinynet"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "tinynet.cli"]
+
+
 def test_cli_serve_prints_the_address_and_serves(model_file):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tinynet.cli", "serve", "--model", str(model_file),
+        [*console_script(), "serve", "--model", str(model_file),
          "--port", "0", "--quiet", "--max-upload-mb", "0.5"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
