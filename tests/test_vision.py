@@ -200,6 +200,14 @@ def test_big_jpeg_is_decoded_small_and_reports_its_scale():
     assert scale == pytest.approx(2000 / max(out.shape))
 
 
+def test_big_jpeg_decoded_small_still_honours_exif_orientation():
+    img = cv2.resize(quadrants(), (1600, 1000), interpolation=cv2.INTER_NEAREST)
+    out = load_image(exif_jpeg(img, 6), max_side=300)
+    assert out.shape[0] > out.shape[1] and max(out.shape) <= 300
+    small = cv2.resize(UPRIGHT[6](img), out.shape[::-1], interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(quadrant_means(out), quadrant_means(small), atol=6)
+
+
 def test_user_errors_are_one_line_image_errors_naming_the_file(tmp_path):
     missing = tmp_path / "nope.png"
     with pytest.raises(ImageError, match="nope.png: no such file"):
