@@ -72,8 +72,9 @@ def test_matches_the_direct_convolution_in_float32():
     y = layer.forward(x)
     ho, pt = window_geometry(9, 3, 2, "same")
     wo, pl = window_geometry(10, 3, 2, "same")
+    cols = np.empty((3 * ho * wo, 3 * 3 * 4), np.float32)
     expected, _ = reference.conv2d_forward(
-        x, layer.params["W"], layer.params["b"], 2, 2, pt, pl, ho, wo
+        x, layer.params["W"], layer.params["b"], 2, 2, pt, pl, ho, wo, cols
     )
     assert y.dtype == np.float32 and y.shape == (3, 5, 5, 8)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
@@ -185,6 +186,26 @@ def test_split_activation_leaves_the_linear_convolution():
     z = layer.forward(x)
     assert np.any(z < 0)
     np.testing.assert_array_equal(relu.forward(z), y)
+
+
+def test_reused_im2col_buffer_holds_the_latest_batch():
+    rng = np.random.default_rng(0)
+    layer = Conv2D(4, 3, strides=2, padding="same")
+    layer.build((6, 5, 3), rng, np.float64)
+    x1, x2 = rng.standard_normal((2, 2, 6, 5, 3))
+    dout = rng.standard_normal((2, 3, 3, 4))
+    layer.forward(x1, training=True)
+    layer.forward(x2, training=True)  # overwrites the same buffer
+    dx = layer.backward(dout)
+    fresh = Conv2D(4, 3, strides=2, padding="same")
+    fresh.build((6, 5, 3), np.random.default_rng(1), np.float64)
+    fresh.params["W"][...] = layer.params["W"]
+    fresh.forward(x2, training=True)
+    np.testing.assert_array_equal(dx, fresh.backward(dout))
+    np.testing.assert_array_equal(layer.grads["W"], fresh.grads["W"])
+    # Inference keeps nothing: neither the cache nor the scratch buffer.
+    layer.forward(x1, training=False)
+    assert layer._workspace is None and layer._cache is None
 
 
 def conv_bn_check(use_bias: bool):

@@ -121,8 +121,14 @@ def test_conv2d_forward_and_backward_match_reference(geometry, seed, use_bias):
     bias = bias if use_bias else None
     kh, kw, sh, sw, pt, pl, ho, wo = args
     dtype = x.dtype.type
-    y, cols = conv.conv2d_forward(x, weights, bias, sh, sw, pt, pl, ho, wo)
-    y_ref, _ = reference.conv2d_forward(x, weights, bias, sh, sw, pt, pl, ho, wo)
+    shape = (x.shape[0] * ho * wo, kh * kw * x.shape[3])
+    cols = np.full(shape, np.nan, dtype)
+    y, cols = conv.conv2d_forward(x, weights, bias, sh, sw, pt, pl, ho, wo, cols)
+    ref_cols = np.full(shape, np.nan, dtype)
+    y_ref, ref_cols = reference.conv2d_forward(
+        x, weights, bias, sh, sw, pt, pl, ho, wo, ref_cols
+    )
+    np.testing.assert_array_equal(cols, ref_cols)
     assert_close(y, y_ref, dtype)
 
     dout = rng.standard_normal(y.shape).astype(dtype)
@@ -136,7 +142,8 @@ def test_conv2d_forward_by_hand():
     # 3x3 input 0..8, one 2x2 kernel of ones, valid: sums of the four 2x2 blocks.
     x = np.arange(9, dtype=np.float64).reshape(1, 3, 3, 1)
     w = np.ones((2, 2, 1, 1))
-    y, _ = conv.conv2d_forward(x, w, np.array([0.5]), 1, 1, 0, 0, 2, 2)
+    cols = np.empty((4, 4))
+    y, _ = conv.conv2d_forward(x, w, np.array([0.5]), 1, 1, 0, 0, 2, 2, cols)
     np.testing.assert_array_equal(y[0, :, :, 0], [[8.5, 12.5], [20.5, 24.5]])
 
 

@@ -59,12 +59,12 @@ def col2im(cols, kh, kw, sh, sw, pt, pl, ho, wo, out):
     return out
 
 
-def conv2d_forward(x, w, b, sh, sw, pt, pl, ho, wo):
+def conv2d_forward(x, w, b, sh, sw, pt, pl, ho, wo, cols):
     """``y[n, oy, ox, f] = b[f] + sum_{i,j,c} xpad[n, oy*sh+i, ox*sw+j, c] w[i,j,c,f]``
     (no ``b[f]`` term when ``b`` is None).
 
-    Returns ``(y, cols)`` like the fast version; ``cols`` comes from :func:`im2col`
-    but ``y`` is computed directly, one kernel offset at a time.
+    Returns ``(y, cols)`` like the fast version; ``cols`` is filled by
+    :func:`im2col` but ``y`` is computed directly, one kernel offset at a time.
     """
     n, _, _, c = x.shape
     kh, kw, _, f = w.shape
@@ -75,7 +75,6 @@ def conv2d_forward(x, w, b, sh, sw, pt, pl, ho, wo):
             y += np.einsum("nhwc,cf->nhwf", xp[_window(i, j, sh, sw, ho, wo)], w[i, j])
     if b is not None:
         y += b
-    cols = np.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
     return y, im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, cols)
 
 

@@ -1,0 +1,168 @@
+"""Helpers shared by the benchmarks: thread pinning, timing, the machine's matmul
+rate, subprocess probes, tables and JSON.
+
+Nothing here imports NumPy at module level: ``pin_threads`` must run before NumPy
+(and its BLAS) is loaded, since thread pools are sized when a library starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+# Every variable that sizes a thread pool NumPy's BLAS or Numba may start.
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
+def pin_threads(threads: int | None) -> None:
+    """Set every thread-count variable to ``threads`` (None: leave them alone).
+
+    Must run before NumPy is imported; subprocesses inherit the setting.
+    """
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"pin_threads: threads must be >= 1, got {threads}")
+    if "numpy" in sys.modules:
+        raise RuntimeError("pin_threads must run before numpy is imported")
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+
+
+def time_call(
+    fn: Callable[[], Any], *, repeat: int = 20, warmup: int = 2
+) -> dict[str, float]:
+    """Seconds per call of ``fn``: best and median of ``repeat`` timed calls.
+
+    The best is the figure to compare on a shared machine (noise only adds time);
+    the median shows how noisy the run was.
+    """
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"best": min(times), "median": statistics.median(times)}
+
+
+def matmul_gflops(
+    m: int, k: int, n: int, *, repeat: int = 10, seed: int = 0
+) -> dict[str, float]:
+    """float32 ``(m, k) @ (k, n)`` rate in GFLOP/s (2*m*k*n FLOP), best and median."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    t = time_call(lambda: a @ b, repeat=repeat)
+    flop = 2.0 * m * k * n
+    return {"best": flop / t["best"] / 1e9, "median": flop / t["median"] / 1e9}
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, core count, library versions and thread settings, for the JSON record."""
+    import numba
+    import numpy as np
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "threads": {var: os.environ.get(var) for var in THREAD_VARS},
+    }
+
+
+def run_python(
+    code: str, *, env: dict[str, str] | None = None, timeout: float = 600
+) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter; it must print one JSON object last.
+
+    Returns that object, plus ``"wall_s"``: the subprocess's wall time from spawn
+    to exit (interpreter start and imports included).
+    """
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"benchmark subprocess failed:\n{result.stderr[-3000:]}")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    data["wall_s"] = wall
+    return data
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table; floats get 3 significant decimals' worth of digits."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+        return str(v)
+
+    text = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in text
+    ]
+    return "\n".join(lines)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically (temp file + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = [
+    "THREAD_VARS",
+    "format_table",
+    "machine_info",
+    "matmul_gflops",
+    "pin_threads",
+    "run_python",
+    "time_call",
+    "write_json",
+]
