@@ -305,6 +305,13 @@ def test_a_stroke_spanning_a_tight_crop_is_not_taken_for_a_paper_line():
     assert iou(preprocess(tight), preprocess(loose)) > 0.8
 
 
+def test_edge_of_the_sheet_along_a_border_is_ignored():
+    clean = draw_digit("1", (240, 200), at=(50, 222))
+    edged = clean.copy()
+    cv2.line(edged, (0, 236), (110, 236), 40, 4)  # paper edge / shadow at the bottom
+    assert iou(preprocess(edged), preprocess(clean)) > 0.9
+
+
 def test_hairline_strokes_are_thickened_to_mnist_width():
     thin = draw_digit("7", (600, 480), thickness=2)
     x = preprocess(thin)

@@ -146,7 +146,12 @@ def _keep_components(
     big = area[~lines].max()
     big_side = max(np.maximum(w, h)[~lines][area[~lines].argmax()], 1)
     speck = (area < SPECK_FRACTION * big) & (np.maximum(w, h) < 0.3 * big_side)
-    return [int(k) for k in ids[~lines & ~speck & (area >= 3)]]
+    # The edge of the sheet or a shadow line along the border of a crop: thin,
+    # elongated and touching the border (but never the main ink: a "1" in a scan).
+    border = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
+    thin = np.maximum(w, h) >= 6 * np.minimum(w, h)
+    edge = border & thin & (area < big)
+    return [int(k) for k in ids[~lines & ~speck & ~edge & (area >= 3)]]
 
 
 def _bounds(group: list[int], stats: np.ndarray) -> tuple[int, int, int, int]:
