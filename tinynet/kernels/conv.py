@@ -48,7 +48,18 @@ from . import parallel_kernel
 
 
 @parallel_kernel
-def im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, out):
+def im2col(
+    x: np.ndarray,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    ho: int,
+    wo: int,
+    out: np.ndarray,
+) -> np.ndarray:
     """Unroll the receptive fields of ``x`` into the rows of ``out``.
 
     Parameters
@@ -97,7 +108,18 @@ def im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, out):
 
 
 @parallel_kernel
-def col2im(cols, kh, kw, sh, sw, pt, pl, ho, wo, out):
+def col2im(
+    cols: np.ndarray,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    ho: int,
+    wo: int,
+    out: np.ndarray,
+) -> np.ndarray:
     """Adjoint of :func:`im2col`: scatter-add the rows of ``cols`` into ``out``.
 
     Parameters

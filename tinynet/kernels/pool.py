@@ -18,13 +18,24 @@ serial: forward 0.29 vs 0.69 ms, backward 0.18 vs 0.45 ms (2x2 pool, 128x26x26x3
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange
 
 from . import parallel_kernel
 
 
 @parallel_kernel
-def maxpool_forward(x, ph, pw, sh, sw, pt, pl, out, argmax):
+def maxpool_forward(
+    x: np.ndarray,
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    out: np.ndarray,
+    argmax: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Window maxima and where they are.
 
     Parameters
@@ -67,7 +78,17 @@ def maxpool_forward(x, ph, pw, sh, sw, pt, pl, out, argmax):
 
 
 @parallel_kernel
-def maxpool_backward(dout, argmax, ph, pw, sh, sw, pt, pl, out):
+def maxpool_backward(
+    dout: np.ndarray,
+    argmax: np.ndarray,
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    out: np.ndarray,
+) -> np.ndarray:
     """Route each upstream gradient to the maximum of its window.
 
     Parameters
@@ -104,7 +125,9 @@ def maxpool_backward(dout, argmax, ph, pw, sh, sw, pt, pl, out):
 
 
 @parallel_kernel
-def avgpool_forward(x, ph, pw, sh, sw, pt, pl, out):
+def avgpool_forward(
+    x: np.ndarray, ph: int, pw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray
+) -> np.ndarray:
     """Window means over the entries inside ``x`` (padding is not counted).
 
     Parameters and return as for :func:`maxpool_forward`.
@@ -131,7 +154,16 @@ def avgpool_forward(x, ph, pw, sh, sw, pt, pl, out):
 
 
 @parallel_kernel
-def avgpool_backward(dout, ph, pw, sh, sw, pt, pl, out):
+def avgpool_backward(
+    dout: np.ndarray,
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    out: np.ndarray,
+) -> np.ndarray:
     """Spread each upstream gradient evenly over the real entries of its window.
 
     Parameters

@@ -36,7 +36,18 @@ def _window(i: int, j: int, sh: int, sw: int, ho: int, wo: int) -> tuple[slice, 
 
 
 # ----------------------------------------------------------------------- convolution
-def im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, out):
+def im2col(
+    x: np.ndarray,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    ho: int,
+    wo: int,
+    out: np.ndarray,
+) -> np.ndarray:
     """``out[(n, oy, ox), (i, j, c)] = xpad[n, oy*sh + i, ox*sw + j, c]``."""
     n, _, _, c = x.shape
     xp = _padded(x, pt, pl, (ho - 1) * sh + kh, (wo - 1) * sw + kw, 0.0)
@@ -47,7 +58,18 @@ def im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, out):
     return out
 
 
-def col2im(cols, kh, kw, sh, sw, pt, pl, ho, wo, out):
+def col2im(
+    cols: np.ndarray,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    ho: int,
+    wo: int,
+    out: np.ndarray,
+) -> np.ndarray:
     """Adjoint of :func:`im2col`: add every column entry back where it was read."""
     n, h, w, c = out.shape
     dxp = _padded(np.zeros_like(out), pt, pl, (ho - 1) * sh + kh, (wo - 1) * sw + kw, 0)
@@ -59,7 +81,18 @@ def col2im(cols, kh, kw, sh, sw, pt, pl, ho, wo, out):
     return out
 
 
-def conv2d_forward(x, w, b, sh, sw, pt, pl, ho, wo, cols):
+def conv2d_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    ho: int,
+    wo: int,
+    cols: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """``y[n, oy, ox, f] = b[f] + sum_{i,j,c} xpad[n, oy*sh+i, ox*sw+j, c] w[i,j,c,f]``
     (no ``b[f]`` term when ``b`` is None).
 
@@ -78,7 +111,16 @@ def conv2d_forward(x, w, b, sh, sw, pt, pl, ho, wo, cols):
     return y, im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, cols)
 
 
-def conv2d_backward(dout, x, cols, w, sh, sw, pt, pl):
+def conv2d_backward(
+    dout: np.ndarray,
+    x: np.ndarray,
+    cols: np.ndarray,
+    w: np.ndarray,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv2d_forward`, computed directly from ``x``.
 
     ``dw[i,j] = sum over windows of xpad_patch(i,j)^T dout``, ``db = sum dout``,
@@ -102,7 +144,17 @@ def conv2d_backward(dout, x, cols, w, sh, sw, pt, pl):
 
 
 # --------------------------------------------------------------------------- pooling
-def maxpool_forward(x, ph, pw, sh, sw, pt, pl, out, argmax):
+def maxpool_forward(
+    x: np.ndarray,
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    out: np.ndarray,
+    argmax: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """``out`` = maxima over the real (non-padding) entries of each window;
     ``argmax`` = ``i*pw + j`` of the first maximum in row-major window order."""
     ho, wo = out.shape[1], out.shape[2]
@@ -121,7 +173,17 @@ def maxpool_forward(x, ph, pw, sh, sw, pt, pl, out, argmax):
     return out, argmax
 
 
-def maxpool_backward(dout, argmax, ph, pw, sh, sw, pt, pl, out):
+def maxpool_backward(
+    dout: np.ndarray,
+    argmax: np.ndarray,
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    out: np.ndarray,
+) -> np.ndarray:
     """Each ``dout`` entry is added at the window entry ``argmax`` points to."""
     n, h, w, c = out.shape
     ho, wo = dout.shape[1], dout.shape[2]
@@ -146,7 +208,9 @@ def _window_counts(h, w, ph, pw, sh, sw, pt, pl, ho, wo, dtype):
     return counts
 
 
-def avgpool_forward(x, ph, pw, sh, sw, pt, pl, out):
+def avgpool_forward(
+    x: np.ndarray, ph: int, pw: int, sh: int, sw: int, pt: int, pl: int, out: np.ndarray
+) -> np.ndarray:
     """``out = (sum of the real entries of the window) / (their number)``."""
     n, h, w, c = x.shape
     ho, wo = out.shape[1], out.shape[2]
@@ -159,7 +223,16 @@ def avgpool_forward(x, ph, pw, sh, sw, pt, pl, out):
     return out
 
 
-def avgpool_backward(dout, ph, pw, sh, sw, pt, pl, out):
+def avgpool_backward(
+    dout: np.ndarray,
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    out: np.ndarray,
+) -> np.ndarray:
     """Each real entry of a window receives ``dout / count`` of that window."""
     n, h, w, c = out.shape
     ho, wo = dout.shape[1], dout.shape[2]
