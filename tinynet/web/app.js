@@ -189,7 +189,9 @@ function showReading(r, source) {
   digitsOut.textContent = r.digits;
   confidenceOut.textContent = r.confidence.map(percent).join(" · ");
   details.replaceChildren(...r.probabilities.map((probs, i) => digitCard(r, probs, i)));
+  // Boxes mark digits on the uploaded photo only; a drawing's answer removes them.
   if (source.kind === "upload") drawBoxes(r.boxes || []);
+  else boxesLayer.replaceChildren();
 }
 
 function digitCard(r, probs, i) {
