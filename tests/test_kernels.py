@@ -138,6 +138,18 @@ def test_conv2d_forward_and_backward_match_reference(geometry, seed, use_bias):
         assert_close(got, expected, dtype)
 
 
+@given(st.integers(1, 50), st.integers(1, 9), st.sampled_from([np.float32, np.float64]))
+@PROPERTY_SETTINGS
+def test_add_bias_matches_reference(rows, width, dtype):
+    rng = np.random.default_rng(rows * 10 + width)
+    y = rng.standard_normal((rows, width)).astype(dtype)
+    b = rng.standard_normal(width).astype(dtype)
+    expected = reference.add_bias(y.copy(), b)
+    got = conv.add_bias(y, b)
+    assert got is y  # in place
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_conv2d_forward_by_hand():
     # 3x3 input 0..8, one 2x2 kernel of ones, valid: sums of the four 2x2 blocks.
     x = np.arange(9, dtype=np.float64).reshape(1, 3, 3, 1)
@@ -218,7 +230,7 @@ PROBE = textwrap.dedent(
     import tinynet, tinynet.layers
     from tinynet.kernels import conv, pool
 
-    kernels = [conv.im2col, conv.col2im, pool.maxpool_forward,
+    kernels = [conv.im2col, conv.col2im, conv.add_bias, pool.maxpool_forward,
                pool.maxpool_backward, pool.avgpool_forward, pool.avgpool_backward]
     compiled_at_import = sum(len(k.jitted.signatures) for k in kernels)
     x = np.ones((1, 3, 3, 1), np.float32)

@@ -35,6 +35,8 @@ comes from ``benchmarks/bench_conv.py``:
   (0.5 vs 0.9 ms on conv1, 0.8 vs 1.0 ms on conv2: first-touch page faults), so a
   training Conv2D reuses its ``cols`` buffer. A reused ``dcols`` buffer made no
   measurable difference and is not kept.
+- The bias is added by a parallel kernel: 0.22 ms against 0.45 ms for NumPy's
+  ``y2d += b`` on conv1's (86528, 32) output.
 - ``db`` as ``ones @ dout2d`` (a BLAS matrix-vector product, 0.13 ms on conv1)
   rather than ``dout2d.sum(axis=0)`` (1.1 ms).
 """
@@ -164,6 +166,25 @@ def col2im(
     return out
 
 
+@parallel_kernel
+def add_bias(y: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``y[r, :] += b`` for every row, in place.
+
+    Parameters
+    ----------
+    y : (M, F) C-contiguous; b : (F,).
+
+    Returns
+    -------
+    y
+    """
+    m, f = y.shape
+    for r in prange(m):
+        for k in range(f):
+            y[r, k] += b[k]
+    return y
+
+
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -194,7 +215,7 @@ def conv2d_forward(
     im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, cols)
     y2d = cols @ w.reshape(kh * kw * c, f)
     if b is not None:
-        y2d += b
+        add_bias(y2d, b.astype(y2d.dtype, copy=False))
     return y2d.reshape(n, ho, wo, f), cols
 
 

@@ -81,6 +81,12 @@ def col2im(
     return out
 
 
+def add_bias(y: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``y[r, :] += b`` for every row, in place."""
+    y += b
+    return y
+
+
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
