@@ -321,6 +321,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--png", type=Path, default=HERE / "results" / "keras_compare.png"
     )
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        default=None,
+        help="cProfile tinynet's training into DIR/tinynet_<model>.prof (slower)",
+    )
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     for m in models:
@@ -350,7 +356,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             turn += 1
             for fw in order:
                 print(f"{model}: {fw} ...", flush=True)
-                result = run_worker(fw, pythons[fw], args, benchmark_args(model, args))
+                extra = benchmark_args(model, args)
+                if fw == "tinynet" and args.profile_dir:
+                    args.profile_dir.mkdir(parents=True, exist_ok=True)
+                    prof = args.profile_dir.resolve() / f"tinynet_{model}.prof"
+                    extra += ["--profile", str(prof)]
+                result = run_worker(fw, pythons[fw], args, extra)
                 runs[model][fw].append(result)
                 print(
                     f"  {result['steady_epoch_seconds']:.2f} s/epoch, "
