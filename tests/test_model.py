@@ -151,3 +151,28 @@ def _logits(model, x, n):
     for layer in model.layers[:n]:
         out = layer.forward(out, training=True)
     return out
+
+
+@pytest.mark.parametrize("first", ["dense", "conv"])
+def test_first_layer_skips_its_input_gradient_without_changing_any_gradient(first):
+    from tinynet.layers.conv import Conv2D
+
+    def build():
+        head = [Conv2D(3, 3), Flatten()] if first == "conv" else [Flatten(), Dense(6)]
+        return Sequential(
+            [*head, ReLU(), Dense(4), Softmax()], input_shape=(5, 5, 1), seed=2
+        )
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 5, 5, 1), dtype=np.float32), rng.integers(0, 4, 8)
+    skipping, full = build(), build()
+    trained_index = 0 if first == "conv" else 1
+    assert not skipping.layers[trained_index].needs_input_grad
+    full.layers[trained_index].needs_input_grad = True
+    for model in (skipping, full):
+        model.compile(optimizer=optimizers.SGD(learning_rate=0.0), loss="cross_entropy")
+        model.train_step(x, y)
+    for key, grad in full.gradients().items():
+        np.testing.assert_array_equal(skipping.gradients()[key], grad)
+    layer = skipping.layers[trained_index]
+    assert layer.backward(np.ones((8, *layer.output_shape), np.float32)) is None

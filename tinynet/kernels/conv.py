@@ -228,7 +228,8 @@ def conv2d_backward(
     sw: int,
     pt: int,
     pl: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv2d_forward`.
 
     Parameters
@@ -237,10 +238,11 @@ def conv2d_backward(
     x : (N, H, W, C) the forward input (only its shape is used here).
     cols : (N*ho*wo, kh*kw*C) the im2col matrix returned by the forward pass.
     w : (kh, kw, C, F).
+    need_dx : False skips the input gradient (a network's first layer needs none).
 
     Returns
     -------
-    dx : (N, H, W, C), dw : (kh, kw, C, F), db : (F,)
+    dx : (N, H, W, C) or None, dw : (kh, kw, C, F), db : (F,)
     """
     n, ho, wo, f = dout.shape
     kh, kw, c, _ = w.shape
@@ -248,6 +250,8 @@ def conv2d_backward(
     dw = (cols.T @ dout2d).reshape(w.shape)
     # A matrix-vector product runs on BLAS threads; dout2d.sum(axis=0) does not.
     db = np.ones(dout2d.shape[0], dtype=dout2d.dtype) @ dout2d
+    if not need_dx:
+        return None, dw, db
     dcols = dout2d @ w.reshape(kh * kw * c, f).T
     dx = np.empty(x.shape, dtype=dout.dtype)
     col2im(dcols, kh, kw, sh, sw, pt, pl, ho, wo, dx)

@@ -160,13 +160,18 @@ class Conv2D(ActivationMixin, Layer):
         return buf
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """dout : (N, ho, wo, F) -> dx : (N, H, W, C); fills grads["W"], grads["b"]."""
+        """dout : (N, ho, wo, F) -> dx : (N, H, W, C); fills grads["W"], grads["b"].
+
+        Returns None instead of dx when ``needs_input_grad`` is False.
+        """
         x, cols, w = self._take_cache()
         self._check_dout(dout, (x.shape[0], *self.output_shape))
         dz = self._activation_backward(dout)
         dz = np.ascontiguousarray(dz, dtype=cols.dtype)
         pt, pl, _, _ = self._geometry
-        dx, dw, db = conv.conv2d_backward(dz, x, cols, w, *self.strides, pt, pl)
+        dx, dw, db = conv.conv2d_backward(
+            dz, x, cols, w, *self.strides, pt, pl, self.needs_input_grad
+        )
         self.grads["W"][...] = dw
         if self.use_bias:
             self.grads["b"][...] = db
