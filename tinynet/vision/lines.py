@@ -1,10 +1,11 @@
 """Ruled and squared paper: find the printed lines in an ink mask and take them out.
 
-A paper line is a straight, thin, faint run of ink that crosses (almost) the whole
-image, near horizontal or near vertical (photos are rarely square to the page, so a few
-degrees of tilt are allowed). Hough segments find them even where a digit's stroke
-crosses them; only a thin band around each line is removed, so a stroke that crosses
-a line keeps all but a line-wide gap, which the digit grouping bridges.
+A paper line is a long, thin, faint run of ink that crosses (almost) the whole image,
+near horizontal or near vertical (a few degrees of tilt and a slight bend of the page
+are allowed). Hough segments on a small copy find the candidates; each is then traced
+at full resolution (its centre sampled along its length, a quadratic fitted) so that
+only a thin band around the real line is removed. Where a digit's stroke crosses a
+line, the band's pixels are given back when the stroke continues on both sides.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ import numpy as np
 SPAN = 0.85
 """A line runs across at least this fraction of the image (width or height)."""
 MAX_TILT_DEG = 8.0
-HOUGH_SIDE = 256
 MAX_THICKNESS = 0.03
 """Thicker than this fraction of the image, it is not a printed line."""
+HOUGH_SIDE = 256
+SAMPLES = 48
 
 
-def paper_lines(mask: np.ndarray, contrast: np.ndarray, max_level: float) -> np.ndarray:
-    """Pixels of ``mask`` that belong to paper lines.
+def remove_paper_lines(
+    weak: np.ndarray, contrast: np.ndarray, max_level: float
+) -> np.ndarray:
+    """Pixels of ``weak`` that belong to paper lines (after giving back crossings).
 
     Parameters
     ----------
-    mask : (H, W) uint8
+    weak : (H, W) uint8
         1 = ink (or anything dark enough to be a line).
     contrast : (H, W) uint8
         Ink contrast above the paper.
@@ -35,73 +39,126 @@ def paper_lines(mask: np.ndarray, contrast: np.ndarray, max_level: float) -> np.
 
     Returns
     -------
-    (H, W) uint8, 1 on the line pixels found (all zero when there are none).
+    (H, W) bool, True on the line pixels to remove (all False when there are none).
     """
+    lines = np.zeros(weak.shape, np.uint8)
+    widest = 0
+    for centre, horizontal, thickness in _candidates(weak):
+        band = _draw(centre, horizontal, thickness, weak.shape) & weak
+        if band.any() and np.median(contrast[band > 0]) <= max_level:
+            lines |= band
+            widest = max(widest, thickness)
+    if not lines.any():
+        return lines.astype(bool)
+    # Strokes that cross a line: close the gap the band leaves in them.
+    rest = weak & (1 - lines)
+    k = 2 * int(widest) + 5  # comfortably wider than the band (thickness + 2)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    crossing = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, kernel)
+    return (lines & (1 - crossing)).astype(bool)
+
+
+def _candidates(mask: np.ndarray):
+    """Yield (centre polynomial, horizontal?, thickness) per paper-line candidate."""
     h, w = mask.shape
-    out = np.zeros_like(mask)
     # Hough on a small copy (any ink in a cell counts): much faster, and the lines
     # get no thinner than one pixel there.
     f = max(1.0, max(h, w) / HOUGH_SIDE)
     small = mask
     if f > 1:
         size = (max(1, round(w / f)), max(1, round(h / f)))
-        small = cv2.resize(mask * 255, size, interpolation=cv2.INTER_AREA)
-        small = (small > 0).astype(np.uint8)
+        small = (cv2.resize(mask * 255, size, interpolation=cv2.INTER_AREA) > 0).astype(
+            np.uint8
+        )
+    # Three pixels thick: Hough's walk along a slightly tilted (staircase) line then
+    # does not step off it and end the segment early.
+    small = cv2.dilate(small, np.ones((3, 3), np.uint8))
     shortest = int(SPAN * min(small.shape))
     if shortest < 20:
-        return out
+        return
     segments = cv2.HoughLinesP(
         small,
         rho=1,
-        theta=np.pi / 180,
-        threshold=max(10, shortest // 2),
+        # Half-degree steps: with whole degrees, a line tilted half a degree spreads
+        # its votes over several bins and can miss the threshold.
+        theta=np.pi / 360,
+        threshold=max(10, shortest // 3),
         minLineLength=shortest,
         maxLineGap=max(3, shortest // 25),
     )
     if segments is None:
-        return out
-    segments = segments.reshape(-1, 4).astype(np.float64) * f
+        return
     tilt = np.tan(np.radians(MAX_TILT_DEG))
-    for x0, y0, x1, y1 in segments:
+    seen: list[tuple[bool, float]] = []
+    for x0, y0, x1, y1 in segments.reshape(-1, 4).astype(np.float64) * f:
         dx, dy = abs(x1 - x0), abs(y1 - y0)
         horizontal = dy <= tilt * dx and dx >= SPAN * w - 2 * f
         vertical = dx <= tilt * dy and dy >= SPAN * h - 2 * f
         if not (horizontal or vertical):
             continue
-        thickness = _thickness(mask, (x0, y0, x1, y1), horizontal)
+        traced = _trace(mask, (x0, y0, x1, y1), horizontal, search=2 * f + 2)
+        if traced is None:
+            continue
+        centre, thickness = traced
         if thickness > MAX_THICKNESS * max(h, w):
             continue  # a thick bar: ink, not a printed line
-        # Extend to the borders: the Hough segment can stop short of the line's ends.
-        if horizontal:
-            slope = (y1 - y0) / (x1 - x0 if x1 != x0 else 1.0)
-            ends = ((0, y0 - slope * x0), (w - 1, y0 + slope * (w - 1 - x0)))
-        else:
-            slope = (x1 - x0) / (y1 - y0 if y1 != y0 else 1.0)
-            ends = ((x0 - slope * y0, 0), (x0 + slope * (h - 1 - y0), h - 1))
-        p, q = (tuple(int(round(v)) for v in e) for e in ends)
-        line = cv2.line(np.zeros_like(mask), p, q, 1, thickness=int(thickness) + 2)
-        line &= mask
-        if line.any() and np.median(contrast[line > 0]) <= max_level:
-            out |= line
-    return out
+        middle = float(np.polyval(centre, (w if horizontal else h) / 2))
+        if any(o == horizontal and abs(m - middle) < 2 for o, m in seen):
+            continue  # Hough often returns the same line twice
+        seen.append((horizontal, middle))
+        yield centre, horizontal, thickness
 
 
-def _thickness(mask: np.ndarray, seg: tuple, horizontal: bool) -> float:
-    """Typical run of ink across the segment, sampled at 15 points along it."""
-    x0, y0, x1, y1 = (int(v) for v in seg)
-    h, w = mask.shape
-    runs = []
-    for t in np.linspace(0.05, 0.95, 15):
-        x, y = int(round(x0 + t * (x1 - x0))), int(round(y0 + t * (y1 - y0)))
-        line = mask[:, x] if horizontal else mask[y, :]
-        i = y if horizontal else x
-        if not line[i]:
+def _trace(mask: np.ndarray, seg: tuple, horizontal: bool, search: float):
+    """Follow a line near a Hough segment; return (quadratic centre, thickness).
+
+    The centre is y(x) for a horizontal line, x(y) for a vertical one. Sample
+    points where a digit's stroke crosses give long runs; the thickness is a low
+    percentile of the runs and the fit drops points far from the first fit.
+    """
+    img = mask if horizontal else mask.T
+    x0, y0, x1, y1 = seg if horizontal else (seg[1], seg[0], seg[3], seg[2])
+    length, across = img.shape[1], img.shape[0]
+    slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
+    xs, ys, runs = [], [], []
+    for x in np.linspace(0.02, 0.98, SAMPLES) * (length - 1):
+        xi = int(round(x))
+        guess = y0 + slope * (x - x0)
+        lo = max(0, int(guess - search))
+        hi = min(across, int(guess + search) + 1)
+        col = img[lo:hi, xi]
+        if not col.any():
             continue
-        lo, hi = i, i
-        while lo > 0 and line[lo - 1]:
-            lo -= 1
-        while hi < len(line) - 1 and line[hi + 1]:
-            hi += 1
-        runs.append(hi - lo + 1)
-    # A low percentile: where a digit's stroke crosses the line the run is long.
-    return float(np.percentile(runs, 25)) if runs else 1.0
+        on = np.flatnonzero(col) + lo
+        # The run of ink nearest the guess.
+        start = end = on[np.argmin(np.abs(on - guess))]
+        while start > 0 and img[start - 1, xi]:
+            start -= 1
+        while end < across - 1 and img[end + 1, xi]:
+            end += 1
+        xs.append(x)
+        ys.append((start + end) / 2)
+        runs.append(end - start + 1)
+    if len(xs) < SAMPLES // 2:
+        return None
+    xs, ys, runs = np.array(xs), np.array(ys), np.array(runs)
+    thin = runs <= np.percentile(runs, 50) + 1  # not where a stroke crosses
+    if thin.sum() < 4:
+        return None
+    centre = np.polyfit(xs[thin], ys[thin], 2)
+    close = thin & (np.abs(np.polyval(centre, xs) - ys) <= 1.5)
+    if close.sum() >= 4:
+        centre = np.polyfit(xs[close], ys[close], 2)
+    return centre, float(np.percentile(runs, 25))
+
+
+def _draw(centre: np.ndarray, horizontal: bool, thickness: float, shape) -> np.ndarray:
+    """A band ``thickness + 2`` px wide along the traced line, across the image."""
+    h, w = shape
+    length = w if horizontal else h
+    t = np.linspace(0, length - 1, max(2, length // 16))
+    c = np.polyval(centre, t)
+    pts = np.stack([t, c] if horizontal else [c, t], axis=1)
+    band = np.zeros(shape, np.uint8)
+    cv2.polylines(band, [np.round(pts).astype(np.int32)], False, 1, int(thickness) + 2)
+    return band

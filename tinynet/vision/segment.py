@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .ink import BLANK, find_ink
 from .loading import ImageError
-from .normalize import find_ink, fit_mnist
+from .normalize import fit_mnist
 
 SPLIT_ASPECT = 1.5
 """Multi-digit mode: ink wider than this times its height is cut (touching digits)."""
@@ -79,9 +80,11 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
     image = _check_grey(image)
     ink = find_ink(image)
     labels, stats, scale = ink.labels, ink.stats, ink.scale
-    comps = _keep_components(stats, ink.ids, labels.shape)
+    border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    contact = np.bincount(border, minlength=len(stats))
+    comps = _keep_components(stats, ink.ids, contact, labels.shape, tiny=scale > 1)
     if not comps:
-        raise ImageError("no ink found: the image looks blank (no digit stands out)")
+        raise ImageError(BLANK)
     groups = _group(comps, stats)
     if multi:
         groups = _drop_small_groups(groups, stats)
@@ -134,24 +137,39 @@ def _check_grey(image: np.ndarray) -> np.ndarray:
 
 # stats rows (indexed by component id): x, y, w, h, area, as OpenCV's CC_STAT_*.
 def _keep_components(
-    stats: np.ndarray, ids: np.ndarray, shape: tuple[int, int]
+    stats: np.ndarray,
+    ids: np.ndarray,
+    contact: np.ndarray,
+    shape: tuple[int, int],
+    *,
+    tiny: bool = False,
 ) -> list[int]:
-    """Ids of ink components that may belong to digits (not specks, not ruled lines)."""
+    """Ids of ink components that may belong to digits.
+
+    Left out: specks; paper lines across the image; thin marks along the border (the
+    edge of the sheet); and, in photos, ink lying along the border for a good length
+    (a dark table or a shadow around the page) -- each only when other ink remains,
+    since in a crop or a scan the digit itself can touch or fill the frame.
+    """
     H, W = shape
     x, y, w, h, area = (stats[ids, i] for i in range(5))
-    # Paper lines: thin components running across (almost) the whole image.
     lines = ((w >= 0.9 * W) & (h <= 0.08 * H)) | ((h >= 0.9 * H) & (w <= 0.08 * W))
-    if lines.all():  # the only ink is line-like (a "1" that fills a tiny scan)
-        lines[:] = False
-    big = area[~lines].max()
-    big_side = max(np.maximum(w, h)[~lines][area[~lines].argmax()], 1)
+    frames = ~lines & ~np.full(len(ids), tiny) & (contact[ids] >= 0.2 * min(H, W))
+    rest = ~lines & ~frames
+    if not (rest & (np.maximum(w, h) >= 0.04 * min(H, W))).any():
+        frames[:] = False  # the ink along the border is the digit
+    if (lines | frames).all():  # the only ink is line-like (a "1" filling a scan)
+        lines[:], frames[:] = False, False
+    keep = ~lines & ~frames
+    big = area[keep].max()
+    big_side = max(np.maximum(w, h)[keep][area[keep].argmax()], 1)
     speck = (area < SPECK_FRACTION * big) & (np.maximum(w, h) < 0.3 * big_side)
     # The edge of the sheet or a shadow line along the border of a crop: thin,
     # elongated and touching the border (but never the main ink: a "1" in a scan).
-    border = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
+    on_border = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
     thin = np.maximum(w, h) >= 6 * np.minimum(w, h)
-    edge = border & thin & (area < big)
-    return [int(k) for k in ids[~lines & ~speck & ~edge & (area >= 3)]]
+    edge = on_border & thin & (area < big)
+    return [int(k) for k in ids[keep & ~speck & ~edge & (area >= 3)]]
 
 
 def _bounds(group: list[int], stats: np.ndarray) -> tuple[int, int, int, int]:
