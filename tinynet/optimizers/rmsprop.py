@@ -1,0 +1,86 @@
+"""RMSprop, plain or centered, with optional momentum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Optimizer, _flag, _positive, _unit
+
+
+class RMSprop(Optimizer):
+    """RMSprop in Keras' formulation (epsilon inside the square root).
+
+    For each parameter ``p`` with (clipped) gradient ``g``::
+
+        s = rho * s + (1 - rho) * g**2                    (slot "velocity")
+        a = rho * a + (1 - rho) * g                       (centered: "average_gradient")
+        inc = lr * g / sqrt(s - a**2 + epsilon)           (no "- a**2" if not centered)
+        mom = momentum * mom + inc;  p = p - mom          (p = p - inc if momentum == 0)
+
+    ``s - a**2`` is clamped at 0 (it is >= 0 in exact arithmetic), so float32
+    rounding cannot produce NaN where Keras would.
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 1e-3,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        *,
+        clipnorm: float | None = None,
+    ) -> None:
+        super().__init__(learning_rate, clipnorm=clipnorm)
+        self.rho = _unit(self._name, "rho", rho)
+        self.momentum = _unit(self._name, "momentum", momentum)
+        self.epsilon = _positive(self._name, "epsilon", epsilon)
+        self.centered = _flag(self._name, "centered", centered)
+        self.slots = (
+            ("velocity",)
+            + (("momentum",) if self.momentum > 0 else ())
+            + (("average_gradient",) if self.centered else ())
+        )
+
+    def _update(self, key, p, g, ga, tmp, lr) -> None:
+        dt = p.dtype.type
+        rho = dt(self.rho)
+        s = self._state["velocity"][key]
+        s *= rho
+        np.square(g, out=tmp)
+        tmp *= dt(1.0 - self.rho)
+        s += tmp
+        if self.centered:
+            a = self._state["average_gradient"][key]
+            a *= rho
+            np.multiply(g, dt(1.0 - self.rho), out=tmp)
+            a += tmp
+            np.square(a, out=tmp)
+            np.subtract(s, tmp, out=tmp)
+            # s >= a**2 in exact arithmetic; rounding can break it once the
+            # gradient stops varying, and the square root would then give NaN.
+            np.maximum(tmp, dt(0.0), out=tmp)
+            tmp += dt(self.epsilon)
+        else:
+            np.add(s, dt(self.epsilon), out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(g, tmp, out=tmp)
+        tmp *= dt(lr)
+        if self.momentum > 0:
+            mom = self._state["momentum"][key]
+            mom *= dt(self.momentum)
+            mom += tmp
+            p -= mom
+        else:
+            p -= tmp
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
