@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-SPAN = 0.85
+SPAN = 0.6
 """A line runs across at least this fraction of the image (width or height)."""
 MAX_TILT_DEG = 8.0
 MAX_THICKNESS = 0.03
@@ -52,7 +52,7 @@ def remove_paper_lines(
         return lines.astype(bool)
     # Strokes that cross a line: close the gap the band leaves in them.
     rest = weak & (1 - lines)
-    k = 2 * int(widest) + 5  # comfortably wider than the band (thickness + 2)
+    k = 2 * int(round(widest)) + 7  # comfortably wider than the band
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     crossing = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, kernel)
     return (lines & (1 - crossing)).astype(bool)
@@ -113,8 +113,9 @@ def _trace(mask: np.ndarray, seg: tuple, horizontal: bool, search: float):
     """Follow a line near a Hough segment; return (quadratic centre, thickness).
 
     The centre is y(x) for a horizontal line, x(y) for a vertical one. Sample
-    points where a digit's stroke crosses give long runs; the thickness is a low
-    percentile of the runs and the fit drops points far from the first fit.
+    points where a digit's stroke crosses give long runs; the thickness is the
+    median of the runs that are not crossings, and the fit drops points far from
+    the first fit.
     """
     img = mask if horizontal else mask.T
     x0, y0, x1, y1 = seg if horizontal else (seg[1], seg[0], seg[3], seg[2])
@@ -149,16 +150,17 @@ def _trace(mask: np.ndarray, seg: tuple, horizontal: bool, search: float):
     close = thin & (np.abs(np.polyval(centre, xs) - ys) <= 1.5)
     if close.sum() >= 4:
         centre = np.polyfit(xs[close], ys[close], 2)
-    return centre, float(np.percentile(runs, 25))
+    return centre, float(np.median(runs[thin]))
 
 
 def _draw(centre: np.ndarray, horizontal: bool, thickness: float, shape) -> np.ndarray:
-    """A band ``thickness + 2`` px wide along the traced line, across the image."""
+    """A band ``thickness + 3`` px wide along the traced line, across the image."""
     h, w = shape
     length = w if horizontal else h
     t = np.linspace(0, length - 1, max(2, length // 16))
     c = np.polyval(centre, t)
     pts = np.stack([t, c] if horizontal else [c, t], axis=1)
     band = np.zeros(shape, np.uint8)
-    cv2.polylines(band, [np.round(pts).astype(np.int32)], False, 1, int(thickness) + 2)
+    width = int(round(thickness)) + 3  # the fit is good to about a pixel each side
+    cv2.polylines(band, [np.round(pts).astype(np.int32)], False, 1, width)
     return band

@@ -97,7 +97,7 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
         mask = np.isin(labels[y0:y1, x0:x1], group).astype(np.uint8)
         pieces += _split_wide(x0, y0, mask) if multi else [(x0, y0, mask)]
     if multi:
-        pieces = _reading_order(pieces)
+        pieces = _reading_order(_drop_small_pieces(pieces))
 
     H, W = labels.shape
     crops = []
@@ -259,9 +259,11 @@ def _split_wide(
     """Cut a blob far wider than one digit (touching digits) where least ink crosses.
 
     Fewer than 1% of MNIST digits are 1.5 times wider than tall; two touching digits
-    usually are. The cut is the column with the least ink in the middle half, and
-    each side is cut again if it is still too wide. That finds a ligature or a light
-    touch; digits that overlap (two rings drawn into each other) can be cut wrongly.
+    usually are. The cut is the column with the least ink in the middle half, made
+    only if each side is itself digit-like (at least a third as wide as tall, and a
+    sixth of the ink); each side is cut again if it is still too wide. That finds a
+    ligature or a light touch; digits that overlap (two rings drawn into each other)
+    can be cut wrongly.
     """
     h, w = mask.shape
     if w <= SPLIT_ASPECT * h:
@@ -271,13 +273,24 @@ def _split_wide(
     # Among equally thin columns prefer the one nearest the middle.
     cost = cols[lo:hi] + 1e-3 * np.abs(np.arange(lo, hi) - w / 2)
     cut = lo + int(np.argmin(cost))
-    parts = []
+    total = cols.sum()
+    sides = []
     for off, side in ((0, mask[:, :cut]), (cut, mask[:, cut:])):
-        if not side.any():
-            continue
         x, y, sw, sh = cv2.boundingRect(side)
-        parts += _split_wide(x0 + off + x, y0 + y, side[y : y + sh, x : x + sw])
-    return parts
+        if sw < h / 3 or side.sum() < total / 6:
+            return [(x0, y0, mask)]
+        sides.append((x0 + off + x, y0 + y, side[y : y + sh, x : x + sw]))
+    return [part for side in sides for part in _split_wide(*side)]
+
+
+def _drop_small_pieces(
+    pieces: list[tuple[int, int, np.ndarray]],
+) -> list[tuple[int, int, np.ndarray]]:
+    """Drop pieces far shorter and lighter than the tallest (dots, stray strokes)."""
+    heights = np.array([m.shape[0] for _, _, m in pieces])
+    inks = np.array([int(m.sum()) for _, _, m in pieces])
+    keep = (heights >= 0.4 * heights.max()) | (inks >= 0.25 * inks.max())
+    return [p for p, k in zip(pieces, keep, strict=True) if k]
 
 
 def _reading_order(
