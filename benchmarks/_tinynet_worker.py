@@ -2,7 +2,12 @@
 
 Run by the orchestrator in its own process with the thread variables set (see
 ``_compare_common.thread_env``). ``--profile PATH`` wraps training in cProfile and
-writes the stats to PATH (read with ``python -m pstats PATH``).
+writes the stats to PATH (read with ``python -m pstats PATH``); ``--breakdown``
+prints the median time of each layer's forward and backward, the loss and the
+optimizer step instead, e.g.::
+
+    OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/_tinynet_worker.py \
+        --model cnn --threads 1 --breakdown --out /tmp/breakdown.json
 """
 
 from __future__ import annotations
@@ -88,6 +93,26 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     return result
 
 
+def run_breakdown(args: argparse.Namespace) -> dict:
+    """Per-layer milliseconds of a training step on the first batch of MNIST."""
+    from tinynet.optimizers import Adam
+
+    x, y, _, _ = cc.load_mnist(args.model, args.batch_size)
+    model = cc.tinynet_model(args.model, seed=args.seed)
+    model.compile(optimizer=Adam(learning_rate=1e-3), loss="cross_entropy")
+    cpu_time = args.threads == 1
+    ms = cc.layer_breakdown(model, x, y, cpu_time=cpu_time)
+    total = ms["whole step"]
+    print(
+        f"tinynet {args.model}, batch {args.batch_size}, {args.threads} thread(s), "
+        f"median {'CPU' if cpu_time else 'wall'} ms per piece of a training step"
+    )
+    for key, value in ms.items():
+        print(f"  {key:28s} {value:8.3f} ms  {100 * value / total:5.1f}%")
+    print(f"  => {args.batch_size / total * 1e3:,.0f} samples/s (train_step only)")
+    return {"breakdown_ms": ms, "cpu_time": cpu_time}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", choices=cc.KINDS, default="mlp")
@@ -100,10 +125,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="print per-layer times of a training step instead (CPU time if 1 thread)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    result = run_benchmark(args)
+    result = run_breakdown(args) if args.breakdown else run_benchmark(args)
     result["framework"] = "tinynet"
     args.out.write_text(json.dumps(result, indent=2))
 

@@ -230,8 +230,8 @@ def table(report: dict[str, Any]) -> str:
 def speedup(factor: float) -> str:
     """``3.2 -> "3.2x faster"``, ``0.5 -> "2.0x slower"``."""
     if factor >= 1:
-        return f"{factor:.0f}x faster" if factor >= 10 else f"{factor:.1f}x faster"
-    return f"{1 / factor:.1f}x slower"
+        return f"{factor:.0f}x\nfaster" if factor >= 10 else f"{factor:.1f}x\nfaster"
+    return f"{1 / factor:.1f}x\nslower"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -279,7 +279,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         f"{meta['versions'].get('keras', '?')} / TensorFlow "
         f"{meta['versions'].get('tensorflow', '?')} - MNIST, batch 128, "
         f"{meta['threads']} threads each, {meta['epochs']} epochs - "
-        f"{meta['machine']['cpu']} ({meta['date'][:10]})",
+        f"{meta['machine']['cpu']} ({meta['date'][:10]}, load average before "
+        f"{meta['loadavg_before'].split()[0]})",
         fontsize=10,
     )
     fig.tight_layout()
