@@ -26,16 +26,15 @@ def small_mlp(seed=0, dtype="float32"):
     )
 
 
-def test_activations_become_their_own_layers_and_names_are_unique():
+def test_output_activation_becomes_its_own_layer_and_names_are_unique():
     model = small_mlp()
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["Flatten", "Dense", "ReLU", "Dropout", "Dense", "Softmax"]
+    assert kinds == ["Flatten", "Dense", "Dropout", "Dense", "Softmax"]
     names = [layer.name for layer in model.layers]
-    assert len(set(names)) == len(names)
-    assert (
-        names[1] == "dense" and names[4] == "dense_1" and names[5] == "dense_1_softmax"
-    )
-    assert model.layers[1].get_config()["activation"] is None
+    assert names == ["flatten", "dense", "dropout", "dense_1", "dense_1_softmax"]
+    assert model.layers[1].get_config()["activation"] == "relu"  # hidden: kept
+    assert model.layers[3].get_config()["activation"] is None  # output: split off
+    assert model._n_trained_layers() == len(model.layers)  # no loss compiled yet
 
 
 def test_shape_mistake_fails_at_definition_naming_layer_and_shapes():
@@ -62,7 +61,7 @@ def test_same_seed_same_weights_bit_for_bit():
 
 def test_parameters_are_keyed_by_layer_index():
     model = small_mlp()
-    assert sorted(model.parameters()) == ["1.W", "1.b", "4.W", "4.b"]
+    assert sorted(model.parameters()) == ["1.W", "1.b", "3.W", "3.b"]
     assert model.count_params() == 6 * 8 + 8 + 8 * 3 + 3
 
 

@@ -38,9 +38,10 @@ class Sequential:
 
     Parameters
     ----------
-    layers : the layers, in order. A layer given an ``activation`` (``Dense(10,
-        activation="softmax")``) becomes two entries of ``model.layers``: the layer and
-        its activation, so every step of the computation is one row in ``summary()``.
+    layers : the layers, in order. The output layer's own activation (``Dense(10,
+        activation="softmax")``) becomes a layer of its own at the end of
+        ``model.layers``, so training can fuse it with the loss; hidden layers keep
+        theirs (a Conv2D applies its ReLU to its own output).
     input_shape : shape of one example, without the batch axis, e.g. ``(28, 28, 1)``.
     seed : seeds the model's ``numpy.random.Generator``, which draws the initial
         weights and, unless ``fit`` is given its own seed, shuffling, dropout and
@@ -78,8 +79,8 @@ class Sequential:
         self.rng = np.random.default_rng(seed)
         self.layers: list[Layer] = []
         shape = self.input_shape
-        for layer in layers:
-            shape = self._add(layer, shape)
+        for i, layer in enumerate(layers):
+            shape = self._add(layer, shape, is_output=i == len(layers) - 1)
         self.output_shape = shape
         # Backpropagation can stop at the first layer with parameters: the layers
         # before it have nothing to learn, and nobody needs d(loss)/d(input).
@@ -94,7 +95,9 @@ class Sequential:
         self.metrics: list[str] = []
         self.stop_training = False
 
-    def _add(self, layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
+    def _add(
+        self, layer: Layer, shape: tuple[int, ...], *, is_output: bool
+    ) -> tuple[int, ...]:
         taken = {lay.name for lay in self.layers}
         if layer.name is None:
             base, k = _snake(type(layer).__name__), 0
@@ -110,7 +113,7 @@ class Sequential:
             raise type(err)(f"layer {index} ({layer.describe()}): {err}") from None
         self.layers.append(layer)
         split = getattr(layer, "split_activation", None)
-        activation = split() if split is not None else None
+        activation = split() if is_output and split is not None else None
         if activation is not None:
             activation.name = f"{layer.name}_{_snake(type(activation).__name__)}"
             self.layers.append(activation)
