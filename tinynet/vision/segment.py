@@ -85,7 +85,7 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
     comps = _keep_components(stats, ink.ids, contact, labels.shape, tiny=scale > 1)
     if not comps:
         raise ImageError(BLANK)
-    groups = _group(comps, stats)
+    groups = _drop_line_groups(_group(comps, stats), stats, labels.shape)
     if multi:
         groups = _drop_small_groups(groups, stats)
     else:
@@ -153,7 +153,13 @@ def _keep_components(
     """
     H, W = shape
     x, y, w, h, area = (stats[ids, i] for i in range(5))
-    lines = ((w >= 0.9 * W) & (h <= 0.08 * H)) | ((h >= 0.9 * H) & (w <= 0.08 * W))
+    lines = np.array(
+        [
+            _line_like((a, b, a + c, b + d), shape)
+            for a, b, c, d in zip(x, y, w, h, strict=True)
+        ],
+        bool,
+    )
     frames = ~lines & ~np.full(len(ids), tiny) & (contact[ids] >= 0.2 * min(H, W))
     rest = ~lines & ~frames
     if not (rest & (np.maximum(w, h) >= 0.04 * min(H, W))).any():
@@ -224,8 +230,29 @@ def _group_area(group: list[int], stats: np.ndarray) -> int:
     return int(stats[group, 4].sum())
 
 
+def _line_like(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    """Thin and running across (almost) the whole image: a paper line, not a digit."""
+    x0, y0, x1, y1 = box
+    H, W = shape
+    w, h = x1 - x0, y1 - y0
+    return (w >= 0.9 * W and h <= 0.08 * H) or (h >= 0.9 * H and w <= 0.08 * W)
+
+
+def _drop_line_groups(
+    groups: list[list[int]], stats: np.ndarray, shape: tuple[int, int]
+) -> list[list[int]]:
+    """Drop groups that together form a paper line (a line cut into pieces where other
+    lines crossed it was removed), unless nothing else is left."""
+    kept = [g for g in groups if not _line_like(_bounds(g, stats), shape)]
+    return kept or groups
+
+
 def _main_digit(groups: list[list[int]], stats: np.ndarray) -> list[int]:
-    """Single-digit mode: the largest group plus sizeable groups right next to it."""
+    """Single-digit mode: the largest group plus sizeable groups right next to it.
+
+    A neighbour joins only if the digit's box grows to at most 1.6 times its size
+    each way (a 5's detached bar does; a stray line running past the digit does not).
+    """
     areas = [_group_area(g, stats) for g in groups]
     order = np.argsort(areas)[::-1]
     main = list(groups[order[0]])
@@ -239,7 +266,10 @@ def _main_digit(groups: list[list[int]], stats: np.ndarray) -> list[int]:
             and gy0 <= y1 + reach
             and gy1 >= y0 - reach
         )
-        if near and areas[i] >= 0.15 * areas[order[0]]:
+        ux0, uy0 = min(x0, gx0), min(y0, gy0)
+        ux1, uy1 = max(x1, gx1), max(y1, gy1)
+        compact = ux1 - ux0 <= 1.6 * (x1 - x0) and uy1 - uy0 <= 1.6 * (y1 - y0)
+        if near and compact and areas[i] >= 0.15 * areas[order[0]]:
             main += groups[i]
     return main
 
