@@ -167,3 +167,11 @@ def test_saving_into_a_missing_folder_names_it(tmp_path):
     model, _, _ = trained_model(epochs=1)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         saving.save_model(model, tmp_path / "nowhere" / "m.npz")
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    model, _, _ = trained_model(epochs=1)
+    model.save(tmp_path / "m.npz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o666 & ~umask
