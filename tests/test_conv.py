@@ -174,6 +174,39 @@ def test_config_round_trip_and_registry():
     assert clone.get_config()["activation"] == "relu"
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_relu_matches_a_separate_relu_layer(dtype):
+    # Conv2D(activation="relu") fuses the ReLU into its kernels; it must give what
+    # the linear convolution followed by a ReLU layer gives, forward and backward.
+    rng = np.random.default_rng(3)
+    fused = Conv2D(4, 3, strides=2, padding="same", activation="relu")
+    fused.build((7, 6, 3), rng, dtype)
+    fused.params["b"][...] = rng.standard_normal(4)
+    linear = Conv2D(4, 3, strides=2, padding="same")
+    linear.build((7, 6, 3), np.random.default_rng(9), dtype)
+    for k in fused.params:
+        linear.params[k][...] = fused.params[k]
+    relu = ReLU()
+    relu.build(linear.output_shape, rng, dtype)
+    x = rng.standard_normal((3, 7, 6, 3)).astype(dtype)
+    y = fused.forward(x, training=True)
+    z = linear.forward(x, training=True)
+    assert np.any(z < 0) and np.any(z > 0)
+    np.testing.assert_array_equal(y, relu.forward(z, training=True))
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    dx = fused.backward(dout)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dx, linear.backward(relu.backward(dout)), atol=tol)
+    for k in ("W", "b"):
+        np.testing.assert_allclose(fused.grads[k], linear.grads[k], rtol=tol, atol=tol)
+    assert dx.dtype == fused.grads["W"].dtype == dtype
+    # A second backward step reuses the masked-gradient buffer: same results.
+    fused.forward(x, training=True)
+    np.testing.assert_array_equal(fused.backward(dout), dx)
+    fused.forward(x, training=False)
+    assert fused._dz_buffer is None and fused._workspace is None
+
+
 def test_split_activation_leaves_the_linear_convolution():
     rng = np.random.default_rng(0)
     layer = Conv2D(3, 3, activation="relu")

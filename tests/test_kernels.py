@@ -114,20 +114,22 @@ def test_im2col_and_col2im_match_reference(geometry, seed):
     assert_close(fast, ref, dtype)
 
 
-@given(geometries(), st.integers(0, 2**16), st.booleans())
+@given(geometries(), st.integers(0, 2**16), st.booleans(), st.booleans())
 @PROPERTY_SETTINGS
-def test_conv2d_forward_and_backward_match_reference(geometry, seed, use_bias):
+def test_conv2d_forward_and_backward_match_reference(geometry, seed, use_bias, relu):
     x, weights, bias, args, rng = setup(geometry, seed)
     bias = bias if use_bias else None
     kh, kw, sh, sw, pt, pl, ho, wo = args
     dtype = x.dtype.type
     shape = (x.shape[0] * ho * wo, kh * kw * x.shape[3])
     cols = np.full(shape, np.nan, dtype)
-    y, cols = conv.conv2d_forward(x, weights, bias, sh, sw, pt, pl, ho, wo, cols)
+    y, cols = conv.conv2d_forward(x, weights, bias, sh, sw, pt, pl, ho, wo, cols, relu)
     ref_cols = np.full(shape, np.nan, dtype)
     y_ref, ref_cols = reference.conv2d_forward(
-        x, weights, bias, sh, sw, pt, pl, ho, wo, ref_cols
+        x, weights, bias, sh, sw, pt, pl, ho, wo, ref_cols, relu
     )
+    if relu:
+        assert np.all(y >= 0)
     np.testing.assert_array_equal(cols, ref_cols)
     assert_close(y, y_ref, dtype)
 
@@ -148,6 +150,26 @@ def test_add_bias_matches_reference(rows, width, dtype):
     got = conv.add_bias(y, b)
     assert got is y  # in place
     np.testing.assert_array_equal(got, expected)
+
+
+@given(st.integers(1, 50), st.integers(1, 9), st.sampled_from([np.float32, np.float64]))
+@PROPERTY_SETTINGS
+def test_fused_relu_kernels_match_reference(rows, width, dtype):
+    rng = np.random.default_rng(rows * 10 + width)
+    y = rng.standard_normal((rows, width)).astype(dtype)
+    b = rng.standard_normal(width).astype(dtype)
+    expected = reference.bias_relu(y.copy(), b)
+    got = conv.bias_relu(y, b)
+    assert got is y  # in place
+    np.testing.assert_array_equal(got, expected)
+
+    dout = rng.standard_normal((rows, width)).astype(dtype)
+    expected = reference.relu_mask(dout, y, np.full_like(dout, np.nan))
+    got = conv.relu_mask(dout, y, np.full_like(dout, np.nan))
+    np.testing.assert_array_equal(got, expected)
+    assert np.all(got[y == 0] == 0)
+    # out may be dout itself.
+    np.testing.assert_array_equal(conv.relu_mask(dout, y, dout), expected)
 
 
 def test_conv2d_forward_by_hand():

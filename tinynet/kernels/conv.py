@@ -37,6 +37,20 @@ comes from ``benchmarks/bench_conv.py``:
   measurable difference and is not kept.
 - The bias is added by a parallel kernel: 0.22 ms against 0.45 ms for NumPy's
   ``y2d += b`` on conv1's (86528, 32) output.
+- ReLU fused into the convolution (``Conv2D(..., activation="relu")``):
+  :func:`bias_relu` applies ``max(y + b, 0)`` in place in one pass over the matmul
+  output, where bias-add, the ReLU layer's ``x > 0`` mask and ``np.maximum`` took
+  three passes and two fresh arrays; backward masks ``dout`` with ``y > 0`` in one
+  pass (:func:`relu_mask`) into a reused buffer. MNIST convnet, 1 thread, CPU time,
+  median of 40 steps: conv1 forward 3.5 -> 2.2 ms, the max-pool after it 1.8 ->
+  0.9 ms (it now reads an array still in cache instead of a fresh one), conv2
+  forward 9.4 -> 8.8 ms, whole training step 35.7 -> 31.9 ms.
+- A direct Numba convolution for the 1-channel first layer (per pixel, vectorised
+  over the 32 filters, bias + ReLU fused; weight gradient reduced per image with the
+  mask applied on the fly) lost: forward 1.8-2.9 ms against 2.2, weight gradient
+  4.3-5.0 ms against 2.0 (mask + ``cols.T @ dz`` + db). LLVM does not vectorise the
+  32-wide filter loops (scalar ``vmulss`` in the assembly): the 16-lane AVX-512
+  loop unrolled 4x needs 64 iterations. Not kept.
 - ``db`` as ``ones @ dout2d`` (a BLAS matrix-vector product, 0.13 ms on conv1)
   rather than ``dout2d.sum(axis=0)`` (1.1 ms).
 """
@@ -185,6 +199,45 @@ def add_bias(y: np.ndarray, b: np.ndarray) -> np.ndarray:
     return y
 
 
+@parallel_kernel
+def bias_relu(y: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``y[r, :] = max(y[r, :] + b, 0)`` for every row, in place.
+
+    Parameters
+    ----------
+    y : (M, F) C-contiguous; b : (F,).
+
+    Returns
+    -------
+    y
+    """
+    m, f = y.shape
+    for r in prange(m):
+        for k in range(f):
+            y[r, k] = max(y[r, k] + b[k], 0)
+    return y
+
+
+@parallel_kernel
+def relu_mask(dout: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = dout * [y > 0]`` (ReLU backward from its output).
+
+    Parameters
+    ----------
+    dout, y, out : (M, F) C-contiguous arrays; ``out`` is fully overwritten and may
+        be ``dout`` itself.
+
+    Returns
+    -------
+    out
+    """
+    m, f = out.shape
+    for r in prange(m):
+        for k in range(f):
+            out[r, k] = dout[r, k] if y[r, k] > 0 else 0
+    return out
+
+
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -196,8 +249,9 @@ def conv2d_forward(
     ho: int,
     wo: int,
     cols: np.ndarray,
+    relu: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``y = conv(x, w) + b`` via im2col and one matmul.
+    """``y = conv(x, w) + b`` (then ``max(y, 0)`` if ``relu``) via im2col and a matmul.
 
     Parameters
     ----------
@@ -205,6 +259,7 @@ def conv2d_forward(
     sh, sw, pt, pl, ho, wo : strides, top/left padding and output size.
     cols : (N*ho*wo, kh*kw*C) C-contiguous buffer for the im2col matrix, fully
         overwritten (a training layer reuses one across steps).
+    relu : apply the ReLU in the same pass as the bias (:func:`bias_relu`).
 
     Returns
     -------
@@ -214,7 +269,10 @@ def conv2d_forward(
     kh, kw, c, f = w.shape
     im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, cols)
     y2d = cols @ w.reshape(kh * kw * c, f)
-    if b is not None:
+    if relu:
+        b = np.zeros(f, y2d.dtype) if b is None else b.astype(y2d.dtype, copy=False)
+        bias_relu(y2d, b)
+    elif b is not None:
         add_bias(y2d, b.astype(y2d.dtype, copy=False))
     return y2d.reshape(n, ho, wo, f), cols
 

@@ -87,6 +87,19 @@ def add_bias(y: np.ndarray, b: np.ndarray) -> np.ndarray:
     return y
 
 
+def bias_relu(y: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``y[r, :] = max(y[r, :] + b, 0)`` for every row, in place."""
+    y += b
+    np.maximum(y, 0, out=y)
+    return y
+
+
+def relu_mask(dout: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = dout * [y > 0]``."""
+    out[...] = np.where(y > 0, dout, 0)
+    return out
+
+
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -98,9 +111,10 @@ def conv2d_forward(
     ho: int,
     wo: int,
     cols: np.ndarray,
+    relu: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``y[n, oy, ox, f] = b[f] + sum_{i,j,c} xpad[n, oy*sh+i, ox*sw+j, c] w[i,j,c,f]``
-    (no ``b[f]`` term when ``b`` is None).
+    (no ``b[f]`` term when ``b`` is None), then ``max(y, 0)`` if ``relu``.
 
     Returns ``(y, cols)`` like the fast version; ``cols`` is filled by
     :func:`im2col` but ``y`` is computed directly, one kernel offset at a time.
@@ -114,6 +128,8 @@ def conv2d_forward(
             y += np.einsum("nhwc,cf->nhwf", xp[_window(i, j, sh, sw, ho, wo)], w[i, j])
     if b is not None:
         y += b
+    if relu:
+        y = np.maximum(y, 0)
     return y, im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, cols)
 
 

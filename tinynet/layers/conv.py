@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import initializers
 from ..kernels import PADDINGS, conv, window_geometry
-from .activations import ActivationMixin
+from .activations import ActivationMixin, ReLU
 from .base import Layer, Shape
 
 
@@ -99,8 +99,9 @@ class Conv2D(ActivationMixin, Layer):
             raise type(err)(f"{who}: {err}") from None
         self._init_activation(activation)
         self._geometry: tuple[int, int, int, int] = (0, 0, 0, 0)
-        # im2col scratch kept between training steps; inference drops it.
+        # im2col and dz scratch kept between training steps; inference drops them.
         self._workspace: np.ndarray | None = None
+        self._dz_buffer: np.ndarray | None = None
 
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
         who = self.describe()
@@ -133,17 +134,30 @@ class Conv2D(ActivationMixin, Layer):
         return out_shape
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        """x : (N, H, W, C) -> y : (N, ho, wo, F), in the dtype of ``x``."""
+        """x : (N, H, W, C) -> y : (N, ho, wo, F), in the dtype of ``x``.
+
+        An owned ReLU is fused into the convolution (applied with the bias in one
+        pass; backward masks ``dout`` with ``y > 0``); other activations run as
+        their own layer.
+        """
         self._check_input(x)
         x = float_input(x, self.dtype)
         w = self.params["W"].astype(x.dtype, copy=False)
         b = self.params["b"].astype(x.dtype, copy=False) if self.use_bias else None
         pt, pl, ho, wo = self._geometry
+        relu = type(self.activation) is ReLU
         cols = self._cols_buffer(x.shape[0] * ho * wo, w.size // self.filters, x.dtype)
+        z, cols = conv.conv2d_forward(
+            x, w, b, *self.strides, pt, pl, ho, wo, cols, relu
+        )
         if not training:
-            self._workspace = None
-        z, cols = conv.conv2d_forward(x, w, b, *self.strides, pt, pl, ho, wo, cols)
-        self._store(training, (x, cols, w))
+            self._workspace = self._dz_buffer = None
+        if relu:
+            # z is already max(z, 0); its positive entries are the ReLU's mask. Layers
+            # never write into their input, so keeping a reference to it is safe.
+            self._store(training, (x, cols, w, z))
+            return z
+        self._store(training, (x, cols, w, None))
         return self._activate(z, training)
 
     def _cols_buffer(self, rows: int, width: int, dtype: np.dtype) -> np.ndarray:
@@ -164,11 +178,17 @@ class Conv2D(ActivationMixin, Layer):
 
         Returns None instead of dx when ``needs_input_grad`` is False.
         """
-        x, cols, w = self._take_cache()
+        x, cols, w, y = self._take_cache()
         self._check_dout(dout, (x.shape[0], *self.output_shape))
-        dz = self._activation_backward(dout)
-        dz = np.ascontiguousarray(dz, dtype=cols.dtype)
+        relu = y is not None
+        dz = dout if relu else self._activation_backward(dout)
+        dz = np.ascontiguousarray(dz, dtype=x.dtype)
         pt, pl, _, _ = self._geometry
+        if relu:
+            dz2d = dz.reshape(-1, self.filters)
+            dz = conv.relu_mask(
+                dz2d, y.reshape(dz2d.shape), self._dz_scratch(dz2d)
+            ).reshape(dz.shape)
         dx, dw, db = conv.conv2d_backward(
             dz, x, cols, w, *self.strides, pt, pl, self.needs_input_grad
         )
@@ -176,6 +196,14 @@ class Conv2D(ActivationMixin, Layer):
         if self.use_bias:
             self.grads["b"][...] = db
         return dx
+
+    def _dz_scratch(self, like: np.ndarray) -> np.ndarray:
+        """Buffer for the masked gradient: used only inside backward, so reusable."""
+        buf = self._dz_buffer
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = np.empty_like(like)
+            self._dz_buffer = buf
+        return buf
 
     def get_config(self) -> dict[str, Any]:
         return {
