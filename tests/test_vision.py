@@ -290,6 +290,27 @@ def test_ruled_lines_and_specks_are_removed():
     assert iou(preprocess(noisy), preprocess(clean)) > 0.8
 
 
+def test_tilted_squared_paper_crossing_the_digit_is_removed():
+    clean = draw_digit("8", (400, 360), thickness=6, ink=60, paper=225)
+    grid = clean.copy()
+    for k in range(-2, 12):  # lines 1 degree off the axes, every 40 px
+        y, x = 20 + 40 * k, 15 + 40 * k
+        cv2.line(grid, (0, y), (359, y + 6), 150, 2)
+        cv2.line(grid, (x, 0), (x - 7, 399), 150, 2)
+    np.putmask(grid, clean < 128, clean)  # the pen writes over the grid
+    assert iou(preprocess(grid), preprocess(clean)) > 0.8
+
+
+def test_a_dark_table_around_the_page_is_not_ink():
+    clean = draw_digit("3", (600, 800), thickness=10, ink=150, paper=220)
+    photo = clean.copy()
+    photo[:70], photo[:, :90], photo[-60:] = 35, 35, 35  # table far darker than ink
+    assert iou(preprocess(photo), preprocess(clean)) > 0.8
+    (crop,) = segment_digits(photo)
+    ys, xs = np.nonzero(clean < 185)
+    assert abs(crop.box[0] - xs.min()) < 10 and abs(crop.box[1] - ys.min()) < 10
+
+
 def test_a_stroke_spanning_a_tight_crop_is_not_taken_for_a_paper_line():
     def four(h, w, dy, dx):
         img = np.full((h, w), 235, np.uint8)

@@ -41,21 +41,32 @@ def remove_paper_lines(
     -------
     (H, W) bool, True on the line pixels to remove (all False when there are none).
     """
-    lines = np.zeros(weak.shape, np.uint8)
-    widest = 0
-    for centre, horizontal, thickness in _candidates(weak):
-        band = _draw(centre, horizontal, thickness, weak.shape) & weak
-        if band.any() and np.median(contrast[band > 0]) <= max_level:
-            lines |= band
-            widest = max(widest, thickness)
-    if not lines.any():
-        return lines.astype(bool)
-    # Strokes that cross a line: close the gap the band leaves in them.
-    rest = weak & (1 - lines)
-    k = 2 * int(round(widest)) + 7  # comfortably wider than the band
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-    crossing = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, kernel)
-    return (lines & (1 - crossing)).astype(bool)
+    found = [
+        (_draw(centre, horizontal, thickness, weak.shape) & weak, horizontal, thickness)
+        for centre, horizontal, thickness in _candidates(weak)
+    ]
+    found = [f for f in found if f[0].any()]
+    remove = np.zeros(weak.shape, bool)
+    if not found:
+        return remove
+    rest = weak.copy()
+    for band, _, _ in found:
+        rest &= 1 - band
+    # Where a stroke crosses a line, close the gap the band leaves in it: across the
+    # line only (a vertical closing for horizontal lines), so that the line's own
+    # pixels next to the digit are not given back as stubs.
+    crossing = {}
+    for horizontal in (True, False):
+        widest = max((t for _, o, t in found if o == horizontal), default=0.0)
+        k = 2 * int(round(widest)) + 7  # comfortably wider than the band
+        kernel = np.ones((k, 1) if horizontal else (1, k), np.uint8)
+        crossing[horizontal] = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, kernel) > 0
+    for band, horizontal, _ in found:
+        line = (band > 0) & ~crossing[horizontal]
+        # Judge the contrast on the line's own pixels, not the strokes crossing it.
+        if line.any() and np.median(contrast[line]) <= max_level:
+            remove |= line
+    return remove
 
 
 def _candidates(mask: np.ndarray):
