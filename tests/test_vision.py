@@ -515,10 +515,12 @@ def shipped_model():
 
 @pytest.mark.slow
 def test_accuracy_on_real_photos_with_the_shipped_model():
-    """109 phone photos / crops from ten writers (../shared/realdigits).
+    """109 phone photos / crops from ten writers (../shared/realdigits), read as one
+    digit and with segmentation on (the CLI default).
 
-    Measured with the shipped model on 2026-11-25 (see the README); the bound sits a
-    little under the measurement so that only a real regression fails it.
+    Measured with the shipped model on 2026-11-25: 106/109 = 97.2% both ways (misread:
+    a flagged 1 and two closed-top 4s). The bound allows one more miss, so only a
+    real regression fails it.
     """
     if not REALDIGITS.is_dir():
         pytest.skip(f"no realdigits folder at {REALDIGITS}")
@@ -527,5 +529,34 @@ def test_accuracy_on_real_photos_with_the_shipped_model():
         p for p in REALDIGITS.iterdir() if p.suffix.lower() in {".png", ".jpg"}
     )
     assert len(files) >= 100
-    correct = [read_digits(p, model, multi=False).digits == p.name[0] for p in files]
-    assert np.mean(correct) >= 0.95
+    single = [read_digits(p, model, multi=False).digits == p.name[0] for p in files]
+    multi = [read_digits(p, model).digits == p.name[0] for p in files]
+    assert np.mean(single) >= 0.96 and np.mean(multi) >= 0.96
+
+
+@pytest.mark.slow
+def test_accuracy_on_usps_and_semeion_scans_with_the_shipped_model():
+    """16x16 scans the digit fills (USPS test split, Semeion), as dark ink on white.
+
+    Measured 2026-11-25: USPS 97.91% (2007 scans), Semeion 92.15% (1593; its digits
+    are stretched to fill the frame both ways, so their true shape is lost).
+    """
+    import gzip
+
+    usps, semeion = SHARED / "usps" / "zip.test.gz", SHARED / "semeion" / "semeion.data"
+    if not (usps.is_file() and semeion.is_file()):
+        pytest.skip(f"USPS / Semeion files not found under {SHARED}")
+    model = shipped_model()
+    with gzip.open(usps, "rt") as f:
+        rows = np.loadtxt(f)
+    usps_x = np.clip((1 - rows[:, 1:].reshape(-1, 16, 16)) * 127.5 + 0.5, 0, 255)
+    usps_y = rows[:, 0].astype(int)
+    rows = np.loadtxt(semeion)
+    sem_x, sem_y = (
+        (1 - rows[:, :256].reshape(-1, 16, 16)) * 255,
+        rows[:, 256:].argmax(1),
+    )
+    for images, labels, bound in ((usps_x, usps_y, 0.97), (sem_x, sem_y, 0.91)):
+        x = np.stack([preprocess(im.astype(np.uint8)) for im in images])
+        pred = model.predict(x[..., None], batch_size=256).argmax(axis=1)
+        assert np.mean(pred == labels) >= bound
