@@ -22,7 +22,7 @@ import numpy as np
 
 from .lines import remove_paper_lines
 from .loading import ImageError
-from .normalize import working_image
+from .normalize import shrink, working_image
 
 MIN_CONTRAST = 24.0
 """Ink must differ from the paper by at least this many grey levels (of 255)."""
@@ -54,10 +54,6 @@ class InkComponents:
     stats: np.ndarray
     ids: np.ndarray
     scale: float
-
-    def mask(self) -> np.ndarray:
-        """(h, w) uint8, 1 where there is ink."""
-        return np.isin(self.labels, self.ids).astype(np.uint8)
 
 
 def find_ink(grey: np.ndarray) -> InkComponents:
@@ -136,10 +132,8 @@ def _label(weak: np.ndarray, strong: np.ndarray) -> tuple:
 
 def _low_res(grey: np.ndarray, side: int = LOW_SIDE) -> tuple[np.ndarray, float]:
     """A copy at most ``side`` px long, and its factor (input px per copy px)."""
-    h, w = grey.shape
-    d = max(1.0, max(h, w) / side)
-    size = (max(1, round(w / d)), max(1, round(h / d)))
-    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), d
+    d = max(1.0, max(grey.shape) / side)
+    return shrink(grey, d), d
 
 
 def paper_level(grey: np.ndarray) -> np.ndarray:
@@ -224,9 +218,7 @@ def remove_background(x: np.ndarray, stroke: float) -> np.ndarray:
     size = max(5.0, 3.0 * stroke + 3.0)
     # Open at low resolution (kernel about 9 px there): cheap, and the result is smooth.
     d = max(1.0, size / 9.0)
-    small = cv2.resize(
-        x, (max(1, round(w / d)), max(1, round(h / d))), interpolation=cv2.INTER_AREA
-    )
+    small = shrink(x, d)
     k = int(round(size / d)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     paper = cv2.morphologyEx(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .normalize import shrink
+
 SPAN = 0.6
 """A line runs across at least this fraction of the image (width or height)."""
 MAX_TILT_DEG = 8.0
@@ -75,12 +77,7 @@ def _candidates(mask: np.ndarray):
     # Hough on a small copy (any ink in a cell counts): much faster, and the lines
     # get no thinner than one pixel there.
     f = max(1.0, max(h, w) / HOUGH_SIDE)
-    small = mask
-    if f > 1:
-        size = (max(1, round(w / f)), max(1, round(h / f)))
-        small = (cv2.resize(mask * 255, size, interpolation=cv2.INTER_AREA) > 0).astype(
-            np.uint8
-        )
+    small = mask if f == 1 else (shrink(mask * 255, f) > 0).astype(np.uint8)
     # Three pixels thick: Hough's walk along a slightly tilted (staircase) line then
     # does not step off it and end the segment early.
     small = cv2.dilate(small, np.ones((3, 3), np.uint8))

@@ -20,9 +20,8 @@ TINY_SIDE = 96
 """Images smaller than this (16x16 scans, crops) are enlarged to at least this size."""
 MNIST_BOX = 20
 MNIST_SIZE = 28
-MNIST_CENTRE = (
-    14.0  # mean centre of mass of MNIST training digits, (row, col) = (14, 14)
-)
+# Mean centre of mass of the MNIST training digits: (row, col) = (14.0, 14.0).
+MNIST_CENTRE = 14.0
 # Stroke width of MNIST digits in 28x28 pixels (2 * area / perimeter of the mask at
 # threshold 0.5, measured on 3000 training digits): median 2.4, 5th-95th pct 1.6-3.7.
 MNIST_STROKE = 2.4
@@ -30,19 +29,23 @@ STROKE_RANGE = (1.8, 3.6)
 FRAME_ASPECT = 0.8
 
 
+def shrink(image: np.ndarray, factor: float) -> np.ndarray:
+    """``image`` made ``factor`` times smaller (area averaging, at least 1 px)."""
+    h, w = image.shape
+    size = (max(1, round(w / factor)), max(1, round(h / factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def working_image(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """Resize to the working resolution; return it and its scale (working / input)."""
     h, w = grey.shape
     long_side = max(h, w)
     if long_side > WORK_MAX_SIDE:
-        s = WORK_MAX_SIDE / long_side
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA), s
+        return shrink(grey, long_side / WORK_MAX_SIDE), WORK_MAX_SIDE / long_side
     if long_side < TINY_SIDE:
         f = int(np.ceil(TINY_SIDE / long_side))
-        return cv2.resize(grey, (w * f, h * f), interpolation=cv2.INTER_LINEAR), float(
-            f
-        )
+        big = cv2.resize(grey, (w * f, h * f), interpolation=cv2.INTER_LINEAR)
+        return big, float(f)
     return grey, 1.0
 
 

@@ -86,9 +86,7 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
     if not comps:
         raise ImageError(BLANK)
     groups = _drop_line_groups(_group(comps, stats), stats, labels.shape)
-    if multi:
-        groups = _drop_small_groups(groups, stats)
-    else:
+    if not multi:
         groups = [_main_digit(groups, stats)]
 
     pieces = []  # (x0, y0, mask) per digit, at working resolution
@@ -274,15 +272,6 @@ def _main_digit(groups: list[list[int]], stats: np.ndarray) -> list[int]:
     return main
 
 
-def _drop_small_groups(groups: list[list[int]], stats: np.ndarray) -> list[list[int]]:
-    """Drop marks far smaller than the digits (dots, specks, stray ticks)."""
-    heights = np.array([_bounds(g, stats)[3] - _bounds(g, stats)[1] for g in groups])
-    areas = np.array([_group_area(g, stats) for g in groups])
-    tall = heights >= 0.4 * heights.max()
-    keep = tall | (areas >= 0.25 * areas.max())
-    return [g for g, k in zip(groups, keep, strict=True) if k]
-
-
 def _split_wide(
     x0: int, y0: int, mask: np.ndarray
 ) -> list[tuple[int, int, np.ndarray]]:
@@ -316,7 +305,7 @@ def _split_wide(
 def _drop_small_pieces(
     pieces: list[tuple[int, int, np.ndarray]],
 ) -> list[tuple[int, int, np.ndarray]]:
-    """Drop pieces far shorter and lighter than the tallest (dots, stray strokes)."""
+    """Drop marks far shorter and lighter than the digits (dots, specks, ticks)."""
     heights = np.array([m.shape[0] for _, _, m in pieces])
     inks = np.array([int(m.sum()) for _, _, m in pieces])
     keep = (heights >= 0.4 * heights.max()) | (inks >= 0.25 * inks.max())
