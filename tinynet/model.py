@@ -30,7 +30,7 @@ _FUSED_OUTPUTS: dict[type, type] = {
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name).lower()  # Conv2D -> conv2d
 
 
 class Sequential:
