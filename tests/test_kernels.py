@@ -134,10 +134,35 @@ def test_conv2d_forward_and_backward_match_reference(geometry, seed, use_bias, r
     assert_close(y, y_ref, dtype)
 
     dout = rng.standard_normal(y.shape).astype(dtype)
-    fast = conv.conv2d_backward(dout, x, cols, weights, sh, sw, pt, pl)
-    ref = reference.conv2d_backward(dout, x, cols, weights, sh, sw, pt, pl)
+    mask = y if relu else None
+    fast = conv.conv2d_backward(dout, x, cols, weights, sh, sw, pt, pl, True, mask)
+    ref = reference.conv2d_backward(dout, x, cols, weights, sh, sw, pt, pl, True, mask)
     for got, expected in zip(fast, ref, strict=True):
         assert_close(got, expected, dtype)
+    no_dx = conv.conv2d_backward(dout, x, cols, weights, sh, sw, pt, pl, False, mask)
+    assert no_dx[0] is None
+    for got, expected in zip(no_dx[1:], ref[1:], strict=True):
+        assert_close(got, expected, dtype)
+
+
+def test_conv2d_in_several_chunks_matches_reference(monkeypatch):
+    # A chunk size of one image makes the drivers loop; the result must not change.
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    assert conv.images_per_chunk(5, 1000) == 1
+    geometry = (5, 7, 6, 3, 3, 3, 1, 2, "same", np.float64)
+    x, weights, bias, args, rng = setup(geometry, 7)
+    kh, kw, sh, sw, pt, pl, ho, wo = args
+    cols = np.full((5 * ho * wo, kh * kw * 3), np.nan)
+    y, cols = conv.conv2d_forward(x, weights, bias, sh, sw, pt, pl, ho, wo, cols, True)
+    y_ref, _ = reference.conv2d_forward(
+        x, weights, bias, sh, sw, pt, pl, ho, wo, np.empty_like(cols), True
+    )
+    assert_close(y, y_ref, np.float64)
+    dout = rng.standard_normal(y.shape)
+    fast = conv.conv2d_backward(dout, x, cols, weights, sh, sw, pt, pl, True, y)
+    ref = reference.conv2d_backward(dout, x, cols, weights, sh, sw, pt, pl, True, y)
+    for got, expected in zip(fast, ref, strict=True):
+        assert_close(got, expected, np.float64)
 
 
 @given(st.integers(1, 50), st.integers(1, 9), st.sampled_from([np.float32, np.float64]))

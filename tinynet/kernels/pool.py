@@ -14,6 +14,10 @@ what made backward fast: the first version recomputed the argmax from ``x`` and 
 the stored offsets, compared against each window position in a loop over channels
 that vectorises, take 0.18 ms (forward 0.29 ms). Parallel over the batch against
 serial: forward 0.29 vs 0.69 ms, backward 0.18 vs 0.45 ms (2x2 pool, 128x26x26x32).
+When the windows tile the input (stride = pool size, the usual case) backward writes
+every entry of ``dx`` once, as ``dout * (offset == k)``, instead of zeroing ``dx`` and
+adding into it: 0.77 -> 0.36 ms on 128x26x26x32 with all arrays in cache (in a
+training step, where ``dx`` is new memory, ~1.0 -> 0.9 ms).
 """
 
 from __future__ import annotations
@@ -104,23 +108,38 @@ def maxpool_backward(
     """
     n, h, w, c = out.shape
     ho, wo = dout.shape[1], dout.shape[2]
+    # Windows that tile the input (stride = pool size, no padding before) each own
+    # their entries, so every entry is written once, with no zeroing pass and no +=.
+    tiled = sh == ph and sw == pw and pt == 0 and pl == 0
+    hc, wc = min(ho * ph, h), min(wo * pw, w)
     for b in prange(n):
-        out[b] = 0
+        if tiled:
+            # Rows and columns after the last window (valid padding) get nothing.
+            out[b, hc:] = 0
+            out[b, :hc, wc:] = 0
+        else:
+            out[b] = 0
         for oy in range(ho):
             y0 = oy * sh - pt
             ya, yb = max(y0, 0), min(y0 + ph, h)
             for ox in range(wo):
                 x0 = ox * sw - pl
                 xa, xb = max(x0, 0), min(x0 + pw, w)
-                # Visit every window entry and add where it was the maximum: a
-                # compare-and-select per channel, which vectorises, where decoding
-                # the offset into (i, j) would need an integer division per entry.
+                # Visit every window entry and compare its offset with the stored
+                # one: a compare per channel, which vectorises, where decoding the
+                # offset into (i, j) would need an integer division per entry.
                 for iy in range(ya, yb):
                     for ix in range(xa, xb):
                         k = (iy - y0) * pw + (ix - x0)
-                        for ch in range(c):
-                            if argmax[b, oy, ox, ch] == k:
-                                out[b, iy, ix, ch] += dout[b, oy, ox, ch]
+                        if tiled:
+                            for ch in range(c):
+                                out[b, iy, ix, ch] = dout[b, oy, ox, ch] * (
+                                    argmax[b, oy, ox, ch] == k
+                                )
+                        else:
+                            for ch in range(c):
+                                if argmax[b, oy, ox, ch] == k:
+                                    out[b, iy, ix, ch] += dout[b, oy, ox, ch]
     return out
 
 

@@ -142,13 +142,19 @@ def conv2d_backward(
     sw: int,
     pt: int,
     pl: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    need_dx: bool = True,
+    y: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv2d_forward`, computed directly from ``x``.
 
-    ``dw[i,j] = sum over windows of xpad_patch(i,j)^T dout``, ``db = sum dout``,
-    ``dxpad_patch(i,j) += dout w[i,j]^T``. ``cols`` is accepted for signature parity
-    with the fast version and not used.
+    ``dw[i,j] = sum over windows of xpad_patch(i,j)^T dz``, ``db = sum dz``,
+    ``dxpad_patch(i,j) += dz w[i,j]^T``, where ``dz = dout * [y > 0]`` when the
+    forward ReLU output ``y`` is given and ``dout`` otherwise. ``cols`` is accepted
+    for signature parity with the fast version and not used; ``need_dx=False``
+    returns None for dx.
     """
+    if y is not None:
+        dout = np.where(y > 0, dout, 0)
     n, h, wd, c = x.shape
     _, ho, wo, _ = dout.shape
     kh, kw, _, _ = w.shape
@@ -162,6 +168,8 @@ def conv2d_backward(
             dw[i, j] = np.einsum("nhwc,nhwf->cf", xp[win], dout)
             dxp[win] += np.einsum("nhwf,cf->nhwc", dout, w[i, j])
     db = dout.sum(axis=(0, 1, 2))
+    if not need_dx:
+        return None, dw, db
     return dxp[:, pt : pt + h, pl : pl + wd, :].copy(), dw, db
 
 

@@ -99,9 +99,8 @@ class Conv2D(ActivationMixin, Layer):
             raise type(err)(f"{who}: {err}") from None
         self._init_activation(activation)
         self._geometry: tuple[int, int, int, int] = (0, 0, 0, 0)
-        # im2col and dz scratch kept between training steps; inference drops them.
+        # im2col scratch kept between training steps; inference drops it.
         self._workspace: np.ndarray | None = None
-        self._dz_buffer: np.ndarray | None = None
 
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
         who = self.describe()
@@ -151,7 +150,7 @@ class Conv2D(ActivationMixin, Layer):
             x, w, b, *self.strides, pt, pl, ho, wo, cols, relu
         )
         if not training:
-            self._workspace = self._dz_buffer = None
+            self._workspace = None
         if relu:
             # z is already max(z, 0); its positive entries are the ReLU's mask. Layers
             # never write into their input, so keeping a reference to it is safe.
@@ -180,30 +179,16 @@ class Conv2D(ActivationMixin, Layer):
         """
         x, cols, w, y = self._take_cache()
         self._check_dout(dout, (x.shape[0], *self.output_shape))
-        relu = y is not None
-        dz = dout if relu else self._activation_backward(dout)
+        dz = dout if y is not None else self._activation_backward(dout)
         dz = np.ascontiguousarray(dz, dtype=x.dtype)
         pt, pl, _, _ = self._geometry
-        if relu:
-            dz2d = dz.reshape(-1, self.filters)
-            dz = conv.relu_mask(
-                dz2d, y.reshape(dz2d.shape), self._dz_scratch(dz2d)
-            ).reshape(dz.shape)
         dx, dw, db = conv.conv2d_backward(
-            dz, x, cols, w, *self.strides, pt, pl, self.needs_input_grad
+            dz, x, cols, w, *self.strides, pt, pl, self.needs_input_grad, y
         )
         self.grads["W"][...] = dw
         if self.use_bias:
             self.grads["b"][...] = db
         return dx
-
-    def _dz_scratch(self, like: np.ndarray) -> np.ndarray:
-        """Buffer for the masked gradient: used only inside backward, so reusable."""
-        buf = self._dz_buffer
-        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
-            buf = np.empty_like(like)
-            self._dz_buffer = buf
-        return buf
 
     def get_config(self) -> dict[str, Any]:
         return {
