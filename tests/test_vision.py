@@ -538,8 +538,10 @@ def test_accuracy_on_real_photos_with_the_shipped_model():
 def test_accuracy_on_usps_and_semeion_scans_with_the_shipped_model():
     """16x16 scans the digit fills (USPS test split, Semeion), as dark ink on white.
 
-    Measured 2026-11-25: USPS 97.91% (2007 scans), Semeion 92.15% (1593; its digits
-    are stretched to fill the frame both ways, so their true shape is lost).
+    Every third scan, to stay quick (the full sets: benchmarks/eval_realdigits.py).
+    Measured 2026-11-25 on this subset: USPS 98.2% of 669, Semeion 92.7% of 531 (full
+    sets: 97.91% and 92.15%; Semeion's digits are stretched to fill the frame both
+    ways, so their true shape is lost).
     """
     import gzip
 
@@ -556,7 +558,8 @@ def test_accuracy_on_usps_and_semeion_scans_with_the_shipped_model():
         (1 - rows[:, :256].reshape(-1, 16, 16)) * 255,
         rows[:, 256:].argmax(1),
     )
-    for images, labels, bound in ((usps_x, usps_y, 0.97), (sem_x, sem_y, 0.91)):
+    sets = ((usps_x, usps_y, 0.97), (sem_x, sem_y, 0.91))
+    for images, labels, bound in ((x[::3], y[::3], b) for x, y, b in sets):
         x = np.stack([preprocess(im.astype(np.uint8)) for im in images])
         pred = model.predict(x[..., None], batch_size=256).argmax(axis=1)
         assert np.mean(pred == labels) >= bound
