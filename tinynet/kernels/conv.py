@@ -45,6 +45,11 @@ comes from ``benchmarks/bench_conv.py``:
   median of 40 steps: conv1 forward 3.5 -> 2.2 ms, the max-pool after it 1.8 ->
   0.9 ms (it now reads an array still in cache instead of a fresh one), conv2
   forward 9.4 -> 8.8 ms, whole training step 35.7 -> 31.9 ms.
+- im2col copies a window that lies fully inside ``x`` as one gather through a
+  table of offsets (kernel offset -> source offset from the window corner) instead
+  of ``kh`` runs of ``kw*C`` floats: conv1 0.93 -> 0.42 ms, conv2 2.08 -> 1.51 ms
+  (in cache); in the training step conv1 forward 2.2 -> 1.7 ms, whole step 30.8 ->
+  29.8 ms.
 - The drivers run im2col -> matmul -> bias(+ReLU) and, backward, mask -> dW, db ->
   dcols -> col2im over chunks of images (:data:`CHUNK_BYTES` of the largest
   per-image array, 4 MB: 14 of conv2's 128 images), so each intermediate is read
@@ -102,13 +107,28 @@ def im2col(
     """
     n, h, w, c = x.shape
     x3 = x.reshape(n, h, w * c)
+    xf = x.reshape(n, h * w * c)
     run = kw * c
+    # Offset of each column's source from its window's top-left corner: a window
+    # fully inside x is one gather, which beat copying kh runs of kw*c floats
+    # (conv1 0.93 -> 0.42 ms, conv2 2.08 -> 1.51 ms; the runs are 3 and 96 long).
+    offsets = np.empty(kh * run, dtype=np.int64)
+    for i in range(kh):
+        for k in range(run):
+            offsets[i * run + k] = i * w * c + k
     for b in prange(n):
         for oy in range(ho):
+            y0 = oy * sh - pt
+            rows_inside = y0 >= 0 and y0 + kh <= h
             for ox in range(wo):
                 r = (b * ho + oy) * wo + ox
                 x0 = ox * sw - pl
                 inside = x0 >= 0 and x0 + kw <= w
+                if rows_inside and inside:
+                    corner = (y0 * w + x0) * c
+                    for t in range(kh * run):
+                        out[r, t] = xf[b, corner + offsets[t]]
+                    continue
                 for i in range(kh):
                     iy = oy * sh - pt + i
                     base = i * run
