@@ -5,13 +5,17 @@ Measures, in one run and with the same threads:
 - the machine's float32 matmul rate (2048x2048 @ 2048x2048 in NumPy/BLAS), and the
   rate of a matmul with each conv's own im2col shape ``(N*ho*wo, 9*cin) @ (9*cin,
   cout)``;
-- Conv2D forward and backward for 28x28x1 -> 32 and 13x13x32 -> 64 (3x3, valid) and
+- Conv2D forward and backward (with its fused ReLU, as in the convnet) for
+  28x28x1 -> 32 and 13x13x32 -> 64 (3x3, valid) and
   MaxPool2D 2x2 on 26x26x32 and 11x11x64: time, GFLOP/s (convs) or GB/s moved (pools),
   and the naive NumPy reference (``tinynet.kernels.reference``) for comparison;
 - one training step (forward, loss, backward, Adam) of the whole convnet
   (``tinynet.zoo.mnist_classic_cnn``: Conv32 relu -> MaxPool -> Conv64 relu ->
-  MaxPool -> Flatten -> Dropout 0.5 -> Dense 10), and one 60,000-image epoch of
-  ``fit`` on synthetic data (469 steps);
+  MaxPool -> Flatten -> Dropout 0.5 -> Dense 10): wall time, and the median CPU time
+  of the process (with one thread it is immune to other processes on the cores,
+  with more it adds up the threads), against Keras' 20.5 ms per step on this machine
+  and the 1.5x-Keras target of 13.7 ms; and one 60,000-image epoch of ``fit`` on
+  synthetic data (469 steps);
 - start-up in fresh processes: cold (empty Numba cache dir: compiles) and warm (the
   same dir again: loads the cache);
 - peak memory of training the convnet in a fresh process (tracemalloc over model,
@@ -57,6 +61,9 @@ CONVS = (
 )
 POOLS = (("pool1 26x26x32", (26, 26, 32)), ("pool2 11x11x64", (11, 11, 64)))
 EPOCH_IMAGES = 60_000
+#: Keras/TensorFlow's training step for the same convnet on this machine (2 threads,
+#: 9.6 s per 469-step epoch), from benchmarks/keras_compare.py.
+KERAS_STEP_MS = 20.5
 
 
 def bench_conv(
@@ -68,8 +75,9 @@ def bench_conv(
     from tinynet.layers import Conv2D
 
     rng = np.random.default_rng(0)
-    layer = Conv2D(filters, 3)
+    layer = Conv2D(filters, 3, activation="relu")
     ho, wo, _ = layer.build(shape, rng, np.float32)
+    layer.params["b"][...] = rng.standard_normal(filters) * 0.1
     cin = shape[2]
     x = rng.standard_normal((BATCH, *shape), dtype=np.float32)
     dout = rng.standard_normal((BATCH, ho, wo, filters), dtype=np.float32)
@@ -79,14 +87,14 @@ def bench_conv(
 
     w, b = layer.params["W"], layer.params["b"]
     cols = np.empty((BATCH * ho * wo, 9 * cin), np.float32)
-    reference.conv2d_forward(x, w, b, 1, 1, 0, 0, ho, wo, cols)
+    y, _ = reference.conv2d_forward(x, w, b, 1, 1, 0, 0, ho, wo, cols, True)
     ref_fwd = time_call(
-        lambda: reference.conv2d_forward(x, w, b, 1, 1, 0, 0, ho, wo, cols),
+        lambda: reference.conv2d_forward(x, w, b, 1, 1, 0, 0, ho, wo, cols, True),
         repeat=3,
         warmup=0,
     )
     ref_bwd = time_call(
-        lambda: reference.conv2d_backward(dout, x, cols, w, 1, 1, 0, 0),
+        lambda: reference.conv2d_backward(dout, x, cols, w, 1, 1, 0, 0, True, y),
         repeat=3,
         warmup=0,
     )
@@ -158,8 +166,14 @@ def bench_training(repeat: int, epoch: bool) -> dict[str, Any]:
     x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, BATCH)
     step = time_call(lambda: model.train_step(x, y), repeat=max(repeat, 30), warmup=3)
+    cpu = []
+    for _ in range(max(repeat, 30)):
+        start = time.process_time()
+        model.train_step(x, y)
+        cpu.append(time.process_time() - start)
     result: dict[str, Any] = {
         "step_s": step,
+        "step_cpu_s_median": float(np.median(cpu)),
         "steps_per_epoch": -(-EPOCH_IMAGES // BATCH),
         "projected_epoch_s": step["best"] * -(-EPOCH_IMAGES // BATCH),
     }
@@ -308,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\ntraining step (classic convnet, batch {BATCH}, Adam): "
         f"{t['step_s']['best'] * ms:.1f} ms best, {t['step_s']['median'] * ms:.1f} ms "
         f"median -> {t['projected_epoch_s']:.2f} s per {t['steps_per_epoch']} steps"
+    )
+    print(
+        f"  CPU time {t['step_cpu_s_median'] * ms:.1f} ms median; Keras/TF 2 threads: "
+        f"{KERAS_STEP_MS} ms, target (1.5x Keras samples/s): "
+        f"{KERAS_STEP_MS / 1.5:.1f} ms"
     )
     if "fit_epoch_s" in t:
         print(f"fit, one {EPOCH_IMAGES}-image epoch: {t['fit_epoch_s']:.2f} s")
