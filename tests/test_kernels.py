@@ -239,6 +239,27 @@ def test_maxpool_matches_reference(geometry, seed, ties):
     np.testing.assert_allclose(dx.sum(), dout.sum(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_tiled_maxpool_backward_writes_every_entry(padding):
+    # Stride = pool size takes the write-once path; 7x5 leaves a last row and column
+    # outside every window ("valid") or windows hanging over the edge ("same").
+    x = np.random.default_rng(0).standard_normal((2, 7, 5, 3))
+    ho, pt = window_geometry(7, 2, 2, padding)
+    wo, pl = window_geometry(5, 2, 2, padding)
+    args = (2, 2, 2, 2, pt, pl)
+    shape = (2, ho, wo, 3)
+    _, argmax = pool.maxpool_forward(
+        x, *args, np.empty(shape), np.empty(shape, np.uint8)
+    )
+    dout = np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)
+    dx = pool.maxpool_backward(dout, argmax, *args, np.full(x.shape, np.nan))
+    expected = reference.maxpool_backward(dout, argmax, *args, np.full(x.shape, np.nan))
+    np.testing.assert_array_equal(dx, expected)
+    assert np.count_nonzero(dx) == dout.size  # one entry per window, the rest 0
+    if padding == "valid":
+        assert not dx[:, 6].any() and not dx[:, :, 4].any()
+
+
 @given(geometries(), st.integers(0, 2**16))
 @PROPERTY_SETTINGS
 def test_avgpool_matches_reference(geometry, seed):
