@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .layers.activations import log_softmax, sigmoid, softmax
+from .registry import from_spec, to_spec
 
 
 def _check_pred(pred: Any, who: str, ndim: int | None = None) -> np.ndarray:
@@ -230,30 +231,12 @@ def get(loss: str | Loss) -> Loss:
 
 def to_config(loss: Loss) -> dict[str, Any]:
     """``{"class_name": ..., "config": {...}}`` for a registered loss."""
-    name = type(loss).__name__
-    if LOSSES.get(name) is not type(loss):
-        raise TypeError(f"{name} is not a registered tinynet loss and cannot be saved")
-    return {"class_name": name, "config": loss.get_config()}
+    return to_spec(loss, LOSSES, "loss")
 
 
 def from_config(spec: Any) -> Loss:
     """Rebuild a loss from ``{"class_name": ..., "config": {...}}`` (fixed registry)."""
-    if not isinstance(spec, dict) or set(spec) != {"class_name", "config"}:
-        raise ValueError(
-            "a loss spec must be a dict with exactly the keys 'class_name' and "
-            f"'config', got {spec!r}"
-        )
-    name, config = spec["class_name"], spec["config"]
-    if name not in LOSSES:
-        raise ValueError(
-            f"unknown loss class {name!r}; known losses: {', '.join(sorted(LOSSES))}"
-        )
-    if not isinstance(config, dict):
-        raise ValueError(f"config of loss {name!r} must be a dict, got {config!r}")
-    try:
-        return LOSSES[name](**config)
-    except TypeError as err:
-        raise ValueError(f"invalid config for loss {name!r}: {err}") from None
+    return from_spec(spec, LOSSES, "loss")
 
 
 __all__ = [

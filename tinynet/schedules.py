@@ -15,6 +15,8 @@ import math
 import numbers
 from typing import Any
 
+from .registry import from_spec, to_spec
+
 __all__ = [
     "SCHEDULES",
     "CosineDecay",
@@ -235,31 +237,9 @@ SCHEDULES: dict[str, type[LearningRateSchedule]] = {
 
 def schedule_to_config(schedule: LearningRateSchedule) -> dict[str, Any]:
     """``{"class_name": "CosineDecay", "config": {...}}`` for a registered schedule."""
-    name = type(schedule).__name__
-    if SCHEDULES.get(name) is not type(schedule):
-        raise TypeError(
-            f"{name} is not a registered tinynet schedule and cannot be saved; "
-            f"known schedules: {', '.join(sorted(SCHEDULES))}"
-        )
-    return {"class_name": name, "config": schedule.get_config()}
+    return to_spec(schedule, SCHEDULES, "schedule")
 
 
 def schedule_from_config(spec: Any) -> LearningRateSchedule:
     """Rebuild a schedule from ``{"class_name": ..., "config": {...}}``."""
-    if not isinstance(spec, dict) or set(spec) != {"class_name", "config"}:
-        raise ValueError(
-            "a schedule spec must be a dict with exactly the keys 'class_name' and "
-            f"'config', got {spec!r}"
-        )
-    name, config = spec["class_name"], spec["config"]
-    if name not in SCHEDULES:
-        raise ValueError(
-            f"unknown schedule class {name!r}; "
-            f"known schedules: {', '.join(sorted(SCHEDULES))}"
-        )
-    if not isinstance(config, dict):
-        raise ValueError(f"config of schedule {name!r} must be a dict, got {config!r}")
-    try:
-        return SCHEDULES[name](**config)
-    except TypeError as exc:
-        raise ValueError(f"bad config for schedule {name!r}: {exc}") from exc
+    return from_spec(spec, SCHEDULES, "schedule")

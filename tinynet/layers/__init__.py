@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..registry import from_spec, to_spec
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
 from .conv import Conv2D
@@ -44,30 +45,12 @@ LAYERS: dict[str, type[Layer]] = {cls.__name__: cls for cls in _LAYER_CLASSES}
 
 def layer_to_config(layer: Layer) -> dict[str, Any]:
     """``{"class_name": "Dense", "config": {...}}`` for a registered layer."""
-    name = type(layer).__name__
-    if LAYERS.get(name) is not type(layer):
-        raise TypeError(f"{name} is not a registered tinynet layer and cannot be saved")
-    return {"class_name": name, "config": layer.get_config()}
+    return to_spec(layer, LAYERS, "layer")
 
 
 def layer_from_config(spec: Any) -> Layer:
     """Rebuild an (unbuilt) layer from ``{"class_name": ..., "config": {...}}``."""
-    if not isinstance(spec, dict) or set(spec) != {"class_name", "config"}:
-        raise ValueError(
-            "a layer spec must be a dict with exactly the keys 'class_name' and "
-            f"'config', got {spec!r}"
-        )
-    name, config = spec["class_name"], spec["config"]
-    if name not in LAYERS:
-        raise ValueError(
-            f"unknown layer class {name!r}; known layers: {', '.join(sorted(LAYERS))}"
-        )
-    if not isinstance(config, dict):
-        raise ValueError(f"config of layer {name!r} must be a dict, got {config!r}")
-    try:
-        return LAYERS[name](**config)
-    except TypeError as err:
-        raise ValueError(f"invalid config for layer {name!r}: {err}") from None
+    return from_spec(spec, LAYERS, "layer")
 
 
 __all__ = ["LAYERS", "Layer", "layer_from_config", "layer_to_config"]

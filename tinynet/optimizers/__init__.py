@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..registry import from_spec, to_spec
 from ..schedules import (
     CosineDecay,
     ExponentialDecay,
@@ -84,34 +85,16 @@ def get(name_or_optimizer: str | Optimizer, **kwargs: Any) -> Optimizer:
 
 def to_config(optimizer: Optimizer) -> dict[str, Any]:
     """``{"class_name": "Adam", "config": {...}}``, JSON-serialisable."""
-    name = type(optimizer).__name__
-    if OPTIMIZERS.get(name) is not type(optimizer):
-        raise TypeError(
-            f"{name} is not a registered tinynet optimizer and cannot be saved; "
-            f"known optimizers: {', '.join(sorted(OPTIMIZERS))}"
-        )
-    return {"class_name": name, "config": optimizer.get_config()}
+    return to_spec(optimizer, OPTIMIZERS, "optimizer")
+
+
+def _rebuild_schedule(config: dict[str, Any]) -> dict[str, Any]:
+    # A scheduled learning rate is saved as a nested schedule spec.
+    if isinstance(config.get("learning_rate"), dict):
+        config["learning_rate"] = schedule_from_config(config["learning_rate"])
+    return config
 
 
 def from_config(spec: Any) -> Optimizer:
     """Rebuild an optimizer (and its schedule) from ``to_config`` output."""
-    if not isinstance(spec, dict) or set(spec) != {"class_name", "config"}:
-        raise ValueError(
-            "an optimizer spec must be a dict with exactly the keys 'class_name' "
-            f"and 'config', got {spec!r}"
-        )
-    name, config = spec["class_name"], spec["config"]
-    if name not in OPTIMIZERS:
-        raise ValueError(
-            f"unknown optimizer class {name!r}; "
-            f"known optimizers: {', '.join(sorted(OPTIMIZERS))}"
-        )
-    if not isinstance(config, dict):
-        raise ValueError(f"config of optimizer {name!r} must be a dict, got {config!r}")
-    config = dict(config)
-    if isinstance(config.get("learning_rate"), dict):
-        config["learning_rate"] = schedule_from_config(config["learning_rate"])
-    try:
-        return OPTIMIZERS[name](**config)
-    except TypeError as exc:
-        raise ValueError(f"bad config for optimizer {name!r}: {exc}") from exc
+    return from_spec(spec, OPTIMIZERS, "optimizer", prepare=_rebuild_schedule)
