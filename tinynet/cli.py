@@ -12,7 +12,6 @@ model unless ``--model`` names a saved tinynet model (.npz).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -132,9 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import cv2
-
-    from .vision import ImageError, error_dict, read_digits
+    from .vision.report import read_and_report
 
     try:
         model = _load_model(args.model)
@@ -145,34 +142,20 @@ def _predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    failed = 0
-    for file in args.images:
-        try:
-            reading = read_digits(file, model, multi=not args.single)
-        except (ImageError, cv2.error) as exc:
-            failed += 1
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if isinstance(exc, cv2.error):
-                message = f"{file}: OpenCV could not process the image"
-            if args.json:
-                print(json.dumps(error_dict(file, message)), flush=True)
-            else:
-                print(f"error: {message}", file=sys.stderr, flush=True)
-            continue
-        if args.json:
-            print(json.dumps(reading.to_dict(file)), flush=True)
-        else:
-            print(_describe(file, reading), flush=True)
+    failed = read_and_report(
+        args.images, model, single=args.single, as_json=args.json, text=_describe
+    )
     return 1 if failed else 0
 
 
 def _describe(file: str, reading: Any) -> str:
     """``file: digits  confidence ...`` and each digit's three likeliest classes."""
+    from .vision.report import top3_text
+
     conf = " ".join(f"{c:.3f}" for c in reading.confidence)
     lines = [f"{file}: {reading.digits}  confidence {conf}"]
     for i, row in enumerate(reading.top3(), 1):
-        top = ", ".join(f"{d} {p:.3f}" for d, p in row)
-        lines.append(f"  digit {i}: top-3 {top}")
+        lines.append(f"  digit {i}: top-3 {top3_text(row)}")
     return "\n".join(lines)
 
 

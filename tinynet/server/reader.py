@@ -49,9 +49,6 @@ class DigitReader:
                 )
             except ImageError as exc:
                 return 400, error_dict(file, _message(exc, file))
-            except cv2.error:
-                message = f"{file}: OpenCV could not decode the image"
-                return 400, error_dict(file, message)
             try:
                 reading = read_digits(image, self, multi=not single)
             except ImageError as exc:  # decoded fine, but no digit in it

@@ -14,8 +14,10 @@ absurdly large image is refused without allocating it; a big JPEG is decoded at
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -95,7 +97,8 @@ def load_image_scaled(
             while factor < 8 and max(size) / (2 * factor) >= 0.9 * max_side:
                 factor *= 2
         # OpenCV applies the EXIF orientation itself for these (non-UNCHANGED) flags.
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), _JPEG_REDUCED[factor])
+        with _decoding(name):
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), _JPEG_REDUCED[factor])
         if image is None or image.size == 0:
             raise ImageError(f"{name}: not a readable image (corrupt JPEG)")
     else:
@@ -233,17 +236,34 @@ def _tiff_ifd0(block: bytes) -> dict[int, int]:
     return tags
 
 
+@contextlib.contextmanager
+def _decoding(name: str) -> Iterator[None]:
+    """Turn an OpenCV decoder failure into a one-line ImageError.
+
+    Most bad files make ``imdecode`` return None, but some headers fail one of its
+    assertions instead (a PFM or Sun raster with a zero or huge height raises
+    ``cv2.error``); callers should only ever have to catch ``ImageError``.
+    """
+    try:
+        yield
+    except cv2.error:
+        raise ImageError(
+            f"{name}: not a readable image (OpenCV could not decode it)"
+        ) from None
+
+
 def _decode_unchanged(data: bytes, kind: str, name: str) -> tuple[np.ndarray, int]:
     """Decode keeping depth and alpha; also return the EXIF/TIFF orientation (1-8)."""
     buf = np.frombuffer(data, np.uint8)
     exif = None
-    if hasattr(cv2, "imdecodeWithMetadata"):  # OpenCV >= 4.12
-        image, types, blobs = cv2.imdecodeWithMetadata(buf, cv2.IMREAD_UNCHANGED)
-        for t, blob in zip(types, blobs, strict=False):
-            if t == cv2.IMAGE_METADATA_EXIF and blob is not None:
-                exif = np.asarray(blob, np.uint8).tobytes()
-    else:
-        image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    with _decoding(name):
+        if hasattr(cv2, "imdecodeWithMetadata"):  # OpenCV >= 4.12
+            image, types, blobs = cv2.imdecodeWithMetadata(buf, cv2.IMREAD_UNCHANGED)
+            for t, blob in zip(types, blobs, strict=False):
+                if t == cv2.IMAGE_METADATA_EXIF and blob is not None:
+                    exif = np.asarray(blob, np.uint8).tobytes()
+        else:
+            image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         what = "corrupt or unsupported image" if kind != "other" else "not an image"
         raise ImageError(f"{name}: not a readable image ({what})")

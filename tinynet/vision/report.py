@@ -1,0 +1,130 @@
+"""Read image files one by one and report each reading: the loop behind
+``examples/mnist_predict.py`` and ``tinynet predict``.
+
+Each image gives one text block (or one JSON line) on ``out``; an image that cannot be
+read gives one ``error: ...`` line on ``err`` (or an error JSON line on ``out``), and
+the others are still read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .loading import ImageError
+from .reading import Reading, error_dict, read_digits
+
+__all__ = ["describe", "figure_paths", "read_and_report", "top3_text"]
+
+
+def top3_text(row: Sequence[tuple[int, float]]) -> str:
+    """``"7 0.981, 1 0.012, 2 0.004"`` for one digit's ``Reading.top3()`` row."""
+    return ", ".join(f"{d} {p:.3f}" for d, p in row)
+
+
+def describe(file: str, reading: Reading) -> str:
+    """Human-readable lines for one reading.
+
+    One digit: ``file: 7  confidence 0.981  top-3: 7 0.981, 1 0.012, 2 0.004``.
+    Several: ``file: 42  confidence 0.990 0.951``, then per digit
+    ``  digit 1: 4 (0.990)  top-3: ...``.
+    """
+    top3 = reading.top3()
+    conf = " ".join(f"{c:.3f}" for c in reading.confidence)
+    head = f"{file}: {reading.digits}  confidence {conf}"
+    if len(reading.digits) == 1:
+        return f"{head}  top-3: {top3_text(top3[0])}"
+    lines = [head]
+    for i, (d, c, row) in enumerate(
+        zip(reading.digits, reading.confidence, top3, strict=True), 1
+    ):
+        lines.append(f"  digit {i}: {d} ({c:.3f})  top-3: {top3_text(row)}")
+    return "\n".join(lines)
+
+
+def figure_paths(out: str | os.PathLike, files: Sequence[str]) -> list[Path]:
+    """``out`` for one image; ``OUT_<stem>.png`` per image (made unique) for several."""
+    out = Path(out)
+    if len(files) == 1:
+        return [out]
+    paths, seen = [], set()
+    for file in files:
+        stem = Path(file).stem or "image"
+        candidate, n = stem, 2
+        while candidate in seen:
+            candidate, n = f"{stem}_{n}", n + 1
+        seen.add(candidate)
+        paths.append(out.with_name(f"{out.stem}_{candidate}{out.suffix or '.png'}"))
+    return paths
+
+
+def read_and_report(
+    files: Sequence[str],
+    model: Any,
+    *,
+    single: bool = False,
+    as_json: bool = False,
+    plot_paths: Sequence[str | os.PathLike] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    text: Callable[[str, Reading], str] = describe,
+) -> int:
+    """Read the digits of each file and print one report per file.
+
+    Parameters
+    ----------
+    files : image paths, read in order.
+    model : passed to :func:`read_digits`.
+    single : each image shows one digit (``read_digits(..., multi=False)``).
+    as_json : print ``Reading.to_dict`` / ``error_dict`` as one JSON line per file
+        instead of ``text(file, reading)`` and ``error: ...`` lines.
+    plot_paths : one figure path per file (see :func:`figure_paths`), or None for none.
+    out, err : streams for reports and for error lines; default ``sys.stdout`` /
+        ``sys.stderr`` at call time.
+    text : the text block of one reading (default :func:`describe`).
+
+    Returns
+    -------
+    int
+        The number of files that could not be read.
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    if plot_paths is not None and len(plot_paths) != len(files):
+        raise ValueError(
+            f"read_and_report: expected one plot path per file ({len(files)}), "
+            f"got {len(plot_paths)}"
+        )
+    failed = 0
+    for i, file in enumerate(files):
+        try:
+            reading = read_digits(file, model, multi=not single)
+        except ImageError as exc:
+            failed += 1
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if as_json:
+                print(json.dumps(error_dict(file, message)), file=out, flush=True)
+            else:
+                print(f"error: {message}", file=err, flush=True)
+            continue
+        if as_json:
+            print(json.dumps(reading.to_dict(file)), file=out, flush=True)
+        else:
+            print(text(file, reading), file=out, flush=True)
+        if plot_paths is not None:
+            from ..plots import plot_prediction  # matplotlib only when plotting
+
+            plot_prediction(
+                reading.image,
+                reading.inputs,
+                reading.probabilities,
+                plot_paths[i],
+                digits=list(reading.digits),
+            )
+            if not as_json:
+                print(f"  figure: {plot_paths[i]}", file=out, flush=True)
+    return failed
