@@ -244,3 +244,22 @@ def test_vectorised_speed_guard():
         aug(x, rng)
         times.append(time.perf_counter() - t0)
     assert min(times) < 0.05
+
+
+def test_fill_frame_stretches_the_ink_box_to_a_square_within_the_cap():
+    x = np.zeros((2, 28, 28), np.float32)
+    x[0, 6:22, 10:18] = 1.0  # 16 tall, 8 wide: stretched 2x in x
+    x[1, 4:24, 13:15] = 1.0  # 20 tall, 2 wide: the 10x stretch is capped at 2.5
+    still = dict(max_shift=0, max_rotation=0, scale_range=(1, 1),
+                 aspect_range=(1, 1), max_shear=0, stroke_prob=0)  # fmt: skip
+    out = Augmenter(**still, fill_prob=1.0)(x, np.random.default_rng(0))
+
+    def box(img):
+        rows, cols = np.nonzero(img > 0.5)
+        return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+    assert box(out[0]) == (16, 16)
+    height, width = box(out[1])
+    assert height == 20 and 4 <= width <= 6  # 2 px x 2.5, give or take a pixel
+    same = Augmenter(**still, fill_prob=0.0)(x, np.random.default_rng(0))
+    np.testing.assert_array_equal(same, x)

@@ -199,6 +199,11 @@ class Augmenter:
         thickening; a 3x3 square adds about 2 px to a stroke, 2x2 about 1 px.
     min_ink_kept : an erosion that would leave less than this fraction of the
         image's ink (a thin pen digit would vanish) is skipped for that image.
+    fill_prob : probability that an image is first stretched, independently along
+        x and y, so that its ink's bounding box becomes a square (at most
+        ``max_fill_stretch`` times along one axis): digits scanned "to fill the
+        frame", as in Semeion or some forms, look like that once normalised.
+    max_fill_stretch : the cap on that stretch (a 1 stays recognisably narrow).
 
     All zeros (``max_shift=0, max_rotation=0, scale_range=(1, 1),
     aspect_range=(1, 1), max_shear=0, stroke_prob=0``) returns the input exactly.
@@ -217,7 +222,15 @@ class Augmenter:
         stroke_prob: float = 0.3,
         thicken_sizes: tuple[int, ...] = (2, 3),
         min_ink_kept: float = 0.35,
+        fill_prob: float = 0.0,
+        max_fill_stretch: float = 2.5,
     ) -> None:
+        self.fill_prob = _nonneg("fill_prob", fill_prob, 1.0)
+        self.max_fill_stretch = _nonneg("max_fill_stretch", max_fill_stretch)
+        if self.max_fill_stretch < 1.0:
+            raise ValueError(
+                f"Augmenter: max_fill_stretch must be >= 1, got {max_fill_stretch!r}"
+            )
         self.max_shift = _nonneg("max_shift", max_shift)
         self.max_rotation = _nonneg("max_rotation", max_rotation, 180.0)
         self.scale_range = _range("scale_range", scale_range, positive=True)
@@ -244,6 +257,8 @@ class Augmenter:
             "stroke_prob": self.stroke_prob,
             "thicken_sizes": list(self.thicken_sizes),
             "min_ink_kept": self.min_ink_kept,
+            "fill_prob": self.fill_prob,
+            "max_fill_stretch": self.max_fill_stretch,
         }
 
     def __repr__(self) -> str:
@@ -298,12 +313,49 @@ class Augmenter:
             )
         n, h, w = x3.shape
         u = rng.random((n, 8))  # drawn even for n == 0 or zero ranges: same stream
+        fill_u = rng.random(n)
         images = x3
         if self.stroke_prob > 0 and n:
             images = self._strokes(x3, u[:, 6], u[:, 7])
-        out = affine_transform(images, self.matrices(n, h, w, u))
+        matrices = self.matrices(n, h, w, u)
+        if self.fill_prob > 0 and n:
+            self._fill_frame(images, matrices, fill_u < self.fill_prob)
+        out = affine_transform(images, matrices)
         np.clip(out, 0.0, 1.0, out=out)  # bilinear rounding can overshoot by 1 ulp
         return out.reshape(shape)
+
+    def _fill_frame(
+        self, x: np.ndarray, matrices: np.ndarray, chosen: np.ndarray
+    ) -> None:
+        """Compose a box-filling stretch F before the chosen images' maps M (in place).
+
+        F maps the ink's bounding box (centre c, sides bw x bh) onto a square of
+        side max(bw, bh) at the image centre: F(p) = centre + S (p - c) with
+        S = diag(side / bw, side / bh), capped; then M o F = [L S | L F_t + t].
+        """
+        idx = np.flatnonzero(chosen)
+        ink = x[idx] > 0.1
+        rows, cols = ink.any(axis=2), ink.any(axis=1)
+        has_ink = rows.any(axis=1)
+        idx, rows, cols = idx[has_ink], rows[has_ink], cols[has_ink]
+        if not idx.size:
+            return
+        h, w = x.shape[1:]
+        top = rows.argmax(axis=1)
+        bottom = h - 1 - rows[:, ::-1].argmax(axis=1)
+        left = cols.argmax(axis=1)
+        right = w - 1 - cols[:, ::-1].argmax(axis=1)
+        bh, bw = bottom - top + 1.0, right - left + 1.0
+        side = np.maximum(bh, bw)
+        cap = self.max_fill_stretch
+        sx, sy = np.minimum(side / bw, cap), np.minimum(side / bh, cap)
+        centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+        box_centre = np.stack([(left + right) / 2.0, (top + bottom) / 2.0], axis=1)
+        lin = matrices[idx, :, :2]
+        f_shift = centre - np.stack([sx, sy], axis=1) * box_centre
+        matrices[idx, :, 2] += np.einsum("nij,nj->ni", lin, f_shift)
+        matrices[idx, :, 0] = lin[:, :, 0] * sx[:, None]
+        matrices[idx, :, 1] = lin[:, :, 1] * sy[:, None]
 
     def _strokes(self, x: np.ndarray, pick: np.ndarray, kind: np.ndarray) -> np.ndarray:
         half = 0.5 * self.stroke_prob
