@@ -239,6 +239,27 @@ def test_maxpool_matches_reference(geometry, seed, ties):
     np.testing.assert_allclose(dx.sum(), dout.sum(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_two_by_two_maxpool_forward_matches_reference(padding, strides):
+    # 2x2 windows inside x take the four-candidate path, windows over the edge
+    # ("same" on 7x5) the general loop; ties (few distinct values) pick the first.
+    x = np.random.default_rng(1).integers(-2, 3, size=(3, 7, 5, 19)).astype(np.float32)
+    ho, pt = window_geometry(7, 2, strides, padding)
+    wo, pl = window_geometry(5, 2, strides, padding)
+    args = (2, 2, strides, strides, pt, pl)
+    shape = (3, ho, wo, 19)
+    got = pool.maxpool_forward(
+        x, *args, np.empty(shape, np.float32), np.empty(shape, np.uint8)
+    )
+    ref = reference.maxpool_forward(
+        x, *args, np.empty(shape, np.float32), np.empty(shape, np.uint8)
+    )
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+    assert set(np.unique(got[1])) == {0, 1, 2, 3}
+
+
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_tiled_maxpool_backward_writes_every_entry(padding):
     # Stride = pool size takes the write-once path; 7x5 leaves a last row and column

@@ -14,6 +14,12 @@ what made backward fast: the first version recomputed the argmax from ``x`` and 
 the stored offsets, compared against each window position in a loop over channels
 that vectorises, take 0.18 ms (forward 0.29 ms). Parallel over the batch against
 serial: forward 0.29 vs 0.69 ms, backward 0.18 vs 0.45 ms (2x2 pool, 128x26x26x32).
+A 2x2 window that lies inside ``x`` (the convnet's pools) is reduced with its four
+candidates in registers (:func:`_max_of_four`), a channel loop that vectorises where
+the general one, which updates ``out``/``argmax`` in memory per entry, compiled to
+scalar code: forward 1.2 -> 0.3-0.4 ms on 128x26x26x32 (1 thread, in cache); in
+the training step 1.04 -> 0.39 ms, whole step 28.9 -> 28.2 ms CPU. The same trick
+for backward gained nothing measurable and is not used.
 When the windows tile the input (stride = pool size, the usual case) backward writes
 every entry of ``dx`` once, as ``dout * (offset == k)``, instead of zeroing ``dx`` and
 adding into it: 0.77 -> 0.36 ms on 128x26x26x32 with all arrays in cache (in a
@@ -22,10 +28,36 @@ training step, where ``dx`` is new memory, ~1.0 -> 0.9 ms).
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import prange
 
 from . import parallel_kernel
+
+
+@numba.njit(inline="always")
+def _max_of_four(
+    x: np.ndarray, b: int, ya: int, xa: int, out: np.ndarray, argmax: np.ndarray
+) -> None:
+    """A 2x2 window inside ``x``: maximum and offset with the four candidates in
+    registers, a loop over channels that vectorises (the general loop updates
+    ``out`` and ``argmax`` in memory per entry and compiled to scalar code)."""
+    p00, p01 = x[b, ya, xa], x[b, ya, xa + 1]
+    p10, p11 = x[b, ya + 1, xa], x[b, ya + 1, xa + 1]
+    for ch in range(out.shape[0]):
+        m = p00[ch]
+        k = 0
+        if p01[ch] > m:
+            m = p01[ch]
+            k = 1
+        if p10[ch] > m:
+            m = p10[ch]
+            k = 2
+        if p11[ch] > m:
+            m = p11[ch]
+            k = 3
+        out[ch] = m
+        argmax[ch] = k
 
 
 @parallel_kernel
@@ -59,6 +91,7 @@ def maxpool_forward(
     """
     n, h, w, c = x.shape
     ho, wo = out.shape[1], out.shape[2]
+    two_by_two = ph == 2 and pw == 2
     for b in prange(n):
         for oy in range(ho):
             y0 = oy * sh - pt
@@ -66,6 +99,9 @@ def maxpool_forward(
             for ox in range(wo):
                 x0 = ox * sw - pl
                 xa, xb = max(x0, 0), min(x0 + pw, w)
+                if two_by_two and yb - ya == 2 and xb - xa == 2:
+                    _max_of_four(x, b, ya, xa, out[b, oy, ox], argmax[b, oy, ox])
+                    continue
                 k0 = (ya - y0) * pw + (xa - x0)
                 for ch in range(c):
                     out[b, oy, ox, ch] = x[b, ya, xa, ch]
