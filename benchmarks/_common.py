@@ -1,5 +1,5 @@
 """Helpers shared by the benchmarks: thread pinning, timing, the machine's matmul
-rate, subprocess probes, tables and JSON.
+rate, load and memory checks, subprocess probes, tables and JSON.
 
 Nothing here imports NumPy at module level: ``pin_threads`` must run before NumPy
 (and its BLAS) is loaded, since thread pools are sized when a library starts.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,21 +45,64 @@ def pin_threads(threads: int | None) -> None:
 
 
 def time_call(
-    fn: Callable[[], Any], *, repeat: int = 20, warmup: int = 2
+    fn: Callable[[], Any],
+    *,
+    repeat: int = 20,
+    warmup: int = 2,
+    min_seconds: float = 0.0,
+    max_seconds: float | None = None,
 ) -> dict[str, float]:
-    """Seconds per call of ``fn``: best and median of ``repeat`` timed calls.
+    """Seconds per call of ``fn``: best and median of the timed calls.
 
-    The best is the figure to compare on a shared machine (noise only adds time);
-    the median shows how noisy the run was.
+    After ``warmup`` untimed calls, times ``repeat`` calls, or more while fewer than
+    ``min_seconds`` have passed; with ``max_seconds``, stops early once that budget is
+    spent (after at least 3 calls). The best is the figure to compare on a shared
+    machine (noise only adds time); the median shows how noisy the run was.
     """
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+    times: list[float] = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - start
+        if len(times) >= repeat and elapsed >= min_seconds:
+            break
+        if max_seconds is not None and len(times) >= 3 and elapsed > max_seconds:
+            break
     return {"best": min(times), "median": statistics.median(times)}
+
+
+def epoch_summary(epoch_times: Sequence[float], n_train: int) -> dict[str, Any]:
+    """Steady-state s/epoch (median of epochs 2..E), samples/s and the first epoch's
+    extra cost over steady state (compilation, tracing, warm-up)."""
+    times = list(epoch_times)
+    steady = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    return {
+        "epoch_seconds": times,
+        "steady_epoch_seconds": steady,
+        "train_samples_per_s": n_train / steady,
+        "first_epoch_overhead_s": times[0] - steady if len(times) > 1 else None,
+    }
+
+
+def epoch_timer() -> Any:
+    """A tinynet callback that appends each epoch's wall time to its ``times``."""
+    from tinynet.callbacks import Callback
+
+    class EpochTimer(Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_epoch_begin(self, epoch: int) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+            self.times.append(time.perf_counter() - self._t0)
+
+    return EpochTimer()
 
 
 def matmul_gflops(
@@ -75,28 +119,57 @@ def matmul_gflops(
     return {"best": flop / t["best"] / 1e9, "median": flop / t["median"] / 1e9}
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, else what ``platform`` knows."""
+    cpu = platform.processor() or platform.machine() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return cpu
+
+
 def machine_info() -> dict[str, Any]:
     """CPU, core count, library versions and thread settings, for the JSON record."""
     import numba
     import numpy as np
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
         "threads": {var: os.environ.get(var) for var in THREAD_VARS},
     }
+
+
+def warn_if_busy(threshold: float = 0.5) -> float | None:
+    """Print a warning when the 1-minute load average says others use the CPUs.
+
+    Returns the load average (None where the OS does not report one). OpenBLAS in
+    particular slows down many times over when one of its threads is descheduled.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    if load > threshold:
+        print(
+            f"warning: load average {load:.2f} before starting: other processes are "
+            "using the CPUs, so timings will be noisy (and multi-threaded BLAS can be "
+            "many times slower). Re-run on a quiet machine for numbers to publish.",
+            file=sys.stderr,
+        )
+    return load
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run_python(
@@ -141,14 +214,16 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
+def write_json(
+    path: str | os.PathLike[str], data: Any, *, sort_keys: bool = True
+) -> None:
     """Write ``data`` as indented JSON, atomically (temp file + ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
+            json.dump(data, f, indent=2, sort_keys=sort_keys)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
@@ -158,11 +233,16 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 
 __all__ = [
     "THREAD_VARS",
+    "cpu_name",
+    "epoch_summary",
+    "epoch_timer",
     "format_table",
     "machine_info",
     "matmul_gflops",
+    "peak_rss_mb",
     "pin_threads",
     "run_python",
     "time_call",
+    "warn_if_busy",
     "write_json",
 ]

@@ -8,29 +8,28 @@ functions that need them, so the orchestrator and tinynet's worker never load th
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# The tests load this file by path, without the benchmarks folder on sys.path.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 
 KINDS = ("mlp", "cnn")
 
 # Every knob that sizes a thread pool in either framework. Set in the environment of
 # each worker before it starts, so NumPy's BLAS, Numba and TensorFlow all read them.
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "TF_NUM_INTRAOP_THREADS",
-    "TF_NUM_INTEROP_THREADS",
-)
+THREAD_VARS = _common.THREAD_VARS + ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def thread_env(threads: int, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -74,78 +73,55 @@ def load_mnist(
 
 
 # ------------------------------------------------------------------------ timing
-def median_seconds(
-    fn: Callable[[], Any], *, repeat: int, warmup: int = 3, budget: float = 20.0
-) -> float:
-    """Median wall time of ``fn()`` over up to ``repeat`` calls after ``warmup``
-    calls; stops early once ``budget`` seconds are spent (at least 3 calls)."""
-    for _ in range(warmup):
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        if len(times) >= 3 and time.perf_counter() - start > budget:
-            break
-    return statistics.median(times)
+def inference_timings(
+    predict_one: Callable[[], Any],
+    call_one: Callable[[], Any],
+    predict_all: Callable[[], Any],
+    n_test: int,
+    *,
+    latency_repeat: int,
+) -> dict[str, float]:
+    """Median latency of one-image ``predict`` and direct call (ms), batch inference
+    over the ``n_test`` test images (samples/s) and this process's peak RSS (MiB).
 
+    Latencies: up to ``latency_repeat`` calls after 3 warm-up calls, within 20 s.
+    """
 
-def epoch_summary(epoch_times: Sequence[float], n_train: int) -> dict[str, Any]:
-    """Steady-state s/epoch (median of epochs 2..E), samples/s and the first epoch's
-    extra cost over steady state (compilation, tracing, warm-up)."""
-    times = list(epoch_times)
-    steady = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    def median_ms(fn: Callable[[], Any]) -> float:
+        t = _common.time_call(fn, repeat=latency_repeat, warmup=3, max_seconds=20.0)
+        return 1e3 * t["median"]
+
+    latency_predict_ms = median_ms(predict_one)
+    latency_call_ms = median_ms(call_one)
+    batch = _common.time_call(predict_all, repeat=3, warmup=1, max_seconds=20.0)
     return {
-        "epoch_seconds": times,
-        "steady_epoch_seconds": steady,
-        "train_samples_per_s": n_train / steady,
-        "first_epoch_overhead_s": times[0] - steady if len(times) > 1 else None,
+        "latency_predict_ms": latency_predict_ms,
+        "latency_call_ms": latency_call_ms,
+        "inference_samples_per_s": n_test / batch["median"],
+        "peak_rss_mb": _common.peak_rss_mb(),
     }
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def warn_if_busy(threshold: float = 0.5) -> float | None:
-    """Print a warning when the 1-minute load average says others use the CPUs.
-
-    Returns the load average (None where the OS does not report one). OpenBLAS in
-    particular slows down many times over when one of its threads is descheduled.
-    """
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return None
-    if load > threshold:
-        print(
-            f"warning: load average {load:.2f} before starting: other processes are "
-            "using the CPUs, so timings will be noisy (and multi-threaded BLAS can be "
-            "many times slower). Re-run on a quiet machine for numbers to publish.",
-            file=sys.stderr,
-        )
-    return load
-
-
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": _common.cpu_name(),
         "logical_cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
     }
+
+
+def add_worker_args(parser: argparse.ArgumentParser) -> None:
+    """The options both workers take (``keras_compare.benchmark_args`` passes them)."""
+    parser.add_argument("--model", choices=KINDS, default="mlp")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--test-limit", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--predict-batch", type=int, default=256)
+    parser.add_argument("--latency-repeat", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
 
 
 # ---------------------------------------------------------------- Keras models

@@ -13,7 +13,8 @@ import os
 import time
 from pathlib import Path
 
-# Run as a script: its own folder is on sys.path, so the sibling module imports.
+# Run as a script: its own folder is on sys.path, so the sibling modules import.
+import _common
 import _compare_common as cc
 
 
@@ -69,7 +70,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         verbose=0,
         callbacks=[timer],
     )
-    result = cc.epoch_summary(timer.times, len(x))
+    result = _common.epoch_summary(timer.times, len(x))
     result["train_loss"] = [float(v) for v in history.history["loss"]]
     result["train_accuracy"] = [float(v) for v in history.history["accuracy"]]
     result["test_accuracy"] = float(
@@ -77,19 +78,13 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     )
 
     one = xt[:1]
-    result["latency_predict_ms"] = 1e3 * cc.median_seconds(
-        lambda: model.predict(one, verbose=0), repeat=args.latency_repeat
-    )
-    result["latency_call_ms"] = 1e3 * cc.median_seconds(
-        lambda: np.asarray(model(one, training=False)), repeat=args.latency_repeat
-    )
-    seconds = cc.median_seconds(
+    result |= cc.inference_timings(
+        lambda: model.predict(one, verbose=0),
+        lambda: np.asarray(model(one, training=False)),
         lambda: model.predict(xt, batch_size=args.predict_batch, verbose=0),
-        repeat=3,
-        warmup=1,
+        len(xt),
+        latency_repeat=args.latency_repeat,
     )
-    result["inference_samples_per_s"] = len(xt) / seconds
-    result["peak_rss_mb"] = cc.peak_rss_mb()
     result["versions"] = {
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -106,18 +101,10 @@ def run_benchmark(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", choices=cc.KINDS, default="mlp")
+    cc.add_worker_args(parser)
     parser.add_argument("--models", default="mlp,cnn", help="for --parity")
     parser.add_argument("--parity", action="store_true")
     parser.add_argument("--parity-batch", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--test-limit", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--predict-batch", type=int, default=256)
-    parser.add_argument("--latency-repeat", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 

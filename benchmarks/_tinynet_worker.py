@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-# Run as a script: its own folder is on sys.path, so the sibling module imports.
+# Run as a script: its own folder is on sys.path, so the sibling modules import.
+import _common
 import _compare_common as cc
 
 
@@ -26,24 +26,13 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     import numpy as np
 
     import tinynet
-    from tinynet.callbacks import Callback
     from tinynet.optimizers import Adam
 
     x, y, xt, yt = cc.load_mnist(args.model, args.limit, args.test_limit)
     model = cc.tinynet_model(args.model, seed=args.seed)
     model.compile(optimizer=Adam(learning_rate=1e-3), loss="cross_entropy")
 
-    class EpochTimer(Callback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_epoch_begin(self, epoch: int) -> None:
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-            self.times.append(time.perf_counter() - self._t0)
-
-    timer = EpochTimer()
+    timer = _common.epoch_timer()
 
     def train():
         return model.fit(
@@ -65,7 +54,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         profiler.dump_stats(str(args.profile))
     else:
         history = train()
-    result = cc.epoch_summary(timer.times, len(x))
+    result = _common.epoch_summary(timer.times, len(x))
     result["train_loss"] = list(history["loss"])
     result["train_accuracy"] = list(history["accuracy"])
     result["test_accuracy"] = float(
@@ -73,17 +62,13 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     )
 
     one = xt[:1]
-    result["latency_predict_ms"] = 1e3 * cc.median_seconds(
-        lambda: model.predict(one), repeat=args.latency_repeat
+    result |= cc.inference_timings(
+        lambda: model.predict(one),
+        lambda: model(one),
+        lambda: model.predict(xt, batch_size=args.predict_batch),
+        len(xt),
+        latency_repeat=args.latency_repeat,
     )
-    result["latency_call_ms"] = 1e3 * cc.median_seconds(
-        lambda: model(one), repeat=args.latency_repeat
-    )
-    seconds = cc.median_seconds(
-        lambda: model.predict(xt, batch_size=args.predict_batch), repeat=3, warmup=1
-    )
-    result["inference_samples_per_s"] = len(xt) / seconds
-    result["peak_rss_mb"] = cc.peak_rss_mb()
     result["versions"] = {
         "tinynet": tinynet.__version__,
         "numpy": np.__version__,
@@ -115,15 +100,7 @@ def run_breakdown(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", choices=cc.KINDS, default="mlp")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--test-limit", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--predict-batch", type=int, default=256)
-    parser.add_argument("--latency-repeat", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    cc.add_worker_args(parser)
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument(
         "--breakdown",

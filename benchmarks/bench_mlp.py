@@ -27,17 +27,23 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (  # noqa: E402
+    epoch_summary,
+    epoch_timer,
+    pin_threads,
+    time_call,
+    warn_if_busy,
+    write_json,
+)
+
 SIZES = (784, 512, 512, 10)
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-THREAD_VARS += ("NUMBA_NUM_THREADS",)
 
 
 def flops_per_sample(first_dx: bool) -> dict[str, int]:
@@ -53,14 +59,8 @@ def flops_per_sample(first_dx: bool) -> dict[str, int]:
 
 def best_rate(fn: Any, flop: float, *, seconds: float = 1.5) -> float:
     """GFLOP/s of ``fn`` from the median of repeated calls within ``seconds``."""
-    fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return flop / statistics.median(times) / 1e9
+    t = time_call(fn, repeat=5, warmup=1, min_seconds=seconds)
+    return flop / t["median"] / 1e9
 
 
 def matmul_rates(batch: int, first_dx: bool) -> dict[str, float]:
@@ -97,7 +97,6 @@ def matmul_rates(batch: int, first_dx: bool) -> dict[str, float]:
 def train_rates(model: Any, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from tinynet.callbacks import Callback
     from tinynet.optimizers import Adam
 
     rng = np.random.default_rng(args.seed)
@@ -105,17 +104,7 @@ def train_rates(model: Any, args: argparse.Namespace) -> dict[str, Any]:
     y = rng.integers(0, 10, size=args.samples)
     model.compile(optimizer=Adam(learning_rate=1e-3), loss="cross_entropy")
 
-    class EpochTimer(Callback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_epoch_begin(self, epoch: int) -> None:
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-            self.times.append(time.perf_counter() - self._t0)
-
-    timer = EpochTimer()
+    timer = epoch_timer()
 
     def fit() -> None:
         model.fit(
@@ -138,9 +127,6 @@ def train_rates(model: Any, args: argparse.Namespace) -> dict[str, Any]:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
     else:
         fit()
-    steady = (
-        statistics.median(timer.times[1:]) if len(timer.times) > 1 else timer.times[0]
-    )
 
     # Bare train_step on pre-sliced batches: the model's own cost, no loop overhead.
     batches = [
@@ -156,7 +142,9 @@ def train_rates(model: Any, args: argparse.Namespace) -> dict[str, Any]:
     step_rate = len(batches) * args.batch / (time.perf_counter() - t0)
     return {
         "epoch_seconds": timer.times,
-        "fit_samples_per_s": args.samples / steady,
+        "fit_samples_per_s": epoch_summary(timer.times, args.samples)[
+            "train_samples_per_s"
+        ],
         "train_step_samples_per_s": step_rate,
     }
 
@@ -173,20 +161,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None, help="cProfile output")
     args = parser.parse_args(argv)
-    # Before NumPy or Numba is imported: both size their thread pools on import.
-    for var in THREAD_VARS:
-        os.environ[var] = str(args.threads)
+    pin_threads(args.threads)  # before NumPy or Numba sizes its thread pool
 
     import numba
     import numpy as np
 
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        print(
-            f"warning: load average {load:.2f}: other processes are using the CPUs; "
-            "timings will be noisy (multi-threaded BLAS can be many times slower)",
-            file=sys.stderr,
-        )
+    load = warn_if_busy()
     from tinynet import zoo
 
     model = zoo.mnist_mlp(seed=args.seed)
@@ -229,10 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{'met' if result['target_met'] else 'MISSED'}"
     )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, args.json)
+        write_json(args.json, result, sort_keys=False)
     return result
 
 

@@ -45,6 +45,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import _common  # noqa: E402
 import _compare_common as cc  # noqa: E402
 
 FRAMEWORKS = ("keras", "tinynet")
@@ -290,12 +291,6 @@ def plot(report: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_json(report: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, path)
-
-
 def loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -350,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pythons = {"keras": args.keras_python, "tinynet": args.tinynet_python}
 
     load_before = loadavg()
-    cc.warn_if_busy()
+    _common.warn_if_busy()
     parity: list[dict[str, Any]] = []
     if not args.no_parity:
         print("parity check ...", flush=True)
@@ -425,8 +420,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     print(text)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    write_json(report, args.json)
+    _common.write_json(args.json, report, sort_keys=False)
     print(f"\nwrote {args.json}")
     if not args.no_plot:
         plot(report, args.png)
