@@ -1,4 +1,4 @@
-"""Convolution kernels: Numba im2col / col2im around one BLAS matmul.
+"""Convolution kernels: Numba im2col / col2im around BLAS matmuls.
 
 Layout is NHWC with Keras kernels ``w : (kh, kw, cin, cout)``. A convolution is one
 matrix product once every receptive field is unrolled into a row::
@@ -56,18 +56,22 @@ comes from ``benchmarks/bench_conv.py``:
   29.8 ms.
 - The drivers run im2col -> matmul -> bias(+ReLU) and, backward, mask -> dW, db ->
   dcols -> col2im over chunks of images (:data:`CHUNK_BYTES` of the largest
-  per-image array, 4 MB: 14 of conv2's 128 images), so each intermediate is read
+  per-image array, 4 MB: 30 of conv2's 128 images, 48 of conv1's), so each
+  intermediate is read
   back from cache instead of memory, and the masked gradient and ``dcols`` live in
   chunk-sized scratch. MNIST convnet, 1 thread, CPU time (median of 3 runs of 40
   steps, busy machine): conv2 forward 8.8 -> 8.0 ms, backward 14.7 -> 13.1-13.3 ms,
   conv1 backward 2.9 -> 2.3 ms; whole step 32.8 -> 29.1-29.9 ms (1 MB chunks:
-  32.3, 2 MB: 30.3, 8 MB: 30.0).
+  32.3, 2 MB: 30.3, 8 MB: 30.0). At 2 threads chunking is a wash in the step
+  (21.7 against 22.1 ms wall without chunks, same run): each chunk adds parallel
+  launches and BLAS thread hand-offs; alone, conv2 at 2 threads even ran faster
+  unchunked (forward 4.0 vs 5.0 ms), its 18 MB im2col matrix fitting the 32 MB L3.
 - A direct Numba convolution for the 1-channel first layer (per pixel, vectorised
   over the 32 filters, bias + ReLU fused; weight gradient reduced per image with the
   mask applied on the fly) lost: forward 1.8-2.9 ms against 2.2, weight gradient
-  4.3-5.0 ms against 2.0 (mask + ``cols.T @ dz`` + db). LLVM does not vectorise the
-  32-wide filter loops (scalar ``vmulss`` in the assembly): the 16-lane AVX-512
-  loop unrolled 4x needs 64 iterations. Not kept.
+  4.3-5.0 ms against 2.0 (mask + ``cols.T @ dz`` + db). The assembly showed
+  scalar ``vmulss`` only: LLVM did not vectorise the 32-iteration filter loops
+  (1-D views and a row buffer helped a little, to 1.8 ms). Not kept.
 - ``db`` as ``ones @ dout2d`` (a BLAS matrix-vector product, 0.13 ms on conv1)
   rather than ``dout2d.sum(axis=0)`` (1.1 ms).
 """
