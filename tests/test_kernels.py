@@ -145,12 +145,14 @@ def test_conv2d_forward_and_backward_match_reference(geometry, seed, use_bias, r
         assert_close(got, expected, dtype)
 
 
-def test_conv2d_in_several_chunks_matches_reference(monkeypatch):
+@pytest.mark.parametrize(("window", "cout"), [(3, 3), (1, 16)])
+def test_conv2d_in_several_chunks_matches_reference(monkeypatch, window, cout):
     # A chunk size of one image makes the drivers loop; the result must not change.
+    # (1, 16): more filters than im2col columns, dW is computed transposed.
     monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
     assert conv.images_per_chunk(5, 1000) == 1
-    geometry = (5, 7, 6, 3, 3, 3, 1, 2, "same", np.float64)
-    x, weights, bias, args, rng = setup(geometry, 7)
+    geometry = (5, 7, 6, 3, window, window, 1, 2, "same", np.float64)
+    x, weights, bias, args, rng = setup(geometry, 7, cout)
     kh, kw, sh, sw, pt, pl, ho, wo = args
     cols = np.full((5 * ho * wo, kh * kw * 3), np.nan)
     y, cols = conv.conv2d_forward(x, weights, bias, sh, sw, pt, pl, ho, wo, cols, True)
