@@ -54,16 +54,24 @@ class LearningRateSchedule:
 
     Parameters
     ----------
+    initial_learning_rate : the rate at t = 0 (after any warm-up), >= 0.
     per : {"step", "epoch"}
         What ``t`` counts: optimizer steps taken so far, or the current epoch.
     """
 
-    def __init__(self, *, per: str) -> None:
+    def __init__(self, initial_learning_rate: float, *, per: str) -> None:
+        name = type(self).__name__
         if per not in _PER:
-            raise ValueError(
-                f"{type(self).__name__}: per must be 'step' or 'epoch', got {per!r}"
-            )
+            raise ValueError(f"{name}: per must be 'step' or 'epoch', got {per!r}")
         self.per = per
+        self.initial_learning_rate = _real(
+            name, "initial_learning_rate", initial_learning_rate
+        )
+        if self.initial_learning_rate < 0:
+            raise ValueError(
+                f"{name}: initial_learning_rate must be >= 0, "
+                f"got {initial_learning_rate!r}"
+            )
 
     def __call__(self, t: int) -> float:
         t = _count(type(self).__name__, "t", t, 0)
@@ -93,16 +101,8 @@ class StepDecay(LearningRateSchedule):
         gamma: float = 0.1,
         per: str = "epoch",
     ) -> None:
-        super().__init__(per=per)
+        super().__init__(initial_learning_rate, per=per)
         name = type(self).__name__
-        self.initial_learning_rate = _real(
-            name, "initial_learning_rate", initial_learning_rate
-        )
-        if self.initial_learning_rate < 0:
-            raise ValueError(
-                f"{name}: initial_learning_rate must be >= 0, "
-                f"got {initial_learning_rate!r}"
-            )
         self.step_size = _count(name, "step_size", step_size, 1)
         self.gamma = _real(name, "gamma", gamma)
         if self.gamma <= 0:
@@ -135,16 +135,8 @@ class ExponentialDecay(LearningRateSchedule):
         staircase: bool = False,
         per: str = "step",
     ) -> None:
-        super().__init__(per=per)
+        super().__init__(initial_learning_rate, per=per)
         name = type(self).__name__
-        self.initial_learning_rate = _real(
-            name, "initial_learning_rate", initial_learning_rate
-        )
-        if self.initial_learning_rate < 0:
-            raise ValueError(
-                f"{name}: initial_learning_rate must be >= 0, "
-                f"got {initial_learning_rate!r}"
-            )
         self.decay_rate = _real(name, "decay_rate", decay_rate)
         if self.decay_rate <= 0:
             raise ValueError(f"{name}: decay_rate must be > 0, got {decay_rate!r}")
@@ -189,16 +181,8 @@ class CosineDecay(LearningRateSchedule):
         warmup_from: float = 0.0,
         per: str = "step",
     ) -> None:
-        super().__init__(per=per)
+        super().__init__(initial_learning_rate, per=per)
         name = type(self).__name__
-        self.initial_learning_rate = _real(
-            name, "initial_learning_rate", initial_learning_rate
-        )
-        if self.initial_learning_rate < 0:
-            raise ValueError(
-                f"{name}: initial_learning_rate must be >= 0, "
-                f"got {initial_learning_rate!r}"
-            )
         self.decay_steps = _count(name, "decay_steps", decay_steps, 1)
         self.alpha = _real(name, "alpha", alpha)
         if not 0.0 <= self.alpha <= 1.0:
