@@ -354,3 +354,17 @@ def test_import_compiles_nothing_and_the_disk_cache_serves_later_processes(tmp_p
     second = run_probe(env)
     assert second["compiled_at_import"] == 0
     assert second["cache_hits"] == 1 and second["cache_misses"] == 0
+
+
+def test_conv_forward_without_a_cols_buffer_matches_the_training_path():
+    """Inference passes cols=None: chunk-sized scratch, same output, nothing kept."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((70, 13, 13, 32)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 32, 64)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    cols = np.empty((70 * 11 * 11, 3 * 3 * 32), np.float32)
+    for relu in (False, True):
+        y_train, kept = conv.conv2d_forward(x, w, b, 1, 1, 0, 0, 11, 11, cols, relu)
+        y_infer, none = conv.conv2d_forward(x, w, b, 1, 1, 0, 0, 11, 11, None, relu)
+        assert kept is cols and none is None
+        np.testing.assert_array_equal(y_infer, y_train)

@@ -145,7 +145,11 @@ class Conv2D(ActivationMixin, Layer):
         b = self.params["b"].astype(x.dtype, copy=False) if self.use_bias else None
         pt, pl, ho, wo = self._geometry
         relu = type(self.activation) is ReLU
-        cols = self._cols_buffer(x.shape[0] * ho * wo, w.size // self.filters, x.dtype)
+        cols = (
+            self._cols_buffer(x.shape[0] * ho * wo, w.size // self.filters, x.dtype)
+            if training
+            else None  # inference: a chunk-sized scratch buffer is enough
+        )
         z, cols = conv.conv2d_forward(
             x, w, b, *self.strides, pt, pl, ho, wo, cols, relu
         )
