@@ -26,7 +26,7 @@ from tinynet.augment import Augmenter
 from tinynet.datasets import mnist
 
 DEFAULTS = {  # model -> (epochs, learning rate, schedule)
-    "mlp": (20, 1e-3, "constant"),
+    "mlp": (20, 1e-3, "cosine"),
     "classic_cnn": (12, 2e-3, "cosine"),
     "cnn": (15, 2e-3, "cosine"),
 }
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--schedule",
         choices=["constant", "cosine", "step"],
         help="cosine: one warm-up epoch then cosine decay per step; step: x0.3 every "
-        "third of the epochs (default: constant for mlp, else cosine)",
+        "third of the epochs (default: cosine)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
