@@ -485,3 +485,27 @@ def test_cli_predict_json_matches_read_digits(model, model_file, tmp_path):
     first, second = (json.loads(line) for line in run.stdout.splitlines())
     assert first == expected(model, IMAGES["seven.png"], str(good))
     assert second["file"] == str(bad) and "not a readable image" in second["error"]
+
+
+def test_cli_commands_run_with_one_blas_thread(monkeypatch):
+    """Single-image work: the tinynet command limits BLAS to one thread (unless the
+    user set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS)."""
+    import threadpoolctl
+
+    from tinynet import cli
+
+    seen = []
+
+    def fake_predict(args):
+        seen.extend(
+            info["num_threads"]
+            for info in threadpoolctl.threadpool_info()
+            if info["user_api"] == "blas"
+        )
+        return 0
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cli, "_predict", fake_predict)
+    assert cli.main(["predict", "x.png"]) == 0
+    assert seen and set(seen) == {1}
