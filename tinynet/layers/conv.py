@@ -33,6 +33,32 @@ def check_padding(padding: Any, who: str) -> str:
     return padding
 
 
+def sliding_geometry(
+    who: str,
+    input_shape: Shape,
+    window: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str,
+    what: str,
+) -> tuple[int, tuple[int, int, int, int]]:
+    """Check an (H, W, C) input for a sliding window; return ``C`` and
+    ``(pad_top, pad_left, out_h, out_w)``. Shared by Conv2D and the pools."""
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{who}: expected inputs of shape (batch, height, width, channels), "
+            f"i.e. an input_shape (height, width, channels); got {input_shape}"
+        )
+    h, w, c = input_shape
+    ho, pt = window_geometry(h, window[0], strides[0], padding)
+    wo, pl = window_geometry(w, window[1], strides[1], padding)
+    if ho <= 0 or wo <= 0:
+        raise ValueError(
+            f"{who}: {what} {window[0]}x{window[1]} is larger than the {h}x{w} input "
+            f"(input_shape {input_shape}) with padding='valid'"
+        )
+    return c, (pt, pl, ho, wo)
+
+
 def float_input(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``x`` as a C-contiguous float array: float32/float64 kept, others -> dtype."""
     if x.dtype not in (np.float32, np.float64):
@@ -103,22 +129,12 @@ class Conv2D(ActivationMixin, Layer):
         self._workspace: np.ndarray | None = None
 
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        who = self.describe()
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{who}: expected inputs of shape (batch, height, width, channels), "
-                f"i.e. an input_shape (height, width, channels); got {input_shape}"
-            )
-        h, w, c = input_shape
-        (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        ho, pt = window_geometry(h, kh, sh, self.padding)
-        wo, pl = window_geometry(w, kw, sw, self.padding)
-        if ho <= 0 or wo <= 0:
-            raise ValueError(
-                f"{who}: kernel {kh}x{kw} is larger than the {h}x{w} input "
-                f"(input_shape {input_shape}) with padding='valid'"
-            )
-        self._geometry = (pt, pl, ho, wo)
+        c, self._geometry = sliding_geometry(
+            self.describe(), input_shape, self.kernel_size, self.strides,
+            self.padding, "kernel",
+        )  # fmt: skip
+        kh, kw = self.kernel_size
+        ho, wo = self._geometry[2:]
         self.params["W"] = np.asarray(
             self.kernel_initializer((kh, kw, c, self.filters), rng, self.dtype),
             dtype=self.dtype,

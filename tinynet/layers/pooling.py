@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels import pool, window_geometry
+from ..kernels import pool
 from .base import Layer, Shape
-from .conv import as_pair, check_padding, float_input
+from .conv import as_pair, check_padding, float_input, sliding_geometry
 
 
 class _Pool2D(Layer):
@@ -33,23 +33,11 @@ class _Pool2D(Layer):
         self._geometry: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        who = self.describe()
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{who}: expected inputs of shape (batch, height, width, channels), "
-                f"i.e. an input_shape (height, width, channels); got {input_shape}"
-            )
-        h, w, c = input_shape
-        (ph, pw), (sh, sw) = self.pool_size, self.strides
-        ho, pt = window_geometry(h, ph, sh, self.padding)
-        wo, pl = window_geometry(w, pw, sw, self.padding)
-        if ho <= 0 or wo <= 0:
-            raise ValueError(
-                f"{who}: pool_size {ph}x{pw} is larger than the {h}x{w} input "
-                f"(input_shape {input_shape}) with padding='valid'"
-            )
-        self._geometry = (pt, pl, ho, wo)
-        return ho, wo, c
+        c, self._geometry = sliding_geometry(
+            self.describe(), input_shape, self.pool_size, self.strides,
+            self.padding, "pool_size",
+        )  # fmt: skip
+        return (*self._geometry[2:], c)
 
     def _args(self) -> tuple[int, ...]:
         """``(ph, pw, sh, sw, pt, pl)`` as the kernels take them."""
