@@ -381,31 +381,11 @@ class Augmenter:
 
 
 def augment_batch(
-    x: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    max_shift: float = 2.0,
-    max_rotation: float = 12.0,
-    scale_range: tuple[float, float] = (0.9, 1.1),
-    aspect_range: tuple[float, float] = (0.85, 1.15),
-    max_shear: float = 10.0,
-    stroke_prob: float = 0.3,
-    thicken_sizes: tuple[int, ...] = (2, 3),
-    min_ink_kept: float = 0.35,
+    x: np.ndarray, rng: np.random.Generator, **settings: Any
 ) -> np.ndarray:
-    """Augment ``x`` (N, 28, 28) or (N, 28, 28, 1) once; see :class:`Augmenter`.
+    """Augment ``x`` (N, 28, 28) or (N, 28, 28, 1) once with ``Augmenter(**settings)``.
 
     For repeated use build an ``Augmenter`` once (it validates its settings in
     the constructor) and call it on each batch.
     """
-    aug = Augmenter(
-        max_shift=max_shift,
-        max_rotation=max_rotation,
-        scale_range=scale_range,
-        aspect_range=aspect_range,
-        max_shear=max_shear,
-        stroke_prob=stroke_prob,
-        thicken_sizes=thicken_sizes,
-        min_ink_kept=min_ink_kept,
-    )
-    return aug(x, rng)
+    return Augmenter(**settings)(x, rng)
