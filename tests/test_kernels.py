@@ -14,10 +14,10 @@ import textwrap
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tinynet.kernels import conv, pool, reference, window_geometry
+from tinynet.kernels import conv, convpool, pool, reference, window_geometry
 
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
 # Relative to the largest magnitude of the compared arrays.
@@ -368,3 +368,82 @@ def test_conv_forward_without_a_cols_buffer_matches_the_training_path():
         y_infer, none = conv.conv2d_forward(x, w, b, 1, 1, 0, 0, 11, 11, None, relu)
         assert kept is cols and none is None
         np.testing.assert_array_equal(y_infer, y_train)
+
+
+# ------------------------------------------------------ convolution + 2x2 max-pool
+@st.composite
+def pooled_outputs(draw):
+    """(z, dout, b, relu, dtype): a conv output with ties (small integers), the
+    gradient of its 2x2-pooled version and a bias."""
+    n, ho, wo, f = (draw(st.integers(lo, hi)) for lo, hi in [(1, 3), (2, 9), (2, 9),
+                                                            (1, 9)])  # fmt: skip
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    z = rng.integers(-3, 4, (n, ho, wo, f)).astype(dtype)
+    dout = rng.standard_normal((n, ho // 2, wo // 2, f)).astype(dtype)
+    b = rng.integers(-1, 2, f).astype(dtype)
+    return z, dout, b, draw(st.booleans()), dtype
+
+
+@given(pooled_outputs())
+@PROPERTY_SETTINGS
+def test_pool_epilogue_kernels_match_reference(case):
+    z, dout, b, relu, dtype = case
+    shape = dout.shape
+    fast = convpool.pool_bias_relu(
+        z, b, relu, np.full(shape, np.nan, dtype), np.full(shape, 9, np.uint8)
+    )
+    ref = reference.pool_bias_relu(
+        z, b, relu, np.full(shape, np.nan, dtype), np.full(shape, 9, np.uint8)
+    )
+    for got, expected in zip(fast, ref, strict=True):
+        np.testing.assert_array_equal(got, expected)  # compares only: exact
+    p, argmax = fast
+    grad = convpool.unpool_relu(dout, p, argmax, relu, np.full(z.shape, np.nan, dtype))
+    expected = reference.unpool_relu(
+        dout, p, argmax, relu, np.full(z.shape, np.nan, dtype)
+    )
+    np.testing.assert_array_equal(grad, expected)
+    # Each window passes its gradient to exactly one entry, and only if it is live.
+    live = (p > 0) & (dout != 0) if relu else dout != 0
+    np.testing.assert_array_equal((grad != 0).sum(axis=(1, 2)), live.sum(axis=(1, 2)))
+
+
+@given(geometries(), st.integers(0, 2**16), st.booleans(), st.booleans())
+@PROPERTY_SETTINGS
+def test_conv2d_with_fused_pool_matches_reference(geometry, seed, use_bias, relu):
+    x, weights, bias, args, rng = setup(geometry, seed)
+    bias = bias if use_bias else None
+    kh, kw, sh, sw, pt, pl, ho, wo = args
+    assume(ho >= 2 and wo >= 2)  # something to pool
+    dtype = x.dtype.type
+    pooled = (x.shape[0], ho // 2, wo // 2, weights.shape[3])
+    cols = np.full((x.shape[0] * ho * wo, kh * kw * x.shape[3]), np.nan, dtype)
+
+    def buffers():
+        return np.full(pooled, np.nan, dtype), np.full(pooled, 9, np.uint8)
+
+    fast_pool = buffers()
+    p, cols = conv.conv2d_forward(
+        x, weights, bias, sh, sw, pt, pl, ho, wo, cols, relu, fast_pool
+    )
+    assert p is fast_pool[0]
+    p_ref, _ = reference.conv2d_forward(
+        x, weights, bias, sh, sw, pt, pl, ho, wo, np.empty_like(cols), relu, buffers()
+    )
+    assert_close(p, p_ref, dtype)
+    # Both backward passes are given the fast forward's winners: with float rounding
+    # the two forward passes may pick different ones of two (near-)equal entries.
+    state = (p, fast_pool[1], relu, ho, wo)
+    dout = rng.standard_normal(pooled).astype(dtype)
+    for need_dx in (True, False):
+        fast = conv.conv2d_backward(
+            dout, x, cols, weights, sh, sw, pt, pl, need_dx, None, state
+        )
+        ref = reference.conv2d_backward(
+            dout, x, cols, weights, sh, sw, pt, pl, need_dx, None, state
+        )
+        assert (fast[0] is None) == (not need_dx)
+        for got, expected in zip(fast, ref, strict=True):
+            if expected is not None:
+                assert_close(got, expected, dtype)

@@ -9,14 +9,17 @@ Softmax (or Sigmoid) with its cross-entropy loss. The training loop itself lives
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from . import fusion
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
+from .kernels import batch_split
 from .layers.activations import Sigmoid, Softmax
 from .layers.base import Layer
 
@@ -89,6 +92,14 @@ class Sequential:
         )
         if self._first_trained < len(self.layers):
             self.layers[self._first_trained].needs_input_grad = False
+        # How the layers run: one by one, except neighbours fused into one step
+        # (Conv2D + MaxPool2D(2)); see tinynet.fusion.
+        self._steps = fusion.plan(self.layers)
+        # Layers that split the batch over threads themselves (Conv2D) want the BLAS
+        # single-threaded for the whole step; see kernels.batch_split.
+        self._splits_batch = any(
+            getattr(layer, "splits_batch", False) for layer in self.layers
+        )
         self.metadata: dict[str, Any] = {}
         self.loss: Any = None
         self.optimizer: Any = None
@@ -207,11 +218,30 @@ class Sequential:
             raise ValueError(f"{self.name}: {what} contains NaN or infinite values")
         return x
 
-    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        """Run every layer. ``x`` : (N, *input_shape) -> (N, *output_shape)."""
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+    def forward(
+        self, x: np.ndarray, *, training: bool = False, n_layers: int | None = None
+    ) -> np.ndarray:
+        """Run every layer (or the first ``n_layers``, which must not end inside a
+        fused step). ``x`` : (N, *input_shape) -> (N, *output_shape)."""
+        with self._threading():
+            for _, step in self._steps_before(n_layers):
+                x = step.forward(x, training=training)
         return x
+
+    def _threading(self) -> contextlib.AbstractContextManager:
+        if self._splits_batch:
+            return batch_split.single_threaded_blas()
+        return contextlib.nullcontext()
+
+    def _steps_before(self, n_layers: int | None) -> list[tuple[int, Any]]:
+        """The steps that run layers ``[0, n_layers)`` (all of them for None)."""
+        if n_layers is None:
+            return self._steps
+        steps = [(i, step) for i, step in self._steps if i < n_layers]
+        last_index, last = steps[-1]
+        if isinstance(last, fusion.ConvPool) and last_index + 1 >= n_layers:
+            raise ValueError(f"{self.name}: layer {n_layers} is inside a fused step")
+        return steps
 
     def __call__(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         return self.forward(self.check_inputs(x), training=training)
@@ -230,14 +260,17 @@ class Sequential:
         Returns the batch's mean loss and the outputs the loss saw (logits when the
         output activation is fused into the loss), for the metrics.
         """
-        n = self._n_trained_layers()
-        out = x
-        for layer in self.layers[:n]:
-            out = layer.forward(out, training=True)
-        loss, dout = self.loss(out, y)
-        for layer in reversed(self.layers[self._first_trained : n]):
-            dout = layer.backward(dout)
-        self.optimizer.step(self.parameters(), self.gradients())
+        steps = self._steps_before(self._n_trained_layers())
+        with self._threading():
+            out = x
+            for _, step in steps:
+                out = step.forward(out, training=True)
+            loss, dout = self.loss(out, y)
+            # A step never starts before the first trained layer and contains it:
+            # that layer has parameters, so it is a step's first layer.
+            for _, step in reversed([s for s in steps if s[0] >= self._first_trained]):
+                dout = step.backward(dout)
+            self.optimizer.step(self.parameters(), self.gradients())
         return loss, out
 
     # ---------------------------------------------------- Keras-like surface

@@ -305,9 +305,7 @@ def evaluate(
     n_layers = model._n_trained_layers()
     loss_sum, hits = 0.0, 0
     for start in range(0, len(x), batch_size):
-        out = x[start : start + batch_size]
-        for layer in model.layers[:n_layers]:
-            out = layer.forward(out, training=False)
+        out = model.forward(x[start : start + batch_size], n_layers=n_layers)
         yb = y[start : start + batch_size]
         loss_sum += model.loss(out, yb)[0] * len(out)
         if model.metrics:

@@ -78,13 +78,15 @@ comes from ``benchmarks/bench_conv.py``:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import prange
 
-from . import parallel_kernel, serial_kernel
+from . import batch_split, convpool, serial_kernel
 
 
-@parallel_kernel
+@serial_kernel
 def im2col(
     x: np.ndarray,
     kh: int,
@@ -159,7 +161,7 @@ def im2col(
     return out
 
 
-@parallel_kernel
+@serial_kernel
 def col2im(
     cols: np.ndarray,
     kh: int,
@@ -299,6 +301,7 @@ def conv2d_forward(
     wo: int,
     cols: np.ndarray,
     relu: bool = False,
+    pool: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``y = conv(x, w) + b`` (then ``max(y, 0)`` if ``relu``) via im2col and matmuls.
 
@@ -312,33 +315,51 @@ def conv2d_forward(
         nothing is kept (the classic convnet's conv2 at batch 256 held a 35 MB
         im2col matrix per call before).
     relu : apply the ReLU in the same pass as the bias (:func:`bias_relu`).
+    pool : None, or ``(out, argmax)`` buffers of shape (N, ho // 2, wo // 2, F):
+        a 2x2 max-pool is then fused into the epilogue
+        (:func:`tinynet.kernels.convpool.pool_bias_relu`), ``y`` is never stored
+        whole, and the pooled ``out`` is returned in its place.
 
     Returns
     -------
-    y : (N, ho, wo, F), and ``cols`` (None if it was None), which
-    :func:`conv2d_backward` needs.
+    y : (N, ho, wo, F) (or the pooled output), and ``cols`` (None if it was None),
+    which :func:`conv2d_backward` needs.
     """
     n = x.shape[0]
     kh, kw, c, f = w.shape
-    w2d = w.reshape(kh * kw * c, f)
-    y2d = np.empty((n * ho * wo, f), dtype=x.dtype)
-    if relu:
-        b = np.zeros(f, y2d.dtype) if b is None else b
-    if b is not None:
-        b = b.astype(y2d.dtype, copy=False)
+    k = kh * kw * c
+    w2d = w.reshape(k, f)
     pix = ho * wo
-    step = images_per_chunk(n, pix * max(kh * kw * c, f) * x.itemsize)
-    scratch = None if cols is not None else np.empty((step * pix, kh * kw * c), x.dtype)
-    for s in range(0, n, step):
-        e = min(n, s + step)
-        rows = slice(s * pix, e * pix)
-        chunk = cols[rows] if scratch is None else scratch[: (e - s) * pix]
-        im2col(x[s:e], kh, kw, sh, sw, pt, pl, ho, wo, chunk)
-        np.matmul(chunk, w2d, out=y2d[rows])
-        if relu:
-            bias_relu(y2d[rows], b)
-        elif b is not None:
-            add_bias(y2d[rows], b)
+    y2d = None if pool is not None else np.empty((n * pix, f), dtype=x.dtype)
+    if relu or pool is not None:
+        b = np.zeros(f, x.dtype) if b is None else b
+    if b is not None:
+        b = b.astype(x.dtype, copy=False)
+
+    def share(start: int, stop: int) -> None:
+        step = images_per_chunk(stop - start, pix * max(k, f) * x.itemsize)
+        own_cols = None if cols is not None else np.empty((step * pix, k), x.dtype)
+        own_z = None if pool is None else np.empty((step * pix, f), x.dtype)
+        for s in range(start, stop, step):
+            e = min(stop, s + step)
+            rows = slice(s * pix, e * pix)
+            chunk = cols[rows] if own_cols is None else own_cols[: (e - s) * pix]
+            im2col(x[s:e], kh, kw, sh, sw, pt, pl, ho, wo, chunk)
+            z = y2d[rows] if own_z is None else own_z[: (e - s) * pix]
+            np.matmul(chunk, w2d, out=z)
+            if pool is not None:
+                out, argmax = pool
+                convpool.pool_bias_relu(
+                    z.reshape(e - s, ho, wo, f), b, relu, out[s:e], argmax[s:e]
+                )
+            elif relu:
+                bias_relu(z, b)
+            elif b is not None:
+                add_bias(z, b)
+
+    batch_split.run(share, n)
+    if pool is not None:
+        return pool[0], cols
     return y2d.reshape(n, ho, wo, f), cols
 
 
@@ -353,28 +374,37 @@ def conv2d_backward(
     pl: int,
     need_dx: bool = True,
     y: np.ndarray | None = None,
+    pool: tuple[np.ndarray, np.ndarray, bool, int, int] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv2d_forward`.
 
     Parameters
     ----------
-    dout : (N, ho, wo, F) upstream gradient.
+    dout : (N, ho, wo, F) upstream gradient (of the pooled output, (N, ho // 2,
+        wo // 2, F), with ``pool``).
     x : (N, H, W, C) the forward input (only its shape is used here).
     cols : (N*ho*wo, kh*kw*C) the im2col matrix returned by the forward pass.
     w : (kh, kw, C, F).
     need_dx : False skips the input gradient (a network's first layer needs none).
     y : (N, ho, wo, F) the output of a forward pass with ``relu=True``: the
         gradient then passes only where ``y > 0``. None: no ReLU.
+    pool : for a forward pass with a fused pool, ``(out, argmax, relu, ho, wo)``:
+        its pooled output and winners, whether it applied the ReLU, and the
+        convolution's output size. The gradient of the convolution's output is
+        rebuilt from them chunk by chunk
+        (:func:`tinynet.kernels.convpool.unpool_relu`).
 
     Returns
     -------
     dx : (N, H, W, C) or None, dw : (kh, kw, C, F), db : (F,)
     """
-    n, ho, wo, f = dout.shape
+    n, f = dout.shape[0], dout.shape[3]
+    ho, wo = (dout.shape[1], dout.shape[2]) if pool is None else pool[3:]
     kh, kw, c, _ = w.shape
     k = kh * kw * c
     pix = ho * wo
-    dout2d = np.ascontiguousarray(dout).reshape(n * pix, f)
+    dout = np.ascontiguousarray(dout)
+    dout2d = dout.reshape(n * pix, f) if pool is None else None
     y2d = None if y is None else np.ascontiguousarray(y).reshape(n * pix, f)
     w2d_t = w.reshape(k, f).T
     # The weight gradient is computed with more rows than columns, (k, f) or (f, k):
@@ -383,26 +413,41 @@ def conv2d_backward(
     # ms as 32 x 9; conv2's 64 x 288: 100 ms against 6 ms as 288 x 64). With one
     # thread, or on a quiet machine, both orientations take the same time.
     tall = k >= f
-    dw = np.zeros((k, f) if tall else (f, k), dtype=dout2d.dtype)
-    db = np.zeros(f, dtype=dout2d.dtype)
     dx = np.empty(x.shape, dtype=dout.dtype) if need_dx else None
-    step = images_per_chunk(n, pix * max(k, f) * dout2d.itemsize)
-    ones = np.ones(step * pix, dtype=dout2d.dtype)
-    dz_chunk = np.empty((step * pix, f), dtype=dout2d.dtype) if y is not None else None
-    dcols = np.empty((step * pix, k), dtype=dout2d.dtype) if need_dx else None
-    for s in range(0, n, step):
-        e = min(n, s + step)
-        rows = slice(s * pix, e * pix)
-        m = (e - s) * pix
-        dz = dout2d[rows]
-        if y2d is not None:
-            dz = relu_mask(dz, y2d[rows], dz_chunk[:m])
-        dw += cols[rows].T @ dz if tall else dz.T @ cols[rows]
-        # A matrix-vector product runs on BLAS threads; dz.sum(axis=0) does not.
-        db += ones[:m] @ dz
-        if dx is not None:
-            np.matmul(dz, w2d_t, out=dcols[:m])
-            col2im(dcols[:m], kh, kw, sh, sw, pt, pl, ho, wo, dx[s:e])
+
+    def share(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        dw = np.zeros((k, f) if tall else (f, k), dtype=dout.dtype)
+        db = np.zeros(f, dtype=dout.dtype)
+        step = images_per_chunk(stop - start, pix * max(k, f) * dout.itemsize)
+        ones = np.ones(step * pix, dtype=dout.dtype)
+        masked = y is not None or pool is not None
+        dz_own = np.empty((step * pix, f), dtype=dout.dtype) if masked else None
+        dcols = np.empty((step * pix, k), dtype=dout.dtype) if need_dx else None
+        for s in range(start, stop, step):
+            e = min(stop, s + step)
+            rows = slice(s * pix, e * pix)
+            m = (e - s) * pix
+            if pool is not None:
+                p, argmax, relu = pool[:3]
+                dz = dz_own[:m]
+                convpool.unpool_relu(
+                    dout[s:e], p[s:e], argmax[s:e], relu, dz.reshape(e - s, ho, wo, f)
+                )
+            elif y2d is not None:
+                dz = relu_mask(dout2d[rows], y2d[rows], dz_own[:m])
+            else:
+                dz = dout2d[rows]
+            dw += cols[rows].T @ dz if tall else dz.T @ cols[rows]
+            # A matrix-vector product: much faster than dz.sum(axis=0) here.
+            db += ones[:m] @ dz
+            if dx is not None:
+                np.matmul(dz, w2d_t, out=dcols[:m])
+                col2im(dcols[:m], kh, kw, sh, sw, pt, pl, ho, wo, dx[s:e])
+        return dw, db
+
+    parts = batch_split.run(share, n)
+    dw = functools.reduce(np.add, (part[0] for part in parts))
+    db = functools.reduce(np.add, (part[1] for part in parts))
     if not tall:
         dw = np.ascontiguousarray(dw.T)
     return dx, dw.reshape(w.shape), db

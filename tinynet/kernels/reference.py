@@ -1,9 +1,9 @@
 """Naive NumPy twins of the Numba kernels: the readable specification and test oracle.
 
-Every function here has the signature of its fast namesake in ``kernels.conv`` or
-``kernels.pool`` and must return the same numbers (up to float rounding). They are
-written for clarity, loop over kernel offsets, and build an explicitly padded copy of
-the input; speed does not matter.
+Every function here has the signature of its fast namesake in ``kernels.conv``,
+``kernels.convpool`` or ``kernels.pool`` and must return the same numbers (up to
+float rounding). They are written for clarity, loop over kernel offsets, and build
+an explicitly padded copy of the input; speed does not matter.
 
 Geometry shared by all of them (NHWC): window ``(oy, ox)`` covers the rows
 ``oy*sh - pt + [0, kh)`` and columns ``ox*sw - pl + [0, kw)`` of the input; positions
@@ -112,9 +112,12 @@ def conv2d_forward(
     wo: int,
     cols: np.ndarray,
     relu: bool = False,
+    pool: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``y[n, oy, ox, f] = b[f] + sum_{i,j,c} xpad[n, oy*sh+i, ox*sw+j, c] w[i,j,c,f]``
-    (no ``b[f]`` term when ``b`` is None), then ``max(y, 0)`` if ``relu``.
+    (no ``b[f]`` term when ``b`` is None), then ``max(y, 0)`` if ``relu``; with
+    ``pool = (out, argmax)``, ``y`` then goes through a 2x2 max-pool
+    (:func:`pool_bias_relu`) and the pooled ``out`` is returned instead.
 
     Returns ``(y, cols)`` like the fast version; ``cols`` is filled by
     :func:`im2col` but ``y`` is computed directly, one kernel offset at a time.
@@ -126,6 +129,10 @@ def conv2d_forward(
     for i in range(kh):
         for j in range(kw):
             y += np.einsum("nhwc,cf->nhwf", xp[_window(i, j, sh, sw, ho, wo)], w[i, j])
+    if pool is not None:
+        b = np.zeros(f, x.dtype) if b is None else b
+        pool_bias_relu(y, b, relu, *pool)
+        return pool[0], im2col(x, kh, kw, sh, sw, pt, pl, ho, wo, cols)
     if b is not None:
         y += b
     if relu:
@@ -144,15 +151,21 @@ def conv2d_backward(
     pl: int,
     need_dx: bool = True,
     y: np.ndarray | None = None,
+    pool: tuple[np.ndarray, np.ndarray, bool, int, int] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv2d_forward`, computed directly from ``x``.
 
     ``dw[i,j] = sum over windows of xpad_patch(i,j)^T dz``, ``db = sum dz``,
     ``dxpad_patch(i,j) += dz w[i,j]^T``, where ``dz = dout * [y > 0]`` when the
-    forward ReLU output ``y`` is given and ``dout`` otherwise. ``cols`` is accepted
-    for signature parity with the fast version and not used; ``need_dx=False``
-    returns None for dx.
+    forward ReLU output ``y`` is given and ``dout`` otherwise; with ``pool = (out,
+    argmax, relu, ho, wo)``, ``dout`` is the pooled gradient and ``dz`` comes from
+    :func:`unpool_relu`. ``cols`` is accepted for signature parity with the fast
+    version and not used; ``need_dx=False`` returns None for dx.
     """
+    if pool is not None:
+        p, argmax, relu, ho, wo = pool
+        dz = np.empty((dout.shape[0], ho, wo, dout.shape[3]), dtype=dout.dtype)
+        dout = unpool_relu(dout, p, argmax, relu, dz)
     if y is not None:
         dout = np.where(y > 0, dout, 0)
     n, h, wd, c = x.shape
@@ -171,6 +184,39 @@ def conv2d_backward(
     if not need_dx:
         return None, dw, db
     return dxp[:, pt : pt + h, pl : pl + wd, :].copy(), dw, db
+
+
+# ------------------------------------------------------- convolution + 2x2 max-pool
+def _quarters(a: np.ndarray, po: int, qo: int) -> list[np.ndarray]:
+    """The four entries of every 2x2 window of ``a[:, :2*po, :2*qo]``, as views, in
+    row-major window order (``2a + c`` for entry ``(a, c)``)."""
+    return [a[:, i : 2 * po : 2, j : 2 * qo : 2] for i in (0, 1) for j in (0, 1)]
+
+
+def pool_bias_relu(
+    z: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``out = max over each 2x2 window of z, + b``, then ``max(out, 0)`` if
+    ``relu``; ``argmax`` = ``2a + c`` of the first maximum in row-major order.
+    A last odd row or column of ``z`` belongs to no window."""
+    po, qo = out.shape[1], out.shape[2]
+    candidates = np.stack(_quarters(z, po, qo))
+    argmax[...] = np.argmax(candidates, axis=0)  # the first maximum on ties
+    pooled = candidates.max(axis=0) + b
+    out[...] = np.maximum(pooled, 0) if relu else pooled
+    return out, argmax
+
+
+def unpool_relu(
+    dout: np.ndarray, p: np.ndarray, argmax: np.ndarray, relu: bool, dz: np.ndarray
+) -> np.ndarray:
+    """``dz`` = ``dout * [p > 0]`` (just ``dout`` without ``relu``) at the window
+    entry ``argmax`` names, 0 everywhere else."""
+    g = np.where(p > 0, dout, 0) if relu else dout
+    dz[...] = 0
+    for k, entry in enumerate(_quarters(dz, p.shape[1], p.shape[2])):
+        entry[...] = np.where(argmax == k, g, 0)
+    return dz
 
 
 # --------------------------------------------------------------------------- pooling

@@ -90,6 +90,9 @@ class Conv2D(ActivationMixin, Layer):
     ``(N, ho, wo, F)``.
     """
 
+    #: The kernels split the batch over threads themselves (kernels.batch_split).
+    splits_batch = True
+
     def __init__(
         self,
         filters: int,
@@ -179,6 +182,72 @@ class Conv2D(ActivationMixin, Layer):
         self._store(training, (x, cols, w, None))
         return self._activate(z, training)
 
+    def can_fuse_pool(self, pool: Layer) -> bool:
+        """Whether ``pool`` right after this layer can run fused into it
+        (:meth:`forward_pooled`): a 2x2 max-pool with stride 2 and ``"valid"``
+        padding, after a convolution that is linear or owns a ReLU."""
+        from .pooling import MaxPool2D
+
+        return (
+            type(pool) is MaxPool2D
+            and pool.pool_size == (2, 2)
+            and pool.strides == (2, 2)
+            and pool.padding == "valid"
+            and (self.activation is None or type(self.activation) is ReLU)
+        )
+
+    def forward_pooled(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """This layer then ``MaxPool2D(2)``, fused: x : (N, H, W, C) -> p : (N, ho //
+        2, wo // 2, F), equal to ``pool.forward(self.forward(x))``.
+
+        The convolution's output is pooled as it leaves the matmul, and never stored
+        whole; see ``tinynet.kernels.convpool`` for why this is exact. The model
+        calls this when :meth:`can_fuse_pool` holds (``tinynet.fusion``).
+        """
+        self._check_input(x)
+        x = float_input(x, self.dtype)
+        w = self.params["W"].astype(x.dtype, copy=False)
+        b = self.params["b"].astype(x.dtype, copy=False) if self.use_bias else None
+        pt, pl, ho, wo = self._geometry
+        n = x.shape[0]
+        cols = (
+            self._cols_buffer(n * ho * wo, w.size // self.filters, x.dtype)
+            if training
+            else None
+        )
+        p = np.empty((n, ho // 2, wo // 2, self.filters), dtype=x.dtype)
+        argmax = np.empty(p.shape, dtype=np.uint8)
+        relu = self.activation is not None
+        conv.conv2d_forward(
+            x, w, b, *self.strides, pt, pl, ho, wo, cols, relu, (p, argmax)
+        )
+        if not training:
+            self._workspace = None
+        self._store(training, (x, cols, w, (p, argmax, relu, ho, wo)))
+        return p
+
+    def backward_pooled(self, dout: np.ndarray) -> np.ndarray:
+        """Backward of :meth:`forward_pooled`: dout : (N, ho // 2, wo // 2, F) -> dx :
+        (N, H, W, C) (None when ``needs_input_grad`` is False); fills the grads."""
+        x, cols, w, pooled = self._take_cache()
+        if not isinstance(pooled, tuple):
+            raise RuntimeError(
+                f"{self.describe()}: backward_pooled() needs a preceding "
+                "forward_pooled(x, training=True)"
+            )
+        p = pooled[0]
+        self._check_dout(dout, p.shape)
+        dout = np.ascontiguousarray(dout, dtype=x.dtype)
+        pt, pl, _, _ = self._geometry
+        dx, dw, db = conv.conv2d_backward(
+            dout, x, cols, w, *self.strides, pt, pl, self.needs_input_grad,
+            pool=pooled,
+        )  # fmt: skip
+        self.grads["W"][...] = dw
+        if self.use_bias:
+            self.grads["b"][...] = db
+        return dx
+
     def _cols_buffer(self, rows: int, width: int, dtype: np.dtype) -> np.ndarray:
         """The im2col buffer: reused across training steps of the same batch size.
 
@@ -198,6 +267,11 @@ class Conv2D(ActivationMixin, Layer):
         Returns None instead of dx when ``needs_input_grad`` is False.
         """
         x, cols, w, y = self._take_cache()
+        if isinstance(y, tuple):
+            raise RuntimeError(
+                f"{self.describe()}: the last training forward was forward_pooled(); "
+                "call backward_pooled()"
+            )
         self._check_dout(dout, (x.shape[0], *self.output_shape))
         dz = dout if y is not None else self._activation_backward(dout)
         dz = np.ascontiguousarray(dz, dtype=x.dtype)

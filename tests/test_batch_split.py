@@ -1,0 +1,101 @@
+"""Splitting the batch over threads: the shares, the BLAS setting, failures, and
+conv results that do not depend on the thread count."""
+
+import itertools
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from threadpoolctl import ThreadpoolController
+
+from tinynet.kernels import batch_split, conv
+
+
+def blas_threads() -> tuple[int, ...]:
+    """The thread counts of the BLAS libraries loaded (NumPy's, OpenCV's, ...)."""
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    return tuple(lib.get_num_threads() for lib in libs)
+
+
+@given(st.integers(1, 500), st.integers(1, 9))
+@settings(max_examples=80, deadline=None, derandomize=True)
+def test_shares_cover_the_batch_in_near_equal_parts(n, parts):
+    shares = batch_split.shares(n, parts)
+    assert len(shares) == min(n, parts)
+    assert shares[0][0] == 0 and shares[-1][1] == n
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(shares))  # contiguous
+    sizes = [stop - start for start, stop in shares]
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+
+
+@pytest.fixture
+def two_threads():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("the machine gives Numba a single thread")
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(before)
+
+
+def test_run_returns_every_share_in_order_with_blas_single_threaded(two_threads):
+    before = blas_threads()
+    seen = batch_split.run(lambda s, e: (s, e, blas_threads()), 9)
+    assert [(s, e) for s, e, _ in seen] == [(0, 4), (4, 9)]
+    assert {threads for *_, threads in seen} == {(1,) * len(before)}
+    assert blas_threads() == before
+
+
+def test_a_failing_share_propagates_after_every_share_finished(two_threads):
+    before = blas_threads()
+    finished = []
+
+    def work(start, stop):
+        if start == 0:
+            raise ValueError("share 0 failed")
+        finished.append(start)
+        return start
+
+    with pytest.raises(ValueError, match="share 0 failed"):
+        batch_split.run(work, 10)
+    assert finished == [5]
+    assert blas_threads() == before
+    assert batch_split.run(lambda s, e: e - s, 10) == [5, 5]  # still usable
+
+
+def test_single_threaded_blas_restores_the_setting():
+    before = blas_threads()
+    with batch_split.single_threaded_blas():
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_conv_results_do_not_depend_on_the_thread_count(two_threads, pooled):
+    """Each image's output is computed by one thread: identical bits. The weight
+    gradient adds up per-thread partial sums: equal to rounding."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((11, 9, 9, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        cols = np.empty((11 * 49, 27), np.float32)
+        pool = (np.empty((11, 3, 3, 8), np.float32), np.empty((11, 3, 3, 8), np.uint8))
+        y, _ = conv.conv2d_forward(
+            x, w, b, 1, 1, 0, 0, 7, 7, cols, True, pool if pooled else None
+        )
+        dout = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+        state = (*pool, True, 7, 7) if pooled else None
+        grads = conv.conv2d_backward(
+            dout, x, cols, w, 1, 1, 0, 0, True, None if pooled else y, state
+        )
+        results.append((y.copy(), *grads))
+    (y1, dx1, dw1, db1), (y2, dx2, dw2, db2) = results
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(dx1, dx2)
+    np.testing.assert_allclose(dw1, dw2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db1, db2, rtol=1e-5, atol=1e-5)

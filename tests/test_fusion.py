@@ -1,0 +1,172 @@
+"""The execution plan: which neighbours fuse, and a fused Conv2D + MaxPool2D(2) step
+computing what the two layers compute, gradients included."""
+
+import numpy as np
+import pytest
+
+from tinynet import Sequential, fusion
+from tinynet.gradcheck import check_layer
+from tinynet.layers import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+)
+
+GRAD_TOL = 1e-6
+
+
+def unfused(model: Sequential) -> list:
+    """The plan that runs every layer on its own."""
+    return list(enumerate(model.layers))
+
+
+def kinds(model: Sequential) -> list[str]:
+    return [type(step).__name__ for _, step in model._steps]
+
+
+@pytest.mark.parametrize(
+    ("layers", "expected"),
+    [
+        (
+            [Conv2D(2, 3, activation="relu"), MaxPool2D(2), Flatten(), Dense(3)],
+            ["ConvPool", "Flatten", "Dense"],
+        ),
+        ([Conv2D(2, 3), MaxPool2D(2)], ["ConvPool"]),  # linear conv
+        ([Conv2D(2, 3, activation="tanh"), MaxPool2D(2)], ["Conv2D", "MaxPool2D"]),
+        ([Conv2D(2, 3), MaxPool2D(3)], ["Conv2D", "MaxPool2D"]),
+        ([Conv2D(2, 3), MaxPool2D(2, strides=1)], ["Conv2D", "MaxPool2D"]),
+        ([Conv2D(2, 3), MaxPool2D(2, padding="same")], ["Conv2D", "MaxPool2D"]),
+        ([Conv2D(2, 3), AvgPool2D(2)], ["Conv2D", "AvgPool2D"]),
+        ([MaxPool2D(2), Conv2D(2, 3)], ["MaxPool2D", "Conv2D"]),
+    ],
+)
+def test_plan_fuses_only_conv_then_2x2_max_pool(layers, expected):
+    model = Sequential(layers, input_shape=(9, 9, 2), seed=0)
+    assert kinds(model) == expected
+    # The steps cover every layer once, in order.
+    covered = [
+        layer
+        for _, step in model._steps
+        for layer in ((step.conv, step.pool) if hasattr(step, "conv") else (step,))
+    ]
+    assert covered == model.layers
+
+
+def convnet(conv_kwargs: dict, shape: tuple[int, int, int], seed: int) -> Sequential:
+    return Sequential(
+        [
+            Conv2D(3, 3, activation="relu", **conv_kwargs),
+            MaxPool2D(2),
+            Conv2D(4, 2, **conv_kwargs),  # linear, and it needs an input gradient
+            MaxPool2D(2),
+            Flatten(),
+            Dropout(0.3),
+            Dense(5, activation="softmax"),
+        ],
+        input_shape=shape,
+        seed=seed,
+        dtype="float64",
+    )
+
+
+@pytest.mark.parametrize(
+    ("conv_kwargs", "shape"),
+    [
+        ({}, (12, 11, 2)),  # odd conv outputs: the pools drop a row or column
+        ({"padding": "same"}, (9, 8, 1)),
+        ({"strides": 2, "padding": "same"}, (17, 16, 3)),
+    ],
+)
+def test_fused_training_step_equals_the_layer_by_layer_one(conv_kwargs, shape):
+    """Same outputs, same loss, same gradients for every parameter, bit for bit:
+    the fused step does the same arithmetic in the same order."""
+    model = convnet(conv_kwargs, shape, seed=1)
+    model.compile(optimizer="sgd")
+    assert kinds(model)[:2] == ["ConvPool", "ConvPool"]
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((7, *shape))
+    y = rng.integers(0, 5, 7)
+    fused_plan, weights = model._steps, model.get_weights()
+
+    results = []
+    for steps in (fused_plan, unfused(model)):
+        model._steps = steps
+        model.set_weights(weights)
+        model.layers[5].rng = np.random.default_rng(3)  # the same dropout mask
+        loss, logits = model.train_step(x, y)
+        grads = {k: v.copy() for k, v in model.gradients().items()}
+        results.append((loss, logits, grads, model.predict(x)))
+    (loss, logits, grads, probs), (loss_ref, logits_ref, grads_ref, probs_ref) = results
+    assert loss == loss_ref
+    np.testing.assert_array_equal(logits, logits_ref)
+    np.testing.assert_array_equal(probs, probs_ref)
+    assert grads.keys() == grads_ref.keys() == {"0.W", "0.b", "2.W", "2.b", "6.W",
+                                                "6.b"}  # fmt: skip
+    for key in grads:
+        np.testing.assert_array_equal(grads[key], grads_ref[key], err_msg=key)
+
+
+@pytest.mark.parametrize("activation", ["relu", None])
+@pytest.mark.parametrize("needs_input_grad", [True, False])
+def test_fused_step_passes_a_gradient_check(activation, needs_input_grad):
+    """Central differences in float64 on the fused step itself: input (when wanted),
+    kernel and bias."""
+    conv, pool = Conv2D(3, 3, activation=activation), MaxPool2D(2)
+    model = Sequential([conv, pool], input_shape=(7, 8, 2), seed=4, dtype="float64")
+    conv.needs_input_grad = needs_input_grad
+    (_, step), = model._steps  # fmt: skip
+    assert isinstance(step, fusion.ConvPool)
+    x = np.random.default_rng(5).standard_normal((3, 7, 8, 2))
+    if needs_input_grad:
+        errors = check_layer(step, x)
+        assert set(errors) == {"x", "W", "b"}
+        assert max(errors.values()) < GRAD_TOL, errors
+    else:
+        step.forward(x, training=True)
+        assert step.backward(np.ones((3, *step.output_shape))) is None
+
+
+def test_fused_forward_keeps_nothing_in_inference_and_guards_backward():
+    conv, pool = Conv2D(2, 3, activation="relu"), MaxPool2D(2)
+    model = Sequential([conv, pool], input_shape=(6, 6, 1), seed=0)
+    (_, step), = model._steps  # fmt: skip
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 1)).astype(np.float32)
+    step.forward(x, training=True)
+    # The pool layer did not run, so its own backward has nothing to use.
+    with pytest.raises(RuntimeError, match="without a preceding"):
+        pool.backward(np.ones((2, 2, 2, 2), np.float32))
+    # Nor does the conv's unfused backward accept the fused cache.
+    with pytest.raises(RuntimeError, match="backward_pooled"):
+        conv.backward(np.ones((2, 4, 4, 2), np.float32))
+    with pytest.raises(ValueError, match="gradient of shape"):
+        step.backward(np.ones((2, 3, 3, 2), np.float32))
+    step.forward(x, training=False)
+    assert conv._cache is None and conv._workspace is None
+    with pytest.raises(RuntimeError, match="without a preceding"):
+        step.backward(np.ones((2, 2, 2, 2), np.float32))
+    # The unfused layer path after a fused one: the conv's backward wants its own.
+    conv.forward(x, training=True)
+    with pytest.raises(RuntimeError, match="forward_pooled"):
+        conv.backward_pooled(np.ones((2, 2, 2, 2), np.float32))
+
+
+def test_fused_step_names_the_layer_on_a_wrong_input_shape():
+    model = Sequential(
+        [Conv2D(2, 3, name="c1"), MaxPool2D(2)], input_shape=(6, 6, 1), seed=0
+    )
+    (_, step), = model._steps  # fmt: skip
+    with pytest.raises(ValueError, match=r"Conv2D 'c1'.*\(batch, 6, 6, 1\)"):
+        step.forward(np.zeros((2, 5, 6, 1), np.float32))
+
+
+def test_forward_cannot_stop_inside_a_fused_step():
+    model = Sequential(
+        [Conv2D(2, 3), MaxPool2D(2), Flatten()], input_shape=(6, 6, 1), seed=0
+    )
+    x = np.zeros((1, 6, 6, 1), np.float32)
+    assert model.forward(x, n_layers=2).shape == (1, 2, 2, 2)
+    with pytest.raises(ValueError, match="inside a fused step"):
+        model.forward(x, n_layers=1)

@@ -1,0 +1,97 @@
+"""A model's execution plan: its layers in order, with neighbours fused where it pays.
+
+Users build and inspect a model layer by layer (``summary``, ``save``, the weights
+are the layers'); ``Sequential`` runs it step by step. A step is a layer, or a
+:class:`ConvPool`: a ``Conv2D`` (linear or with its ReLU) followed by
+``MaxPool2D(2)``, run as one convolution with the pool in its epilogue
+(``tinynet.kernels.convpool``). The fused step computes the same numbers as the two
+layers, and its gradients are the same; ``tests/test_fusion.py`` checks both.
+
+Why: the classic MNIST convnet is two such pairs. Fused, a training step stops
+writing and re-reading the full-resolution activations and their gradients, 11 MB
+and 4 MB per batch of 128 (measured with ``benchmarks/bench_conv.py``; the numbers
+are in the README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .layers.base import Layer
+from .layers.conv import Conv2D
+
+
+class ConvPool:
+    """``Conv2D`` then ``MaxPool2D(2)``, run as one step (see the module docstring).
+
+    ``forward``/``backward`` have the layer signatures; the gradients land in the
+    convolution's ``grads``. The pool layer's own cache is cleared, so calling its
+    ``backward`` directly after a fused forward fails loudly instead of using stale
+    data.
+    """
+
+    def __init__(self, conv: Conv2D, pool: Layer) -> None:
+        self.conv, self.pool = conv, pool
+
+    # What a gradient check (tinynet.gradcheck.check_layer) reads of a layer.
+    @property
+    def needs_input_grad(self) -> bool:
+        return self.conv.needs_input_grad
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.conv.dtype
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | None:
+        return self.pool.output_shape
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return self.conv.params
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return self.conv.grads
+
+    def describe(self) -> str:
+        return f"{self.conv.describe()} + {self.pool.describe()} (fused)"
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self.pool._cache = None
+        return self.conv.forward_pooled(x, training=training)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.conv.backward_pooled(dout)
+
+    def __repr__(self) -> str:
+        return f"ConvPool({self.conv.name!r} + {self.pool.name!r})"
+
+
+def plan(layers: Sequence[Layer]) -> list[tuple[int, Any]]:
+    """The steps that run ``layers``: ``(index of the step's first layer, step)``.
+
+    A step is the layer itself, or a :class:`ConvPool` covering two layers.
+    """
+    steps: list[tuple[int, Any]] = []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        after = layers[i + 1] if i + 1 < len(layers) else None
+        if (
+            isinstance(layer, Conv2D)
+            and after is not None
+            and layer.can_fuse_pool(after)
+        ):
+            steps.append((i, ConvPool(layer, after)))
+            i += 2
+        else:
+            steps.append((i, layer))
+            i += 1
+    return steps
+
+
+__all__ = ["ConvPool", "plan"]

@@ -1,0 +1,112 @@
+"""Data parallelism over the batch: one share of the images per thread.
+
+The convolution drivers (``tinynet.kernels.conv``) split a batch into one share per
+thread, and each thread runs the whole pipeline for its share (im2col, a
+single-threaded BLAS matmul, the epilogue; backward likewise) with serial Numba
+kernels, in chunks of images that stay in its core's cache.
+
+Why not threads inside each kernel (``prange``) and inside each matmul (OpenBLAS)?
+On the 2-core KVM machines this project runs on, handing work to a sleeping thread
+costs 80-160 us (a parallel Numba launch, workqueue layer: 150 us; OpenMP with a
+passive wait policy: 85 us; measured with an empty ``prange`` loop), and a training
+step of the classic convnet made 13 such launches plus a BLAS hand-off per matmul.
+Split by the batch, a conv layer wakes the other thread once per call. Measured in
+a training step at batch 128, 2 threads: see the README's speed section and
+``benchmarks/bench_conv.py``.
+
+The BLAS is limited to one thread while the shares run (each matmul then runs on the
+thread that called it), and restored afterwards, so matmuls elsewhere (Dense
+layers) keep every BLAS thread. The split is fixed by the batch size and the thread
+count, so results are reproducible for a given thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any, TypeVar
+
+import numba
+
+T = TypeVar("T")
+
+_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
+_BLAS: list[Any] | None = None  # threadpoolctl's BLAS controllers, found once
+
+
+def threads() -> int:
+    """How many threads the kernels use: Numba's setting (``NUMBA_NUM_THREADS``,
+    or ``numba.set_num_threads`` in the calling thread)."""
+    return numba.get_num_threads()
+
+
+def shares(n: int, parts: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into at most ``parts`` contiguous, non-empty, near-equal
+    ranges ``(start, stop)``."""
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+def _blas() -> list[Any]:
+    """threadpoolctl's controllers of the BLAS libraries loaded (NumPy's at least)."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _BLAS
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Limit the BLAS to one thread inside the block (about 1 us to set and restore).
+
+    Also what a model whose layers split the batch runs under, for the whole step:
+    OpenBLAS's threads spin for up to ~0.1 s after a multi-threaded call, so even
+    one small multi-threaded matmul between two splits (the convnet's Dense layer)
+    left a spinning thread on the core the split needed. Measured on the classic
+    convnet at 2 threads: 35.7 -> 19.6 ms per training step (median of 60).
+    """
+    libs = [(lib, lib.get_num_threads()) for lib in _blas()]
+    for lib, before in libs:
+        if before != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, before in libs:
+            if before != 1:
+                lib.set_num_threads(before)
+
+
+def run(work: Callable[[int, int], T], n: int) -> list[T]:
+    """``[work(start, stop) for each share of range(n)]``, the shares in parallel.
+
+    The calling thread runs the first share itself; the others go to a pool of
+    long-lived threads. ``work`` must release the GIL for the bulk of its time
+    (NumPy matmuls and ``nogil`` Numba kernels do) and write only to its own share
+    of any shared output. The BLAS runs single-threaded meanwhile.
+    """
+    parts = shares(n, threads())
+    if len(parts) == 1:
+        return [work(0, n)]
+    global _POOL, _POOL_SIZE
+    with _LOCK, single_threaded_blas():  # one split at a time: they share the pool
+        if _POOL is None or _POOL_SIZE < len(parts) - 1:
+            if _POOL is not None:
+                _POOL.shutdown()
+            _POOL_SIZE = len(parts) - 1
+            _POOL = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix="tinynet")
+        futures = [_POOL.submit(work, s, e) for s, e in parts[1:]]
+        try:
+            first = work(*parts[0])
+        finally:
+            # Every share finishes before the BLAS setting comes back, even when one
+            # failed; then the first failure propagates.
+            wait(futures)
+        return [first, *(f.result() for f in futures)]
