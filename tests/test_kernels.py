@@ -408,6 +408,17 @@ def test_pool_epilogue_kernels_match_reference(case):
     live = (p > 0) & (dout != 0) if relu else dout != 0
     np.testing.assert_array_equal((grad != 0).sum(axis=(1, 2)), live.sum(axis=(1, 2)))
 
+    # The weight gradient straight from the pooled one: cols^T dz, added to dw, db.
+    rng = np.random.default_rng(int(z.sum()) % 1000)
+    cols = rng.standard_normal((z.shape[0] * z.shape[1] * z.shape[2], 5)).astype(dtype)
+    start_w = rng.standard_normal((5, z.shape[3])).astype(dtype)
+    start_b = rng.standard_normal(z.shape[3]).astype(dtype)
+    args = (dout, p, argmax, relu, cols, z.shape[1], z.shape[2])
+    fast = convpool.pooled_weight_grad(*args, start_w.copy(), start_b.copy())
+    ref = reference.pooled_weight_grad(*args, start_w.copy(), start_b.copy())
+    for got, expected in zip(fast, ref, strict=True):
+        assert_close(got, expected, dtype)
+
 
 @given(geometries(), st.integers(0, 2**16), st.booleans(), st.booleans())
 @PROPERTY_SETTINGS

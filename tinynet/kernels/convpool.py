@@ -117,3 +117,67 @@ def unpool_relu(
                     d2[ch] = g * (k == 2)
                     d3[ch] = g * (k == 3)
     return dz
+
+
+@serial_kernel
+def pooled_weight_grad(
+    dout: np.ndarray,
+    p: np.ndarray,
+    argmax: np.ndarray,
+    relu: bool,
+    cols: np.ndarray,
+    ho: int,
+    wo: int,
+    dw: np.ndarray,
+    db: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add the weight and bias gradients of a fused conv + pool to ``dw`` and ``db``,
+    straight from the pooled gradient: ``dz`` (see :func:`unpool_relu`) is never
+    written.
+
+    ``dw[t, f] += sum over conv pixels r of cols[r, t] * dz[r, f]`` and ``db[f] +=
+    sum of dz[r, f]``, visiting each pooled pixel's four conv pixels with the
+    gradient masked to the channels each one won.
+
+    Parameters
+    ----------
+    dout, p, argmax : (N, P, Q, F) as for :func:`unpool_relu`; relu likewise.
+    cols : (N*ho*wo, K) the im2col rows of the same N images.
+    ho, wo : the conv output size, ``ho // 2 == P``, ``wo // 2 == Q``.
+    dw : (K, F) and db : (F,) accumulators, added to.
+
+    Returns
+    -------
+    (dw, db)
+    """
+    n, po, qo, f = dout.shape
+    k = cols.shape[1]
+    g = np.empty((4, f), dtype=dw.dtype)
+    for bi in range(n):
+        for i in range(po):
+            for j in range(qo):
+                d, pv, a = dout[bi, i, j], p[bi, i, j], argmax[bi, i, j]
+                g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
+                for ch in range(f):
+                    gv = d[ch] * (pv[ch] > 0) if relu else d[ch]
+                    db[ch] += gv
+                    w = a[ch]
+                    g0[ch] = gv * (w == 0)
+                    g1[ch] = gv * (w == 1)
+                    g2[ch] = gv * (w == 2)
+                    g3[ch] = gv * (w == 3)
+                r0 = (bi * ho + 2 * i) * wo + 2 * j
+                c0, c1, c2, c3 = (
+                    cols[r0],
+                    cols[r0 + 1],
+                    cols[r0 + wo],
+                    cols[r0 + wo + 1],
+                )
+                # One pass over dw per kernel tap for the four conv pixels: the row of
+                # dw is loaded and stored once per four multiply-adds.
+                for t in range(k):
+                    v0, v1, v2, v3 = c0[t], c1[t], c2[t], c3[t]
+                    row = dw[t]
+                    for ch in range(f):
+                        row[ch] += v0 * g0[ch] + v1 * g1[ch] + v2 * g2[ch] + v3 * g3[ch]
+    return dw, db

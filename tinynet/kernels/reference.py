@@ -219,6 +219,26 @@ def unpool_relu(
     return dz
 
 
+def pooled_weight_grad(
+    dout: np.ndarray,
+    p: np.ndarray,
+    argmax: np.ndarray,
+    relu: bool,
+    cols: np.ndarray,
+    ho: int,
+    wo: int,
+    dw: np.ndarray,
+    db: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``dw += cols^T dz`` and ``db += sum of dz``, with ``dz`` from
+    :func:`unpool_relu` as rows ``(n, oy, ox)``."""
+    n, _, _, f = dout.shape
+    dz = unpool_relu(dout, p, argmax, relu, np.empty((n, ho, wo, f), dout.dtype))
+    dw += cols.T @ dz.reshape(-1, f)
+    db += dz.sum(axis=(0, 1, 2))
+    return dw, db
+
+
 # --------------------------------------------------------------------------- pooling
 def maxpool_forward(
     x: np.ndarray,
