@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tinynet import optimizers
-from tinynet.kernels.optim import adam_update
+from tinynet.kernels.optim import PARALLEL_MIN_SIZE, adam_update
 
 
 def numpy_adam(p, g, m, v, beta_1, beta_2, epsilon, alpha):
@@ -15,11 +15,13 @@ def numpy_adam(p, g, m, v, beta_1, beta_2, epsilon, alpha):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_adam_matches_the_numpy_formula(dtype):
+@pytest.mark.parametrize("shape", [(64, 129), (300, 257)])  # serial, parallel kernel
+def test_fused_adam_matches_the_numpy_formula(dtype, shape):
+    assert (shape[0] * shape[1] >= PARALLEL_MIN_SIZE) == (shape == (300, 257))
     rng = np.random.default_rng(0)
-    arrays = [rng.standard_normal((64, 129)).astype(dtype) for _ in range(2)]
-    m = rng.standard_normal((64, 129)).astype(dtype) * 0.1
-    v = np.abs(rng.standard_normal((64, 129))).astype(dtype) * 0.01
+    arrays = [rng.standard_normal(shape).astype(dtype) for _ in range(2)]
+    m = rng.standard_normal(shape).astype(dtype) * 0.1
+    v = np.abs(rng.standard_normal(shape)).astype(dtype) * 0.01
     fused = [a.copy() for a in (arrays[0], arrays[1], m, v)]
     plain = [a.copy() for a in (arrays[0], arrays[1], m, v)]
     args = (0.9, 0.999, 1e-7, 3e-3)
