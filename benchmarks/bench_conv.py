@@ -6,15 +6,17 @@ Measures, in one run and with the same threads:
   rate of a matmul with each conv's own im2col shape ``(N*ho*wo, 9*cin) @ (9*cin,
   cout)``;
 - Conv2D forward and backward (with its fused ReLU, as in the convnet) for
-  28x28x1 -> 32 and 13x13x32 -> 64 (3x3, valid) and
+  28x28x1 -> 32 and 13x13x32 -> 64 (3x3, valid), alone and fused with the 2x2
+  max-pool after it (as the convnet runs them, ``tinynet.fusion``), and
   MaxPool2D 2x2 on 26x26x32 and 11x11x64: time, GFLOP/s (convs) or GB/s moved (pools),
   and the naive NumPy reference (``tinynet.kernels.reference``) for comparison;
 - one training step (forward, loss, backward, Adam) of the whole convnet
   (``tinynet.zoo.mnist_classic_cnn``: Conv32 relu -> MaxPool -> Conv64 relu ->
   MaxPool -> Flatten -> Dropout 0.5 -> Dense 10): wall time, and the median CPU time
   of the process (with one thread it is immune to other processes on the cores,
-  with more it adds up the threads), against Keras' 20.5 ms per step on this machine
-  and the 1.5x-Keras target of 13.7 ms; and one 60,000-image epoch of ``fit`` on
+  with more it adds up the threads), against Keras' step on this machine (from the
+  last ``keras_compare.py`` run, ``results/keras_compare.json``, when it was made on
+  a machine with the same CPU); and one 60,000-image epoch of ``fit`` on
   synthetic data (469 steps);
 - start-up in fresh processes: cold (empty Numba cache dir: compiles) and warm (the
   same dir again: loads the cache);
@@ -26,7 +28,7 @@ and dx, each one matmul of the same size). Times are the best of ``--repeat`` ca
 (noise on a shared machine only adds time); JSON also holds medians.
 
 Targets: conv2 forward+backward at >= 50% of the 2048^2 matmul rate; warm start adds
-< 1 s; a training step < 1 GB; an epoch < 9.6 s (Keras/TF on this machine).
+< 1 s; a training step < 1 GB; an epoch faster than Keras/TF's on this machine.
 
 Usage::
 
@@ -37,6 +39,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -55,23 +58,22 @@ from _common import (  # noqa: E402
 )
 
 BATCH = 128
-CONVS = (
-    ("conv1 28x28x1->32", (28, 28, 1), 32),
-    ("conv2 13x13x32->64", (13, 13, 32), 64),
+CONVS = (  # name, input shape, filters, first layer (no input gradient)
+    ("conv1 28x28x1->32", (28, 28, 1), 32, True),
+    ("conv2 13x13x32->64", (13, 13, 32), 64, False),
 )
 POOLS = (("pool1 26x26x32", (26, 26, 32)), ("pool2 11x11x64", (11, 11, 64)))
 EPOCH_IMAGES = 60_000
-#: Keras/TensorFlow's training step for the same convnet on this machine (2 threads,
-#: 9.6 s per 469-step epoch), from benchmarks/keras_compare.py.
-KERAS_STEP_MS = 20.5
 
 
 def bench_conv(
-    shape: tuple[int, int, int], filters: int, repeat: int
+    shape: tuple[int, int, int], filters: int, repeat: int, first: bool
 ) -> dict[str, Any]:
+    """One conv layer alone (forward; backward with dx), and fused with the 2x2
+    max-pool after it as the convnet runs it (``first``: no dx wanted)."""
     import numpy as np
 
-    from tinynet.kernels import reference
+    from tinynet.kernels import batch_split, reference
     from tinynet.layers import Conv2D
 
     rng = np.random.default_rng(0)
@@ -81,9 +83,18 @@ def bench_conv(
     cin = shape[2]
     x = rng.standard_normal((BATCH, *shape), dtype=np.float32)
     dout = rng.standard_normal((BATCH, ho, wo, filters), dtype=np.float32)
-    fwd = time_call(lambda: layer.forward(x, training=True), repeat=repeat)
-    layer.forward(x, training=True)
-    bwd = time_call(lambda: layer.backward(dout), repeat=repeat)
+    dpool = rng.standard_normal((BATCH, ho // 2, wo // 2, filters), dtype=np.float32)
+    # As inside a model: the layers split the batch, the BLAS runs single-threaded.
+    with batch_split.single_threaded_blas():
+        fwd = time_call(lambda: layer.forward(x, training=True), repeat=repeat)
+        layer.forward(x, training=True)
+        bwd = time_call(lambda: layer.backward(dout), repeat=repeat)
+        layer.needs_input_grad = not first
+        fused_fwd = time_call(
+            lambda: layer.forward_pooled(x, training=True), repeat=repeat
+        )
+        layer.forward_pooled(x, training=True)
+        fused_bwd = time_call(lambda: layer.backward_pooled(dpool), repeat=repeat)
 
     w, b = layer.params["W"], layer.params["b"]
     cols = np.empty((BATCH * ho * wo, 9 * cin), np.float32)
@@ -103,6 +114,11 @@ def bench_conv(
     return {
         "forward_s": fwd,
         "backward_s": bwd,
+        "fused_with_pool": {
+            "input_gradient": not first,
+            "forward_s": fused_fwd,
+            "backward_s": fused_bwd,
+        },
         "flop_forward": flop_fwd,
         "flop_backward": 2 * flop_fwd,
         "gflops_fwd_bwd": 3 * flop_fwd / (fwd["best"] + bwd["best"]) / 1e9,
@@ -246,6 +262,29 @@ def bench_startup() -> dict[str, Any]:
     return runs
 
 
+def keras_step() -> dict[str, Any] | None:
+    """Keras' CNN training step from the last ``keras_compare.py`` run on this machine
+    (``results/keras_compare.json``), or None if there is none to compare with."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                        "keras_compare.json")  # fmt: skip
+    try:
+        with open(path) as f:
+            report = json.load(f)
+        keras = report["results"]["cnn"]["keras"]
+        machine = report["meta"]["machine"]
+    except (OSError, KeyError, ValueError):
+        return None
+    if machine.get("cpu") != machine_info().get("cpu"):
+        return None  # measured on another kind of machine
+    steps = -(-report["meta"]["train_images"] // report["meta"]["batch_size"])
+    epoch = keras["steady_epoch_seconds"]
+    return {
+        "epoch_s": epoch,
+        "step_ms": epoch / steps * 1e3,
+        "source": f"keras_compare.json of {report['meta']['date'][:10]}",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=None, help="pin all pools")
@@ -264,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         "batch": BATCH,
         "matmul_2048_gflops": peak,
     }
-    results["conv"] = {name: bench_conv(s, f, args.repeat) for name, s, f in CONVS}
+    results["conv"] = {
+        name: bench_conv(s, f, args.repeat, first) for name, s, f, first in CONVS
+    }
     results["pool"] = {name: bench_pool(s, args.repeat) for name, s in POOLS}
     results["training"] = bench_training(args.repeat, not args.skip_epoch)
     if not args.skip_startup:
@@ -284,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                 r["gflops_fwd_bwd"],
                 f"{100 * r['gflops_fwd_bwd'] / rate:.0f}%",
                 f"{own:.0f} ({100 * r['gflops_fwd_bwd'] / own:.0f}%)",
+                r["fused_with_pool"]["forward_s"]["best"] * ms,
+                r["fused_with_pool"]["backward_s"]["best"] * ms,
                 r["reference_forward_s"]["best"] * ms,
                 r["reference_backward_s"]["best"] * ms,
             ]
@@ -291,8 +334,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"float32 matmul 2048^2: {rate:.0f} GFLOP/s (median {peak['median']:.0f})")
     print(f"batch {BATCH}; times in ms, best of {args.repeat}\n")
     headers = ["conv 3x3 valid", "fwd", "bwd", "GFLOP/s", "of 2048^2"]
-    headers += ["im2col-shape mm (ours/it)", "ref fwd", "ref bwd"]
+    headers += ["im2col-shape mm (ours/it)", "+pool fwd", "+pool bwd"]
+    headers += ["ref fwd", "ref bwd"]
     print(format_table(headers, rows))
+    print(
+        "(+pool: fused with the 2x2 max-pool after it, as the convnet runs it; conv1 "
+        "then computes no input gradient)"
+    )
     rows = [
         [
             name,
@@ -323,11 +371,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{t['step_s']['best'] * ms:.1f} ms best, {t['step_s']['median'] * ms:.1f} ms "
         f"median -> {t['projected_epoch_s']:.2f} s per {t['steps_per_epoch']} steps"
     )
-    print(
-        f"  CPU time {t['step_cpu_s_median'] * ms:.1f} ms median; Keras/TF 2 threads: "
-        f"{KERAS_STEP_MS} ms, target (1.5x Keras samples/s): "
-        f"{KERAS_STEP_MS / 1.5:.1f} ms"
-    )
+    print(f"  CPU time {t['step_cpu_s_median'] * ms:.1f} ms median")
+    keras = keras_step()
+    if keras:
+        print(
+            f"  Keras/TF on this machine: {keras['step_ms']:.1f} ms per step "
+            f"({keras['epoch_s']:.2f} s per epoch, {keras['source']}); 1.5x Keras "
+            f"samples/s needs {keras['step_ms'] / 1.5:.1f} ms"
+        )
+        results["keras"] = keras
     if "fit_epoch_s" in t:
         print(f"fit, one {EPOCH_IMAGES}-image epoch: {t['fit_epoch_s']:.2f} s")
     if "startup" in results:

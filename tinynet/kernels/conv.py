@@ -13,65 +13,46 @@ copies runs of ``kw*cin`` floats, and both ``w.reshape`` and ``y2d.reshape`` are
 Padding is applied inside the kernels (zeros written / gradients dropped), so no padded
 copy of ``x`` is ever made.
 
-Why this algorithm. Measured on this machine (2-core AMD EPYC VM, OpenBLAS; a float32
-2048^2 matmul runs at ~250 GFLOP/s), batch 128, best of 15-40 calls; the full table
+Why this algorithm. Measured first on a 2-core AMD EPYC VM (OpenBLAS; a float32
+2048^2 matmul at ~250 GFLOP/s), batch 128, best of 15-40 calls; the full table
 comes from ``benchmarks/bench_conv.py``:
 
 - im2col + sgemm against a direct Numba loop (output pixel x kernel tap x channel,
-  vectorised over the filters, bias fused, parallel over the batch), forward only:
-  13x13x32 -> 64: 4.3 ms against 8.2 ms; 28x28x1 -> 32: 1.4-2.0 ms against
-  1.2-2.4 ms (a tie: with K = 9 both are bound by writing the 11 MB output). The
-  direct loop cannot approach BLAS on the layer that matters, so one algorithm is
-  kept for all shapes.
+  vectorised over the filters, bias fused), forward only: 13x13x32 -> 64: 4.3 ms
+  against 8.2 ms; 28x28x1 -> 32: a tie (with K = 9 both are bound by writing the
+  11 MB output). The direct loop cannot approach BLAS on the layer that matters,
+  so one algorithm is kept for all shapes. (Tried again on a 2-core Intel KVM
+  machine with the 2x2 max-pool fused in: 4.0 ms against 4.3 ms for conv + pool,
+  1 thread; LLVM keeps the four accumulator rows in memory, not registers.)
 - The three matmuls of 13x13x32 -> 64 run at 190-250 GFLOP/s (forward 2.9 ms,
   dW 2.7 ms, dcols 2.4 ms), so im2col (0.7 ms) and col2im (0.7 ms) are what is
-  left to make fast; forward + backward of that layer takes ~12 ms, ~140 GFLOP/s.
-- ``parallel=True`` halves the copies (im2col 1.46 -> 0.71 ms, col2im 1.36 -> 0.68
-  ms on conv2; 0.87 -> 0.46 and 0.59 -> 0.30 ms on conv1), but only with Numba's
-  workqueue threading layer, see ``tinynet.kernels``: with OpenMP the median
-  conv2 forward went from 5 to 8 ms, the two thread pools fighting over the cores.
-  In a whole training step the gain is ~1 ms of ~22 ms (best of 80 steps).
+  left to make fast.
+- Threads: each thread takes a share of the batch and runs this whole pipeline on
+  it, serial kernels and a single-threaded BLAS (:mod:`tinynet.kernels.batch_split`
+  says why and what it measured). Before, every kernel was ``parallel=True`` and
+  every matmul used the BLAS threads: on the Intel machine a parallel launch cost
+  150 us (13 per training step) and thread scaling was 44 -> 30 ms per step for 2
+  threads; split by the batch it is 35 -> 18-20 ms.
 - Writing im2col into a buffer the process already holds beats a fresh allocation
   (0.5 vs 0.9 ms on conv1, 0.8 vs 1.0 ms on conv2: first-touch page faults), so a
-  training Conv2D reuses its ``cols`` buffer. A reused ``dcols`` buffer made no
-  measurable difference and is not kept.
-- The bias is added by a kernel: 0.22 ms (parallel) against 0.45 ms for NumPy's
-  ``y2d += b`` on conv1's (86528, 32) output. The element-wise kernels
-  (:func:`add_bias`, :func:`bias_relu`, :func:`relu_mask`) are now serial, see
-  :func:`serial_kernel`: per chunk a parallel launch cost more than it saved.
-  Training step, same-run A/B: 22.7 -> 21.8 ms wall at 2 threads, 31.6 -> 31.0 ms
-  CPU at 1 thread.
+  training Conv2D reuses its ``cols`` buffer.
+- The bias is added by a kernel: 0.22 ms against 0.45 ms for NumPy's ``y2d += b``
+  on conv1's (86528, 32) output.
 - ReLU fused into the convolution (``Conv2D(..., activation="relu")``):
   :func:`bias_relu` applies ``max(y + b, 0)`` in place in one pass over the matmul
   output, where bias-add, the ReLU layer's ``x > 0`` mask and ``np.maximum`` took
   three passes and two fresh arrays; backward masks ``dout`` with ``y > 0`` in one
-  pass (:func:`relu_mask`). MNIST convnet, 1 thread, CPU time,
-  median of 40 steps: conv1 forward 3.5 -> 2.2 ms, the max-pool after it 1.8 ->
-  0.9 ms (it now reads an array still in cache instead of a fresh one), conv2
-  forward 9.4 -> 8.8 ms, whole training step 35.7 -> 31.9 ms.
+  pass (:func:`relu_mask`). MNIST convnet, 1 thread, CPU time, median of 40
+  steps: whole training step 35.7 -> 31.9 ms. A following 2x2 max-pool is fused
+  too (``tinynet.fusion``, :mod:`tinynet.kernels.convpool`).
 - im2col copies a window that lies fully inside ``x`` as one gather through a
   table of offsets (kernel offset -> source offset from the window corner) instead
-  of ``kh`` runs of ``kw*C`` floats: conv1 0.93 -> 0.42 ms, conv2 2.08 -> 1.51 ms
-  (in cache); in the training step conv1 forward 2.2 -> 1.7 ms, whole step 30.8 ->
-  29.8 ms.
-- The drivers run im2col -> matmul -> bias(+ReLU) and, backward, mask -> dW, db ->
-  dcols -> col2im over chunks of images (:data:`CHUNK_BYTES` of the largest
-  per-image array, 4 MB: 30 of conv2's 128 images, 48 of conv1's), so each
-  intermediate is read
-  back from cache instead of memory, and the masked gradient and ``dcols`` live in
-  chunk-sized scratch. MNIST convnet, 1 thread, CPU time (median of 3 runs of 40
-  steps, busy machine): conv2 forward 8.8 -> 8.0 ms, backward 14.7 -> 13.1-13.3 ms,
-  conv1 backward 2.9 -> 2.3 ms; whole step 32.8 -> 29.1-29.9 ms (1 MB chunks:
-  32.3, 2 MB: 30.3, 8 MB: 30.0). At 2 threads chunking is a wash in the step
-  (21.7 against 22.1 ms wall without chunks, same run): each chunk adds parallel
-  launches and BLAS thread hand-offs; alone, conv2 at 2 threads even ran faster
-  unchunked (forward 4.0 vs 5.0 ms), its 18 MB im2col matrix fitting the 32 MB L3.
-- A direct Numba convolution for the 1-channel first layer (per pixel, vectorised
-  over the 32 filters, bias + ReLU fused; weight gradient reduced per image with the
-  mask applied on the fly) lost: forward 1.8-2.9 ms against 2.2, weight gradient
-  4.3-5.0 ms against 2.0 (mask + ``cols.T @ dz`` + db). The assembly showed
-  scalar ``vmulss`` only: LLVM did not vectorise the 32-iteration filter loops
-  (1-D views and a row buffer helped a little, to 1.8 ms). Not kept.
+  of ``kh`` runs of ``kw*C`` floats: conv1 0.93 -> 0.42 ms, conv2 2.08 -> 1.51 ms.
+- Each thread works through its share in chunks of images (:data:`CHUNK_BYTES` of
+  the largest per-image array: 30 of conv2's images, 48 of conv1's), so that an
+  intermediate is read back soon after it was written, and the masked gradient
+  and ``dcols`` live in chunk-sized scratch. On the Intel machine (2 MB L2 per
+  core), chunks of 0.5 to 32 MB gave the same step time within its +-10% noise.
 - ``db`` as ``ones @ dout2d`` (a BLAS matrix-vector product, 0.13 ms on conv1)
   rather than ``dout2d.sum(axis=0)`` (1.1 ms).
 """
@@ -119,9 +100,12 @@ def im2col(
     x3 = x.reshape(n, h, w * c)
     xf = x.reshape(n, h * w * c)
     run = kw * c
-    # Offset of each column's source from its window's top-left corner: a window
-    # fully inside x is one gather, which beat copying kh runs of kw*c floats
-    # (conv1 0.93 -> 0.42 ms, conv2 2.08 -> 1.51 ms; the runs are 3 and 96 long).
+    # A window fully inside x: short runs (conv1's are 3 floats) are copied as one
+    # gather through a table of offsets from the window's top-left corner, which
+    # beat a loop over runs (0.93 -> 0.42 ms); long runs (conv2's 96) as slices,
+    # which vectorise: 0.93 -> 0.44 ms for 64 images on the Intel machine, where
+    # the gather took twice as long as the slices.
+    long_runs = run >= 16
     offsets = np.empty(kh * run, dtype=np.int64)
     for i in range(kh):
         for k in range(run):
@@ -134,6 +118,14 @@ def im2col(
                 r = (b * ho + oy) * wo + ox
                 x0 = ox * sw - pl
                 inside = x0 >= 0 and x0 + kw <= w
+                if rows_inside and inside and long_runs:
+                    row = out[r]
+                    for i in range(kh):
+                        src = x3[b, y0 + i, x0 * c : x0 * c + run]
+                        dst = row[i * run : (i + 1) * run]
+                        for k in range(run):
+                            dst[k] = src[k]
+                    continue
                 if rows_inside and inside:
                     corner = (y0 * w + x0) * c
                     for t in range(kh * run):
@@ -206,9 +198,12 @@ def col2im(
                         continue
                     base = i * run
                     if inside:
-                        dst = x0 * c
+                        # 1-D slices: this loop vectorises; indexing o3 and cols
+                        # per entry did not (1.27 -> 0.40 ms, conv2, 64 images).
+                        dst = o3[b, iy, x0 * c : x0 * c + run]
+                        src = cols[r, base : base + run]
                         for k in range(run):
-                            o3[b, iy, dst + k] += cols[r, base + k]
+                            dst[k] += src[k]
                     else:
                         for j in range(kw):
                             ix = x0 + j
