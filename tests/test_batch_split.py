@@ -2,6 +2,9 @@
 conv results that do not depend on the thread count."""
 
 import itertools
+import os
+import signal
+import time
 
 import numba
 import numpy as np
@@ -99,3 +102,27 @@ def test_conv_results_do_not_depend_on_the_thread_count(two_threads, pooled):
     np.testing.assert_array_equal(dx1, dx2)
     np.testing.assert_allclose(dw1, dw2, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(db1, db2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_splits_with_its_own_threads(two_threads):
+    batch_split.run(lambda s, e: None, 4)  # the parent's pool exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must not wait forever on the parent's (absent) threads
+        try:
+            shares = batch_split.run(lambda s, e: e - s, 10)
+            os.write(write, repr(shares).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung waiting for the parent's threads")
+        time.sleep(0.01)
+    with os.fdopen(read) as f:
+        assert f.read() == "[5, 5]"
+    assert os.WIFEXITED(done[1]) and os.WEXITSTATUS(done[1]) == 0

@@ -23,6 +23,7 @@ count, so results are reproducible for a given thread count.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -36,6 +37,17 @@ _LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
 _BLAS: list[Any] | None = None  # threadpoolctl's BLAS controllers, found once
+
+
+def _forget_pool_in_child() -> None:
+    """After a fork the child has none of the parent's pool threads (a pool that
+    still believed it had them would never run the work): start afresh."""
+    global _POOL, _POOL_SIZE, _LOCK
+    _POOL, _POOL_SIZE, _LOCK = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def threads() -> int:
