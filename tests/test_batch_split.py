@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threadpoolctl import ThreadpoolController
 
-from tinynet.kernels import batch_split, conv
+from tinynet.kernels import batch_split, conv, winograd
 
 
 def blas_threads() -> tuple[int, ...]:
@@ -73,6 +73,32 @@ def test_single_threaded_blas_restores_the_setting():
     with batch_split.single_threaded_blas():
         assert set(blas_threads()) == {1}
     assert blas_threads() == before
+
+
+def test_winograd_results_do_not_depend_on_the_thread_count(two_threads):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((11, 9, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 8, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    dout = rng.standard_normal((11, 3, 3, 4)).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        p, argmax = (
+            np.empty((11, 3, 3, 4), np.float32),
+            np.empty((11, 3, 3, 4), np.uint8),
+        )
+        v = np.empty((16, 11 * 9, 8), np.float32)
+        winograd.conv3x3_pool_forward(x, w, b, 0, 0, True, v, p, argmax)
+        grads = winograd.conv3x3_pool_backward(
+            dout, p, argmax, True, v, w, 0, 0, x.shape
+        )
+        results.append((p, *grads))
+    (p1, dx1, dw1, db1), (p2, dx2, dw2, db2) = results
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(dx1, dx2)
+    np.testing.assert_allclose(dw1, dw2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db1, db2, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("pooled", [False, True])

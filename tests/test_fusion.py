@@ -55,38 +55,45 @@ def test_plan_fuses_only_conv_then_2x2_max_pool(layers, expected):
     assert covered == model.layers
 
 
-def convnet(conv_kwargs: dict, shape: tuple[int, int, int], seed: int) -> Sequential:
+def convnet(
+    conv_kwargs: dict, shape: tuple[int, int, int], filters: int, kernel: int
+) -> Sequential:
     return Sequential(
         [
-            Conv2D(3, 3, activation="relu", **conv_kwargs),
+            Conv2D(filters, 3, activation="relu", **conv_kwargs),
             MaxPool2D(2),
-            Conv2D(4, 2, **conv_kwargs),  # linear, and it needs an input gradient
+            Conv2D(4, kernel, **conv_kwargs),  # linear, and it needs an input gradient
             MaxPool2D(2),
             Flatten(),
             Dropout(0.3),
             Dense(5, activation="softmax"),
         ],
         input_shape=shape,
-        seed=seed,
+        seed=1,
         dtype="float64",
     )
 
 
 @pytest.mark.parametrize(
-    ("conv_kwargs", "shape"),
+    ("conv_kwargs", "shape", "filters", "kernel", "winograd"),
     [
-        ({}, (12, 11, 2)),  # odd conv outputs: the pools drop a row or column
-        ({"padding": "same"}, (9, 8, 1)),
-        ({"strides": 2, "padding": "same"}, (17, 16, 3)),
+        ({}, (12, 11, 2), 3, 2, False),  # odd conv outputs: a row or column dropped
+        ({"padding": "same"}, (9, 8, 1), 3, 2, False),
+        ({"strides": 2, "padding": "same"}, (17, 16, 3), 3, 2, False),
+        ({}, (14, 13, 2), 8, 3, True),  # the second conv: 3x3 over 8 channels
+        ({"padding": "same"}, (10, 9, 1), 9, 3, True),
     ],
 )
-def test_fused_training_step_equals_the_layer_by_layer_one(conv_kwargs, shape):
-    """Same outputs and loss, bit for bit (the fused forward does the same
-    arithmetic in the same order), and the same gradients: bit for bit but for the
-    first layer's, which are summed in another order (pooled_weight_grad)."""
-    model = convnet(conv_kwargs, shape, seed=1)
+def test_fused_training_step_equals_the_layer_by_layer_one(
+    conv_kwargs, shape, filters, kernel, winograd
+):
+    """Same outputs, loss and gradients for every parameter, to float64 rounding:
+    the fused steps add in another order (the first layer's weight gradient) or
+    compute the convolution by Winograd's algorithm."""
+    model = convnet(conv_kwargs, shape, filters, kernel)
     model.compile(optimizer="sgd")
     assert kinds(model)[:2] == ["ConvPool", "ConvPool"]
+    assert model.layers[2]._winograd() == winograd
     rng = np.random.default_rng(2)
     x = rng.standard_normal((7, *shape))
     y = rng.integers(0, 5, 7)
@@ -102,36 +109,40 @@ def test_fused_training_step_equals_the_layer_by_layer_one(conv_kwargs, shape):
         grads = {k: v.copy() for k, v in model.gradients().items()}
         results.append((loss, logits, grads, probs))
     (loss, logits, grads, probs), (loss_ref, logits_ref, grads_ref, probs_ref) = results
-    assert loss == loss_ref
-    np.testing.assert_array_equal(logits, logits_ref)
-    np.testing.assert_array_equal(probs, probs_ref)
+    tight = {"rtol": 1e-12, "atol": 1e-14}
+    np.testing.assert_allclose(loss, loss_ref, **tight)
+    np.testing.assert_allclose(logits, logits_ref, **tight)
+    np.testing.assert_allclose(probs, probs_ref, **tight)
     assert grads.keys() == grads_ref.keys() == {"0.W", "0.b", "2.W", "2.b", "6.W",
                                                 "6.b"}  # fmt: skip
     for key in grads:
-        if key.startswith("0."):
-            np.testing.assert_allclose(grads[key], grads_ref[key], rtol=1e-12)
-        else:
-            np.testing.assert_array_equal(grads[key], grads_ref[key], err_msg=key)
+        np.testing.assert_allclose(grads[key], grads_ref[key], **tight, err_msg=key)
 
 
 @pytest.mark.parametrize("activation", ["relu", None])
 @pytest.mark.parametrize("needs_input_grad", [True, False])
-def test_fused_step_passes_a_gradient_check(activation, needs_input_grad):
+@pytest.mark.parametrize("channels", [2, 8])  # im2col (+ direct dW), Winograd
+def test_fused_step_passes_a_gradient_check(activation, needs_input_grad, channels):
     """Central differences in float64 on the fused step itself: input (when wanted),
     kernel and bias."""
     conv, pool = Conv2D(3, 3, activation=activation), MaxPool2D(2)
-    model = Sequential([conv, pool], input_shape=(7, 8, 2), seed=4, dtype="float64")
+    # Small on purpose: the rounding error of a central difference grows with the
+    # loss it differences, and on larger problems swamps the smallest entries of dx
+    # (the layer-by-layer path then fails the same check by the same amount).
+    shape = (6, 7, channels)
+    model = Sequential([conv, pool], input_shape=shape, seed=4, dtype="float64")
     conv.needs_input_grad = needs_input_grad
+    assert conv._winograd() == (channels == 8)
     (_, step), = model._steps  # fmt: skip
     assert isinstance(step, fusion.ConvPool)
-    x = np.random.default_rng(5).standard_normal((3, 7, 8, 2))
+    x = np.random.default_rng(6).standard_normal((2, *shape))
     if needs_input_grad:
         errors = check_layer(step, x)
         assert set(errors) == {"x", "W", "b"}
         assert max(errors.values()) < GRAD_TOL, errors
     else:
         step.forward(x, training=True)
-        assert step.backward(np.ones((3, *step.output_shape))) is None
+        assert step.backward(np.ones((2, *step.output_shape))) is None
 
 
 def test_fused_forward_keeps_nothing_in_inference_and_guards_backward():

@@ -17,7 +17,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tinynet.kernels import conv, convpool, pool, reference, window_geometry
+from tinynet.kernels import (
+    conv,
+    convpool,
+    pool,
+    reference,
+    window_geometry,
+    winograd,
+)
 
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
 # Relative to the largest magnitude of the compared arrays.
@@ -458,3 +465,119 @@ def test_conv2d_with_fused_pool_matches_reference(geometry, seed, use_bias, relu
         for got, expected in zip(fast, ref, strict=True):
             if expected is not None:
                 assert_close(got, expected, dtype)
+
+
+# ------------------------------------------------------- Winograd F(2x2, 3x3)
+@st.composite
+def winograd_cases(draw):
+    """(x, w, b, pt, pl, ho, wo, relu, rng): a 3x3 stride-1 conv with something to
+    pool, either padding, 1-9 input channels."""
+    padding = draw(st.sampled_from(["valid", "same"]))
+    low = 4 if padding == "valid" else 2
+    n, h, w = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(low, 10)),
+        draw(st.integers(low, 10)),
+    )
+    c, f = draw(st.integers(1, 9)), draw(st.integers(1, 5))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    ho, pt = window_geometry(h, 3, 1, padding)
+    wo, pl = window_geometry(w, 3, 1, padding)
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    weights = rng.standard_normal((3, 3, c, f)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    return x, weights, b, pt, pl, ho, wo, draw(st.booleans()), rng
+
+
+@given(winograd_cases())
+@PROPERTY_SETTINGS
+def test_winograd_transforms_match_reference(case):
+    x, weights, b, pt, pl, ho, wo, relu, rng = case
+    n, _, _, c = x.shape
+    f, dtype = weights.shape[3], x.dtype.type
+    th, tw = ho // 2, wo // 2
+    tiles = n * th * tw
+
+    def both(name, *args, out):
+        fast = getattr(winograd, name)(*args, *(o.copy() for o in out))
+        ref = getattr(reference, f"winograd_{name}")(*args, *(o.copy() for o in out))
+        return fast, ref
+
+    v, v_ref = both(
+        "input_transform",
+        x,
+        pt,
+        pl,
+        th,
+        tw,
+        out=[np.full((16, tiles, c), np.nan, dtype)],
+    )
+    assert_close(v, v_ref, dtype)
+    m = rng.standard_normal((16, tiles, f)).astype(dtype)
+    pooled = (
+        np.full((n, th, tw, f), np.nan, dtype),
+        np.full((n, th, tw, f), 9, np.uint8),
+    )
+    fast, ref = both("output_transform_pool", m, b, relu, out=pooled)
+    assert_close(fast[0], ref[0], dtype)
+    dout = rng.standard_normal((n, th, tw, f)).astype(dtype)
+    state = (dout, fast[0], fast[1], relu)
+    grads = [np.full((16, tiles, f), np.nan, dtype), np.ones(f, dtype)]
+    fast, ref = both("output_transform_pool_adjoint", *state, out=grads)
+    for got, expected in zip(fast, ref, strict=True):
+        assert_close(got, expected, dtype)
+    dv = rng.standard_normal((16, tiles, c)).astype(dtype)
+    dx_buffer = [np.full(x.shape, np.nan, dtype)]
+    dx, dx_ref = both("input_transform_adjoint", dv, pt, pl, th, tw, out=dx_buffer)
+    assert_close(dx, dx_ref, dtype)
+
+
+@given(winograd_cases(), st.booleans())
+@PROPERTY_SETTINGS
+def test_winograd_conv_pool_matches_the_direct_reference(case, need_dx):
+    """The whole Winograd conv + pool against the direct convolution + pool."""
+    x, weights, b, pt, pl, ho, wo, relu, rng = case
+    n, _, _, c = x.shape
+    f, dtype = weights.shape[3], x.dtype.type
+    pooled = (n, ho // 2, wo // 2, f)
+    p, argmax = np.full(pooled, np.nan, dtype), np.full(pooled, 9, np.uint8)
+    v = np.full((16, n * pooled[1] * pooled[2], c), np.nan, dtype)
+    winograd.conv3x3_pool_forward(x, weights, b, pt, pl, relu, v, p, argmax)
+    cols = np.empty((n * ho * wo, 9 * c), dtype)
+    p_ref, _ = reference.conv2d_forward(
+        x, weights, b, 1, 1, pt, pl, ho, wo, cols, relu,
+        (np.empty(pooled, dtype), np.empty(pooled, np.uint8)),
+    )  # fmt: skip
+    assert_close(p, p_ref, dtype)
+    inference = winograd.conv3x3_pool_forward(
+        x, weights, b, pt, pl, relu, None, np.empty_like(p), np.empty_like(argmax)
+    )
+    np.testing.assert_array_equal(inference, p)  # the same arithmetic, kept or not
+    dout = rng.standard_normal(pooled).astype(dtype)
+    fast = winograd.conv3x3_pool_backward(
+        dout, p, argmax, relu, v, weights, pt, pl, x.shape, need_dx
+    )
+    ref = reference.conv2d_backward(
+        dout, x, cols, weights, 1, 1, pt, pl, need_dx, None, (p, argmax, relu, ho, wo)
+    )
+    assert (fast[0] is None) == (not need_dx)
+    for got, expected in zip(fast, ref, strict=True):
+        if expected is not None:
+            assert_close(got, expected, dtype)
+
+
+def test_winograd_kernel_transform_and_its_adjoint():
+    """U = G w G^T, and <U, dU> = <w, G^T dU G> for any dU (adjoint)."""
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((3, 3, 2, 5))
+    u = winograd.kernel_transform(w)
+    assert u.shape == (16, 2, 5) and u.flags.c_contiguous
+    g = winograd.G
+    np.testing.assert_allclose(
+        u.reshape(4, 4, 2, 5)[:, :, 1, 3], g @ w[:, :, 1, 3] @ g.T, rtol=1e-14
+    )
+    du = rng.standard_normal((16, 2, 5))
+    lhs = float(np.sum(u * du))
+    rhs = float(np.sum(w * winograd.kernel_transform_adjoint(du)))
+    assert abs(lhs - rhs) < 1e-12 * max(1.0, abs(lhs))

@@ -339,3 +339,78 @@ def avgpool_backward(
             dxp[_window(i, j, sh, sw, ho, wo)] += share
     out[...] = dxp[:, pt : pt + h, pl : pl + w, :]
     return out
+
+
+# ------------------------------------------------ Winograd F(2x2, 3x3) transforms
+# The four kernels of ``kernels.winograd``, each as matrix products over all tiles
+# (the matrices B^T, G, A^T are the ones that module's docstring gives).
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+
+
+def _tiles(x: np.ndarray, pt: int, pl: int, th: int, tw: int) -> np.ndarray:
+    """(N, th, tw, 4, 4, C): the 4x4 input tiles at stride 2, zero-padded."""
+    xp = _padded(x, pt, pl, 2 * th + 2, 2 * tw + 2, 0.0)
+    rows = [
+        np.stack([xp[:, i : i + 2 * th : 2, j : j + 2 * tw : 2] for j in range(4)], 3)
+        for i in range(4)
+    ]
+    return np.stack(rows, 3)
+
+
+def winograd_input_transform(
+    x: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, v: np.ndarray
+) -> np.ndarray:
+    """``V = B^T d B`` for every tile ``d``, as 16 planes of (tiles, C)."""
+    bt = _BT.astype(x.dtype)
+    vt = np.einsum("ai,ntsijc,bj->abntsc", bt, _tiles(x, pt, pl, tiles_h, tiles_w), bt)
+    v[...] = vt.reshape(16, -1, x.shape[3])
+    return v
+
+
+def winograd_output_transform_pool(
+    m: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Y = A^T M A`` per tile, the tiles laid out as the conv output, then
+    :func:`pool_bias_relu`."""
+    n, po, qo, f = out.shape
+    at = _AT.astype(m.dtype)
+    y = np.einsum("ai,ijntsf,bj->ntasbf", at, m.reshape(4, 4, n, po, qo, f), at)
+    return pool_bias_relu(y.reshape(n, 2 * po, 2 * qo, f), b, relu, out, argmax)
+
+
+def winograd_output_transform_pool_adjoint(
+    dout: np.ndarray,
+    p: np.ndarray,
+    argmax: np.ndarray,
+    relu: bool,
+    dm: np.ndarray,
+    db: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``dM = A dY A^T`` per tile, with ``dY`` from :func:`unpool_relu`; ``db``
+    gets the sum of ``dY`` added."""
+    n, po, qo, f = dout.shape
+    dz = unpool_relu(dout, p, argmax, relu, np.empty((n, 2 * po, 2 * qo, f), dm.dtype))
+    at = _AT.astype(dm.dtype)
+    dy = dz.reshape(n, po, 2, qo, 2, f)
+    dm[...] = np.einsum("ai,ntasbf,bj->ijntsf", at, dy, at).reshape(16, -1, f)
+    db += dz.sum(axis=(0, 1, 2))
+    return dm, db
+
+
+def winograd_input_transform_adjoint(
+    dv: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, dx: np.ndarray
+) -> np.ndarray:
+    """``dd = B dV B^T`` per tile, added into ``dx`` at the tile's place."""
+    n, h, w, c = dx.shape
+    bt = _BT.astype(dx.dtype)
+    dv6 = dv.reshape(4, 4, n, tiles_h, tiles_w, c)
+    dd = np.einsum("ai,abntsc,bj->ntsijc", bt, dv6, bt)
+    dxp = _padded(np.zeros_like(dx), pt, pl, 2 * tiles_h + 2, 2 * tiles_w + 2, 0.0)
+    for i in range(4):
+        for j in range(4):
+            dxp[:, i : i + 2 * tiles_h : 2, j : j + 2 * tiles_w : 2] += dd[
+                :, :, :, i, j
+            ]
+    dx[...] = dxp[:, pt : pt + h, pl : pl + w]
+    return dx

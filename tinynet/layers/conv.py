@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers
-from ..kernels import PADDINGS, conv, window_geometry
+from ..kernels import PADDINGS, conv, window_geometry, winograd
 from .activations import ActivationMixin, ReLU
 from .base import Layer, Shape
 
@@ -165,7 +165,7 @@ class Conv2D(ActivationMixin, Layer):
         pt, pl, ho, wo = self._geometry
         relu = type(self.activation) is ReLU
         cols = (
-            self._cols_buffer(x.shape[0] * ho * wo, w.size // self.filters, x.dtype)
+            self._buffer((x.shape[0] * ho * wo, w.size // self.filters), x.dtype)
             if training
             else None  # inference: a chunk-sized scratch buffer is enough
         )
@@ -201,63 +201,81 @@ class Conv2D(ActivationMixin, Layer):
         2, wo // 2, F), equal to ``pool.forward(self.forward(x))``.
 
         The convolution's output is pooled as it leaves the matmul, and never stored
-        whole; see ``tinynet.kernels.convpool`` for why this is exact. The model
-        calls this when :meth:`can_fuse_pool` holds (``tinynet.fusion``).
+        whole; see ``tinynet.kernels.convpool`` for why this is exact. A 3x3 stride-1
+        kernel over ``winograd.MIN_CHANNELS`` or more channels runs by Winograd
+        F(2x2, 3x3) (``tinynet.kernels.winograd``), other shapes by im2col. The
+        model calls this when :meth:`can_fuse_pool` holds (``tinynet.fusion``).
         """
         self._check_input(x)
         x = float_input(x, self.dtype)
         w = self.params["W"].astype(x.dtype, copy=False)
         b = self.params["b"].astype(x.dtype, copy=False) if self.use_bias else None
         pt, pl, ho, wo = self._geometry
-        n = x.shape[0]
-        cols = (
-            self._cols_buffer(n * ho * wo, w.size // self.filters, x.dtype)
-            if training
-            else None
-        )
+        n, c = x.shape[0], x.shape[3]
         p = np.empty((n, ho // 2, wo // 2, self.filters), dtype=x.dtype)
         argmax = np.empty(p.shape, dtype=np.uint8)
         relu = self.activation is not None
-        conv.conv2d_forward(
-            x, w, b, *self.strides, pt, pl, ho, wo, cols, relu, (p, argmax)
-        )
+        if self._winograd():
+            # Kept for backward: the transformed input, 16 planes of (tiles, C).
+            shape = (16, n * (ho // 2) * (wo // 2), c)
+            kept = self._buffer(shape, x.dtype) if training else None
+            winograd.conv3x3_pool_forward(x, w, b, pt, pl, relu, kept, p, argmax)
+        else:
+            shape = (n * ho * wo, w.size // self.filters)
+            kept = self._buffer(shape, x.dtype) if training else None
+            conv.conv2d_forward(
+                x, w, b, *self.strides, pt, pl, ho, wo, kept, relu, (p, argmax)
+            )
         if not training:
             self._workspace = None
-        self._store(training, (x, cols, w, (p, argmax, relu, ho, wo)))
+        self._store(training, (x, kept, w, (p, argmax, relu, ho, wo)))
         return p
+
+    def _winograd(self) -> bool:
+        return (
+            self.kernel_size == (3, 3)
+            and self.strides == (1, 1)
+            and self.input_shape[2] >= winograd.MIN_CHANNELS
+        )
 
     def backward_pooled(self, dout: np.ndarray) -> np.ndarray:
         """Backward of :meth:`forward_pooled`: dout : (N, ho // 2, wo // 2, F) -> dx :
         (N, H, W, C) (None when ``needs_input_grad`` is False); fills the grads."""
-        x, cols, w, pooled = self._take_cache()
+        x, kept, w, pooled = self._take_cache()
         if not isinstance(pooled, tuple):
             raise RuntimeError(
                 f"{self.describe()}: backward_pooled() needs a preceding "
                 "forward_pooled(x, training=True)"
             )
-        p = pooled[0]
+        p, argmax, relu = pooled[:3]
         self._check_dout(dout, p.shape)
         dout = np.ascontiguousarray(dout, dtype=x.dtype)
         pt, pl, _, _ = self._geometry
-        dx, dw, db = conv.conv2d_backward(
-            dout, x, cols, w, *self.strides, pt, pl, self.needs_input_grad,
-            pool=pooled,
-        )  # fmt: skip
+        if self._winograd():
+            dx, dw, db = winograd.conv3x3_pool_backward(
+                dout, p, argmax, relu, kept, w, pt, pl, x.shape, self.needs_input_grad
+            )
+        else:
+            dx, dw, db = conv.conv2d_backward(
+                dout, x, kept, w, *self.strides, pt, pl, self.needs_input_grad,
+                pool=pooled,
+            )  # fmt: skip
         self.grads["W"][...] = dw
         if self.use_bias:
             self.grads["b"][...] = db
         return dx
 
-    def _cols_buffer(self, rows: int, width: int, dtype: np.dtype) -> np.ndarray:
-        """The im2col buffer: reused across training steps of the same batch size.
+    def _buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The im2col (or Winograd input) buffer a training forward keeps for
+        backward, reused across steps of the same batch size.
 
         Writing into memory the process already holds is measurably faster than
         into a fresh allocation (im2col of the MNIST conv layers: 0.5 against 0.9
-        ms). The previous step's cols are dead by then: the cache is replaced.
+        ms). The previous step's buffer is dead by then: the cache is replaced.
         """
         buf = self._workspace
-        if buf is None or buf.shape != (rows, width) or buf.dtype != dtype:
-            buf = np.empty((rows, width), dtype=dtype)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
             self._workspace = buf
         return buf
 

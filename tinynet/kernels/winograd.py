@@ -1,0 +1,423 @@
+"""Winograd F(2x2, 3x3) for a stride-1 3x3 convolution followed by a 2x2 max-pool.
+
+Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016). A 2x2 block
+of outputs of a 3x3 correlation needs a 4x4 block ``d`` of input; with
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+it is ``Y = A^T [(G g G^T) * (B^T d B)] A`` (``*`` elementwise): 16 multiplications
+instead of 36. Summed over input channels, each of the 16 positions ``xi`` of the
+4x4 transformed tile is one matrix product over all tiles::
+
+    V[xi] : (tiles, C) = transformed input      U[xi] = (G g G^T)[xi] : (C, F)
+    M[xi] = V[xi] @ U[xi]                       y = A^T M A, tile by tile
+
+Why here: with the 2x2 max-pool fused after the conv, a 2x2 output tile is exactly
+one pool window, so only the tiles the pool keeps are computed (25 of 36 for the
+11x11 output of the MNIST conv2), and the pool happens in the output transform.
+Per image that is 16 * 25 * C * F multiply-adds against 121 * 9 * C * F for im2col
+(2.7x fewer). Measured on conv2 at batch 128, 2 threads (``benchmarks/bench_conv.py``
+and ``tinynet.fusion`` have the whole picture): forward 3.6 -> 3.0 ms, backward 6.7
+-> 4.6 ms against the fused im2col path.
+
+Backward is the adjoint of the same steps (exact, as the forward is an identity in
+exact arithmetic):
+
+    dM = A dY A^T,   dU[xi] = V[xi]^T @ dM[xi],   dg = G^T dU G,
+    dV[xi] = dM[xi] @ U[xi]^T,   dd = B dV B^T, added into dx tile by tile.
+
+Float32 rounding: the transforms add at most 9 terms of the inputs' magnitude, so
+results differ from a direct convolution by a few units in the 6th-7th digit.
+Layout: the 16 planes ``V[xi]`` are contiguous (16, tiles, C) arrays; with the
+tile-major layout the batched matmuls ran at half the speed.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from . import batch_split, serial_kernel
+
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+
+def kernel_transform(w: np.ndarray) -> np.ndarray:
+    """w : (3, 3, C, F) -> U : (16, C, F), ``U[4a + b] = (G w G^T)[a, b]``."""
+    g = G.astype(w.dtype)
+    u = np.einsum("ai,ijcf,bj->abcf", g, w, g, optimize=True)
+    return np.ascontiguousarray(u.reshape(16, *w.shape[2:]))
+
+
+def kernel_transform_adjoint(du: np.ndarray) -> np.ndarray:
+    """dU : (16, C, F) -> dw : (3, 3, C, F), ``dw = G^T dU G``."""
+    g = G.astype(du.dtype)
+    du4 = du.reshape(4, 4, *du.shape[1:])
+    return np.einsum("ai,abcf,bj->ijcf", g, du4, g, optimize=True)
+
+
+@serial_kernel
+def input_transform(
+    x: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, v: np.ndarray
+) -> np.ndarray:
+    """``V = B^T d B`` for every 4x4 input tile.
+
+    Parameters
+    ----------
+    x : (N, H, W, C) input; tile ``(p, q)`` reads rows ``2p - pt + [0, 4)`` and
+        columns ``2q - pl + [0, 4)`` (zeros outside ``x``).
+    tiles_h, tiles_w : tiles per image in each direction.
+    v : (16, N * tiles_h * tiles_w, C) buffer, fully overwritten; tile ``(n, p, q)``
+        is column ``(n * tiles_h + p) * tiles_w + q``.
+
+    Returns
+    -------
+    v
+    """
+    n, h, w, c = x.shape
+    d = np.empty((4, 4, c), dtype=v.dtype)
+    t = np.empty((4, 4, c), dtype=v.dtype)
+    for b in range(n):
+        for p in range(tiles_h):
+            for q in range(tiles_w):
+                y0, x0 = 2 * p - pt, 2 * q - pl
+                for i in range(4):
+                    for j in range(4):
+                        iy, ix = y0 + i, x0 + j
+                        if 0 <= iy < h and 0 <= ix < w:
+                            d[i, j] = x[b, iy, ix]
+                        else:
+                            d[i, j] = 0
+                # t = B^T d (combine rows), then V = t B (combine columns).
+                for j in range(4):
+                    for ch in range(c):
+                        d0, d1, d2, d3 = (
+                            d[0, j, ch],
+                            d[1, j, ch],
+                            d[2, j, ch],
+                            d[3, j, ch],
+                        )
+                        t[0, j, ch] = d0 - d2
+                        t[1, j, ch] = d1 + d2
+                        t[2, j, ch] = d2 - d1
+                        t[3, j, ch] = d1 - d3
+                r = (b * tiles_h + p) * tiles_w + q
+                for i in range(4):
+                    o0, o1, o2, o3 = (
+                        v[4 * i, r],
+                        v[4 * i + 1, r],
+                        v[4 * i + 2, r],
+                        v[4 * i + 3, r],
+                    )
+                    for ch in range(c):
+                        t0, t1, t2, t3 = (
+                            t[i, 0, ch],
+                            t[i, 1, ch],
+                            t[i, 2, ch],
+                            t[i, 3, ch],
+                        )
+                        o0[ch] = t0 - t2
+                        o1[ch] = t1 + t2
+                        o2[ch] = t2 - t1
+                        o3[ch] = t1 - t3
+    return v
+
+
+@serial_kernel
+def output_transform_pool(
+    m: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Y = A^T M A`` per tile, then the 2x2 max-pool of the tile, ``+ b``, ReLU.
+
+    Parameters
+    ----------
+    m : (16, N * P * Q, F) the products ``M[xi]``; tile ``(n, p, q)`` is column
+        ``(n * P + p) * Q + q`` and its 2x2 outputs are one pool window.
+    b : (F,) bias; relu : apply the ReLU.
+    out, argmax : (N, P, Q, F) buffers, as for ``convpool.pool_bias_relu``.
+
+    Returns
+    -------
+    (out, argmax)
+    """
+    n, po, qo, f = out.shape
+    for bi in range(n):
+        for p in range(po):
+            for q in range(qo):
+                r = (bi * po + p) * qo + q
+                o, a = out[bi, p, q], argmax[bi, p, q]
+                for ch in range(f):
+                    # S = A^T M (combine rows), then Y = S A (combine columns).
+                    s00 = m[0, r, ch] + m[4, r, ch] + m[8, r, ch]
+                    s01 = m[1, r, ch] + m[5, r, ch] + m[9, r, ch]
+                    s02 = m[2, r, ch] + m[6, r, ch] + m[10, r, ch]
+                    s03 = m[3, r, ch] + m[7, r, ch] + m[11, r, ch]
+                    s10 = m[4, r, ch] - m[8, r, ch] - m[12, r, ch]
+                    s11 = m[5, r, ch] - m[9, r, ch] - m[13, r, ch]
+                    s12 = m[6, r, ch] - m[10, r, ch] - m[14, r, ch]
+                    s13 = m[7, r, ch] - m[11, r, ch] - m[15, r, ch]
+                    y00 = s00 + s01 + s02
+                    y01 = s01 - s02 - s03
+                    y10 = s10 + s11 + s12
+                    y11 = s11 - s12 - s13
+                    best, k = y00, 0
+                    if y01 > best:
+                        best, k = y01, 1
+                    if y10 > best:
+                        best, k = y10, 2
+                    if y11 > best:
+                        best, k = y11, 3
+                    best += b[ch]
+                    if relu and best < 0:
+                        best = 0
+                    o[ch] = best
+                    a[ch] = k
+    return out, argmax
+
+
+@serial_kernel
+def output_transform_pool_adjoint(
+    dout: np.ndarray,
+    p: np.ndarray,
+    argmax: np.ndarray,
+    relu: bool,
+    dm: np.ndarray,
+    db: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``dM = A dY A^T`` per tile, where ``dY`` holds the pooled gradient (masked by
+    the ReLU) at the window's winner and 0 elsewhere; adds ``sum dY`` to ``db``.
+
+    Parameters
+    ----------
+    dout, p, argmax : (N, P, Q, F) upstream gradient, pooled output and winners.
+    relu : whether the forward pass applied the ReLU.
+    dm : (16, N * P * Q, F) buffer, fully overwritten.
+    db : (F,) accumulator.
+
+    Returns
+    -------
+    (dm, db)
+    """
+    n, po, qo, f = dout.shape
+    y = np.empty((4, f), dtype=dm.dtype)  # dY of one tile, row-major
+    for bi in range(n):
+        for i in range(po):
+            for j in range(qo):
+                r = (bi * po + i) * qo + j
+                d, pv, a = dout[bi, i, j], p[bi, i, j], argmax[bi, i, j]
+                y00, y01, y10, y11 = y[0], y[1], y[2], y[3]
+                for ch in range(f):
+                    g = d[ch] * (pv[ch] > 0) if relu else d[ch]
+                    db[ch] += g
+                    k = a[ch]
+                    y00[ch] = g * (k == 0)
+                    y01[ch] = g * (k == 1)
+                    y10[ch] = g * (k == 2)
+                    y11[ch] = g * (k == 3)
+                # U = A dY: rows y0, y0 + y1, y0 - y1, -y1 (y0, y1: the rows of dY);
+                # then dM = U A^T: columns u0, u0 + u1, u0 - u1, -u1 of each row.
+                for row in range(4):
+                    o0, o1 = dm[4 * row, r], dm[4 * row + 1, r]
+                    o2, o3 = dm[4 * row + 2, r], dm[4 * row + 3, r]
+                    for ch in range(f):
+                        if row == 0:
+                            u0, u1 = y00[ch], y01[ch]
+                        elif row == 1:
+                            u0, u1 = y00[ch] + y10[ch], y01[ch] + y11[ch]
+                        elif row == 2:
+                            u0, u1 = y00[ch] - y10[ch], y01[ch] - y11[ch]
+                        else:
+                            u0, u1 = -y10[ch], -y11[ch]
+                        o0[ch] = u0
+                        o1[ch] = u0 + u1
+                        o2[ch] = u0 - u1
+                        o3[ch] = -u1
+    return dm, db
+
+
+@serial_kernel
+def input_transform_adjoint(
+    dv: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, dx: np.ndarray
+) -> np.ndarray:
+    """``dd = B dV B^T`` per tile, added into ``dx`` where the tile lies in it.
+
+    Parameters
+    ----------
+    dv : (16, N * tiles_h * tiles_w, C) gradient of ``V``.
+    pt, pl, tiles_h, tiles_w : as for :func:`input_transform`.
+    dx : (N, H, W, C) buffer, fully overwritten.
+
+    Returns
+    -------
+    dx
+    """
+    n, h, w, c = dx.shape
+    t = np.empty((4, 4, c), dtype=dx.dtype)
+    for b in range(n):
+        dx[b] = 0
+        for p in range(tiles_h):
+            for q in range(tiles_w):
+                r = (b * tiles_h + p) * tiles_w + q
+                # T = dV B^T (combine columns), then dd = B T (combine rows).
+                for i in range(4):
+                    v0, v1, v2, v3 = (
+                        dv[4 * i, r],
+                        dv[4 * i + 1, r],
+                        dv[4 * i + 2, r],
+                        dv[4 * i + 3, r],
+                    )
+                    for ch in range(c):
+                        t[i, 0, ch] = v0[ch]
+                        t[i, 1, ch] = v1[ch] - v2[ch] + v3[ch]
+                        t[i, 2, ch] = v2[ch] + v1[ch] - v0[ch]
+                        t[i, 3, ch] = -v3[ch]
+                y0, x0 = 2 * p - pt, 2 * q - pl
+                for j in range(4):
+                    ix = x0 + j
+                    if ix < 0 or ix >= w:
+                        continue
+                    for i in range(4):
+                        iy = y0 + i
+                        if iy < 0 or iy >= h:
+                            continue
+                        row = dx[b, iy, ix]
+                        for ch in range(c):
+                            t0, t1, t2, t3 = (
+                                t[0, j, ch],
+                                t[1, j, ch],
+                                t[2, j, ch],
+                                t[3, j, ch],
+                            )
+                            if i == 0:
+                                row[ch] += t0
+                            elif i == 1:
+                                row[ch] += t1 - t2 + t3
+                            elif i == 2:
+                                row[ch] += t2 + t1 - t0
+                            else:
+                                row[ch] -= t3
+    return dx
+
+
+#: Channels from which a fused 3x3 conv + pool runs through Winograd rather than
+#: im2col (``tinynet.layers.Conv2D.forward_pooled``). Measured on the MNIST conv2
+#: (C = 32); a 1-channel input keeps im2col (K = 9, with the direct weight gradient
+#: of ``convpool.pooled_weight_grad``), where the transforms would move 16 floats per
+#: tile and channel for 9 multiply-adds per output.
+MIN_CHANNELS = 8
+
+
+def conv3x3_pool_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    pt: int,
+    pl: int,
+    relu: bool,
+    v: np.ndarray | None,
+    out: np.ndarray,
+    argmax: np.ndarray,
+) -> np.ndarray:
+    """Pooled ``relu(conv3x3(x, w) + b)`` (stride 1) by Winograd F(2x2, 3x3).
+
+    Parameters
+    ----------
+    x : (N, H, W, C) C-contiguous input; w : (3, 3, C, F); b : (F,) or None.
+    pt, pl : zero padding above and to the left (the conv's geometry).
+    relu : apply the ReLU.
+    v : (16, N * P * Q, C) buffer for the transformed input, kept for backward
+        (training), or None (inference: chunk-sized scratch).
+    out, argmax : (N, P, Q, F) pooled output and winners (P, Q = conv output // 2).
+
+    Returns
+    -------
+    out
+    """
+    from .conv import images_per_chunk
+
+    n, _, _, c = x.shape
+    f = w.shape[3]
+    po, qo = out.shape[1], out.shape[2]
+    pq = po * qo
+    u = kernel_transform(w)
+    b = np.zeros(f, x.dtype) if b is None else b.astype(x.dtype, copy=False)
+
+    def share(start: int, stop: int) -> None:
+        step = images_per_chunk(stop - start, 16 * pq * max(c, f) * x.itemsize)
+        # Scratch for the share, reused chunk after chunk: fresh memory per chunk
+        # (first-touch page faults, taken one thread at a time) did not scale.
+        own_v = np.empty((16, step * pq, c), x.dtype) if v is None else None
+        m = np.empty((16, step * pq, f), x.dtype)
+        for s in range(start, stop, step):
+            e = min(stop, s + step)
+            k = (e - s) * pq
+            vc = own_v[:, :k] if own_v is not None else v[:, s * pq : e * pq]
+            input_transform(x[s:e], pt, pl, po, qo, vc)
+            np.matmul(vc, u, out=m[:, :k])
+            output_transform_pool(m[:, :k], b, relu, out[s:e], argmax[s:e])
+
+    batch_split.run(share, n)
+    return out
+
+
+def conv3x3_pool_backward(
+    dout: np.ndarray,
+    p: np.ndarray,
+    argmax: np.ndarray,
+    relu: bool,
+    v: np.ndarray,
+    w: np.ndarray,
+    pt: int,
+    pl: int,
+    x_shape: tuple[int, int, int, int],
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv3x3_pool_forward`.
+
+    Parameters
+    ----------
+    dout : (N, P, Q, F) gradient of the pooled output; p, argmax : the forward's
+        pooled output and winners; relu as in the forward pass.
+    v : (16, N * P * Q, C) the transformed input the forward pass kept.
+    w : (3, 3, C, F); pt, pl : as in the forward pass; x_shape : (N, H, W, C).
+    need_dx : False skips the input gradient.
+
+    Returns
+    -------
+    dx : (N, H, W, C) or None, dw : (3, 3, C, F), db : (F,)
+    """
+    from .conv import images_per_chunk
+
+    n, po, qo, f = dout.shape
+    c = w.shape[2]
+    pq = po * qo
+    dout = np.ascontiguousarray(dout)
+    u_t = kernel_transform(w).transpose(0, 2, 1)
+    dx = np.empty(x_shape, dtype=dout.dtype) if need_dx else None
+
+    def share(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        du = np.zeros((16, c, f), dtype=dout.dtype)
+        db = np.zeros(f, dtype=dout.dtype)
+        step = images_per_chunk(stop - start, 16 * pq * max(c, f) * dout.itemsize)
+        dm_own = np.empty((16, step * pq, f), dtype=dout.dtype)
+        dv_own = np.empty((16, step * pq, c), dtype=dout.dtype) if need_dx else None
+        du_chunk = np.empty((16, c, f), dtype=dout.dtype)
+        for s in range(start, stop, step):
+            e = min(stop, s + step)
+            k = (e - s) * pq
+            dm = dm_own[:, :k]
+            output_transform_pool_adjoint(dout[s:e], p[s:e], argmax[s:e], relu, dm, db)
+            np.matmul(v[:, s * pq : e * pq].transpose(0, 2, 1), dm, out=du_chunk)
+            du += du_chunk
+            if dx is not None:
+                np.matmul(dm, u_t, out=dv_own[:, :k])
+                input_transform_adjoint(dv_own[:, :k], pt, pl, po, qo, dx[s:e])
+        return du, db
+
+    parts = batch_split.run(share, n)
+    du = functools.reduce(np.add, (part[0] for part in parts))
+    db = functools.reduce(np.add, (part[1] for part in parts))
+    return dx, kernel_transform_adjoint(du).astype(dout.dtype, copy=False), db
