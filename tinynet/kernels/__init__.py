@@ -50,12 +50,11 @@ def parallel_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
 def serial_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Compile ``fn`` lazily with ``njit(cache=True, nogil=True)``: one thread.
 
-    For the element-wise passes. A parallel launch costs ~30 us with one Numba
-    thread and ~47 us with two (workqueue layer, measured on a 2 x 64 array), a
-    serial call 0.5 us; and these passes are memory-bound, so a second thread hardly
-    speeds them up here (``relu_mask`` on conv1's 86528 x 32: 0.38 -> 0.36 ms,
-    ``bias_relu`` 0.22 -> 0.18 ms). ``prange`` runs as ``range``. The dispatcher is
-    ``.jitted``, as for :func:`parallel_kernel`.
+    For every convolution kernel: the drivers run them on each thread of a batch
+    split (:mod:`tinynet.kernels.batch_split`), and ``nogil`` lets those threads
+    run at once. A parallel launch cost ~30-47 us on an AMD VM and ~150 us on an
+    Intel KVM machine (workqueue layer, empty loop), a serial call 0.5 us. The
+    dispatcher is ``.jitted``, as for :func:`parallel_kernel`.
     """
     jitted = numba.njit(cache=True, nogil=True)(fn)
 

@@ -62,7 +62,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import prange
 
 from . import batch_split, convpool, serial_kernel
 
@@ -110,7 +109,7 @@ def im2col(
     for i in range(kh):
         for k in range(run):
             offsets[i * run + k] = i * w * c + k
-    for b in prange(n):
+    for b in range(n):
         for oy in range(ho):
             y0 = oy * sh - pt
             rows_inside = y0 >= 0 and y0 + kh <= h
@@ -182,8 +181,7 @@ def col2im(
     n, h, w, c = out.shape
     o3 = out.reshape(n, h, w * c)
     run = kw * c
-    for b in prange(n):
-        # Each image is written by one thread only, so the scatter-add has no races.
+    for b in range(n):
         for iy in range(h):
             for k in range(w * c):
                 o3[b, iy, k] = 0
@@ -226,7 +224,7 @@ def add_bias(y: np.ndarray, b: np.ndarray) -> np.ndarray:
     y
     """
     m, f = y.shape
-    for r in prange(m):
+    for r in range(m):
         for k in range(f):
             y[r, k] += b[k]
     return y
@@ -245,7 +243,7 @@ def bias_relu(y: np.ndarray, b: np.ndarray) -> np.ndarray:
     y
     """
     m, f = y.shape
-    for r in prange(m):
+    for r in range(m):
         for k in range(f):
             y[r, k] = max(y[r, k] + b[k], 0)
     return y
@@ -265,7 +263,7 @@ def relu_mask(dout: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
     out
     """
     m, f = out.shape
-    for r in prange(m):
+    for r in range(m):
         for k in range(f):
             # A multiply by the 0/1 mask vectorises (0.63 ms on conv1's 86528 x 32);
             # the select ``dout if y > 0 else 0`` compiled to scalar code (1.17 ms).
