@@ -9,8 +9,11 @@ from tinynet.kernels.optim import PARALLEL_MIN_SIZE, adam_update
 
 def numpy_adam(p, g, m, v, beta_1, beta_2, epsilon, alpha):
     dt = p.dtype.type
+    tiny = np.finfo(p.dtype).tiny
     m += dt(1 - beta_1) * (g - m)
+    m[np.abs(m) < tiny] = 0  # subnormals flush to zero
     v += dt(1 - beta_2) * (g * g - v)
+    v[v < tiny] = 0
     p -= dt(alpha) * (m / (np.sqrt(v) + dt(epsilon)))
 
 
@@ -49,3 +52,26 @@ def test_adam_uses_the_fused_kernel_for_large_arrays_and_agrees_with_small():
     joined = np.concatenate([p_small[f"w{i}"] for i in range(8)])
     np.testing.assert_allclose(p_big["w"], joined, rtol=1e-6, atol=1e-7)
     assert not np.allclose(p_big["w"], w)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [100, 300 * 257])  # NumPy path / fused kernel
+def test_adam_moments_of_a_dead_unit_flush_to_zero_instead_of_going_subnormal(
+    dtype, size
+):
+    """With zero gradient, m shrinks by beta_1 per step: it must reach exactly 0,
+    never a subnormal float (slow on x86), and the parameter stops moving."""
+    tiny = np.finfo(dtype).tiny
+    p = np.ones(size, dtype)
+    opt = optimizers.Adam(learning_rate=1e-3)
+    opt.step({"w": p}, {"w": np.full(size, 0.5, dtype)})
+    zero = {"w": np.zeros(size, dtype)}
+    steps = int(np.log(tiny) / np.log(0.9)) + 50  # long past the subnormal range
+    for _ in range(steps):
+        opt.step({"w": p}, zero)
+    m = opt._state["m"]["w"]
+    assert np.all(m == 0)
+    before = p.copy()
+    opt.step({"w": p}, zero)
+    np.testing.assert_array_equal(p, before)
+    assert not np.any((opt._state["v"]["w"] != 0) & (opt._state["v"]["w"] < tiny))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels.optim import adam_update
+from ..kernels.optim import adam_update, flush_subnormals
 from .base import Optimizer, _non_negative, _positive, _unit
 
 _FUSED_MIN_SIZE = 4096
@@ -55,10 +55,12 @@ class Adam(Optimizer):
         np.subtract(g, m, out=tmp)
         tmp *= dt(1.0 - self.beta_1)
         m += tmp
+        flush_subnormals(m)  # as the fused kernel does: see kernels/optim.py
         np.square(g, out=tmp)
         tmp -= v
         tmp *= dt(1.0 - self.beta_2)
         v += tmp
+        flush_subnormals(v)
         np.sqrt(v, out=tmp)
         tmp += dt(self.epsilon)
         np.divide(m, tmp, out=tmp)
