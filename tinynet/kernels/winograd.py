@@ -41,6 +41,7 @@ import functools
 import numpy as np
 
 from . import batch_split, serial_kernel
+from .convpool import window_max
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -171,18 +172,7 @@ def output_transform_pool(
                     y01 = s01 - s02 - s03
                     y10 = s10 + s11 + s12
                     y11 = s11 - s12 - s13
-                    best, k = y00, 0
-                    if y01 > best:
-                        best, k = y01, 1
-                    if y10 > best:
-                        best, k = y10, 2
-                    if y11 > best:
-                        best, k = y11, 3
-                    best += b[ch]
-                    if relu and best < 0:
-                        best = 0
-                    o[ch] = best
-                    a[ch] = k
+                    o[ch], a[ch] = window_max(y00, y01, y10, y11, b[ch], relu)
     return out, argmax
 
 
