@@ -52,6 +52,30 @@ def window_max(
     return m, k
 
 
+@numba.njit(inline="always")
+def window_grads(
+    dout: np.ndarray,
+    p: np.ndarray,
+    argmax: np.ndarray,
+    relu: bool,
+    g: np.ndarray,
+    db: np.ndarray,
+) -> None:
+    """One pooled pixel's gradient routed to its window: ``g[k, f] = dout[f] * [p[f]
+    > 0]`` (no mask without ``relu``) where entry ``k`` won channel ``f``, else 0;
+    and ``db += dout * [p > 0]``. ``dout, p, argmax, db : (F,)``, ``g : (4, F)``."""
+    g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
+    for ch in range(dout.shape[0]):
+        # Multiplies by 0/1 masks vectorise; selects compiled to scalar code.
+        gv = dout[ch] * (p[ch] > 0) if relu else dout[ch]
+        db[ch] += gv
+        k = argmax[ch]
+        g0[ch] = gv * (k == 0)
+        g1[ch] = gv * (k == 1)
+        g2[ch] = gv * (k == 2)
+        g3[ch] = gv * (k == 3)
+
+
 @serial_kernel
 def pool_bias_relu(
     z: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
@@ -164,16 +188,8 @@ def pooled_weight_grad(
     for bi in range(n):
         for i in range(po):
             for j in range(qo):
-                d, pv, a = dout[bi, i, j], p[bi, i, j], argmax[bi, i, j]
+                window_grads(dout[bi, i, j], p[bi, i, j], argmax[bi, i, j], relu, g, db)
                 g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
-                for ch in range(f):
-                    gv = d[ch] * (pv[ch] > 0) if relu else d[ch]
-                    db[ch] += gv
-                    w = a[ch]
-                    g0[ch] = gv * (w == 0)
-                    g1[ch] = gv * (w == 1)
-                    g2[ch] = gv * (w == 2)
-                    g3[ch] = gv * (w == 3)
                 r0 = (bi * ho + 2 * i) * wo + 2 * j
                 c0, c1, c2, c3 = (
                     cols[r0],

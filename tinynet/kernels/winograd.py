@@ -41,7 +41,7 @@ import functools
 import numpy as np
 
 from . import batch_split, serial_kernel
-from .convpool import window_max
+from .convpool import window_grads, window_max
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -205,16 +205,8 @@ def output_transform_pool_adjoint(
         for i in range(po):
             for j in range(qo):
                 r = (bi * po + i) * qo + j
-                d, pv, a = dout[bi, i, j], p[bi, i, j], argmax[bi, i, j]
+                window_grads(dout[bi, i, j], p[bi, i, j], argmax[bi, i, j], relu, y, db)
                 y00, y01, y10, y11 = y[0], y[1], y[2], y[3]
-                for ch in range(f):
-                    g = d[ch] * (pv[ch] > 0) if relu else d[ch]
-                    db[ch] += g
-                    k = a[ch]
-                    y00[ch] = g * (k == 0)
-                    y01[ch] = g * (k == 1)
-                    y10[ch] = g * (k == 2)
-                    y11[ch] = g * (k == 3)
                 # U = A dY: rows y0, y0 + y1, y0 - y1, -y1 (y0, y1: the rows of dY);
                 # then dM = U A^T: columns u0, u0 + u1, u0 - u1, -u1 of each row.
                 for row in range(4):
