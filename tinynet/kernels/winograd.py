@@ -41,6 +41,7 @@ import functools
 import numpy as np
 
 from . import batch_split, serial_kernel
+from .conv import images_per_chunk
 from .convpool import window_grads, window_max
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -326,8 +327,6 @@ def conv3x3_pool_forward(
     -------
     out
     """
-    from .conv import images_per_chunk
-
     n, _, _, c = x.shape
     f = w.shape[3]
     po, qo = out.shape[1], out.shape[2]
@@ -379,8 +378,6 @@ def conv3x3_pool_backward(
     -------
     dx : (N, H, W, C) or None, dw : (3, 3, C, F), db : (F,)
     """
-    from .conv import images_per_chunk
-
     n, po, qo, f = dout.shape
     c = w.shape[2]
     pq = po * qo
