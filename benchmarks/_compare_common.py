@@ -296,46 +296,47 @@ def parity(
 def layer_breakdown(
     model: Any, x: np.ndarray, y: np.ndarray, *, steps: int = 40, cpu_time: bool = False
 ) -> dict[str, float]:
-    """Median milliseconds of each piece of a training step, layer by layer.
+    """Median milliseconds of each piece of a training step, step by step.
 
-    Mirrors ``Sequential.train_step``: forward with ``training=True`` through every
-    layer but a final Softmax (fused into the cross-entropy), the loss, backward down
-    to the first layer that needs no input gradient, then the optimizer step. The
-    model must be compiled. ``cpu_time=True`` measures this process's CPU time
-    instead of wall time: with one thread it is immune to other processes on the
-    cores (with more threads it adds up the threads' times).
+    Mirrors ``Sequential.train_step``: forward with ``training=True`` through the
+    model's steps (its layers, with a Conv2D + MaxPool2D(2) pair as one fused step;
+    ``tinynet.fusion``) but a final Softmax (fused into the cross-entropy), the loss,
+    backward down to the first layer that needs no input gradient, then the
+    optimizer step, under the model's own threading (the BLAS single-threaded when
+    its layers split the batch). The model must be compiled. ``cpu_time=True``
+    measures this process's CPU time instead of wall time: with one thread it is
+    immune to other processes on the cores (with more threads it adds up the
+    threads' times).
     """
-    from tinynet.layers.activations import Softmax
-
     clock = time.process_time if cpu_time else time.perf_counter
-    layers = list(model.layers)
-    if isinstance(layers[-1], Softmax):
-        layers = layers[:-1]
-    names = [f"{i} {type(layer).__name__}" for i, layer in enumerate(layers)]
+    plan = model._steps_before(model._n_trained_layers())
+    names = [f"{i} {type(step).__name__}" for i, step in plan]
+    steps_ = [step for _, step in plan]
     times: dict[str, list[float]] = {}
 
     def tick(key: str, t0: float) -> None:
         times.setdefault(key, []).append(clock() - t0)
 
     for _ in range(steps + 3):
-        start = clock()
-        out = x
-        for name, layer in zip(names, layers, strict=True):
+        with model._threading():
+            start = clock()
+            out = x
+            for name, step in zip(names, steps_, strict=True):
+                t0 = clock()
+                out = step.forward(out, training=True)
+                tick(f"forward {name}", t0)
             t0 = clock()
-            out = layer.forward(out, training=True)
-            tick(f"forward {name}", t0)
-        t0 = clock()
-        _, dout = model.loss(out, y)
-        tick("loss", t0)
-        for name, layer in zip(names[::-1], layers[::-1], strict=True):
+            _, dout = model.loss(out, y)
+            tick("loss", t0)
+            for name, step in zip(names[::-1], steps_[::-1], strict=True):
+                t0 = clock()
+                dout = step.backward(dout)
+                tick(f"backward {name}", t0)
+                if not getattr(step, "needs_input_grad", True):
+                    break
             t0 = clock()
-            dout = layer.backward(dout)
-            tick(f"backward {name}", t0)
-            if not getattr(layer, "needs_input_grad", True):
-                break
-        t0 = clock()
-        model.optimizer.step(model.parameters(), model.gradients())
-        tick("optimizer step", t0)
-        tick("whole step", start)
+            model.optimizer.step(model.parameters(), model.gradients())
+            tick("optimizer step", t0)
+            tick("whole step", start)
     # The first three steps warm up caches and compile kernels.
     return {k: 1e3 * statistics.median(v[3:]) for k, v in times.items()}

@@ -3,8 +3,8 @@
 Run by the orchestrator in its own process with the thread variables set (see
 ``_compare_common.thread_env``). ``--profile PATH`` wraps training in cProfile and
 writes the stats to PATH (read with ``python -m pstats PATH``); ``--breakdown``
-prints the median time of each layer's forward and backward, the loss and the
-optimizer step instead, e.g.::
+prints the median time of each step's forward and backward (a fused Conv2D +
+MaxPool2D is one step), the loss and the optimizer step instead, e.g.::
 
     OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/_tinynet_worker.py \
         --model cnn --threads 1 --breakdown --out /tmp/breakdown.json
