@@ -29,14 +29,22 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 _LAUNCH_LOCK = threading.Lock()
 
+# NumPy's error model: a float division by zero gives inf or nan, as in NumPy,
+# instead of raising ZeroDivisionError. The check Python's model puts in front of
+# every division keeps LLVM from vectorising the loop around it: Adam's update
+# (one division per entry) ran 3.6x faster with this model (401,920 float32
+# entries, one thread: 889 -> 249 us). No kernel here divides by zero on purpose.
+_JIT_OPTIONS = {"cache": True, "error_model": "numpy"}
+
 
 def parallel_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Compile ``fn`` lazily with ``njit(cache=True, parallel=True)``.
+    """Compile ``fn`` lazily with ``njit(cache=True, parallel=True)`` and NumPy's
+    error model.
 
     The returned function takes the lock around each call; the Numba dispatcher is
     available as ``.jitted`` (its ``signatures`` list what has been compiled).
     """
-    jitted = numba.njit(cache=True, parallel=True)(fn)
+    jitted = numba.njit(parallel=True, **_JIT_OPTIONS)(fn)
 
     @functools.wraps(fn)
     def launch(*args: Any) -> Any:
@@ -48,7 +56,8 @@ def parallel_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def serial_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Compile ``fn`` lazily with ``njit(cache=True, nogil=True)``: one thread.
+    """Compile ``fn`` lazily with ``njit(cache=True, nogil=True)`` and NumPy's error
+    model: one thread.
 
     For every convolution kernel: the drivers run them on each thread of a batch
     split (:mod:`tinynet.kernels.batch_split`), and ``nogil`` lets those threads
@@ -56,7 +65,7 @@ def serial_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
     Intel KVM machine (workqueue layer, empty loop), a serial call 0.5 us. The
     dispatcher is ``.jitted``, as for :func:`parallel_kernel`.
     """
-    jitted = numba.njit(cache=True, nogil=True)(fn)
+    jitted = numba.njit(nogil=True, **_JIT_OPTIONS)(fn)
 
     @functools.wraps(fn)
     def launch(*args: Any) -> Any:

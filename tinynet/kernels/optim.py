@@ -25,9 +25,11 @@ from . import parallel_kernel, serial_kernel
 
 #: Arrays with at least this many entries are updated by a parallel kernel; smaller
 #: ones serially, where a parallel launch (~0.15 ms on this project's KVM machines)
-#: costs more than the pass itself: 2 x 0.15 ms of the classic convnet's 0.48 ms
-#: Adam step went to launches for its 18k- and 16k-entry kernels.
-PARALLEL_MIN_SIZE = 1 << 16
+#: costs more than it saves. The serial loop is vectorised (0.6 ns per float32 entry
+#: while the four arrays stay in cache); measured on 2 cores of an Intel KVM guest,
+#: serial against parallel: 401,920 entries 250 vs 390 us, 1M 617 vs 816 us, 4M
+#: 2.6 vs 1.5 ms.
+PARALLEL_MIN_SIZE = 1 << 21
 
 
 @numba.njit(inline="always")
@@ -38,14 +40,13 @@ def _adam_entry(
     mi = m[i] + one_minus_beta_1 * (gi - m[i])
     vi = v[i] + one_minus_beta_2 * (gi * gi - v[i])
     # Subnormal: flush to zero (module docstring). ``x - x`` is a zero of x's own
-    # type; a literal 0 would make Numba widen the variable to float64.
-    if abs(mi) < tiny:
-        mi = mi - mi
-    if vi < tiny:
-        vi = vi - vi
+    # type; a literal 0 would make Numba widen the variable to float64. Selects,
+    # not branches, so that LLVM vectorises the loop.
+    mi = mi if abs(mi) >= tiny else mi - mi
+    vi = vi if vi >= tiny else vi - vi
     m[i] = mi
     v[i] = vi
-    p[i] -= alpha * (mi / (np.sqrt(vi) + epsilon))
+    p[i] = p[i] - alpha * (mi / (np.sqrt(vi) + epsilon))
 
 
 @parallel_kernel
