@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from layer_harness import GRADCHECK_SETTINGS, assert_gradients, check_layer_contract
 
+from tinynet.kernels import reference
 from tinynet.layers import Dropout
 
 
@@ -45,6 +46,30 @@ def test_drop_fraction_and_scaling(rate):
     dx = layer.backward(np.full_like(x, 2.0))
     np.testing.assert_array_equal(dx == 0, dropped)
     np.testing.assert_allclose(dx[~dropped], 2 / (1 - rate), rtol=1e-6)
+
+
+def test_an_entry_is_dropped_when_its_bits_are_below_rate_times_2_to_the_32():
+    """The documented rule, with the key drawn from the layer's generator."""
+    rate = 0.3
+    layer = _built(rate, (7,), seed=5)
+    y = layer.forward(np.ones((3, 7), np.float32), training=True)
+    key = np.random.default_rng(5).integers(2**64, dtype=np.uint64)
+    dropped = reference.random_bits(key, np.arange(21)) < round(rate * 2**32)
+    np.testing.assert_array_equal(y.reshape(-1) == 0, dropped)
+    assert 0 < dropped.sum() < 21
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_non_contiguous_and_integer_inputs(dtype):
+    layer = _built(0.5, (4,), dtype=dtype)
+    x = np.arange(24, dtype=np.float64).reshape(6, 4)[::2].astype(dtype)[:, ::-1]
+    assert not x.flags.c_contiguous
+    y = layer.forward(x, training=True)
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], 2 * x[kept])
+    assert y.dtype == dtype
+    ints = layer.forward(np.ones((3, 4), np.int64), training=True)
+    assert ints.dtype == dtype and set(np.unique(ints)) <= {0.0, 2.0}
 
 
 def test_inference_is_identity():

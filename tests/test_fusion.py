@@ -13,6 +13,7 @@ from tinynet.layers import (
     Dropout,
     Flatten,
     MaxPool2D,
+    ReLU,
 )
 
 GRAD_TOL = 1e-6
@@ -47,11 +48,7 @@ def test_plan_fuses_only_conv_then_2x2_max_pool(layers, expected):
     model = Sequential(layers, input_shape=(9, 9, 2), seed=0)
     assert kinds(model) == expected
     # The steps cover every layer once, in order.
-    covered = [
-        layer
-        for _, step in model._steps
-        for layer in ((step.conv, step.pool) if hasattr(step, "conv") else (step,))
-    ]
+    covered = [layer for _, step in model._steps for layer in layers_of(step)]
     assert covered == model.layers
 
 
@@ -186,3 +183,131 @@ def test_forward_cannot_stop_inside_a_fused_step():
     assert model.forward(x, n_layers=2).shape == (1, 2, 2, 2)
     with pytest.raises(ValueError, match="inside a fused step"):
         model.forward(x, n_layers=1)
+
+
+# ------------------------------------------------------------ Dense(relu) + Dropout
+@pytest.mark.parametrize(
+    ("layers", "expected"),
+    [
+        (
+            [Dense(4, activation="relu"), Dropout(0.2), Dense(3)],
+            ["DenseDropout", "Dense"],
+        ),
+        ([Dense(4), Dropout(0.2)], ["Dense", "Dropout"]),  # linear: y hides the mask
+        ([Dense(4, activation="tanh"), Dropout(0.2)], ["Dense", "Dropout"]),
+        ([Dense(4, activation="relu"), Dropout(0.0)], ["Dense", "Dropout"]),
+        ([Dense(4), ReLU(), Dropout(0.2)], ["Dense", "ReLU", "Dropout"]),
+        (
+            [Dropout(0.2), Dense(4, activation="relu"), Dense(2)],
+            ["Dropout", "Dense", "Dense"],
+        ),
+    ],
+)
+def test_plan_fuses_dense_relu_then_dropout(layers, expected):
+    model = Sequential(layers, input_shape=(5,), seed=0)
+    assert kinds(model) == expected
+    covered = [layer for _, step in model._steps for layer in layers_of(step)]
+    assert covered == model.layers
+
+
+def layers_of(step) -> tuple:
+    return step.layers if isinstance(step, fusion.FusedPair) else (step,)
+
+
+def mlp(dtype: str = "float64") -> Sequential:
+    return Sequential(
+        [
+            Flatten(),
+            Dense(12, activation="relu"),
+            Dropout(0.3),
+            Dense(9, activation="relu", use_bias=False),
+            Dropout(0.6),
+            Dense(4, activation="softmax"),
+        ],
+        input_shape=(3, 5),
+        seed=1,
+        dtype=dtype,
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fused_dense_dropout_training_equals_the_layer_by_layer_one(dtype):
+    """Bit for bit: the same operations on the same numbers, and the same masks
+    from the same generator."""
+    model = mlp(dtype)
+    model.compile(optimizer="adam")
+    assert kinds(model) == [
+        "Flatten",
+        "DenseDropout",
+        "DenseDropout",
+        "Dense",
+        "Softmax",
+    ]
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((16, 3, 5)).astype(dtype)
+    y = rng.integers(0, 4, 16)
+    fused_plan, weights = model._steps, model.get_weights()
+
+    results = []
+    for steps in (fused_plan, unfused(model)):
+        model._steps = steps
+        model.set_weights(weights)
+        model.compile(optimizer="adam")
+        for layer in (model.layers[2], model.layers[4]):
+            layer.rng = np.random.default_rng(3)
+        losses = [model.train_step(x, y)[0] for _ in range(3)]  # 3 masks, 3 updates
+        results.append((losses, model.get_weights(), model.predict(x)))
+    (losses, after, probs), (losses_ref, after_ref, probs_ref) = results
+    assert losses == losses_ref
+    np.testing.assert_array_equal(probs, probs_ref)
+    assert after.keys() == after_ref.keys()
+    for key in after:
+        np.testing.assert_array_equal(after[key], after_ref[key], err_msg=key)
+        assert not np.array_equal(after[key], weights[key]), key
+
+
+@pytest.mark.parametrize("needs_input_grad", [True, False])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_fused_dense_dropout_passes_a_gradient_check(needs_input_grad, use_bias):
+    dense = Dense(6, activation="relu", use_bias=use_bias)
+    model = Sequential([dense, Dropout(0.4)], input_shape=(5,), seed=4, dtype="float64")
+    dense.needs_input_grad = needs_input_grad
+    (_, step), = model._steps  # fmt: skip
+    assert isinstance(step, fusion.DenseDropout)
+    # Away from the ReLU's kink, where a central difference is not a derivative.
+    x = np.random.default_rng(6).standard_normal((4, 5))
+    z = x @ dense.params["W"] + (dense.params["b"] if use_bias else 0)
+    x = x[np.all(np.abs(z) > 1e-3, axis=1)]
+    assert len(x) >= 3
+    if needs_input_grad:
+        errors = check_layer(step, x)
+        assert set(errors) == {"x", "W"} | ({"b"} if use_bias else set())
+        assert max(errors.values()) < GRAD_TOL, errors
+    else:
+        y = step.forward(x, training=True)
+        assert 0 < np.count_nonzero(y) < y.size
+        assert step.backward(np.ones_like(y)) is None
+        assert np.any(dense.grads["W"] != 0)
+
+
+def test_fused_dense_dropout_keeps_nothing_in_inference_and_guards_backward():
+    dense, drop = Dense(6, activation="relu", name="d1"), Dropout(0.5)
+    model = Sequential([dense, drop], input_shape=(5,), seed=0)
+    (_, step), = model._steps  # fmt: skip
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    np.testing.assert_array_equal(step.forward(x), dense.forward(x))  # identity
+    assert dense._cache is None and drop._cache is None
+    with pytest.raises(RuntimeError, match="without a preceding"):
+        step.backward(np.ones((3, 6), np.float32))
+    step.forward(x, training=True)
+    with pytest.raises(RuntimeError, match="without a preceding"):
+        drop.backward(np.ones((3, 6), np.float32))
+    with pytest.raises(RuntimeError, match="backward_dropout"):
+        dense.backward(np.ones((3, 6), np.float32))
+    with pytest.raises(ValueError, match=r"Dense 'd1'.*gradient of shape"):
+        step.backward(np.ones((3, 5), np.float32))
+    dense.forward(x, training=True)
+    with pytest.raises(RuntimeError, match="forward_dropout"):
+        dense.backward_dropout(np.ones((3, 6), np.float32))
+    with pytest.raises(ValueError, match=r"Dense 'd1'.*\(batch, 5\)"):
+        step.forward(np.zeros((3, 4), np.float32), training=True)

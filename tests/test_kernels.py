@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from tinynet.kernels import (
     conv,
     convpool,
+    dropout,
     pool,
     reference,
     window_geometry,
@@ -204,6 +205,66 @@ def test_fused_relu_kernels_match_reference(rows, width, dtype):
     assert np.all(got[y == 0] == 0)
     # out may be dout itself.
     np.testing.assert_array_equal(conv.relu_mask(dout, y, dout), expected)
+
+
+def test_random_bits_are_splitmix64():
+    """The published first outputs of SplitMix64 seeded with 1234567 (Vigna's
+    splitmix64.c; the test vector of Rust's rand_xoshiro, for one), high halves."""
+    expected = np.array(
+        [6457827717110365317, 3203168211198807973, 9817491932198370423,
+         4593380528125082431, 16408922859458223821], dtype=np.uint64,
+    )  # fmt: skip
+    np.testing.assert_array_equal(
+        reference.random_bits(1234567, np.arange(5)), expected >> np.uint64(32)
+    )
+    x = np.ones(5, np.float32)
+    got = [np.empty(5, np.float32) for _ in range(2)]
+    threshold = np.uint32(int(expected[2] >> np.uint64(32)))  # keeps 2 and 4
+    dropout.dropout_forward(x, np.uint64(1234567), threshold, np.float32(2), *got)
+    np.testing.assert_array_equal(got[1], [0, 0, 2, 0, 2])
+
+
+def test_random_bits_are_uniform_and_change_with_the_key():
+    u = reference.random_bits(42, np.arange(1 << 16))
+    counts = np.bincount(u >> np.uint32(24), minlength=256)  # top byte: 256 bins
+    chi2 = ((counts - 256) ** 2 / 256).sum()
+    assert 160 < chi2 < 360  # 255 degrees of freedom: mean 255, sd 22.6
+    assert np.mean(u == reference.random_bits(43, np.arange(1 << 16))) < 1e-3
+
+
+@given(
+    st.integers(1, 300),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([np.float32, np.float64]),
+)
+@PROPERTY_SETTINGS
+def test_dropout_kernels_match_reference(size, key, threshold, dtype):
+    rng = np.random.default_rng(size)
+    key, threshold, scale = np.uint64(key), np.uint32(threshold), dtype(1.25)
+    x = rng.standard_normal(size).astype(dtype)
+    expected = [np.full_like(x, np.nan) for _ in range(2)]
+    reference.dropout_forward(x, key, threshold, scale, *expected)
+    got = [np.full_like(x, np.nan) for _ in range(2)]
+    assert dropout.dropout_forward(x, key, threshold, scale, *got) is got[0]
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    # Fused with a bias and ReLU: the same mask, over a (rows, width) matrix.
+    width = 1 + size % 7
+    z = rng.standard_normal((size, width)).astype(dtype)
+    b = rng.standard_normal(width).astype(dtype)
+    expected = reference.bias_relu_dropout(z.copy(), b, key, threshold, scale)
+    got = dropout.bias_relu_dropout(z, b, key, threshold, scale)
+    assert got is z  # in place
+    np.testing.assert_array_equal(got, expected)
+
+    dout = rng.standard_normal(z.size).astype(dtype)
+    y = got.reshape(-1)
+    expected = reference.relu_dropout_backward(dout, y, scale, np.empty_like(dout))
+    out = np.full_like(dout, np.nan)
+    dropout.relu_dropout_backward(dout, y, scale, out)
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_conv2d_forward_by_hand():

@@ -22,8 +22,11 @@ def trained(seed=0, epochs=30, **fit_kwargs):
 
 def test_mlp_learns_the_spirals():
     model, history, (x, y) = trained()
-    assert history["loss"][-1] < history["loss"][0] / 4
-    assert model.evaluate(x, y)["accuracy"] > 0.95
+    # The loss without dropout: the last epoch's training loss carries the noise of
+    # the masks (0.19-0.43 over seeds 0-3).
+    scores = model.evaluate(x, y)
+    assert scores["loss"] < history["loss"][0] / 4
+    assert scores["accuracy"] > 0.95
     assert set(history.history) == {"loss", "accuracy", "lr", "time"}
 
 

@@ -32,43 +32,59 @@ import numpy as np
 
 from .layers.base import Layer
 from .layers.conv import Conv2D
+from .layers.dense import Dense
+from .layers.dropout import Dropout
 
 
-class ConvPool:
-    """``Conv2D`` then ``MaxPool2D(2)``, run as one step (see the module docstring).
+class FusedPair:
+    """Two neighbouring layers run as one step. ``forward``/``backward`` have the
+    layer signatures; the parameters and gradients are the first layer's (the
+    second has none)."""
 
-    ``forward``/``backward`` have the layer signatures; the gradients land in the
-    convolution's ``grads``. The pool layer's own cache is cleared, so calling its
-    ``backward`` directly after a fused forward fails loudly instead of using stale
-    data.
-    """
-
-    def __init__(self, conv: Conv2D, pool: Layer) -> None:
-        self.conv, self.pool = conv, pool
+    def __init__(self, first: Layer, second: Layer) -> None:
+        self.layers = (first, second)
 
     # What a gradient check (tinynet.gradcheck.check_layer) reads of a layer.
     @property
     def needs_input_grad(self) -> bool:
-        return self.conv.needs_input_grad
+        return self.layers[0].needs_input_grad
 
     @property
     def dtype(self) -> np.dtype:
-        return self.conv.dtype
+        return self.layers[0].dtype
 
     @property
     def output_shape(self) -> tuple[int, ...] | None:
-        return self.pool.output_shape
+        return self.layers[1].output_shape
 
     @property
     def params(self) -> dict[str, np.ndarray]:
-        return self.conv.params
+        return self.layers[0].params
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
-        return self.conv.grads
+        return self.layers[0].grads
 
     def describe(self) -> str:
-        return f"{self.conv.describe()} + {self.pool.describe()} (fused)"
+        first, second = self.layers
+        return f"{first.describe()} + {second.describe()} (fused)"
+
+    def __repr__(self) -> str:
+        first, second = self.layers
+        return f"{type(self).__name__}({first.name!r} + {second.name!r})"
+
+
+class ConvPool(FusedPair):
+    """``Conv2D`` then ``MaxPool2D(2)``, run as one step (see the module docstring).
+
+    The gradients land in the convolution's ``grads``. The pool layer's own cache is
+    cleared, so calling its ``backward`` directly after a fused forward fails loudly
+    instead of using stale data.
+    """
+
+    def __init__(self, conv: Conv2D, pool: Layer) -> None:
+        super().__init__(conv, pool)
+        self.conv, self.pool = conv, pool
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self.pool._cache = None
@@ -77,14 +93,38 @@ class ConvPool:
     def backward(self, dout: np.ndarray) -> np.ndarray:
         return self.conv.backward_pooled(dout)
 
-    def __repr__(self) -> str:
-        return f"ConvPool({self.conv.name!r} + {self.pool.name!r})"
+
+class DenseDropout(FusedPair):
+    """``Dense(activation="relu")`` then ``Dropout(rate > 0)``, run as one step: the
+    bias, ReLU and mask in one pass (``Dense.forward_dropout``). Same numbers and the
+    same mask as the two layers; the gradients land in the Dense layer's ``grads``.
+    ``rng`` is the Dropout's generator (a gradient check re-seeds it).
+    """
+
+    def __init__(self, dense: Dense, dropout: Dropout) -> None:
+        super().__init__(dense, dropout)
+        self.dense, self.dropout = dense, dropout
+
+    @property
+    def rng(self) -> np.random.Generator | None:
+        return self.dropout.rng
+
+    @rng.setter
+    def rng(self, rng: np.random.Generator | None) -> None:
+        self.dropout.rng = rng
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        return self.dense.forward_dropout(x, self.dropout, training=training)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        return self.dense.backward_dropout(dout)
 
 
 def plan(layers: Sequence[Layer]) -> list[tuple[int, Any]]:
     """The steps that run ``layers``: ``(index of the step's first layer, step)``.
 
-    A step is the layer itself, or a :class:`ConvPool` covering two layers.
+    A step is the layer itself, or a fused pair (:class:`ConvPool`,
+    :class:`DenseDropout`) covering two layers.
     """
     steps: list[tuple[int, Any]] = []
     i = 0
@@ -92,11 +132,18 @@ def plan(layers: Sequence[Layer]) -> list[tuple[int, Any]]:
         layer = layers[i]
         after = layers[i + 1] if i + 1 < len(layers) else None
         if (
-            isinstance(layer, Conv2D)
-            and after is not None
+            after is not None
+            and isinstance(layer, Conv2D)
             and layer.can_fuse_pool(after)
         ):
             steps.append((i, ConvPool(layer, after)))
+            i += 2
+        elif (
+            after is not None
+            and isinstance(layer, Dense)
+            and layer.can_fuse_dropout(after)
+        ):
+            steps.append((i, DenseDropout(layer, after)))
             i += 2
         else:
             steps.append((i, layer))
@@ -104,4 +151,4 @@ def plan(layers: Sequence[Layer]) -> list[tuple[int, Any]]:
     return steps
 
 
-__all__ = ["ConvPool", "plan"]
+__all__ = ["ConvPool", "DenseDropout", "FusedPair", "plan"]

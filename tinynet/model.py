@@ -93,7 +93,7 @@ class Sequential:
         if self._first_trained < len(self.layers):
             self.layers[self._first_trained].needs_input_grad = False
         # How the layers run: one by one, except neighbours fused into one step
-        # (Conv2D + MaxPool2D(2)); see tinynet.fusion.
+        # (Conv2D + MaxPool2D(2), Dense(relu) + Dropout); see tinynet.fusion.
         self._steps = fusion.plan(self.layers)
         # Layers that split the batch over threads themselves (Conv2D) want the BLAS
         # single-threaded for the whole step; see kernels.batch_split.
@@ -239,7 +239,7 @@ class Sequential:
             return self._steps
         steps = [(i, step) for i, step in self._steps if i < n_layers]
         last_index, last = steps[-1]
-        if isinstance(last, fusion.ConvPool) and last_index + 1 >= n_layers:
+        if isinstance(last, fusion.FusedPair) and last_index + 1 >= n_layers:
             raise ValueError(f"{self.name}: layer {n_layers} is inside a fused step")
         return steps
 

@@ -1,7 +1,8 @@
 """Naive NumPy twins of the Numba kernels: the readable specification and test oracle.
 
 Every function here has the signature of its fast namesake in ``kernels.conv``,
-``kernels.convpool`` or ``kernels.pool`` and must return the same numbers (up to
+``kernels.convpool``, ``kernels.winograd``, ``kernels.pool`` or ``kernels.dropout``
+and must return the same numbers (up to
 float rounding). They are written for clarity, loop over kernel offsets, and build
 an explicitly padded copy of the input; speed does not matter.
 
@@ -414,3 +415,35 @@ def winograd_input_transform_adjoint(
             ]
     dx[...] = dxp[:, pt : pt + h, pl : pl + w]
     return dx
+
+
+# --------------------------------------------------------------------------- dropout
+def random_bits(key, k):
+    """SplitMix64 as written in ``kernels.dropout``, on an array of entry indices."""
+    s = np.uint64(key) + (np.asarray(k, dtype=np.uint64) + np.uint64(1)) * np.uint64(
+        0x9E3779B97F4A7C15
+    )
+    s = (s ^ (s >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    s = (s ^ (s >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return ((s ^ (s >> np.uint64(31))) >> np.uint64(32)).astype(np.uint32)
+
+
+def _mask(key, threshold, scale, shape, dtype):
+    keep = random_bits(key, np.arange(int(np.prod(shape)))).reshape(shape) >= threshold
+    return np.where(keep, scale, 0).astype(dtype)
+
+
+def dropout_forward(x, key, threshold, scale, y, mask):
+    mask[...] = _mask(key, threshold, scale, x.shape, x.dtype)
+    y[...] = x * mask
+    return y
+
+
+def bias_relu_dropout(z, b, key, threshold, scale):
+    z[...] = np.maximum(z + b, 0) * _mask(key, threshold, scale, z.shape, z.dtype)
+    return z
+
+
+def relu_dropout_backward(dout, y, scale, out):
+    out[...] = dout * scale * (y > 0)
+    return out

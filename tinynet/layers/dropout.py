@@ -7,21 +7,25 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels.dropout import dropout_forward
 from .base import Layer
 
 
 class Dropout(Layer):
     """Zero each input with probability ``rate`` while training (inverted dropout).
 
-    Forward (training):  m_i = [u_i >= rate] / (1 - rate),  u_i ~ U[0, 1)
+    Forward (training):  m_k = [u_k >= t] / (1 - rate),  u_k uniform on uint32,
+                         t = round(rate * 2**32)
                          y = x * m
     Forward (inference): y = x
     Backward:            dx = dout * m
 
     Survivors are scaled by 1 / (1 - rate) during training, so the expected output
     equals the input and inference needs no rescaling (Srivastava et al. 2014;
-    Keras and PyTorch do the same). The mask is drawn from ``self.rng``, the
-    generator the model seeds, so a run is reproducible.
+    Keras and PyTorch do the same). The bits ``u`` come from one 64-bit key per call
+    drawn from ``self.rng``, the generator the model seeds, so a run is
+    reproducible; an entry is dropped with probability ``t / 2**32``, within
+    ``2**-33`` of ``rate`` (``tinynet/kernels/dropout.py``).
     """
 
     has_training_mode = True
@@ -43,19 +47,38 @@ class Dropout(Layer):
         if not training:
             self._store(False, None)
             return x
+        dtype = x.dtype if x.dtype in (np.float32, np.float64) else self.dtype
+        if self.rate == 0.0:
+            self._store(True, np.ones(x.shape, dtype=dtype))
+            return x.astype(dtype)
+        x = np.ascontiguousarray(x, dtype=dtype)
+        key, threshold = self.draw()
+        y, mask = np.empty_like(x), np.empty_like(x)
+        dropout_forward(
+            x.reshape(-1),
+            key,
+            threshold,
+            self.scale(dtype),
+            y.reshape(-1),
+            mask.reshape(-1),
+        )
+        self._store(True, mask)
+        return y
+
+    def draw(self) -> tuple[np.uint64, np.uint32]:
+        """The key of this call's random bits, from ``self.rng``, and the threshold:
+        entry ``k`` is kept when its bits ``u_k >= threshold`` (``kernels.dropout``)."""
         if self.rng is None:
             raise RuntimeError(
                 f"{self.describe()}: no random generator; build the layer or set "
                 "layer.rng to a numpy.random.Generator"
             )
-        dtype = x.dtype if x.dtype in (np.float32, np.float64) else self.dtype
-        if self.rate == 0.0:
-            mask = np.ones(x.shape, dtype=dtype)
-        else:
-            keep = self.rng.random(x.shape, dtype=dtype) >= self.rate
-            mask = keep * dtype.type(1.0 / (1.0 - self.rate))
-        self._store(True, mask)
-        return x * mask
+        key = self.rng.integers(2**64, dtype=np.uint64)
+        return key, np.uint32(min(round(self.rate * 2.0**32), 2**32 - 1))
+
+    def scale(self, dtype: np.dtype) -> np.floating:
+        """What a kept entry is multiplied by, ``1 / (1 - rate)``, in ``dtype``."""
+        return np.dtype(dtype).type(1.0 / (1.0 - self.rate))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         mask = self._take_cache()
