@@ -88,14 +88,21 @@ def bias_relu_dropout(z, b, key, threshold, scale):
 
 
 @serial_kernel
-def relu_dropout_backward(dout, y, scale, out):
-    """``out = dout * scale * [y > 0]`` (the factor 1 or 0, so an infinite ``dout``
-    gives NaN where dropped, as the two layers' products do); returns ``out``.
+def relu_dropout_backward(dout, y, scale, dz, db):
+    """``dz = dout * scale * [y > 0]`` (the factor 1 or 0, so an infinite ``dout``
+    gives NaN where dropped, as the two layers' products do) and the bias gradient
+    ``db = sum_n dz[n]``, added row after row; returns ``dz``.
 
-    dout, y, out : 1-D, same length and dtype; ``out`` may be ``dout``.
+    dout, y, dz : (N, F) C-contiguous, one dtype; db : (F,) of that dtype.
     """
     zero = scale - scale
     one = scale / scale  # scale > 0
-    for i in range(y.size):
-        out[i] = dout[i] * scale * (one if y[i] > zero else zero)
-    return out
+    n, f = y.shape
+    for j in range(f):
+        db[j] = zero
+    for i in range(n):
+        for j in range(f):
+            d = dout[i, j] * scale * (one if y[i, j] > zero else zero)
+            dz[i, j] = d
+            db[j] += d
+    return dz

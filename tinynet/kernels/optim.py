@@ -4,7 +4,8 @@ Adam written with NumPy ufuncs reads and writes each of p, g, m, v and a scratch
 array about ten times per step; for the 670k-parameter MNIST MLP that was 1.6 ms of
 a 5 ms training step (2 cores, float32). The loop below touches each element once.
 It performs the same operations in the same order, in the parameters' dtype, as
-``tinynet.optimizers.Adam`` documents (its NumPy path for small arrays is the twin;
+``tinynet.optimizers.Adam`` documents (its NumPy path for non-contiguous arrays is
+the twin;
 ``tests/test_kernels_optim.py`` holds another).
 
 Subnormal moments are flushed to zero, as the FTZ mode TensorFlow runs in does in

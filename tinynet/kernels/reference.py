@@ -444,6 +444,7 @@ def bias_relu_dropout(z, b, key, threshold, scale):
     return z
 
 
-def relu_dropout_backward(dout, y, scale, out):
-    out[...] = dout * scale * (y > 0)
-    return out
+def relu_dropout_backward(dout, y, scale, dz, db):
+    dz[...] = dout * scale * (y > 0)
+    db[...] = np.sum(dz, axis=0)
+    return dz

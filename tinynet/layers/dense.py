@@ -97,11 +97,14 @@ class Dense(ActivationMixin, Layer):
         self._check_dout(dout, (x.shape[0], self.units))
         return self._backward_from(x, self._activation_backward(dout))
 
-    def _backward_from(self, x: np.ndarray, dz: np.ndarray) -> np.ndarray | None:
-        """Fill the grads from the input and the pre-activation gradient; return dx."""
+    def _backward_from(
+        self, x: np.ndarray, dz: np.ndarray, *, bias_done: bool = False
+    ) -> np.ndarray | None:
+        """Fill the grads from the input and the pre-activation gradient (the bias's
+        unless ``bias_done``); return dx."""
         # Write into the existing arrays: anyone holding grads["W"] sees the update.
         np.matmul(x.T, dz, out=self.grads["W"])
-        if self.use_bias:
+        if self.use_bias and not bias_done:
             np.sum(dz, axis=0, out=self.grads["b"])
         if not self.needs_input_grad:
             return None
@@ -162,8 +165,10 @@ class Dense(ActivationMixin, Layer):
         self._check_dout(dout, y.shape)
         dout = np.ascontiguousarray(dout, dtype=y.dtype)
         dz = np.empty_like(y)
-        relu_dropout_backward(dout.reshape(-1), y.reshape(-1), scale, dz.reshape(-1))
-        return self._backward_from(x, dz)
+        fused_bias = self.use_bias and self.grads["b"].dtype == y.dtype
+        db = self.grads["b"] if fused_bias else np.empty(self.units, y.dtype)
+        relu_dropout_backward(dout, y, scale, dz, db)
+        return self._backward_from(x, dz, bias_done=fused_bias)
 
     def get_config(self) -> dict[str, Any]:
         return {

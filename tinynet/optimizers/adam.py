@@ -10,8 +10,6 @@ import numpy as np
 from ..kernels.optim import adam_update, flush_subnormals
 from .base import Optimizer, _non_negative, _positive, _unit
 
-_FUSED_MIN_SIZE = 4096
-
 
 class Adam(Optimizer):
     """Adam in Keras' formulation (epsilon outside the square root, "epsilon hat").
@@ -48,8 +46,9 @@ class Adam(Optimizer):
     def _update(self, key, p, g, ga, tmp, lr) -> None:
         dt = p.dtype.type
         m, v = self._state["m"][key], self._state["v"][key]
-        if p.size >= _FUSED_MIN_SIZE and g.flags.c_contiguous and p.flags.c_contiguous:
-            # Same arithmetic in one pass over memory (kernels/optim.py).
+        if p.flags.c_contiguous and g.flags.c_contiguous and g.dtype == p.dtype:
+            # Same arithmetic in one pass over memory (kernels/optim.py); the NumPy
+            # lines below are its twin, for arrays the kernel cannot take flat.
             adam_update(p, g, m, v, self.beta_1, self.beta_2, self.epsilon, self._alpha)
             return
         np.subtract(g, m, out=tmp)
