@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from layer_harness import GRADCHECK_SETTINGS
 
@@ -50,6 +50,33 @@ def test_softmax_cross_entropy_gradient(n, c, smoothing, target_kind, seed):
         target = np.random.default_rng(seed + 1).dirichlet(np.ones(c), n)
     loss = SoftmaxCrossEntropy(label_smoothing=smoothing)
     assert check_loss(loss, z, target, eps=EPS) < TOL
+
+
+@given(
+    n=st.integers(1, 40),
+    c=st.integers(2, 12),
+    smoothing=st.sampled_from([0.0, 0.1, 0.3]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=40, deadline=None, derandomize=True)
+def test_labels_kernel_matches_the_one_hot_numpy_path(n, c, smoothing, dtype, seed):
+    """Integer labels take a one-pass kernel; one-hot targets the NumPy formula."""
+    z, labels = _logits_and_labels(seed, n, c, scale=5.0)
+    z = z.astype(dtype)
+    loss = SoftmaxCrossEntropy(label_smoothing=smoothing)
+    value, grad = loss(z, labels)
+    value_ref, grad_ref = loss(z, _one_hot(labels, c))
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    assert isinstance(value, float) and grad.dtype == dtype
+    np.testing.assert_allclose(value, value_ref, rtol=rtol)
+    np.testing.assert_allclose(grad, grad_ref, rtol=rtol, atol=rtol / n)
+    # Non-contiguous logits and other integer types give the same.
+    wide = np.zeros((n, 2 * c), dtype)
+    wide[:, ::2] = z
+    value_2, grad_2 = loss(wide[:, ::2], labels.astype(np.int32))
+    assert value_2 == value
+    np.testing.assert_array_equal(grad_2, grad)
 
 
 def test_softmax_cross_entropy_gradient_for_unnormalised_targets():

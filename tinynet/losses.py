@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .kernels.losses import softmax_cross_entropy_labels
 from .layers.activations import log_softmax, sigmoid, softmax
 from .registry import from_spec, to_spec
 
@@ -99,50 +100,62 @@ class SoftmaxCrossEntropy(Loss):
         """softmax over the last axis: what the model predicts for these logits."""
         return softmax(logits, axis=-1)
 
-    def _targets(self, logits: np.ndarray, target: Any) -> np.ndarray:
+    def _labels(self, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Integer labels ``(N,)``, checked against the logits' ``(N, C)``."""
+        who = "SoftmaxCrossEntropy"
+        n, c = logits.shape
+        if not np.issubdtype(target.dtype, np.integer):
+            raise TypeError(
+                f"{who}: labels of shape (N,) must be integers, got dtype "
+                f"{target.dtype}; pass integer class labels or (N, {c}) "
+                "probabilities"
+            )
+        if target.shape[0] != n:
+            raise ValueError(
+                f"{who}: expected {n} labels (one per prediction), got "
+                f"{target.shape[0]}"
+            )
+        if target.min() < 0 or target.max() >= c:
+            raise ValueError(
+                f"{who}: labels must be in [0, {c - 1}] for {c} classes, got "
+                f"values in [{target.min()}, {target.max()}]"
+            )
+        return target.astype(np.intp, copy=False)
+
+    def _targets(self, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
         """(N, C) target distribution (smoothed), in the logits' dtype."""
         who = "SoftmaxCrossEntropy"
         n, c = logits.shape
-        target = np.asarray(target)
-        if target.ndim == 1:
-            if not np.issubdtype(target.dtype, np.integer):
-                raise TypeError(
-                    f"{who}: labels of shape (N,) must be integers, got dtype "
-                    f"{target.dtype}; pass integer class labels or (N, {c}) "
-                    "probabilities"
-                )
-            if target.shape[0] != n:
-                raise ValueError(
-                    f"{who}: expected {n} labels (one per prediction), got "
-                    f"{target.shape[0]}"
-                )
-            if target.min() < 0 or target.max() >= c:
-                raise ValueError(
-                    f"{who}: labels must be in [0, {c - 1}] for {c} classes, got "
-                    f"values in [{target.min()}, {target.max()}]"
-                )
-            y = np.zeros_like(logits)
-            y[np.arange(n), target] = 1
-        elif target.ndim == 2:
-            if target.shape != (n, c):
-                raise ValueError(
-                    f"{who}: expected targets of shape ({n}, {c}) to match the "
-                    f"logits, got {target.shape}"
-                )
-            y = _check_same_shape(logits, target, who)
-            if np.any(y < 0):
-                raise ValueError(f"{who}: target probabilities must be >= 0")
-        else:
+        if target.shape != (n, c):
             raise ValueError(
-                f"{who}: expected labels (N,) or probabilities (N, C), got targets "
-                f"of shape {target.shape}"
+                f"{who}: expected targets of shape ({n}, {c}) to match the "
+                f"logits, got {target.shape}"
             )
+        y = _check_same_shape(logits, target, who)
+        if np.any(y < 0):
+            raise ValueError(f"{who}: target probabilities must be >= 0")
         if self.label_smoothing:
             y = y * (1 - self.label_smoothing) + self.label_smoothing / c
         return y
 
     def __call__(self, pred: np.ndarray, target: Any) -> tuple[float, np.ndarray]:
         logits = _check_pred(pred, "SoftmaxCrossEntropy", ndim=2)
+        target = np.asarray(target)
+        if target.ndim == 1:
+            # Labels: the formula below on one-hot targets, in one pass (kernel).
+            labels = self._labels(logits, target)
+            dt, c = logits.dtype.type, logits.shape[1]
+            off = dt(self.label_smoothing / c)
+            on = dt(dt(1 - self.label_smoothing) + off)
+            logits = np.ascontiguousarray(logits)
+            dpred = np.empty_like(logits)
+            loss = softmax_cross_entropy_labels(logits, labels, on, off, dpred)
+            return float(loss), dpred
+        if target.ndim != 2:
+            raise ValueError(
+                "SoftmaxCrossEntropy: expected labels (N,) or probabilities (N, C), "
+                f"got targets of shape {target.shape}"
+            )
         y = self._targets(logits, target)
         n = logits.shape[0]
         log_p = log_softmax(logits, axis=-1)
