@@ -8,13 +8,18 @@ from tinynet.kernels.optim import PARALLEL_MIN_SIZE, adam_update
 
 
 def numpy_adam(p, g, m, v, beta_1, beta_2, epsilon, alpha):
+    """Adam with the documented flushes: moments below tiny / (1 - beta) become 0,
+    g * g is 0 for |g| < sqrt(tiny), and a step below tiny is dropped."""
     dt = p.dtype.type
-    tiny = np.finfo(p.dtype).tiny
+    tiny = float(np.finfo(p.dtype).tiny)
     m += dt(1 - beta_1) * (g - m)
-    m[np.abs(m) < tiny] = 0  # subnormals flush to zero
-    v += dt(1 - beta_2) * (g * g - v)
-    v[v < tiny] = 0
-    p -= dt(alpha) * (m / (np.sqrt(v) + dt(epsilon)))
+    m[np.abs(m) < tiny / (1 - beta_1)] = 0
+    g_sq = np.where(np.abs(g) < np.sqrt(tiny), 0, g).astype(p.dtype)
+    v += dt(1 - beta_2) * (g_sq * g_sq - v)
+    v[v < tiny / (1 - beta_2)] = 0
+    ratio = m / (np.sqrt(v) + dt(epsilon))
+    ratio[np.abs(ratio) < tiny / alpha] = 0
+    p -= dt(alpha) * ratio
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -82,3 +87,27 @@ def test_adam_moments_of_a_dead_unit_flush_to_zero_instead_of_going_subnormal(
     opt.step({"w": p}, zero)
     np.testing.assert_array_equal(p, before)
     assert not np.any((opt._state["v"]["w"] != 0) & (opt._state["v"]["w"] < tiny))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("contiguous", [False, True])  # NumPy path / fused kernel
+def test_adam_takes_the_products_that_would_be_subnormal_as_zero(dtype, contiguous):
+    """What flush-to-zero does, selected before the multiplication: a tiny gradient
+    adds nothing to v, and a step below ``tiny`` leaves the parameter alone."""
+    tiny = float(np.finfo(dtype).tiny)
+    n = 4
+    p = np.ones((n, 1 if contiguous else 2), dtype)[:, 0]
+    g = np.array([np.sqrt(tiny) / 4, np.sqrt(tiny) * 1e4, 0.0, 1.0], dtype)
+    opt = optimizers.Adam(learning_rate=1e-3)
+    opt.step({"w": p}, {"w": g})
+    m, v = opt._state["m"]["w"], opt._state["v"]["w"]
+    assert v[0] == 0 and v[1] > 0  # (sqrt(tiny)/4)**2 would be subnormal
+    assert m[0] > 0  # g itself is a normal number: m takes it
+    assert p[3] < 1 and p[2] == 1
+    # A step below tiny: m tiny next to a large sqrt(v).
+    p[:] = 1
+    m[:] = [tiny * 10.5, 0, 0, 0]
+    v[:] = [1e6, 0, 0, 0]
+    opt.step({"w": p}, {"w": np.zeros(n, dtype)})
+    assert p[0] == 1
+    assert m[0] == 0  # 0.9 * 10.5 tiny < tiny / 0.1: flushed

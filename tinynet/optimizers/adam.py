@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels.optim import adam_update, flush_subnormals
+from ..kernels.optim import adam_floors, adam_update, flush_below
 from .base import Optimizer, _non_negative, _positive, _unit
 
 
@@ -51,18 +51,25 @@ class Adam(Optimizer):
             # lines below are its twin, for arrays the kernel cannot take flat.
             adam_update(p, g, m, v, self.beta_1, self.beta_2, self.epsilon, self._alpha)
             return
+        # The kernel's twin, flushes included (kernels/optim.py says why).
+        g_floor, m_floor, v_floor, step_floor = adam_floors(
+            p.dtype, self.beta_1, self.beta_2, self._alpha
+        )
         np.subtract(g, m, out=tmp)
         tmp *= dt(1.0 - self.beta_1)
         m += tmp
-        flush_subnormals(m)  # as the fused kernel does: see kernels/optim.py
-        np.square(g, out=tmp)
+        flush_below(m, m_floor)
+        np.copyto(tmp, g)
+        flush_below(tmp, g_floor)
+        np.square(tmp, out=tmp)
         tmp -= v
         tmp *= dt(1.0 - self.beta_2)
         v += tmp
-        flush_subnormals(v)
+        flush_below(v, v_floor)
         np.sqrt(v, out=tmp)
         tmp += dt(self.epsilon)
         np.divide(m, tmp, out=tmp)
+        flush_below(tmp, step_floor)
         tmp *= dt(self._alpha)
         p -= tmp
 
