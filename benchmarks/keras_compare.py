@@ -19,7 +19,7 @@ copies Keras' initial weights into tinynet and compares outputs and gradients.
 
 Usage (from the repository root, with ``pip install -e ".[bench]"`` done)::
 
-    python benchmarks/keras_compare.py --epochs 3 --repeats 3  # published figures
+    python benchmarks/keras_compare.py --epochs 3 --repeats 5  # published figures
     python benchmarks/keras_compare.py --epochs 3              # one seed, ~4 min
     python benchmarks/keras_compare.py --epochs 2 --limit 5000  # quick check
 
