@@ -481,3 +481,38 @@ def test_from_config_refuses_bad_specs():
 
     with pytest.raises(TypeError, match="MyAdam"):
         optimizers.to_config(MyAdam())
+
+
+# ------------------------------------------------------------------- subnormals
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("contiguous", [True, False])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SGD(0.01, momentum=0.9),
+        lambda: RMSprop(1e-3),
+        lambda: RMSprop(1e-3, momentum=0.5, centered=True),
+    ],
+    ids=["sgd-momentum", "rmsprop", "rmsprop-centered-momentum"],
+)
+def test_decaying_state_reaches_zero_and_is_never_subnormal(make, contiguous, dtype):
+    """A dead unit's state is multiplied by its decay every step. Left alone it
+    would sink to the smallest subnormal and stay there (decay * x rounds back to x),
+    slow on every later step; it must instead become exactly 0."""
+    tiny = np.finfo(dtype).tiny
+    p = np.ones((4, 1 if contiguous else 2), dtype)[:, 0]
+    assert p.flags.c_contiguous == contiguous
+    opt = make()
+    opt.step({"w": p}, {"w": np.array([0.5, -0.5, 1e-3, 0.0], dtype)})
+    zero = {"w": np.zeros(4, dtype)}
+    steps = int(np.log(tiny) / np.log(0.9)) + 60  # long past the subnormal range
+    for _ in range(steps):
+        opt.step({"w": p}, zero)
+        for slot in opt._state.values():
+            s = slot["w"]
+            assert not np.any((s != 0) & (np.abs(s) < tiny)), s
+    for slot in opt._state.values():
+        np.testing.assert_array_equal(slot["w"], 0)
+    before = p.copy()
+    opt.step({"w": p}, zero)
+    np.testing.assert_array_equal(p, before)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels.optim import decay_floor, flush_below
 from .base import Optimizer, _flag, _positive, _unit
 
 
@@ -20,7 +21,9 @@ class RMSprop(Optimizer):
         mom = momentum * mom + inc;  p = p - mom          (p = p - inc if momentum == 0)
 
     ``s - a**2`` is clamped at 0 (it is >= 0 in exact arithmetic), so float32
-    rounding cannot produce NaN where Keras would.
+    rounding cannot produce NaN where Keras would. ``s``, ``a`` and ``mom`` are set
+    to zero once they fall below ``tiny / decay``, where the next step's product
+    would be subnormal (``tinynet.kernels.optim.decay_floor`` says why).
     """
 
     def __init__(
@@ -52,11 +55,13 @@ class RMSprop(Optimizer):
         np.square(g, out=tmp)
         tmp *= dt(1.0 - self.rho)
         s += tmp
+        flush_below(s, decay_floor(p.dtype, self.rho))
         if self.centered:
             a = self._state["average_gradient"][key]
             a *= rho
             np.multiply(g, dt(1.0 - self.rho), out=tmp)
             a += tmp
+            flush_below(a, decay_floor(p.dtype, self.rho))
             np.square(a, out=tmp)
             np.subtract(s, tmp, out=tmp)
             # s >= a**2 in exact arithmetic; rounding can break it once the
@@ -72,6 +77,7 @@ class RMSprop(Optimizer):
             mom = self._state["momentum"][key]
             mom *= dt(self.momentum)
             mom += tmp
+            flush_below(mom, decay_floor(p.dtype, self.momentum))
             p -= mom
         else:
             p -= tmp

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels.optim import decay_floor, flush_below
 from .base import Optimizer, _flag, _non_negative, _unit
 
 
@@ -20,7 +21,9 @@ class SGD(Optimizer):
         p = p + v                                  (plain momentum)
         p = p + momentum * v - lr * g              (nesterov=True)
 
-    and ``p = p - lr * g`` when ``momentum == 0``.
+    and ``p = p - lr * g`` when ``momentum == 0``. ``v`` is set to zero once it falls
+    below ``tiny / momentum``, where the next step's product would be subnormal
+    (``tinynet.kernels.optim.decay_floor`` says why).
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class SGD(Optimizer):
         v = self._state["momentum"][key]
         v *= dt(self.momentum)
         v -= tmp
+        flush_below(v, decay_floor(p.dtype, self.momentum))
         if self.nesterov:
             p -= tmp
             np.multiply(v, dt(self.momentum), out=tmp)
