@@ -1,4 +1,5 @@
-"""Compute kernels for convolution and pooling: the only place that uses Numba.
+"""Compute kernels (convolution, pooling, dropout, loss, optimizer updates): the only
+place that uses Numba.
 
 Kernels take arrays and ints, write into an ``out`` array the caller allocates, and
 return it. They are compiled lazily on first call (no eager signatures), and
