@@ -4,7 +4,9 @@ place that uses Numba.
 Kernels take arrays and ints, write into an ``out`` array the caller allocates, and
 return it. They are compiled lazily on first call (no eager signatures), and
 ``cache=True`` stores the machine code next to the source, so later processes load it
-instead of compiling. ``reference`` holds a naive NumPy twin of each kernel.
+instead of compiling. ``reference`` holds a naive NumPy twin of each convolution,
+pooling and dropout kernel; the loss and optimizer kernels have theirs in the NumPy
+paths of ``tinynet.losses`` and ``tinynet.optimizers``, which the tests compare.
 """
 
 from __future__ import annotations
