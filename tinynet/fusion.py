@@ -94,6 +94,10 @@ class ConvPool(FusedPair):
     instead of using stale data.
     """
 
+    @staticmethod
+    def matches(first: Layer, second: Layer) -> bool:
+        return isinstance(first, Conv2D) and first.can_fuse_pool(second)
+
     def __init__(self, conv: Conv2D, pool: Layer) -> None:
         super().__init__(conv, pool)
         self.conv, self.pool = conv, pool
@@ -112,6 +116,10 @@ class DenseDropout(FusedPair):
     same mask as the two layers; the gradients land in the Dense layer's ``grads``.
     ``rng`` is the Dropout's generator (a gradient check re-seeds it).
     """
+
+    @staticmethod
+    def matches(first: Layer, second: Layer) -> bool:
+        return isinstance(first, Dense) and first.can_fuse_dropout(second)
 
     def __init__(self, dense: Dense, dropout: Dropout) -> None:
         super().__init__(dense, dropout)
@@ -143,24 +151,25 @@ def plan(layers: Sequence[Layer]) -> list[tuple[int, Any]]:
     while i < len(layers):
         layer = layers[i]
         after = layers[i + 1] if i + 1 < len(layers) else None
-        if (
-            after is not None
-            and isinstance(layer, Conv2D)
-            and layer.can_fuse_pool(after)
-        ):
-            steps.append((i, ConvPool(layer, after)))
-            i += 2
-        elif (
-            after is not None
-            and isinstance(layer, Dense)
-            and layer.can_fuse_dropout(after)
-        ):
-            steps.append((i, DenseDropout(layer, after)))
-            i += 2
-        else:
+        pair = _pair_for(layer, after)
+        if pair is None:
             steps.append((i, layer))
             i += 1
+        else:
+            steps.append((i, pair(layer, after)))
+            i += 2
     return steps
+
+
+#: The pairs :func:`plan` fuses, tried in this order.
+_PAIRS = (ConvPool, DenseDropout)
+
+
+def _pair_for(first: Layer, second: Layer | None) -> type[FusedPair] | None:
+    """The fused pair that runs ``first`` then ``second``, or None."""
+    if second is None:
+        return None
+    return next((kind for kind in _PAIRS if kind.matches(first, second)), None)
 
 
 __all__ = ["ConvPool", "DenseDropout", "FusedPair", "plan"]
