@@ -258,7 +258,10 @@ def _decode_unchanged(data: bytes, kind: str, name: str) -> tuple[np.ndarray, in
     exif = None
     with _decoding(name):
         if hasattr(cv2, "imdecodeWithMetadata"):  # OpenCV >= 4.12
-            image, types, blobs = cv2.imdecodeWithMetadata(buf, cv2.IMREAD_UNCHANGED)
+            # By keyword: 4.12-4.14 bind (buf, metadata, flags), 5.x (buf, flags).
+            image, types, blobs = cv2.imdecodeWithMetadata(
+                buf, flags=cv2.IMREAD_UNCHANGED
+            )
             for t, blob in zip(types, blobs, strict=False):
                 if t == cv2.IMAGE_METADATA_EXIF and blob is not None:
                     exif = np.asarray(blob, np.uint8).tobytes()
