@@ -184,20 +184,38 @@ def _thickest_stroke(rough: np.ndarray) -> float:
     """Width of the thickest strokes of a rough ink mask (in its pixels).
 
     Twice the 90th percentile distance to paper, leaving out ink that touches the
-    border (a table edge, a shadow) when there is other ink.
+    border (a table edge, a shadow) when there is other ink. Lines one or two
+    pixels wide may be what joins the digit to the border (squared paper, whose
+    lines also hold most of the ink pixels): the ink that erasing them sets free
+    is measured too, and the larger width kept.
     """
     if not rough.any():
         return 3.0
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(rough, connectivity=8)
+    free = _free_ink(rough)
+    width = _stroke_width(rough if free is None else free)
+    set_free = _free_ink(cv2.morphologyEx(rough, cv2.MORPH_OPEN, np.ones((3, 3))))
+    if set_free is not None:
+        width = max(width, _stroke_width(set_free))
+    return width
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Twice the 90th percentile distance to paper of a 0/1 mask's ink."""
+    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    return max(1.0, 2.0 * float(np.percentile(dist[mask > 0], 90)))
+
+
+def _free_ink(mask: np.ndarray) -> np.ndarray | None:
+    """The components of a 0/1 mask clear of its border, unless all are specks."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     x, y, w, h = (stats[:, i] for i in range(4))
-    H, W = rough.shape
+    H, W = mask.shape
     inner = (x > 0) & (y > 0) & (x + w < W) & (y + h < H)
     inner[0] = False
     # Specks are not enough to judge by: a digit that fills a crop touches the border.
-    if (inner & (np.maximum(w, h) >= 0.04 * min(H, W))).any():
-        rough = inner[labels].astype(np.uint8)
-    dist = cv2.distanceTransform(rough, cv2.DIST_L2, 3)
-    return max(1.0, 2.0 * float(np.percentile(dist[rough > 0], 90)))
+    if not (inner & (np.maximum(w, h) >= 0.04 * min(H, W))).any():
+        return None
+    return inner[labels].astype(np.uint8)
 
 
 def remove_background(x: np.ndarray, stroke: float) -> np.ndarray:
