@@ -7,9 +7,11 @@ samples are scaled to 0-255, transparency is composited over white (over black w
 the opaque part is itself light, so a white drawing on a transparent canvas stays
 visible), and the EXIF / TIFF orientation tag is applied.
 
-The pixel count is read from the file header before anything is decoded, so an
-absurdly large image is refused without allocating it; a big JPEG is decoded at
-1/2, 1/4 or 1/8 scale straight from the DCT (much faster than decoding then shrinking).
+Only the formats of :mod:`.headers` are accepted, and the pixel count is read from
+the file header before anything is decoded, so an absurdly large image is refused
+without allocating it; a big JPEG is decoded at 1/2, 1/4 or 1/8 scale straight from
+the DCT (much faster than decoding then shrinking). Paths must name regular files
+(:func:`tinynet.files.read_regular_file`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import contextlib
 import os
 import struct
 from collections.abc import Iterator
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ..files import read_regular_file
+from .headers import ACCEPTED, image_format, image_size, tiff_tags
 
 MAX_PIXELS = 50_000_000
 """Default pixel cap: 8000x6000 (a 48 MP phone photo) loads, 8000x8000 is refused."""
@@ -84,14 +88,21 @@ def load_image_scaled(
     data, name = _read_bytes(source)
     if max_side is not None and max_side < 1:
         raise ValueError(f"load_image: max_side must be >= 1, got {max_side}")
-    kind = _sniff_format(data)
-    size = _header_size(data, kind)
-    if size is not None:
-        _check_pixels(size[0] * size[1], max_pixels, name, size)
+    kind = image_format(data)
+    if kind is None:
+        raise ImageError(f"{name}: not a readable image (tinynet reads {ACCEPTED})")
+    if kind == "bigtiff":
+        raise ImageError(f"{name}: not a readable image (BigTIFF is not accepted)")
+    size = image_size(data, kind)
+    if size is None:
+        raise ImageError(
+            f"{name}: not a readable image (corrupt {kind.upper()} header: no size)"
+        )
+    _check_pixels(size[0] * size[1], max_pixels, name, size)
 
     if kind == "jpeg":
         factor = 1
-        if size is not None and max_side is not None:
+        if max_side is not None:
             # Decode at the smallest DCT scale that keeps ~max_side (a little under
             # is fine and saves a resize).
             while factor < 8 and max(size) / (2 * factor) >= 0.9 * max_side:
@@ -107,7 +118,7 @@ def load_image_scaled(
 
     h, w = image.shape
     _check_pixels(h * w, max_pixels, name, (w, h))
-    original_long = max(h, w) if size is None else max(size)
+    original_long = max(size)
     if max_side is not None and max(h, w) > max_side:
         s = max_side / max(h, w)
         new = (max(1, round(w * s)), max(1, round(h * s)))
@@ -119,22 +130,13 @@ def _read_bytes(source: str | os.PathLike | bytes) -> tuple[bytes, str]:
     if isinstance(source, bytes | bytearray | memoryview):
         data, name = bytes(source), "<bytes>"
     elif isinstance(source, str | os.PathLike):
-        path = Path(source)
-        name = str(path)
+        name = os.fspath(source)
         try:
-            if path.is_dir():
-                raise ImageError(f"{name}: is a directory, not an image file")
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise ImageError(
-                    f"{name}: file is larger than {MAX_FILE_BYTES // 2**20} MB"
-                )
-            data = path.read_bytes()
+            data = read_regular_file(source, MAX_FILE_BYTES, "image")
         except FileNotFoundError:
             raise ImageError(f"{name}: no such file") from None
-        except PermissionError:
-            raise ImageError(f"{name}: permission denied") from None
-        except OSError as exc:
-            raise ImageError(f"{name}: cannot read file ({exc.strerror})") from None
+        except ValueError as exc:
+            raise ImageError(str(exc)) from None
     else:
         raise TypeError(
             f"load_image: source must be a path or bytes, got {type(source).__name__}"
@@ -152,88 +154,6 @@ def _check_pixels(n: int, max_pixels: int, name: str, size: tuple[int, int]) -> 
             f"{name}: image is {size[0]}x{size[1]} = {n / 1e6:.0f} megapixels, "
             f"over the limit of {max_pixels / 1e6:g} megapixels; downscale it first"
         )
-
-
-def _sniff_format(data: bytes) -> str:
-    if data[:3] == b"\xff\xd8\xff":
-        return "jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
-    if data[:2] == b"BM":
-        return "bmp"
-    return "other"
-
-
-def _header_size(data: bytes, kind: str) -> tuple[int, int] | None:
-    """(width, height) from the file header, or None when unknown or truncated."""
-    try:
-        if kind == "png":
-            return struct.unpack(">II", data[16:24])
-        if kind == "bmp":
-            w, h = struct.unpack("<ii", data[18:26])
-            return w, abs(h)
-        if kind == "tiff":
-            tags = _tiff_ifd0(data)
-            return (tags[256], tags[257]) if 256 in tags and 257 in tags else None
-        if kind == "webp":
-            chunk = data[12:16]
-            if chunk == b"VP8X":
-                w, h = data[24:27], data[27:30]
-                return int.from_bytes(w, "little") + 1, int.from_bytes(h, "little") + 1
-            if chunk == b"VP8L":
-                bits = int.from_bytes(data[21:25], "little")
-                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-            if chunk == b"VP8 ":
-                w, h = struct.unpack("<HH", data[26:30])
-                return w & 0x3FFF, h & 0x3FFF
-            return None
-        if kind == "jpeg":
-            return _jpeg_size(data)
-    except (struct.error, IndexError, ValueError):
-        return None
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
-        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return w, h
-        i += 2 + length
-    return None
-
-
-def _tiff_ifd0(block: bytes) -> dict[int, int]:
-    """Integer tags of the first IFD of a TIFF structure (a TIFF file or EXIF block)."""
-    if block[:6] == b"Exif\x00\x00":
-        block = block[6:]
-    order = {b"II": "<", b"MM": ">"}.get(block[:2])
-    if order is None:
-        return {}
-    (offset,) = struct.unpack(order + "I", block[4:8])
-    (count,) = struct.unpack(order + "H", block[offset : offset + 2])
-    tags = {}
-    for k in range(count):
-        entry = block[offset + 2 + 12 * k : offset + 14 + 12 * k]
-        tag, typ, n = struct.unpack(order + "HHI", entry[:8])
-        if n >= 1 and typ == 3:  # SHORT
-            tags[tag] = struct.unpack(order + "H", entry[8:10])[0]
-        elif n >= 1 and typ == 4:  # LONG
-            tags[tag] = struct.unpack(order + "I", entry[8:12])[0]
-    return tags
 
 
 @contextlib.contextmanager
@@ -268,51 +188,69 @@ def _decode_unchanged(data: bytes, kind: str, name: str) -> tuple[np.ndarray, in
         else:
             image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
-        what = "corrupt or unsupported image" if kind != "other" else "not an image"
-        raise ImageError(f"{name}: not a readable image ({what})")
+        raise ImageError(f"{name}: not a readable image (corrupt {kind.upper()})")
     block = data if kind == "tiff" else exif
     try:
-        tags = _tiff_ifd0(block) if block else {}
-    except (struct.error, IndexError, ValueError):
+        tags = tiff_tags(block, (274,)) if block else {}
+    except (struct.error, IndexError, ValueError, KeyError):
         tags = {}
     orientation = tags.get(274, 1)
     return image, orientation if 1 <= orientation <= 8 else 1
 
 
 def _to_grey(image: np.ndarray, name: str) -> np.ndarray:
-    """Any depth / channel count -> (H, W) uint8, alpha composited."""
+    """Any depth / channel count -> (H, W) uint8, alpha composited.
+
+    The channels are reduced first, at the decoded depth (OpenCV converts 8-bit,
+    16-bit and float colour directly): only one grey plane, and the alpha plane
+    when there is one, are ever copied to float.
+    """
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    x = image.astype(np.float32)
-    if image.dtype == np.uint8:
-        top = 255.0
-    elif image.dtype == np.uint16:
-        top = 65535.0
-    else:  # float or other integer TIFFs: stretch what is there
-        finite = x[np.isfinite(x)]
-        if finite.size == 0:
-            raise ImageError(f"{name}: image has no finite pixel values")
-        lo, hi = float(finite.min()), float(finite.max())
-        x = np.nan_to_num(x - lo, nan=0.0, posinf=0.0, neginf=0.0)
-        top = hi - lo if hi > lo else 1.0
-    x *= 255.0 / top
-    if x.ndim == 2:
-        grey = x
-    elif x.shape[2] in (3, 4):
-        grey = cv2.cvtColor(x[:, :, :3], cv2.COLOR_BGR2GRAY)
-        if x.shape[2] == 4:
-            grey = _composite(grey, x[:, :, 3] / 255.0)
-    elif x.shape[2] == 2:
-        grey = _composite(x[:, :, 0], x[:, :, 1] / 255.0)
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels not in (1, 2, 3, 4):
+        raise ImageError(f"{name}: unsupported channel count {channels}")
+    if image.dtype not in (np.uint8, np.uint16, np.float32):
+        image = image.astype(np.float32)  # rare TIFF sample types
+    alpha = None
+    if channels == 1:
+        grey = image
+    elif channels == 2:
+        grey, alpha = image[:, :, 0], image[:, :, 1]
     else:
-        raise ImageError(f"{name}: unsupported channel count {x.shape[2]}")
-    return np.clip(grey + 0.5, 0, 255).astype(np.uint8)
+        grey = cv2.cvtColor(
+            image, cv2.COLOR_BGRA2GRAY if channels == 4 else cv2.COLOR_BGR2GRAY
+        )
+        alpha = image[:, :, 3] if channels == 4 else None
+    grey, top = _to_eight_bit(grey, name)
+    if alpha is None:
+        return grey
+    weight = alpha.astype(np.float32) * np.float32(1.0 / top)
+    if float(weight.sum()) >= weight.size - 0.5:  # fully opaque
+        return grey
+    blended = _composite(grey.astype(np.float32), weight)
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def _to_eight_bit(grey: np.ndarray, name: str) -> tuple[np.ndarray, float]:
+    """(H, W) uint8 from uint8, uint16 or float32 samples, and the full-scale value
+    of the input (what an opaque alpha holds)."""
+    if grey.dtype == np.uint8:
+        return grey, 255.0
+    if grey.dtype == np.uint16:
+        return cv2.convertScaleAbs(grey, alpha=255.0 / 65535.0), 65535.0
+    # Float samples: stretch what is there (finite values only).
+    finite = np.isfinite(grey)
+    if not finite.any():
+        raise ImageError(f"{name}: image has no finite pixel values")
+    lo, hi = float(grey[finite].min()), float(grey[finite].max())
+    top = hi - lo if hi > lo else 1.0
+    x = np.where(finite, grey - np.float32(lo), np.float32(0.0))
+    return cv2.convertScaleAbs(x, alpha=255.0 / top), top
 
 
 def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     weight = float(alpha.sum())
-    if weight >= alpha.size - 0.5:  # fully opaque
-        return grey
     # Over white, unless what is drawn is itself light (white ink on a clear canvas).
     fg = float((grey * alpha).sum()) / weight if weight > 0 else 0.0
     back = 255.0 if fg < 128.0 else 0.0
