@@ -223,13 +223,7 @@ def _to_grey(image: np.ndarray, name: str) -> np.ndarray:
         )
         alpha = image[:, :, 3] if channels == 4 else None
     grey, top = _to_eight_bit(grey, name)
-    if alpha is None:
-        return grey
-    weight = alpha.astype(np.float32) * np.float32(1.0 / top)
-    if float(weight.sum()) >= weight.size - 0.5:  # fully opaque
-        return grey
-    blended = _composite(grey.astype(np.float32), weight)
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return grey if alpha is None else _composite(grey, alpha, top)
 
 
 def _to_eight_bit(grey: np.ndarray, name: str) -> tuple[np.ndarray, float]:
@@ -249,12 +243,26 @@ def _to_eight_bit(grey: np.ndarray, name: str) -> tuple[np.ndarray, float]:
     return cv2.convertScaleAbs(x, alpha=255.0 / top), top
 
 
-def _composite(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    weight = float(alpha.sum())
-    # Over white, unless what is drawn is itself light (white ink on a clear canvas).
-    fg = float((grey * alpha).sum()) / weight if weight > 0 else 0.0
-    back = 255.0 if fg < 128.0 else 0.0
-    return grey * alpha + back * (1.0 - alpha)
+def _composite(grey: np.ndarray, alpha: np.ndarray, top: float) -> np.ndarray:
+    """Grey over white through ``alpha`` (0 transparent .. ``top`` opaque), or over
+    black when what is drawn is itself light (white ink on a clear canvas).
+
+    (H, W) uint8 in and out, computed in 8 bits (one rounding), without float copies
+    of the whole image.
+    """
+    if alpha.dtype != np.uint8:
+        alpha = cv2.convertScaleAbs(alpha, alpha=255.0 / top)
+    if cv2.minMaxLoc(alpha)[0] == 255:  # fully opaque
+        return grey
+    # The polarity of the drawing, from a subsample of at most ~1M pixels.
+    step = max(1, int(np.sqrt(grey.size / 1e6)))
+    a = alpha[::step, ::step].astype(np.float32)
+    weight = float(a.sum())
+    drawn = float((grey[::step, ::step] * a).sum()) / weight if weight > 0 else 0.0
+    if drawn >= 128.0:  # over black: grey * alpha
+        return cv2.multiply(grey, alpha, scale=1 / 255)
+    # Over white: 255 - (255 - grey) * alpha
+    return cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(grey), alpha, scale=1 / 255))
 
 
 # EXIF orientation -> the view that brings the stored pixels upright.
