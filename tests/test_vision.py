@@ -443,6 +443,31 @@ def test_broken_strokes_stay_one_digit():
     assert len(segment_digits(seven)) == 1
 
 
+def dots(n, size=1000, radius=4, seed=0):
+    """A light page with ``n`` dark dots scattered over it."""
+    img = np.full((size, size), 230, np.uint8)
+    for x, y in np.random.default_rng(seed).integers(10, size - 10, (n, 2)):
+        cv2.circle(img, (int(x), int(y)), radius, 20, -1)
+    return img
+
+
+def test_a_page_of_dots_is_refused_quickly_not_read_as_thousands_of_digits():
+    from tinynet.vision.segment import MAX_DIGITS, MAX_MARKS
+
+    with pytest.raises(ImageError, match=rf"too many for the {MAX_DIGITS} digits"):
+        segment_digits(dots(3000))  # took 42 s before the cap; 0.3 s now
+    grid = np.full((440, 880), 230, np.uint8)  # 80 well-separated digit-sized marks
+    for k in range(80):
+        y, x = 40 + 50 * (k // 16), 30 + 52 * (k % 16)
+        cv2.rectangle(grid, (x, y), (x + 12, y + 30), 20, -1)
+    assert 80 <= MAX_MARKS
+    with pytest.raises(
+        ImageError, match=rf"80 digits found, over the limit of {MAX_DIGITS}"
+    ):
+        segment_digits(grid)
+    assert len(segment_digits(grid[:, :440])) == 5 * 8  # fewer is read as usual
+
+
 def test_single_mode_returns_one_crop_with_all_main_ink():
     page = np.full((200, 400), 235, np.uint8)
     page[:, :200] = draw_digit("1", (200, 200))

@@ -16,6 +16,12 @@ SPLIT_ASPECT = 1.5
 """Multi-digit mode: ink wider than this times its height is cut (touching digits)."""
 SPECK_FRACTION = 0.04
 """Less ink than this fraction of the largest component (and far smaller): a speck."""
+MAX_DIGITS = 64
+"""At most this many digits are read from one image; an image with more (a page of
+text or of dots) is refused with a message rather than read for minutes."""
+MAX_MARKS = 4 * MAX_DIGITS
+"""Separate ink marks allowed before grouping (a digit is rarely more than four
+pieces); grouping compares every pair, so this bounds its time (< 0.5 s)."""
 
 
 @dataclass
@@ -70,12 +76,13 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
 
     Returns
     -------
-    list of DigitCrop, at least one.
+    list of DigitCrop, at least one and at most :data:`MAX_DIGITS`.
 
     Raises
     ------
     ImageError
-        When no ink is found.
+        When no ink is found, or more than :data:`MAX_MARKS` marks or
+        :data:`MAX_DIGITS` digits are.
     """
     image = _check_grey(image)
     ink = find_ink(image)
@@ -85,6 +92,11 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
     comps = _keep_components(stats, ink.ids, contact, labels.shape, tiny=scale > 1)
     if not comps:
         raise ImageError(BLANK)
+    if len(comps) > MAX_MARKS:
+        raise ImageError(
+            f"{len(comps)} separate ink marks, too many for the {MAX_DIGITS} digits "
+            "read per image at most (a page of text or dots?); crop it to the digits"
+        )
     groups = _drop_line_groups(_group(comps, stats), stats, labels.shape)
     if not multi:
         groups = [_main_digit(groups, stats)]
@@ -96,6 +108,11 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
         pieces += _split_wide(x0, y0, mask) if multi else [(x0, y0, mask)]
     if multi:
         pieces = _reading_order(_drop_small_pieces(pieces))
+    if len(pieces) > MAX_DIGITS:
+        raise ImageError(
+            f"{len(pieces)} digits found, over the limit of {MAX_DIGITS} read per "
+            "image; crop it to the digits"
+        )
 
     H, W = labels.shape
     crops = []
