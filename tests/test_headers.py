@@ -213,3 +213,48 @@ def test_special_files_given_as_images_are_refused_at_once(tmp_path):
     for path, message in cases.items():
         with pytest.raises(ImageError, match=re.escape(message)):
             load_image(path)
+
+
+def png_header(width, height, colour_type, depth=8):
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + b"\0" * 4
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        png_header(5000, 5000, 6),
+        png_header(4000, 4000, 6, 16),
+        tiff_with([(256, 3, 3000), (257, 3, 3000), (277, 3, 4), (338, 3, 2)]),
+        b"PF\n3000 3000\n-1.0\n",
+    ],
+    ids=["rgba-25MP", "rgba16-16MP", "tiff-with-alpha-9MP", "pfm-colour-9MP"],
+)
+def test_images_decoded_with_alpha_or_float_samples_have_a_byte_budget(header):
+    with pytest.raises(ImageError, match=r"transparency or float samples .* MB, over"):
+        load_image(header)
+
+
+def test_an_opaque_colour_png_decodes_straight_to_one_byte_a_pixel():
+    """12 megapixels of 16-bit RGB would need 72 MB decoded as they are; in a child
+    whose address space may grow by only 40 MB more, the image still loads."""
+    rgb = np.full((3000, 4000, 3), 50000, np.uint16)
+    rgb[1000:2000, 1000:3000] = 5000
+    data = encode(rgb, ".png")
+    child = textwrap.dedent(
+        """
+        import resource, sys
+        from tinynet.vision import load_image
+        data = sys.stdin.buffer.read()
+        vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+                  if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 40 * 2**20,) * 2)
+        image = load_image(data)
+        print(image.shape, image.dtype, image[0, 0], image[1500, 2000])
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child], input=data, capture_output=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    assert out.stdout.decode().split() == ["(3000,", "4000)", "uint8", "195", "19"]

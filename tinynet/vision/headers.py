@@ -111,8 +111,8 @@ def tiff_tags(block: bytes, wanted: tuple[int, ...]) -> dict[int, int]:
     for k in range(count):
         entry = block[offset + 2 + 12 * k : offset + 14 + 12 * k]
         tag, typ, n = struct.unpack(order + "HHI", entry[:8])
-        if tag not in wanted or n < 1:
-            continue
+        if tag not in wanted or not 1 <= n <= (2 if typ == 3 else 1):
+            continue  # (more values than fit in the entry: it holds an offset)
         if typ == 3:  # SHORT
             value = struct.unpack(order + "H", entry[8:10])[0]
         elif typ == 4:  # LONG
@@ -181,6 +181,75 @@ def _pnm(data: bytes) -> tuple[int, int] | None:
         values.append(int(match.group(1)))
         pos = match.end()
     return values[0], values[1]
+
+
+def plain_samples(data: bytes, kind: str) -> bool:
+    """True when the file surely holds integer samples without transparency, so
+    that OpenCV may decode it straight to 8-bit grey (one byte a pixel); False when
+    it may hold alpha or float samples, or the header does not say."""
+    try:
+        return _PLAIN[kind](data)
+    except (struct.error, IndexError, ValueError, KeyError):
+        return False
+
+
+def _png_plain(data: bytes) -> bool:
+    if data[25] not in (0, 2, 3):  # grey, RGB, palette: no alpha channel
+        return False
+    i = 8
+    while i + 8 <= len(data):  # a tRNS chunk before the pixels makes a colour clear
+        (length,), chunk = struct.unpack(">I", data[i : i + 4]), data[i + 4 : i + 8]
+        if chunk == b"tRNS":
+            return False
+        if chunk == b"IDAT":
+            return True
+        i += 12 + length
+    return False
+
+
+def _webp_plain(data: bytes) -> bool:
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return not data[20] & 0x10  # the alpha flag
+    if chunk == b"VP8L":
+        return not (int.from_bytes(data[21:25], "little") >> 28) & 1  # alpha_is_used
+    return chunk == b"VP8 "  # simple lossy: never alpha
+
+
+def _tiff_plain(data: bytes) -> bool:
+    tags = tiff_tags(data, (277, 338, 339))  # samples per pixel, extra, format
+    # (For three samples the format tag holds an offset and is not read: a rare
+    # float colour TIFF then decodes wrongly, but still at one byte a pixel.)
+    return tags.get(277, 1) in (1, 3) and 338 not in tags and tags.get(339, 1) in (1, 2)
+
+
+def _pnm_plain(data: bytes) -> bool:
+    if data[1:2] in b"Ff":  # PFM: float samples
+        return False
+    return data[1:2] != b"7" or b"ALPHA" not in data[:4096].split(b"ENDHDR")[0]
+
+
+def full_depth_bytes(data: bytes, kind: str) -> int:
+    """Bytes a pixel may take when decoded with its alpha and full depth (an upper
+    bound: four channels at the widest sample the format allows)."""
+    if kind == "png":
+        return 8 if data[24] == 16 else 4
+    if kind == "pnm":
+        return 12 if data[1:2] == b"F" else 4 if data[1:2] == b"f" else 8
+    if kind == "tiff":
+        return 16  # up to four 32-bit samples
+    return 4  # BMP, WebP, GIF: 8-bit BGRA
+
+
+_PLAIN = {
+    "jpeg": lambda data: True,
+    "png": _png_plain,
+    "bmp": lambda data: struct.unpack("<H", data[28:30])[0] < 32,
+    "tiff": _tiff_plain,
+    "webp": _webp_plain,
+    "gif": lambda data: False,
+    "pnm": _pnm_plain,
+}
 
 
 _READERS = {

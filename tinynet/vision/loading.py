@@ -25,14 +25,27 @@ import cv2
 import numpy as np
 
 from ..files import read_regular_file
-from .headers import ACCEPTED, image_format, image_size, tiff_tags
+from .headers import (
+    ACCEPTED,
+    full_depth_bytes,
+    image_format,
+    image_size,
+    plain_samples,
+    tiff_tags,
+)
 
 MAX_PIXELS = 50_000_000
 """Default pixel cap: 8000x6000 (a 48 MP phone photo) loads, 8000x8000 is refused."""
 
+MAX_FULL_DEPTH_BYTES = 80_000_000
+"""Cap on the buffer of an image decoded with its alpha or float samples
+(transparency, TIFF with extra samples, GIF, PFM), at the most its format allows
+per pixel: 20 megapixels of 8-bit RGBA. Other images are decoded straight to one
+byte of grey a pixel and only ``max_pixels`` applies."""
+
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
-_JPEG_REDUCED = {
+_GREY_REDUCED = {
     1: cv2.IMREAD_GRAYSCALE,
     2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
     4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
@@ -100,19 +113,28 @@ def load_image_scaled(
         )
     _check_pixels(size[0] * size[1], max_pixels, name, size)
 
-    if kind == "jpeg":
+    if plain_samples(data, kind):
         factor = 1
-        if max_side is not None:
+        if kind == "jpeg" and max_side is not None:
             # Decode at the smallest DCT scale that keeps ~max_side (a little under
             # is fine and saves a resize).
             while factor < 8 and max(size) / (2 * factor) >= 0.9 * max_side:
                 factor *= 2
-        # OpenCV applies the EXIF orientation itself for these (non-UNCHANGED) flags.
+        # Straight to 8-bit grey (OpenCV's luminance, 16-bit samples scaled); OpenCV
+        # applies the EXIF orientation itself for these (non-UNCHANGED) flags.
         with _decoding(name):
-            image = cv2.imdecode(np.frombuffer(data, np.uint8), _JPEG_REDUCED[factor])
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), _GREY_REDUCED[factor])
         if image is None or image.size == 0:
-            raise ImageError(f"{name}: not a readable image (corrupt JPEG)")
+            raise ImageError(f"{name}: not a readable image (corrupt {kind.upper()})")
     else:
+        need = size[0] * size[1] * full_depth_bytes(data, kind)
+        if need > MAX_FULL_DEPTH_BYTES:
+            raise ImageError(
+                f"{name}: image with transparency or float samples is "
+                f"{size[0]}x{size[1]}; decoding it could take {need / 1e6:.0f} MB, "
+                f"over the limit of {MAX_FULL_DEPTH_BYTES / 1e6:g} MB; "
+                "flatten or downscale it first"
+            )
         image, orientation = _decode_unchanged(data, kind, name)
         image = _apply_orientation(_to_grey(image, name), orientation)
 
