@@ -190,6 +190,41 @@ def test_exif_orientation_in_png_and_webp_is_applied(ext, orientation):
     np.testing.assert_array_equal(load_image(buf.tobytes()), UPRIGHT[orientation](img))
 
 
+def raw_tiff(pixels, orientation):
+    """An uncompressed TIFF of (H, W) grey or (H, W, 2) grey + alpha uint8 pixels
+    with an Orientation tag (OpenCV cannot write one)."""
+    h, w = pixels.shape[:2]
+    spp = 1 if pixels.ndim == 2 else 2
+    tags = [
+        (256, 3, w),
+        (257, 3, h),
+        (258, 3, [8] * spp),
+        (259, 3, 1),  # no compression
+        (262, 3, 1),  # black is zero
+        (273, 4, 0),  # strip offset, filled in below
+        (274, 3, orientation),
+        (277, 3, spp),
+        (278, 3, h),
+        (279, 4, pixels.size),
+    ] + ([(338, 3, 2)] if spp == 2 else [])  # extra sample: unassociated alpha
+    start = 8 + 2 + 12 * len(tags) + 4
+    ifd = struct.pack("<H", len(tags))
+    for tag, typ, value in tags:
+        values = value if isinstance(value, list) else [start if tag == 273 else value]
+        packed = struct.pack(f"<{len(values)}{'H' if typ == 3 else 'I'}", *values)
+        ifd += struct.pack("<HHI", tag, typ, len(values)) + packed.ljust(4, b"\0")
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + bytes(4) + pixels.tobytes()
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("alpha", [False, True], ids=["grey", "grey+alpha"])
+def test_tiff_orientation_tag_is_applied(orientation, alpha):
+    img = quadrants()
+    pixels = np.dstack([img, np.full_like(img, 255)]) if alpha else img
+    out = load_image(raw_tiff(pixels, orientation))
+    np.testing.assert_array_equal(out, UPRIGHT[orientation](img))
+
+
 def test_big_jpeg_is_decoded_small_and_reports_its_scale():
     from tinynet.vision.loading import load_image_scaled
 

@@ -68,11 +68,12 @@ def load_image(
     Parameters
     ----------
     source : path or bytes
-        PNG, JPEG, BMP, TIFF or WebP (whatever OpenCV decodes); grey, colour or
-        with alpha; 8- or 16-bit.
+        PNG, JPEG, BMP, TIFF, WebP, GIF or PNM/PAM/PFM; grey, colour or with alpha;
+        8-bit, 16-bit or float. A path must name a regular file.
     max_pixels : int
-        Refuse images with more pixels than this (checked from the header when the
-        format allows, before decoding).
+        Refuse images with more pixels than this (read from the header, before
+        decoding). Images with alpha or float samples also have a byte budget,
+        :data:`MAX_FULL_DEPTH_BYTES`.
     max_side : int or None
         If given, shrink the image (area averaging) so that its longest side is at most
         ``max_side``; big JPEGs are decoded directly at a reduced scale.
@@ -85,7 +86,9 @@ def load_image(
     Raises
     ------
     ImageError
-        Missing or unreadable file, not an image, empty image, or over ``max_pixels``.
+        Missing or unreadable file, a directory, FIFO or device, a format not on the
+        list, a corrupt header, an empty image, or over ``max_pixels`` or the byte
+        budget.
     """
     image, _ = load_image_scaled(source, max_pixels=max_pixels, max_side=max_side)
     return image
@@ -195,7 +198,8 @@ def _decoding(name: str) -> Iterator[None]:
 
 
 def _decode_unchanged(data: bytes, kind: str, name: str) -> tuple[np.ndarray, int]:
-    """Decode keeping depth and alpha; also return the EXIF/TIFF orientation (1-8)."""
+    """Decode keeping depth and alpha; also return the EXIF orientation (1-8) still
+    to apply."""
     buf = np.frombuffer(data, np.uint8)
     exif = None
     with _decoding(name):
@@ -211,9 +215,10 @@ def _decode_unchanged(data: bytes, kind: str, name: str) -> tuple[np.ndarray, in
             image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageError(f"{name}: not a readable image (corrupt {kind.upper()})")
-    block = data if kind == "tiff" else exif
+    if kind == "tiff":
+        return image, 1  # OpenCV's TIFF decoder applies the orientation tag itself
     try:
-        tags = tiff_tags(block, (274,)) if block else {}
+        tags = tiff_tags(exif, (274,)) if exif else {}
     except (struct.error, IndexError, ValueError, KeyError):
         tags = {}
     orientation = tags.get(274, 1)
