@@ -1,7 +1,7 @@
 """The runtime dependencies that pyproject.toml declares, for CI (one source of truth).
 
-    python3 .ci/deps.py floors     pip constraints pinning each one to its ">=" floor
-    python .ci/deps.py versions    the version of each one installed (run in a venv)
+python3 .ci/deps.py floors     pip constraints pinning each one to its ">=" floor
+python .ci/deps.py versions    the version of each one installed (run in a venv)
 """
 
 from __future__ import annotations
