@@ -258,3 +258,10 @@ def test_an_opaque_colour_png_decodes_straight_to_one_byte_a_pixel():
     )
     assert out.returncode == 0, out.stderr.decode()[-2000:]
     assert out.stdout.decode().split() == ["(3000,", "4000)", "uint8", "195", "19"]
+
+
+def test_a_gif_of_millions_of_tiny_blocks_is_refused_not_walked():
+    screen = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0)
+    comment = b"\x21\xfe" + b"\x01a" * 1_100_000 + b"\x00"  # 2.2 MB of 1-byte blocks
+    with pytest.raises(ImageError, match=r"corrupt GIF header: no size"):
+        load_image(screen + comment + b"\x3b")

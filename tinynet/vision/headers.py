@@ -137,30 +137,32 @@ def _webp(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+_GIF_MAX_BLOCKS = 1_000_000
+"""More blocks than a 200 MB GIF of full 255-byte sub-blocks holds: a file made of
+tiny blocks is refused rather than walked for seconds."""
+
+
 def _gif(data: bytes) -> tuple[int, int] | None:
     """The logical screen, grown to hold every frame the file places on it."""
     width, height, flags = struct.unpack("<HHB", data[6:11])
     i = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
-    while i < len(data):
-        block = data[i]
-        if block == 0x3B:  # trailer
-            break
-        if block == 0x21:  # extension: label, then sub-blocks
-            i = _skip_sub_blocks(data, i + 2)
-        elif block == 0x2C:  # image descriptor
+    in_block = False  # between a block's header and its sub-blocks' terminator
+    for _ in range(_GIF_MAX_BLOCKS):
+        if in_block:  # one sub-block, or the terminator
+            in_block = data[i] != 0
+            i += data[i] + 1
+        elif i >= len(data) or data[i] == 0x3B:  # end of file, or the trailer
+            return width, height
+        elif data[i] == 0x21:  # extension: label, then sub-blocks
+            i, in_block = i + 2, True
+        elif data[i] == 0x2C:  # image descriptor, colour table, LZW code size
             left, top, w, h, local = struct.unpack("<HHHHB", data[i + 1 : i + 10])
             width, height = max(width, left + w), max(height, top + h)
-            i += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
-            i = _skip_sub_blocks(data, i + 1)  # after the LZW code size
+            i += 11 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
+            in_block = True
         else:
             return None
-    return width, height
-
-
-def _skip_sub_blocks(data: bytes, i: int) -> int:
-    while data[i]:
-        i += data[i] + 1
-    return i + 1
+    return None
 
 
 _PNM_TOKEN = re.compile(rb"(?:\s|#[^\n]*\n?)*(\S+)")
