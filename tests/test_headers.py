@@ -265,3 +265,11 @@ def test_a_gif_of_millions_of_tiny_blocks_is_refused_not_walked():
     comment = b"\x21\xfe" + b"\x01a" * 1_100_000 + b"\x00"  # 2.2 MB of 1-byte blocks
     with pytest.raises(ImageError, match=r"corrupt GIF header: no size"):
         load_image(screen + comment + b"\x3b")
+
+
+def test_a_jpeg_of_thousands_of_tiny_segments_is_refused_not_walked():
+    tiny = b"\xff\xfe\x00\x02" * 20_000  # empty comments, then the frame header
+    sof = b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 20, 30)
+    with pytest.raises(ImageError, match=r"corrupt JPEG header: no size"):
+        load_image(b"\xff\xd8" + tiny + sof)
+    assert image_size(b"\xff\xd8" + tiny[:400] + sof, "jpeg") == (30, 20)

@@ -26,6 +26,14 @@ _SIGNATURES = (
 )
 
 
+_MAX_SEGMENTS = 10_000
+"""JPEG segments before the frame header, PNG chunks before the pixels: real files
+have tens; one made of tiny segments is refused as corrupt, not walked for seconds."""
+_MAX_GIF_BLOCKS = 1_000_000
+"""GIF blocks and sub-blocks, frames included: more than a 200 MB GIF of full
+255-byte sub-blocks holds."""
+
+
 def image_format(data: bytes) -> str | None:
     """``"png"``, ``"jpeg"``, ``"tiff"``, ``"bigtiff"``, ``"bmp"``, ``"gif"``,
     ``"webp"``, ``"pnm"``, or None for anything else."""
@@ -54,17 +62,20 @@ def _png(data: bytes) -> tuple[int, int] | None:
     return struct.unpack(">II", data[16:24])
 
 
+_JPEG_NO_LENGTH = frozenset((0x01, *range(0xD0, 0xD9)))  # TEM, RSTn, SOI markers
+
+
 def _jpeg(data: bytes) -> tuple[int, int] | None:
     """The first frame header (SOF), as libjpeg reads it, walking every segment."""
     i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
+    for _ in range(_MAX_SEGMENTS):
+        if i + 4 > len(data) or data[i] != 0xFF:
             return None
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        if marker in (0x01, *range(0xD0, 0xD9)):  # TEM, RSTn, SOI: no length
+        if marker in _JPEG_NO_LENGTH:
             i += 2
             continue
         if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame
@@ -137,17 +148,12 @@ def _webp(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-_GIF_MAX_BLOCKS = 1_000_000
-"""More blocks than a 200 MB GIF of full 255-byte sub-blocks holds: a file made of
-tiny blocks is refused rather than walked for seconds."""
-
-
 def _gif(data: bytes) -> tuple[int, int] | None:
     """The logical screen, grown to hold every frame the file places on it."""
     width, height, flags = struct.unpack("<HHB", data[6:11])
     i = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
     in_block = False  # between a block's header and its sub-blocks' terminator
-    for _ in range(_GIF_MAX_BLOCKS):
+    for _ in range(_MAX_GIF_BLOCKS):
         if in_block:  # one sub-block, or the terminator
             in_block = data[i] != 0
             i += data[i] + 1
@@ -199,7 +205,9 @@ def _png_plain(data: bytes) -> bool:
     if data[25] not in (0, 2, 3):  # grey, RGB, palette: no alpha channel
         return False
     i = 8
-    while i + 8 <= len(data):  # a tRNS chunk before the pixels makes a colour clear
+    for _ in range(_MAX_SEGMENTS):  # a tRNS chunk before the pixels: transparency
+        if i + 8 > len(data):
+            return False
         (length,), chunk = struct.unpack(">I", data[i : i + 4]), data[i + 4 : i + 8]
         if chunk == b"tRNS":
             return False
