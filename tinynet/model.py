@@ -22,6 +22,7 @@ from . import optimizers as optimizers_mod
 from .kernels import batch_split
 from .layers.activations import Sigmoid, Softmax
 from .layers.base import Layer
+from .weights import copy_checked
 
 # A loss that takes logits, and the output layer whose gradient it already contains:
 # d/dz CE(softmax(z), y) = softmax(z) - y (and likewise for sigmoid + binary CE), so
@@ -164,27 +165,9 @@ class Sequential:
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Copy arrays into the parameters and buffers in place, checking every key,
-        shape and dtype first so a mismatch changes nothing."""
+        shape, dtype and value (finite) first so a mismatch changes nothing."""
         targets = {**self.parameters(), **self.buffers()}
-        missing = sorted(set(targets) - set(weights))
-        unexpected = sorted(set(weights) - set(targets))
-        if missing or unexpected:
-            raise ValueError(
-                f"weights do not match the model: missing {missing}, "
-                f"unexpected {unexpected}"
-            )
-        for key, target in targets.items():
-            value = np.asarray(weights[key])
-            if value.shape != target.shape:
-                raise ValueError(
-                    f"weight {key!r}: expected shape {target.shape}, got {value.shape}"
-                )
-            if not np.issubdtype(value.dtype, np.floating):
-                raise ValueError(
-                    f"weight {key!r}: expected a float array, got dtype {value.dtype}"
-                )
-        for key, target in targets.items():
-            target[...] = weights[key]
+        copy_checked(targets, weights, source=f"{self.name}.set_weights")
 
     def astype(self, dtype: Any) -> Sequential:
         """Cast every layer to ``dtype`` in place (float64 for gradient checks).
