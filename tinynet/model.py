@@ -37,6 +37,29 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name).lower()  # Conv2D -> conv2d
 
 
+class _LayerNames:
+    """Keras-style names (``dense``, ``dense_1``, ...) in constant time per layer, so
+    building a model stays linear in its number of layers."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+        self._next_suffix: dict[str, int] = {}
+
+    def claim(self, name: str) -> None:
+        if name in self._taken:
+            raise ValueError(f"Sequential: two layers are named {name!r}")
+        self._taken.add(name)
+
+    def new(self, base: str) -> str:
+        """The first free name of ``base``, ``base_1``, ``base_2``, ..."""
+        k = self._next_suffix.get(base, 0)
+        while (name := base if k == 0 else f"{base}_{k}") in self._taken:
+            k += 1
+        self._next_suffix[base] = k + 1
+        self.claim(name)
+        return name
+
+
 class Sequential:
     """A linear stack of layers.
 
@@ -83,8 +106,9 @@ class Sequential:
         self.rng = np.random.default_rng(seed)
         self.layers: list[Layer] = []
         shape = self.input_shape
+        names = _LayerNames()
         for i, layer in enumerate(layers):
-            shape = self._add(layer, shape, is_output=i == len(layers) - 1)
+            shape = self._add(layer, shape, names, is_output=i == len(layers) - 1)
         self.output_shape = shape
         # Backpropagation can stop at the first layer with parameters: the layers
         # before it have nothing to learn, and nobody needs d(loss)/d(input).
@@ -108,16 +132,17 @@ class Sequential:
         self.stop_training = False
 
     def _add(
-        self, layer: Layer, shape: tuple[int, ...], *, is_output: bool
+        self,
+        layer: Layer,
+        shape: tuple[int, ...],
+        names: _LayerNames,
+        *,
+        is_output: bool,
     ) -> tuple[int, ...]:
-        taken = {lay.name for lay in self.layers}
         if layer.name is None:
-            base, k = _snake(type(layer).__name__), 0
-            while (candidate := base if k == 0 else f"{base}_{k}") in taken:
-                k += 1
-            layer.name = candidate
-        elif layer.name in taken:
-            raise ValueError(f"Sequential: two layers are named {layer.name!r}")
+            layer.name = names.new(_snake(type(layer).__name__))
+        else:
+            names.claim(layer.name)
         index = len(self.layers)
         try:
             shape = layer.build(shape, rng=self.rng, dtype=self.dtype)
