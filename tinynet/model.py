@@ -208,7 +208,12 @@ class Sequential:
     # ------------------------------------------------------------- running
     def check_inputs(self, x: Any, what: str = "x") -> np.ndarray:
         """Return ``x`` as an array of the model's dtype, or raise saying why not."""
-        x = np.asarray(x)
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as err:  # ragged nested lists
+            raise TypeError(
+                f"{self.name}: {what} must be an array of numbers ({err})"
+            ) from None
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             hint = ""
             if x.shape == self.input_shape:
@@ -219,8 +224,11 @@ class Sequential:
                 f"{self.name}: expected {what} of shape "
                 f"(N, {', '.join(map(str, self.input_shape))}), got {x.shape}{hint}"
             )
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise TypeError(f"{self.name}: {what} must be numeric, got dtype {x.dtype}")
+        if x.dtype.kind not in "biuf":  # complex would silently lose its imaginary part
+            raise TypeError(
+                f"{self.name}: {what} must be numeric (real: bool, int or float), "
+                f"got dtype {x.dtype}"
+            )
         x = x.astype(self.dtype, copy=False)
         if not np.isfinite(x).all():
             raise ValueError(f"{self.name}: {what} contains NaN or infinite values")
