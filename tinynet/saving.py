@@ -7,11 +7,15 @@ File layout (every entry a plain numeric or string array, never an object)::
     buffer/2.moving_mean float    saved state (BatchNorm statistics)
     optimizer/m.0.W     ...       optimizer state, only with include_optimizer=True
 
-Loading never unpickles (``allow_pickle=False``), rebuilds layers only through the fixed
-registry in ``tinynet.layers``, and checks every key, shape and dtype before touching
-the model, naming the offending entry. Writes go to a temporary file in the target
-folder and are moved into place with ``os.replace``, so a crash mid-write leaves any
-previous file whole.
+Loading treats the file as hostile: it never unpickles, rebuilds layers only through
+the fixed registry in ``tinynet.layers``, and decides everything it will allocate
+before allocating it: the zip directory and ``.npy`` headers are checked by
+``npz_reader``, the config and the architecture it asks for by ``model_limits``, and
+every weight's key, shape and dtype against the headers before the model is built.
+Every refusal is one ``ValueError`` naming the file.
+
+Writes go to a temporary file in the target folder and are moved into place with
+``os.replace``, so a crash mid-write leaves any previous file whole.
 """
 
 from __future__ import annotations
@@ -19,8 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,11 +33,23 @@ from . import __version__
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from .layers import layer_from_config, layer_to_config
+from .model_limits import (
+    MAX_CONFIG_CHARS,
+    check_weight_values,
+    expected_weights,
+    parse_config,
+)
+from .npz_reader import ArrayHeader, CheckedNpz
+from .weights import copy_checked
 
 FORMAT = "tinynet-model"
 WEIGHTS_FORMAT = "tinynet-weights"
 FORMAT_VERSION = 1
 CONFIG_KEY = "tinynet_config"
+
+MAX_FILE_BYTES = 1 << 30
+MAX_DIRECTORY_BYTES = 4 << 20  # about 40,000 entries
+MAX_INFLATION = 20  # tinynet writes stored members; weights deflate less than 2x
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -136,113 +151,142 @@ def save_weights(model: Any, path: str | os.PathLike) -> None:
 
 
 # --------------------------------------------------------------------- reading
-def _read_npz(
-    path: str | os.PathLike, expected_format: str
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read every entry of a tinynet ``.npz``; raise ValueError naming the file if it
-    is not one, is damaged, or holds anything but plain arrays."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
-    except ValueError as err:
-        # numpy refuses object arrays without allow_pickle: report it, never unpickle.
-        raise ValueError(f"{path}: not a valid tinynet file ({err})") from None
-    if CONFIG_KEY not in arrays:
+def _open(path: Path) -> CheckedNpz:
+    return CheckedNpz(
+        path,
+        max_file_bytes=MAX_FILE_BYTES,
+        max_directory_bytes=MAX_DIRECTORY_BYTES,
+        max_data_bytes=MAX_FILE_BYTES,
+        max_inflation=MAX_INFLATION,
+    )
+
+
+def _read_config(path: Path, npz: CheckedNpz, formats: tuple[str, ...]) -> dict:
+    """The file's JSON config, if it is one of ``formats`` in a version we read."""
+    header = npz.headers.get(CONFIG_KEY)
+    if header is None:
         raise ValueError(f"{path}: not a tinynet file (no {CONFIG_KEY!r} entry)")
-    raw = arrays.pop(CONFIG_KEY)
-    if raw.dtype.kind != "U" or raw.ndim != 0:
+    if header.dtype.kind != "U" or header.shape != ():
         raise ValueError(f"{path}: entry {CONFIG_KEY!r} must be a JSON string")
-    try:
-        config = json.loads(str(raw))
-    except json.JSONDecodeError as err:
+    if header.dtype.itemsize > 4 * MAX_CONFIG_CHARS:
         raise ValueError(
-            f"{path}: entry {CONFIG_KEY!r} is not valid JSON ({err})"
-        ) from None
-    if not isinstance(config, dict) or config.get("format") != expected_format:
-        found = config.get("format") if isinstance(config, dict) else None
+            f"{path}: the config has {header.dtype.itemsize // 4:,} characters, over "
+            f"the limit of {MAX_CONFIG_CHARS:,}"
+        )
+    config = parse_config(str(npz.read(CONFIG_KEY)), str(path))
+    if config.get("format") not in formats:
         raise ValueError(
-            f"{path}: expected a {expected_format!r} file, found {found!r}"
+            f"{path}: expected a {formats[0]!r} file, found {config.get('format')!r}"
         )
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path}: format version {config.get('format_version')!r} is not supported "
             f"(this tinynet reads version {FORMAT_VERSION})"
         )
-    for key, value in arrays.items():
-        if value.dtype.kind not in "fiu":
+    for key, array in npz.headers.items():
+        if key != CONFIG_KEY and array.dtype.kind not in "fiu":
             raise ValueError(
-                f"{path}: entry {key!r} has non-numeric dtype {value.dtype}"
+                f"{path}: entry {key!r} has non-numeric dtype {array.dtype}"
             )
-    return config, arrays
+    return config
 
 
-def _build_from_config(path: Path, config: dict) -> Any:
-    from .model import Sequential
-
-    try:
-        layers = [layer_from_config(spec) for spec in config["layers"]]
-        return Sequential(
-            layers,
-            input_shape=tuple(config["input_shape"]),
-            dtype=config.get("dtype", "float32"),
-            name=config.get("name", "sequential"),
-        )
-    except KeyError as err:
-        raise ValueError(f"{path}: config lacks the entry {err}") from None
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: cannot rebuild the model: {err}") from None
-
-
-def _assign(path: Path, model: Any, arrays: dict[str, np.ndarray]) -> None:
-    """Check then copy ``param/*`` and ``buffer/*`` entries into ``model``."""
-    targets = {f"param/{k}": v for k, v in model.parameters().items()}
-    targets.update({f"buffer/{k}": v for k, v in model.buffers().items()})
-    stored = {k: v for k, v in arrays.items() if k.startswith(("param/", "buffer/"))}
-    missing = sorted(set(targets) - set(stored))
-    unexpected = sorted(set(stored) - set(targets))
+def _check_headers(
+    path: Path,
+    headers: Mapping[str, ArrayHeader],
+    expected: Mapping[str, tuple[int, ...]],
+    dtype: np.dtype,
+) -> None:
+    """Every ``param/`` and ``buffer/`` entry the model expects, with its shape and
+    dtype, and nothing else; ``optimizer/`` entries shaped like their parameter.
+    Only headers are looked at: no array has been read or built yet."""
+    stored = {k for k in headers if k.startswith(("param/", "buffer/"))}
+    missing = sorted(set(expected) - stored)
     if missing:
         raise ValueError(
             f"{path}: missing weight {missing[0]!r} (and {len(missing) - 1} more)"
         )
-    if unexpected:
-        raise ValueError(f"{path}: unexpected entry {unexpected[0]!r}")
-    for key, target in targets.items():
-        value = stored[key]
-        if value.shape != target.shape:
+    for key, header in headers.items():
+        if key == CONFIG_KEY:
+            continue
+        if key.startswith("optimizer/"):
+            name = key[len("optimizer/") :]
+            if name in ("iterations", "epoch"):
+                shape = ()
+            else:
+                shape = expected.get(f"param/{name.partition('.')[2]}")
+        else:
+            shape = expected.get(key)
+        if shape is None:
+            raise ValueError(f"{path}: unexpected entry {key!r}")
+        if header.shape != shape:
             raise ValueError(
-                f"{path}: entry {key!r} has shape {value.shape}, the model expects "
-                f"{target.shape}"
+                f"{path}: entry {key!r} has shape {header.shape}, the model expects "
+                f"{shape}"
             )
-        if value.dtype != target.dtype:
+        if not key.startswith("optimizer/") and header.dtype != dtype:
             raise ValueError(
-                f"{path}: entry {key!r} has dtype {value.dtype}, the model expects "
-                f"{target.dtype}"
+                f"{path}: entry {key!r} has dtype {header.dtype}, the model expects "
+                f"{dtype}"
             )
-        if not np.isfinite(value).all():
-            raise ValueError(f"{path}: entry {key!r} contains NaN or infinite values")
-    for key, target in targets.items():
-        target[...] = stored[key]
+
+
+def _build_from_config(path: Path, config: dict, npz: CheckedNpz) -> Any:
+    """The model the config describes, built only after its weights were found in
+    the file's headers with the right shapes."""
+    from .model import Sequential
+
+    try:
+        specs = config["layers"]
+        if not isinstance(specs, list):
+            raise ValueError("'layers' must be a list")
+        layers = [layer_from_config(spec) for spec in specs]
+        dtype = np.dtype(config.get("dtype", "float32"))
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        expected = expected_weights(layers, config["input_shape"])
+    except KeyError as err:
+        raise ValueError(f"{path}: config lacks the entry {err}") from None
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: cannot rebuild the model: {err}") from None
+    _check_headers(path, npz.headers, expected, dtype)
+    try:
+        return Sequential(
+            layers,
+            input_shape=tuple(config["input_shape"]),
+            dtype=dtype,
+            name=str(config.get("name", "sequential")),
+        )
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: cannot rebuild the model: {err}") from None
+
+
+def _assign(path: Path, model: Any, npz: CheckedNpz) -> None:
+    """Read the ``param/*`` and ``buffer/*`` entries and copy them into ``model``."""
+    targets = {f"param/{k}": v for k, v in model.parameters().items()}
+    targets.update({f"buffer/{k}": v for k, v in model.buffers().items()})
+    arrays = {key: npz.read(key) for key in targets}
+    check_weight_values(str(path), arrays)
+    copy_checked(targets, arrays, source=str(path), same_dtype=True)
 
 
 def load_model(path: str | os.PathLike) -> Any:
     """Rebuild a ``Sequential`` saved by ``model.save``; compiled if it was when saved.
 
-    The metadata stored with it is available as ``model.metadata``.
+    The metadata stored with it is available as ``model.metadata``. Any file that is
+    not a sound tinynet model raises one ``ValueError`` naming it (or
+    ``FileNotFoundError``); see the module docstring for what is checked.
     """
     path = Path(path)
-    config, arrays = _read_npz(path, FORMAT)
-    model = _build_from_config(path, config)
-    _assign(path, model, arrays)
-    extra = sorted(
-        k for k in arrays if not k.startswith(("param/", "buffer/", "optimizer/"))
-    )
-    if extra:
-        raise ValueError(f"{path}: unexpected entry {extra[0]!r}")
+    with _open(path) as npz:
+        config = _read_config(path, npz, (FORMAT,))
+        model = _build_from_config(path, config, npz)
+        _assign(path, model, npz)
+        state = {
+            key[len("optimizer/") :]: npz.read(key)
+            for key in npz.headers
+            if key.startswith("optimizer/")
+        }
     if config.get("loss") is not None:
         try:
             optimizer = (
@@ -259,17 +303,15 @@ def load_model(path: str | os.PathLike) -> Any:
             raise ValueError(
                 f"{path}: invalid loss or optimizer config: {err}"
             ) from None
-        state = {
-            k[len("optimizer/") :]: v
-            for k, v in arrays.items()
-            if k.startswith("optimizer/")
-        }
         if state:
             try:
                 model.optimizer.load_state_dict(state)
             except ValueError as err:
                 raise ValueError(f"{path}: optimizer state: {err}") from None
-    model.metadata = config.get("metadata", {})
+    metadata = config.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: 'metadata' must be a JSON object")
+    model.metadata = metadata
     return model
 
 
@@ -277,16 +319,23 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
     """Load weights saved by ``save_weights`` (or ``save``) into a model of the same
     architecture. The layer classes and every shape and dtype must match."""
     path = Path(path)
-    try:
-        config, arrays = _read_npz(path, WEIGHTS_FORMAT)
-    except ValueError as err:
-        if "found 'tinynet-model'" not in str(err):
-            raise
-        config, arrays = _read_npz(path, FORMAT)
-    stored = [spec.get("class_name") for spec in config.get("layers", [])]
-    ours = [type(layer).__name__ for layer in model.layers]
-    if stored != ours:
-        raise ValueError(
-            f"{path}: saved for layers {stored}, but the model has layers {ours}"
-        )
-    _assign(path, model, arrays)
+    with _open(path) as npz:
+        config = _read_config(path, npz, (WEIGHTS_FORMAT, FORMAT))
+        specs = config.get("layers")
+        stored = [
+            spec.get("class_name") if isinstance(spec, dict) else None
+            for spec in (specs if isinstance(specs, list) else [])
+        ]
+        ours = [type(layer).__name__ for layer in model.layers]
+        if stored != ours:
+            raise ValueError(
+                f"{path}: saved for layers {stored[:20]}, but the model has layers "
+                f"{ours[:20]}"
+            )
+        expected = {f"param/{k}": v.shape for k, v in model.parameters().items()}
+        expected.update({f"buffer/{k}": v.shape for k, v in model.buffers().items()})
+        headers = {
+            k: h for k, h in npz.headers.items() if not k.startswith("optimizer/")
+        }
+        _check_headers(path, headers, expected, model.dtype)
+        _assign(path, model, npz)
