@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -175,3 +177,61 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_resaving_keeps_the_file_permissions(saved):
+    path, _ = saved
+    os.chmod(path, 0o600)
+    model, _, _ = trained_model(epochs=1)
+    model.save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_saving_through_a_symlink_writes_its_target_and_keeps_the_link(saved):
+    target, _ = saved
+    link = target.parent / "latest.npz"
+    link.symlink_to(target.name)
+    model, x, _ = trained_model(epochs=3)
+    model.save(link)
+    assert link.is_symlink() and os.readlink(link) == target.name
+    np.testing.assert_array_equal(
+        tinynet.load_model(target).predict(x), model.predict(x)
+    )
+
+
+def test_a_path_that_is_not_a_regular_file_is_not_replaced(tmp_path):
+    model, _, _ = trained_model(epochs=1)
+    (tmp_path / "m.npz").mkdir()
+    with pytest.raises(ValueError, match="not a regular file"):
+        model.save(tmp_path / "m.npz")
+    assert (tmp_path / "m.npz").is_dir()
+
+
+def test_temporary_files_of_a_killed_save_are_swept_by_the_next_save(saved):
+    path, _ = saved
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    stale = path.parent / f".{path.name}.{ended.stdout.strip()}.k2j4.tmp"
+    live = path.parent / f".{path.name}.{os.getpid()}.x9z1.tmp"
+    other = path.parent / f".other.npz.{ended.stdout.strip()}.a1b2.tmp"
+    for leftover in (stale, live, other):
+        leftover.write_bytes(b"half a model")
+    model, _, _ = trained_model(epochs=1)
+    model.save(path)
+    assert not stale.exists()
+    assert (
+        live.exists() and other.exists()
+    )  # a writer still running (this one); another file
+
+
+def test_non_finite_weights_are_not_saved_over_a_good_file(saved):
+    path, _ = saved
+    before = path.read_bytes()
+    model, _, _ = trained_model(epochs=1)
+    model.parameters()["4.W"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"not saved, 'param/4.W' holds NaN"):
+        model.save(path)
+    with pytest.raises(ValueError, match="not saved"):
+        model.save_weights(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(path.parent)) == ["good.npz"]

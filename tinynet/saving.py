@@ -14,14 +14,15 @@ before allocating it: the zip directory and ``.npy`` headers are checked by
 every weight's key, shape and dtype against the headers before the model is built.
 Every refusal is one ``ValueError`` naming the file.
 
-Writes go to a temporary file in the target folder and are moved into place with
-``os.replace``, so a crash mid-write leaves any previous file whole.
+Writes go to a uniquely named temporary file in the target folder, which is moved
+into place with ``os.replace``, so a crash mid-write leaves any previous file whole.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -54,18 +55,39 @@ MAX_INFLATION = 20  # tinynet writes stored members; weights deflate less than 2
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over
-    ``path``. On any error the temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
+    ``path``. On any error the temporary file is removed and ``path`` is untouched.
+
+    - A symlink is written through: its target gets the new content and the link
+      stays a link (the folder written to is the target's).
+    - An existing file keeps its permission bits (a 0600 model stays 0600); a new
+      one gets what ``open()`` would give it.
+    - The temporary name holds the writer's process id; temporary files of the same
+      target left by a process that no longer runs (killed mid-save) are removed.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder does not exist.
+    ValueError
+        If ``path`` exists and is not a regular file (a directory, a FIFO, ...).
+    """
+    path = Path(os.path.realpath(path))
     if not path.parent.is_dir():
         raise FileNotFoundError(
             f"cannot write {path}: folder {path.parent} does not exist"
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp creates the file 0600; give it the permissions open() would.
+        mode = stat.S_IMODE(_existing_regular_file(path).st_mode)
+    except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        mode = 0o666 & ~umask
+    _sweep_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -76,9 +98,50 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         raise
 
 
+def _existing_regular_file(path: Path) -> os.stat_result:
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"cannot write {path}: it exists and is not a regular file")
+    return info
+
+
+def _sweep_stale_temporaries(path: Path) -> None:
+    """Remove ``.<name>.<pid>.*.tmp`` files whose writer process has ended."""
+    prefix = f".{path.name}."
+    for entry in os.scandir(path.parent):
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            Path(entry.path).unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    return True
+
+
+def _check_finite(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Refuse to write weights no one can use, so a diverged run never replaces a
+    good file."""
+    for key, value in arrays.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(
+                f"{path}: not saved, {key!r} holds NaN or infinite values (did "
+                "training diverge?); any previous file is left as it was"
+            )
+
+
 def _write_npz(
     path: str | os.PathLike, config: dict, arrays: dict[str, np.ndarray]
 ) -> None:
+    _check_finite(path, arrays)
     entries = {CONFIG_KEY: np.array(json.dumps(config)), **arrays}
     atomic_write(path, lambda f: np.savez(f, **entries))
 
