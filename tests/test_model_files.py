@@ -215,6 +215,17 @@ def test_zip_oddities_are_one_line_each(tmp_path):
     assert "not a readable .npz file" in refusal(tmp_path / "trunc.npz")
 
 
+def test_a_damaged_deflate_stream_is_one_line(tmp_path):
+    path = npz_of(tmp_path, saved_entries(tmp_path), zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("param/4.W.npy")
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename)  # the local header's end
+    data[start] = 0b111  # a final block of the reserved type 3: zlib.error
+    path.write_bytes(data)
+    assert "'param/4.W' cannot be read (Error -3" in refusal(path)
+
+
 def test_weights_that_make_no_sense_are_refused(tmp_path):
     entries = saved_entries(tmp_path)
     negative = entries["buffer/1.moving_var"].copy()

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import os
 import struct
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NoReturn
@@ -36,6 +38,16 @@ _ZIP64_LOCATOR = b"PK\x06\x07"
 _ZIP64_END_RECORD = b"PK\x06\x06"
 _MAX_COMMENT = 0xFFFF
 _NPY_HEADER_MAX = 10_000  # numpy's own default limit for a .npy header
+# What zipfile raises on damaged input: zlib.error for a broken deflate stream,
+# NotImplementedError for zip features it lacks (a newer version, patched data).
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    struct.error,
+    NotImplementedError,
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,7 @@ class CheckedNpz:
         except ValueError:
             self.close()
             raise
-        except (zipfile.BadZipFile, OSError, EOFError, struct.error) as err:
+        except _UNREADABLE as err:
             self.close()
             self._fail(f"not a readable .npz file ({err})")
 
@@ -108,16 +120,17 @@ class CheckedNpz:
             name = info.filename
             if not name.endswith(".npy") or name[:-4] in infos:
                 self._fail(f"entry {name!r} is not one distinct .npy array")
+            key = name[:-4]
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                self._fail(f"entry {name!r} uses an unsupported zip compression")
+                self._fail(f"entry {key!r} uses an unsupported zip compression")
             if info.flag_bits & 0x1:
-                self._fail(f"entry {name!r} is encrypted")
+                self._fail(f"entry {key!r} is encrypted")
             if info.file_size > max_inflation * info.compress_size + (1 << 16):
                 self._fail(
-                    f"entry {name!r} inflates from {info.compress_size:,} to "
+                    f"entry {key!r} inflates from {info.compress_size:,} to "
                     f"{info.file_size:,} bytes, over the limit of {max_inflation}x"
                 )
-            infos[name[:-4]] = info
+            infos[key] = info
         total = sum(info.file_size for info in infos.values())
         if total > max_data_bytes:
             self._fail(
@@ -126,9 +139,9 @@ class CheckedNpz:
         return infos
 
     def _read_header(self, info: zipfile.ZipInfo) -> ArrayHeader:
-        name = info.filename
-        with self._zip.open(info) as member:
-            try:
+        name = info.filename[:-4]
+        try:
+            with self._zip.open(info) as member:
                 version = np.lib.format.read_magic(member)
                 read = (
                     np.lib.format.read_array_header_1_0
@@ -137,8 +150,11 @@ class CheckedNpz:
                 )
                 shape, _, dtype = read(member, max_header_size=_NPY_HEADER_MAX)
                 offset = member.tell()
-            except ValueError as err:
-                self._fail(f"entry {name!r} is not a valid .npy array ({err})")
+        except _UNREADABLE as err:
+            self._fail(f"entry {name!r} cannot be read ({err})")
+        except (ValueError, SyntaxError, tokenize.TokenError) as err:
+            # numpy parses the header dict with tokenize and ast
+            self._fail(f"entry {name!r} is not a valid .npy array ({err})")
         if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
             # Never unpickled: say what it is instead of numpy's allow_pickle advice.
             self._fail(f"entry {name!r} holds Python objects, not numbers")
@@ -159,7 +175,7 @@ class CheckedNpz:
                 return np.lib.format.read_array(
                     member, allow_pickle=False, max_header_size=_NPY_HEADER_MAX
                 )
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        except (*_UNREADABLE, ValueError) as err:
             self._fail(f"entry {key!r} cannot be read ({err})")
 
     def close(self) -> None:
