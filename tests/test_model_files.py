@@ -15,7 +15,7 @@ from conftest import REPO
 from model_helpers import mlp
 
 import tinynet
-from tinynet import model_limits
+from tinynet import model_limits, saving
 
 RELU = {"class_name": "ReLU", "config": {}}
 
@@ -272,10 +272,9 @@ def test_special_files_are_refused_at_once_saying_what_they_are(tmp_path):
     )
     lines = result.stdout.splitlines()
     assert lines == [
-        f"{fifo}: is a FIFO (named pipe), not a regular file",
-        f"{tmp_path / 'zero.npz'}: is a character device (through a symlink), "
-        "not a regular file",
-        f"{tmp_path / 'folder.npz'}: is a directory, not a regular file",
+        f"{fifo}: is a named pipe (FIFO), not an ordinary model file",
+        f"{tmp_path / 'zero.npz'}: is a character device, not an ordinary model file",
+        f"{tmp_path / 'folder.npz'}: is a directory, not an ordinary model file",
     ], result.stderr
 
 
@@ -292,3 +291,10 @@ def test_the_cli_reports_a_hostile_model_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "bomb.npz" in result.stderr and "inflates" in result.stderr
+
+
+def test_a_file_over_the_size_cap_is_refused_from_its_size(tmp_path):
+    path = tmp_path / "huge.npz"
+    with open(path, "wb") as f:
+        f.truncate(saving.MAX_FILE_BYTES + 1)  # sparse: no disk, no reading
+    assert f"over the {saving.MAX_FILE_BYTES:,}-byte limit for a model" in refusal(path)

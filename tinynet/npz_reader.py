@@ -69,6 +69,7 @@ class CheckedNpz:
         zip directory and the sum of the members' inflated sizes.
     max_inflation : how many times larger than its compressed size a deflated
         member may be (tinynet writes stored members: 1).
+    what : what the file should be, for messages ("model").
 
     Attributes
     ----------
@@ -87,9 +88,10 @@ class CheckedNpz:
         max_directory_bytes: int,
         max_data_bytes: int,
         max_inflation: int,
+        what: str = ".npz",
     ) -> None:
         self.path = Path(path)
-        self._file = open_regular_file(self.path, max_bytes=max_file_bytes)
+        self._file = open_regular_file(self.path, max_file_bytes, what)
         try:
             directory = _directory_bytes(self._file)
             if directory > max_directory_bytes:

@@ -221,6 +221,7 @@ def _open(path: Path) -> CheckedNpz:
         max_directory_bytes=MAX_DIRECTORY_BYTES,
         max_data_bytes=MAX_FILE_BYTES,
         max_inflation=MAX_INFLATION,
+        what="model",
     )
 
 
