@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
@@ -106,14 +107,12 @@ def _existing_regular_file(path: Path) -> os.stat_result:
 
 
 def _sweep_stale_temporaries(path: Path) -> None:
-    """Remove ``.<name>.<pid>.*.tmp`` files whose writer process has ended."""
-    prefix = f".{path.name}."
+    """Remove ``.<name>.<pid>.<8 random chars>.tmp`` files (as ``atomic_write``
+    names them) whose writer process has ended."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[a-z0-9_]{{8}}\.tmp")
     for entry in os.scandir(path.parent):
-        name = entry.name
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
-            continue
-        pid = name[len(prefix) :].split(".", 1)[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
+        match = pattern.fullmatch(entry.name)
+        if match and not _process_exists(int(match[1])):
             Path(entry.path).unlink(missing_ok=True)
 
 
