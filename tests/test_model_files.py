@@ -298,3 +298,41 @@ def test_a_file_over_the_size_cap_is_refused_from_its_size(tmp_path):
     with open(path, "wb") as f:
         f.truncate(saving.MAX_FILE_BYTES + 1)  # sparse: no disk, no reading
     assert f"over the {saving.MAX_FILE_BYTES:,}-byte limit for a model" in refusal(path)
+
+
+def every_layer_class_model(dtype):
+    from tinynet.layers import LAYERS as L
+
+    layers = [
+        L["Rescaling"](0.5, 0.1),
+        L["Conv2D"](4, 3, strides=2, padding="same", activation="tanh"),
+        L["BatchNorm"](),
+        L["LeakyReLU"](0.1),
+        L["MaxPool2D"](3, strides=1, padding="same"),
+        L["Conv2D"](3, (2, 1), use_bias=False),
+        L["AvgPool2D"](2),
+        L["Sigmoid"](),
+        L["Tanh"](),
+        L["GlobalAvgPool2D"](),
+        L["Dense"](5, activation="relu"),
+        L["Dropout"](0.5),
+        L["Flatten"](),
+        L["Dense"](3, use_bias=False),
+        L["ReLU"](),
+        L["Dense"](2, activation="softmax"),
+    ]
+    return tinynet.Sequential(layers, input_shape=(9, 7, 2), seed=0, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_registered_layer_class_round_trips_through_a_file(tmp_path, dtype):
+    """The shape rules of model_limits cover the whole registry: a layer class
+    without one, or one that disagrees with the layer's build, fails here."""
+    from tinynet.layers import LAYERS
+
+    model = every_layer_class_model(dtype)
+    assert {type(layer).__name__ for layer in model.layers} == set(LAYERS)
+    model.save(tmp_path / "all.npz")
+    loaded = tinynet.load_model(tmp_path / "all.npz")
+    x = np.random.default_rng(0).random((4, 9, 7, 2))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
