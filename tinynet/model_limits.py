@@ -8,7 +8,7 @@ from those layers, without building them, every weight the model will have and t
 size of every activation. Those expected weights are compared with the ``.npy``
 headers of the file before a single array is built or read.
 
-The limits are far above any model tinynet trains (the shipped CNN: 23 layers,
+The limits are far above any model tinynet trains (the shipped CNN: 21 layers,
 198k weights, a 3.4 KB config nested 5 deep) and far below what hurts a laptop.
 """
 
@@ -31,7 +31,9 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_LAYERS",
     "MAX_MULTIPLY_ADDS",
+    "MAX_UNITS",
     "MAX_WEIGHTS",
+    "MAX_WINDOW",
     "check_weight_values",
     "expected_weights",
     "parse_config",
@@ -143,8 +145,8 @@ def expected_weights(
             raise ValueError(f"{who}: no shape rule for {type(layer).__name__}")
         shape, own = rule(layer, shape, who)
         _check_size(f"{who}: output", math.prod(shape), MAX_ACTIVATION_VALUES)
-        for name, weight_shape in own.items():
-            kind, _, name = name.partition("/")
+        for key, weight_shape in own.items():
+            kind, _, name = key.partition("/")
             weights[f"{kind}/{i}.{name}"] = weight_shape
         if "param/W" in own:  # each output position costs all of W
             multiply_adds += math.prod(own["param/W"]) * math.prod(shape[:-1])
