@@ -1,6 +1,6 @@
 """Hostile model files, generated on the spot for the loading tests and for
-``benchmarks/hostile_models.py``: zip bombs, huge or deeply nested configs, models of
-many layers. Each writer returns the path it wrote."""
+``benchmarks/bench_hostile_models.py``: zip bombs, huge or deeply nested configs,
+models of many layers. Each writer returns the path it wrote."""
 
 import io
 import json

@@ -4,7 +4,7 @@ Each case runs in a fresh subprocess under a 4 GB address-space cap and reports
 its peak RSS (the interpreter with tinynet imported is the baseline) and the wall
 time of the load, and how it ended::
 
-    python benchmarks/hostile_models.py
+    python benchmarks/bench_hostile_models.py
 """
 
 from __future__ import annotations
