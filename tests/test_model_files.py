@@ -186,6 +186,17 @@ def test_every_entry_is_checked_against_the_architecture_from_its_header(tmp_pat
     )
 
 
+def test_entries_are_judged_by_name_before_their_headers_are_read(tmp_path):
+    entries = saved_entries(tmp_path)
+    members = {k: hm.npy_bytes(v) for k, v in entries.items()}
+    members.update({f"stray/{i}": b"not even a header" for i in range(100)})
+    path = hm.write_members(tmp_path / "strays.npz", members)
+    assert "unexpected entry 'stray/0'" in refusal(path)
+    slots = {f"optimizer/s{i}.0.W": entries["param/0.W"] for i in range(200)}
+    path = npz_of(tmp_path, {**entries, **slots})
+    assert "unexpected entry 'optimizer/s" in refusal(path)
+
+
 def test_a_header_that_lies_about_its_size_is_refused(tmp_path):
     entries = saved_entries(tmp_path)
     members = {k: hm.npy_bytes(v) for k, v in entries.items()}

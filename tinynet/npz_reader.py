@@ -9,9 +9,13 @@ every cost is known, and capped, before it is paid:
    directory is parsed;
 3. each member is a stored or deflated ``.npy`` that inflates at most
    ``max_inflation`` times, and all of them together stay under ``max_data_bytes``;
-4. each ``.npy`` header (read alone, a few hundred bytes) declares a plain numeric
-   or unicode array whose size matches the member's size in the directory, so
-   ``headers`` tells the caller every shape and dtype before any data is read.
+4. each ``.npy`` header (read alone, a few hundred bytes, when the caller asks for
+   it) declares a plain numeric or unicode array whose size matches the member's
+   size in the directory, so the caller knows every shape and dtype before any
+   data is read.
+
+Entry names come from the directory alone (``keys``), so a caller can refuse
+unexpected entries before reading even their headers.
 
 Pickles are never loaded: object dtypes are refused from the header.
 """
@@ -60,7 +64,8 @@ class ArrayHeader:
 
 
 class CheckedNpz:
-    """An open ``.npz`` whose directory and ``.npy`` headers passed every check.
+    """An open ``.npz`` whose directory passed every check; headers are checked
+    as they are read.
 
     Parameters
     ----------
@@ -73,7 +78,7 @@ class CheckedNpz:
 
     Attributes
     ----------
-    headers : entry name (without ``.npy``) -> ArrayHeader, in file order.
+    keys : the entry names (without ``.npy``), in file order.
 
     Raises
     ------
@@ -101,9 +106,8 @@ class CheckedNpz:
                 )
             self._zip = zipfile.ZipFile(self._file)
             self._infos = self._check_members(max_data_bytes, max_inflation)
-            self.headers = {
-                key: self._read_header(info) for key, info in self._infos.items()
-            }
+            self.keys = tuple(self._infos)
+            self._headers: dict[str, ArrayHeader] = {}
         except ValueError:
             self.close()
             raise
@@ -140,8 +144,13 @@ class CheckedNpz:
             )
         return infos
 
-    def _read_header(self, info: zipfile.ZipInfo) -> ArrayHeader:
-        name = info.filename[:-4]
+    def header(self, key: str) -> ArrayHeader:
+        """What entry ``key`` declares, checked against its size in the directory."""
+        if key not in self._headers:
+            self._headers[key] = self._read_header(key, self._infos[key])
+        return self._headers[key]
+
+    def _read_header(self, name: str, info: zipfile.ZipInfo) -> ArrayHeader:
         try:
             with self._zip.open(info) as member:
                 version = np.lib.format.read_magic(member)
@@ -171,7 +180,8 @@ class CheckedNpz:
         return ArrayHeader(tuple(shape), dtype, nbytes)
 
     def read(self, key: str) -> np.ndarray:
-        """The array of entry ``key`` (its header was checked when opening)."""
+        """The array of entry ``key``, once its header passed the checks."""
+        self.header(key)
         try:
             with self._zip.open(self._infos[key]) as member:
                 return np.lib.format.read_array(

@@ -41,7 +41,7 @@ from .model_limits import (
     expected_weights,
     parse_config,
 )
-from .npz_reader import ArrayHeader, CheckedNpz
+from .npz_reader import CheckedNpz
 from .weights import copy_checked
 
 FORMAT = "tinynet-model"
@@ -52,6 +52,7 @@ CONFIG_KEY = "tinynet_config"
 MAX_FILE_BYTES = 1 << 30
 MAX_DIRECTORY_BYTES = 4 << 20  # about 40,000 entries
 MAX_INFLATION = 20  # tinynet writes stored members; weights deflate less than 2x
+_MAX_SLOTS = 3  # optimizer arrays per parameter (centred RMSprop with momentum: 3)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -226,9 +227,9 @@ def _open(path: Path) -> CheckedNpz:
 
 def _read_config(path: Path, npz: CheckedNpz, formats: tuple[str, ...]) -> dict:
     """The file's JSON config, if it is one of ``formats`` in a version we read."""
-    header = npz.headers.get(CONFIG_KEY)
-    if header is None:
+    if CONFIG_KEY not in npz.keys:
         raise ValueError(f"{path}: not a tinynet file (no {CONFIG_KEY!r} entry)")
+    header = npz.header(CONFIG_KEY)
     if header.dtype.kind != "U" or header.shape != ():
         raise ValueError(f"{path}: entry {CONFIG_KEY!r} must be a JSON string")
     if header.dtype.itemsize > 4 * MAX_CONFIG_CHARS:
@@ -246,48 +247,59 @@ def _read_config(path: Path, npz: CheckedNpz, formats: tuple[str, ...]) -> dict:
             f"{path}: format version {config.get('format_version')!r} is not supported "
             f"(this tinynet reads version {FORMAT_VERSION})"
         )
-    for key, array in npz.headers.items():
-        if key != CONFIG_KEY and array.dtype.kind not in "fiu":
-            raise ValueError(
-                f"{path}: entry {key!r} has non-numeric dtype {array.dtype}"
-            )
     return config
 
 
-def _check_headers(
+def _check_entries(
     path: Path,
-    headers: Mapping[str, ArrayHeader],
+    npz: CheckedNpz,
     expected: Mapping[str, tuple[int, ...]],
     dtype: np.dtype,
+    *,
+    optimizer: bool,
 ) -> None:
-    """Every ``param/`` and ``buffer/`` entry the model expects, with its shape and
-    dtype, and nothing else; ``optimizer/`` entries shaped like their parameter.
-    Only headers are looked at: no array has been read or built yet."""
-    stored = {k for k in headers if k.startswith(("param/", "buffer/"))}
-    missing = sorted(set(expected) - stored)
+    """The file holds every ``param/`` and ``buffer/`` entry the model expects, each
+    with its shape and dtype, and nothing else.
+
+    Names are judged first, from the zip directory, so a file of 40,000 stray
+    entries is refused before one header is read. With ``optimizer=True`` the file
+    may also hold the counters and up to ``_MAX_SLOTS`` ``optimizer/<slot>.<param>``
+    entries per parameter, each shaped like its parameter; otherwise optimizer
+    entries are ignored. No array has been read or built yet.
+    """
+    names = [key for key in npz.keys if key != CONFIG_KEY]
+    missing = sorted(set(expected) - set(names))
     if missing:
         raise ValueError(
             f"{path}: missing weight {missing[0]!r} (and {len(missing) - 1} more)"
         )
-    for key, header in headers.items():
-        if key == CONFIG_KEY:
+    shapes = dict(expected)
+    slots_left = _MAX_SLOTS * sum(key.startswith("param/") for key in expected)
+    for key in names:
+        if key in expected or (key.startswith("optimizer/") and not optimizer):
             continue
-        if key.startswith("optimizer/"):
-            name = key[len("optimizer/") :]
-            if name in ("iterations", "epoch"):
-                shape = ()
-            else:
-                shape = expected.get(f"param/{name.partition('.')[2]}")
-        else:
-            shape = expected.get(key)
-        if shape is None:
-            raise ValueError(f"{path}: unexpected entry {key!r}")
+        name = key.removeprefix("optimizer/")
+        if key.startswith("optimizer/") and name in ("iterations", "epoch"):
+            shapes[key] = ()
+            continue
+        param = expected.get(f"param/{name.partition('.')[2]}")
+        if key.startswith("optimizer/") and param is not None and slots_left > 0:
+            shapes[key] = param
+            slots_left -= 1
+            continue
+        raise ValueError(f"{path}: unexpected entry {key!r}")
+    for key, shape in shapes.items():
+        header = npz.header(key)
+        if header.dtype.kind not in "fiu":
+            raise ValueError(
+                f"{path}: entry {key!r} has non-numeric dtype {header.dtype}"
+            )
         if header.shape != shape:
             raise ValueError(
                 f"{path}: entry {key!r} has shape {header.shape}, the model expects "
                 f"{shape}"
             )
-        if not key.startswith("optimizer/") and header.dtype != dtype:
+        if key in expected and header.dtype != dtype:
             raise ValueError(
                 f"{path}: entry {key!r} has dtype {header.dtype}, the model expects "
                 f"{dtype}"
@@ -312,7 +324,7 @@ def _build_from_config(path: Path, config: dict, npz: CheckedNpz) -> Any:
         raise ValueError(f"{path}: config lacks the entry {err}") from None
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: cannot rebuild the model: {err}") from None
-    _check_headers(path, npz.headers, expected, dtype)
+    _check_entries(path, npz, expected, dtype, optimizer=True)
     try:
         return Sequential(
             layers,
@@ -347,7 +359,7 @@ def load_model(path: str | os.PathLike) -> Any:
         _assign(path, model, npz)
         state = {
             key[len("optimizer/") :]: npz.read(key)
-            for key in npz.headers
+            for key in npz.keys
             if key.startswith("optimizer/")
         }
     if config.get("loss") is not None:
@@ -397,8 +409,5 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
             )
         expected = {f"param/{k}": v.shape for k, v in model.parameters().items()}
         expected.update({f"buffer/{k}": v.shape for k, v in model.buffers().items()})
-        headers = {
-            k: h for k, h in npz.headers.items() if not k.startswith("optimizer/")
-        }
-        _check_headers(path, headers, expected, model.dtype)
+        _check_entries(path, npz, expected, model.dtype, optimizer=False)
         _assign(path, model, npz)
