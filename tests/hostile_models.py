@@ -75,3 +75,26 @@ def write_deep_config(path, depth):
     text = text[:-1] + ', "metadata": {"x": ' + "[" * depth + "]" * depth + "}}"
     members = {CONFIG_KEY: npy_bytes(np.array(text))}
     return write_members(path, members)
+
+
+def write_shared_member(path, members, shared, alias):
+    """Like ``write_members``, plus a second directory entry ``alias`` pointing at the
+    bytes of member ``shared``: the trick of non-recursive zip bombs, which make many
+    entries inflate one stream (they also forge a local header per entry, which
+    this one does not)."""
+    data = write_members(path, members).read_bytes()
+    end = data.rindex(b"PK\x05\x06")  # the end record: counts and directory size
+    directory_at = int.from_bytes(data[end + 16 : end + 20], "little")
+    directory = data[directory_at:end]
+    name = f"{shared}.npy".encode()
+    at = directory.index(name) - 46  # a central record's name follows 46 bytes
+    extra = int.from_bytes(directory[at + 30 : at + 32], "little")
+    comment = int.from_bytes(directory[at + 32 : at + 34], "little")
+    record = directory[at : at + 46 + len(name) + extra + comment]
+    duplicate = record.replace(name, f"{alias}.npy".encode())
+    end_record = bytearray(data[end:])
+    count = int.from_bytes(end_record[10:12], "little") + 1
+    end_record[8:12] = count.to_bytes(2, "little") * 2  # entries: this disk, total
+    end_record[12:16] = (len(directory) + len(duplicate)).to_bytes(4, "little")
+    path.write_bytes(data[:end] + duplicate + bytes(end_record))
+    return path

@@ -197,6 +197,16 @@ def test_entries_are_judged_by_name_before_their_headers_are_read(tmp_path):
     assert "unexpected entry 'optimizer/s" in refusal(path)
 
 
+def test_entries_sharing_their_bytes_are_refused(tmp_path):
+    entries = saved_entries(tmp_path)
+    members = {k: hm.npy_bytes(v) for k, v in entries.items()}
+    path = hm.write_shared_member(tmp_path / "shared.npz", members, "param/4.W", "x")
+    with zipfile.ZipFile(path) as zf:
+        same = zf.getinfo("x.npy"), zf.getinfo("param/4.W.npy")
+    assert same[0].header_offset == same[1].header_offset
+    assert "more than the file holds" in refusal(path)
+
+
 def test_a_header_that_lies_about_its_size_is_refused(tmp_path):
     entries = saved_entries(tmp_path)
     members = {k: hm.npy_bytes(v) for k, v in entries.items()}

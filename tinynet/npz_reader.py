@@ -8,7 +8,8 @@ every cost is known, and capped, before it is paid:
 2. the zip's end record gives the size of its directory, capped before the
    directory is parsed;
 3. each member is a stored or deflated ``.npy`` that inflates at most
-   ``max_inflation`` times, and all of them together stay under ``max_data_bytes``;
+   ``max_inflation`` times, the members fit in the file side by side (no two share
+   their bytes), and all of them together stay under ``max_data_bytes``;
 4. each ``.npy`` header (read alone, a few hundred bytes, when the caller asks for
    it) declares a plain numeric or unicode array whose size matches the member's
    size in the directory, so the caller knows every shape and dtype before any
@@ -137,6 +138,10 @@ class CheckedNpz:
                     f"{info.file_size:,} bytes, over the limit of {max_inflation}x"
                 )
             infos[key] = info
+        packed = sum(info.compress_size for info in infos.values())
+        if packed > os.fstat(self._file.fileno()).st_size:
+            # Entries sharing their compressed bytes would multiply the inflation cap.
+            self._fail(f"its entries claim {packed:,} bytes, more than the file holds")
         total = sum(info.file_size for info in infos.values())
         if total > max_data_bytes:
             self._fail(
