@@ -145,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         augment=Augmenter(fill_prob=0.15) if args.augment else None,
     )
     train_seconds = time.perf_counter() - started
+    if not all(np.isfinite(w).all() for w in model.get_weights().values()):
+        kept = f"; {args.out} was not written" if args.out else ""
+        print(
+            f"error: training diverged, the weights are not finite{kept}",
+            file=sys.stderr,
+        )
+        return 1
 
     probs = model.predict(x_test)
     y_pred = probs.argmax(axis=1)
@@ -179,15 +186,19 @@ def main(argv: list[str] | None = None) -> int:
         command = "python examples/mnist_train.py " + shlex.join(
             sys.argv[1:] if argv is None else argv
         )
-        model.save(
-            args.out,
-            command=command,
-            test_accuracy=result["accuracy"],
-            test_loss=result["loss"],
-            train_seconds=round(train_seconds, 1),
-            date=date.today().isoformat(),
-            tinynet_version=tinynet.__version__,
-        )
+        try:
+            model.save(
+                args.out,
+                command=command,
+                test_accuracy=result["accuracy"],
+                test_loss=result["loss"],
+                train_seconds=round(train_seconds, 1),
+                date=date.today().isoformat(),
+                tinynet_version=tinynet.__version__,
+            )
+        except (OSError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         reloaded = tinynet.load_model(args.out)
         same = np.array_equal(reloaded.predict(x_test).argmax(axis=1), y_pred)
         print(

@@ -49,3 +49,26 @@ def test_missing_data_folder_is_one_clear_error(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_diverged_run_keeps_the_previous_model_file(real_mnist_dir, tmp_path):
+    out = tmp_path / "mlp.npz"
+    out.write_bytes(b"the previous model")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "mnist_train.py"),
+            "--model", "mlp", "--epochs", "1", "--limit", "512",
+            "--optimizer", "sgd", "--lr", "1e12", "--schedule", "constant",
+            "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == [f"error: training diverged, the weights are not finite; {out} "
+                      "was not written"]  # fmt: skip
+    assert out.read_bytes() == b"the previous model"

@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -175,3 +178,98 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_resaving_keeps_the_file_permissions(saved):
+    path, _ = saved
+    os.chmod(path, 0o600)
+    model, _, _ = trained_model(epochs=1)
+    model.save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_saving_through_a_symlink_writes_its_target_and_keeps_the_link(saved):
+    target, _ = saved
+    link = target.parent / "latest.npz"
+    link.symlink_to(target.name)
+    model, x, _ = trained_model(epochs=3)
+    model.save(link)
+    assert link.is_symlink() and os.readlink(link) == target.name
+    np.testing.assert_array_equal(
+        tinynet.load_model(target).predict(x), model.predict(x)
+    )
+
+
+def test_a_path_that_is_not_a_regular_file_is_not_replaced(tmp_path):
+    model, _, _ = trained_model(epochs=1)
+    (tmp_path / "m.npz").mkdir()
+    with pytest.raises(ValueError, match="not a regular file"):
+        model.save(tmp_path / "m.npz")
+    assert (tmp_path / "m.npz").is_dir()
+
+
+def test_a_save_killed_midway_leaves_a_temporary_the_next_save_removes(saved):
+    path, _ = saved
+    before = path.read_bytes()
+    script = textwrap.dedent("""
+        import sys, time
+        import numpy as np
+        sys.path.insert(0, sys.argv[2])
+        from model_helpers import mlp
+
+        def stall(f, **arrays):
+            f.write(b"half a model")
+            f.flush()
+            print("writing", flush=True)
+            time.sleep(600)
+
+        np.savez = stall
+        mlp().save(sys.argv[1])
+    """)
+    tests = os.path.dirname(__file__)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(path), tests],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline() == "writing\n"
+    finally:
+        child.kill()
+        child.wait()
+    assert len([n for n in os.listdir(path.parent) if n.endswith(".tmp")]) == 1
+    assert path.read_bytes() == before
+    model, _, _ = trained_model(epochs=1)
+    model.save(path)
+    assert os.listdir(path.parent) == ["good.npz"]
+
+
+def test_only_temporaries_of_ended_writers_of_the_same_target_are_swept(saved):
+    path, _ = saved
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    dead = ended.stdout.strip()  # the pid of a process that has ended
+    stale = path.parent / f".{path.name}.{dead}.k2j4_x9a.tmp"
+    live = path.parent / f".{path.name}.{os.getpid()}.x9z1bb0c.tmp"
+    other = path.parent / f".other.npz.{dead}.a1b2c3d4.tmp"
+    cousin = path.parent / f".{path.name}.{dead}.{dead}.a1b2c3d4.tmp"
+    for leftover in (stale, live, other, cousin):
+        leftover.write_bytes(b"half a model")
+    model, _, _ = trained_model(epochs=1)
+    model.save(path)
+    assert not stale.exists()
+    # Kept: a writer still running (this one), other targets ("good.npz.<dead>").
+    assert live.exists() and other.exists() and cousin.exists()
+
+
+def test_non_finite_weights_are_not_saved_over_a_good_file(saved):
+    path, _ = saved
+    before = path.read_bytes()
+    model, _, _ = trained_model(epochs=1)
+    model.parameters()["4.W"][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"not saved, 'param/4.W' holds NaN"):
+        model.save(path)
+    with pytest.raises(ValueError, match="not saved"):
+        model.save_weights(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(path.parent)) == ["good.npz"]

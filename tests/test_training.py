@@ -84,6 +84,42 @@ def test_fit_rejects_bad_input(x, y, error, fragment):
     assert fragment in str(err.value)
 
 
+_X = np.zeros((4, 2), np.float32)
+_LABELS = np.array([0, 1, 2, 1])
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "error", "fragments"),
+    [
+        (_X, _LABELS + 0.5, TypeError, ["integer class labels in [0, 2]", "0.5"]),
+        (_X, np.where(_LABELS == 2, np.nan, _LABELS), TypeError, ["nan at index 2"]),
+        (_X, _LABELS.astype(bool), TypeError, ["integer class labels", "bool"]),
+        (_X, _LABELS.astype(str), TypeError, ["real numbers", "<U"]),
+        (_X, _LABELS.astype(object), TypeError, ["real numbers", "object"]),
+        (_X, _LABELS.astype(complex), TypeError, ["real numbers", "complex"]),
+        (_X, 2 * np.eye(3)[_LABELS], ValueError, ["distribution", "sum 2"]),
+        (_X, np.eye(3)[_LABELS] - 0.25, ValueError, ["distribution", "min -0.25"]),
+        (_X + 1j, _LABELS, TypeError, ["x must be numeric", "complex"]),
+        ([[0.0, 1.0], [2.0]] * 2, _LABELS, TypeError, ["array of numbers"]),
+        (np.full((4, 2), np.nan), _LABELS, ValueError, ["x contains NaN"]),
+    ],
+)
+def test_fit_names_what_it_expected_and_what_it_got(x, y, error, fragments):
+    model = mlp()
+    model.compile(loss="cross_entropy")
+    with pytest.raises(error) as err:
+        model.fit(x, y, verbose=0)
+    assert all(fragment in str(err.value) for fragment in fragments), err.value
+
+
+def test_whole_float_labels_and_soft_targets_are_accepted():
+    model = mlp()
+    model.compile(loss="cross_entropy")
+    soft = np.full((4, 3), 1 / 3)
+    for y in (_LABELS.astype(np.float64), soft, np.eye(3)[_LABELS].astype(bool)):
+        assert len(model.fit(_X, y, verbose=0).epoch) == 1
+
+
 def test_fit_needs_compile_and_sane_arguments():
     x, y = spirals(10)
     model = mlp()

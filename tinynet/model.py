@@ -22,6 +22,7 @@ from . import optimizers as optimizers_mod
 from .kernels import batch_split
 from .layers.activations import Sigmoid, Softmax
 from .layers.base import Layer
+from .weights import copy_checked
 
 # A loss that takes logits, and the output layer whose gradient it already contains:
 # d/dz CE(softmax(z), y) = softmax(z) - y (and likewise for sigmoid + binary CE), so
@@ -34,6 +35,29 @@ _FUSED_OUTPUTS: dict[type, type] = {
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name).lower()  # Conv2D -> conv2d
+
+
+class _LayerNames:
+    """Keras-style names (``dense``, ``dense_1``, ...) in constant time per layer, so
+    building a model stays linear in its number of layers."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+        self._next_suffix: dict[str, int] = {}
+
+    def claim(self, name: str) -> None:
+        if name in self._taken:
+            raise ValueError(f"Sequential: two layers are named {name!r}")
+        self._taken.add(name)
+
+    def new(self, base: str) -> str:
+        """The first free name of ``base``, ``base_1``, ``base_2``, ..."""
+        k = self._next_suffix.get(base, 0)
+        while (name := base if k == 0 else f"{base}_{k}") in self._taken:
+            k += 1
+        self._next_suffix[base] = k + 1
+        self.claim(name)
+        return name
 
 
 class Sequential:
@@ -82,8 +106,9 @@ class Sequential:
         self.rng = np.random.default_rng(seed)
         self.layers: list[Layer] = []
         shape = self.input_shape
+        names = _LayerNames()
         for i, layer in enumerate(layers):
-            shape = self._add(layer, shape, is_output=i == len(layers) - 1)
+            shape = self._add(layer, shape, names, is_output=i == len(layers) - 1)
         self.output_shape = shape
         # Backpropagation can stop at the first layer with parameters: the layers
         # before it have nothing to learn, and nobody needs d(loss)/d(input).
@@ -107,16 +132,17 @@ class Sequential:
         self.stop_training = False
 
     def _add(
-        self, layer: Layer, shape: tuple[int, ...], *, is_output: bool
+        self,
+        layer: Layer,
+        shape: tuple[int, ...],
+        names: _LayerNames,
+        *,
+        is_output: bool,
     ) -> tuple[int, ...]:
-        taken = {lay.name for lay in self.layers}
         if layer.name is None:
-            base, k = _snake(type(layer).__name__), 0
-            while (candidate := base if k == 0 else f"{base}_{k}") in taken:
-                k += 1
-            layer.name = candidate
-        elif layer.name in taken:
-            raise ValueError(f"Sequential: two layers are named {layer.name!r}")
+            layer.name = names.new(_snake(type(layer).__name__))
+        else:
+            names.claim(layer.name)
         index = len(self.layers)
         try:
             shape = layer.build(shape, rng=self.rng, dtype=self.dtype)
@@ -164,27 +190,9 @@ class Sequential:
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Copy arrays into the parameters and buffers in place, checking every key,
-        shape and dtype first so a mismatch changes nothing."""
+        shape, dtype and value (finite) first so a mismatch changes nothing."""
         targets = {**self.parameters(), **self.buffers()}
-        missing = sorted(set(targets) - set(weights))
-        unexpected = sorted(set(weights) - set(targets))
-        if missing or unexpected:
-            raise ValueError(
-                f"weights do not match the model: missing {missing}, "
-                f"unexpected {unexpected}"
-            )
-        for key, target in targets.items():
-            value = np.asarray(weights[key])
-            if value.shape != target.shape:
-                raise ValueError(
-                    f"weight {key!r}: expected shape {target.shape}, got {value.shape}"
-                )
-            if not np.issubdtype(value.dtype, np.floating):
-                raise ValueError(
-                    f"weight {key!r}: expected a float array, got dtype {value.dtype}"
-                )
-        for key, target in targets.items():
-            target[...] = weights[key]
+        copy_checked(targets, weights, source=f"{self.name}.set_weights")
 
     def astype(self, dtype: Any) -> Sequential:
         """Cast every layer to ``dtype`` in place (float64 for gradient checks).
@@ -200,7 +208,12 @@ class Sequential:
     # ------------------------------------------------------------- running
     def check_inputs(self, x: Any, what: str = "x") -> np.ndarray:
         """Return ``x`` as an array of the model's dtype, or raise saying why not."""
-        x = np.asarray(x)
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as err:  # ragged nested lists
+            raise TypeError(
+                f"{self.name}: {what} must be an array of numbers ({err})"
+            ) from None
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             hint = ""
             if x.shape == self.input_shape:
@@ -211,8 +224,11 @@ class Sequential:
                 f"{self.name}: expected {what} of shape "
                 f"(N, {', '.join(map(str, self.input_shape))}), got {x.shape}{hint}"
             )
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise TypeError(f"{self.name}: {what} must be numeric, got dtype {x.dtype}")
+        if x.dtype.kind not in "biuf":  # complex would silently lose its imaginary part
+            raise TypeError(
+                f"{self.name}: {what} must be numeric (real: bool, int or float), "
+                f"got dtype {x.dtype}"
+            )
         x = x.astype(self.dtype, copy=False)
         if not np.isfinite(x).all():
             raise ValueError(f"{self.name}: {what} contains NaN or infinite values")

@@ -7,20 +7,25 @@ File layout (every entry a plain numeric or string array, never an object)::
     buffer/2.moving_mean float    saved state (BatchNorm statistics)
     optimizer/m.0.W     ...       optimizer state, only with include_optimizer=True
 
-Loading never unpickles (``allow_pickle=False``), rebuilds layers only through the fixed
-registry in ``tinynet.layers``, and checks every key, shape and dtype before touching
-the model, naming the offending entry. Writes go to a temporary file in the target
-folder and are moved into place with ``os.replace``, so a crash mid-write leaves any
-previous file whole.
+Loading treats the file as hostile: it never unpickles, rebuilds layers only through
+the fixed registry in ``tinynet.layers``, and decides everything it will allocate
+before allocating it: the zip directory and ``.npy`` headers are checked by
+``npz_reader``, the config and the architecture it asks for by ``model_limits``, and
+every weight's key, shape and dtype against the headers before the model is built.
+Every refusal is one ``ValueError`` naming the file.
+
+Writes go to a uniquely named temporary file in the target folder, which is moved
+into place with ``os.replace``, so a crash mid-write leaves any previous file whole.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,27 +35,61 @@ from . import __version__
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from .layers import layer_from_config, layer_to_config
+from .model_limits import (
+    MAX_CONFIG_CHARS,
+    check_weight_values,
+    expected_weights,
+    parse_config,
+)
+from .npz_reader import CheckedNpz
+from .weights import copy_checked
 
 FORMAT = "tinynet-model"
 WEIGHTS_FORMAT = "tinynet-weights"
 FORMAT_VERSION = 1
 CONFIG_KEY = "tinynet_config"
 
+MAX_FILE_BYTES = 1 << 30
+MAX_DIRECTORY_BYTES = 4 << 20  # about 40,000 entries
+MAX_INFLATION = 20  # tinynet writes stored members; weights deflate less than 2x
+_MAX_SLOTS = 3  # optimizer arrays per parameter (centred RMSprop with momentum: 3)
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over
-    ``path``. On any error the temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
+    ``path``. On any error the temporary file is removed and ``path`` is untouched.
+
+    - A symlink is written through: its target gets the new content and the link
+      stays a link (the folder written to is the target's).
+    - An existing file keeps its permission bits (a 0600 model stays 0600); a new
+      one gets what ``open()`` would give it.
+    - The temporary name holds the writer's process id; temporary files of the same
+      target left by a process that no longer runs (killed mid-save) are removed.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder does not exist.
+    ValueError
+        If ``path`` exists and is not a regular file (a directory, a FIFO, ...).
+    """
+    path = Path(os.path.realpath(path))
     if not path.parent.is_dir():
         raise FileNotFoundError(
             f"cannot write {path}: folder {path.parent} does not exist"
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp creates the file 0600; give it the permissions open() would.
+        mode = stat.S_IMODE(_existing_regular_file(path).st_mode)
+    except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        mode = 0o666 & ~umask
+    _sweep_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
+    try:
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -61,9 +100,48 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         raise
 
 
+def _existing_regular_file(path: Path) -> os.stat_result:
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"cannot write {path}: it exists and is not a regular file")
+    return info
+
+
+def _sweep_stale_temporaries(path: Path) -> None:
+    """Remove ``.<name>.<pid>.<8 random chars>.tmp`` files (as ``atomic_write``
+    names them) whose writer process has ended."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[a-z0-9_]{{8}}\.tmp")
+    for entry in os.scandir(path.parent):
+        match = pattern.fullmatch(entry.name)
+        if match and not _process_exists(int(match[1])):
+            Path(entry.path).unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    return True
+
+
+def _check_finite(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Refuse to write weights no one can use, so a diverged run never replaces a
+    good file."""
+    for key, value in arrays.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(
+                f"{path}: not saved, {key!r} holds NaN or infinite values (did "
+                "training diverge?); any previous file is left as it was"
+            )
+
+
 def _write_npz(
     path: str | os.PathLike, config: dict, arrays: dict[str, np.ndarray]
 ) -> None:
+    _check_finite(path, arrays)
     entries = {CONFIG_KEY: np.array(json.dumps(config)), **arrays}
     atomic_write(path, lambda f: np.savez(f, **entries))
 
@@ -136,113 +214,154 @@ def save_weights(model: Any, path: str | os.PathLike) -> None:
 
 
 # --------------------------------------------------------------------- reading
-def _read_npz(
-    path: str | os.PathLike, expected_format: str
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read every entry of a tinynet ``.npz``; raise ValueError naming the file if it
-    is not one, is damaged, or holds anything but plain arrays."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
-    except ValueError as err:
-        # numpy refuses object arrays without allow_pickle: report it, never unpickle.
-        raise ValueError(f"{path}: not a valid tinynet file ({err})") from None
-    if CONFIG_KEY not in arrays:
+def _open(path: Path) -> CheckedNpz:
+    return CheckedNpz(
+        path,
+        max_file_bytes=MAX_FILE_BYTES,
+        max_directory_bytes=MAX_DIRECTORY_BYTES,
+        max_data_bytes=MAX_FILE_BYTES,
+        max_inflation=MAX_INFLATION,
+        what="model",
+    )
+
+
+def _read_config(path: Path, npz: CheckedNpz, formats: tuple[str, ...]) -> dict:
+    """The file's JSON config, if it is one of ``formats`` in a version we read."""
+    if CONFIG_KEY not in npz.keys:
         raise ValueError(f"{path}: not a tinynet file (no {CONFIG_KEY!r} entry)")
-    raw = arrays.pop(CONFIG_KEY)
-    if raw.dtype.kind != "U" or raw.ndim != 0:
+    header = npz.header(CONFIG_KEY)
+    if header.dtype.kind != "U" or header.shape != ():
         raise ValueError(f"{path}: entry {CONFIG_KEY!r} must be a JSON string")
-    try:
-        config = json.loads(str(raw))
-    except json.JSONDecodeError as err:
+    if header.dtype.itemsize > 4 * MAX_CONFIG_CHARS:
         raise ValueError(
-            f"{path}: entry {CONFIG_KEY!r} is not valid JSON ({err})"
-        ) from None
-    if not isinstance(config, dict) or config.get("format") != expected_format:
-        found = config.get("format") if isinstance(config, dict) else None
+            f"{path}: the config has {header.dtype.itemsize // 4:,} characters, over "
+            f"the limit of {MAX_CONFIG_CHARS:,}"
+        )
+    config = parse_config(str(npz.read(CONFIG_KEY)), str(path))
+    if config.get("format") not in formats:
         raise ValueError(
-            f"{path}: expected a {expected_format!r} file, found {found!r}"
+            f"{path}: expected a {formats[0]!r} file, found {config.get('format')!r}"
         )
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path}: format version {config.get('format_version')!r} is not supported "
             f"(this tinynet reads version {FORMAT_VERSION})"
         )
-    for key, value in arrays.items():
-        if value.dtype.kind not in "fiu":
-            raise ValueError(
-                f"{path}: entry {key!r} has non-numeric dtype {value.dtype}"
-            )
-    return config, arrays
+    return config
 
 
-def _build_from_config(path: Path, config: dict) -> Any:
-    from .model import Sequential
+def _check_entries(
+    path: Path,
+    npz: CheckedNpz,
+    expected: Mapping[str, tuple[int, ...]],
+    dtype: np.dtype,
+    *,
+    optimizer: bool,
+) -> None:
+    """The file holds every ``param/`` and ``buffer/`` entry the model expects, each
+    with its shape and dtype, and nothing else.
 
-    try:
-        layers = [layer_from_config(spec) for spec in config["layers"]]
-        return Sequential(
-            layers,
-            input_shape=tuple(config["input_shape"]),
-            dtype=config.get("dtype", "float32"),
-            name=config.get("name", "sequential"),
-        )
-    except KeyError as err:
-        raise ValueError(f"{path}: config lacks the entry {err}") from None
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: cannot rebuild the model: {err}") from None
-
-
-def _assign(path: Path, model: Any, arrays: dict[str, np.ndarray]) -> None:
-    """Check then copy ``param/*`` and ``buffer/*`` entries into ``model``."""
-    targets = {f"param/{k}": v for k, v in model.parameters().items()}
-    targets.update({f"buffer/{k}": v for k, v in model.buffers().items()})
-    stored = {k: v for k, v in arrays.items() if k.startswith(("param/", "buffer/"))}
-    missing = sorted(set(targets) - set(stored))
-    unexpected = sorted(set(stored) - set(targets))
+    Names are judged first, from the zip directory, so a file of 40,000 stray
+    entries is refused before one header is read. With ``optimizer=True`` the file
+    may also hold the counters and up to ``_MAX_SLOTS`` ``optimizer/<slot>.<param>``
+    entries per parameter, each shaped like its parameter; otherwise optimizer
+    entries are ignored. No array has been read or built yet.
+    """
+    names = [key for key in npz.keys if key != CONFIG_KEY]
+    missing = sorted(set(expected) - set(names))
     if missing:
         raise ValueError(
             f"{path}: missing weight {missing[0]!r} (and {len(missing) - 1} more)"
         )
-    if unexpected:
-        raise ValueError(f"{path}: unexpected entry {unexpected[0]!r}")
-    for key, target in targets.items():
-        value = stored[key]
-        if value.shape != target.shape:
+    shapes = dict(expected)
+    slots_left = _MAX_SLOTS * sum(key.startswith("param/") for key in expected)
+    for key in names:
+        if key in expected or (key.startswith("optimizer/") and not optimizer):
+            continue
+        name = key.removeprefix("optimizer/")
+        if key.startswith("optimizer/") and name in ("iterations", "epoch"):
+            shapes[key] = ()
+            continue
+        param = expected.get(f"param/{name.partition('.')[2]}")
+        if key.startswith("optimizer/") and param is not None and slots_left > 0:
+            shapes[key] = param
+            slots_left -= 1
+            continue
+        raise ValueError(f"{path}: unexpected entry {key!r}")
+    for key, shape in shapes.items():
+        header = npz.header(key)
+        if header.dtype.kind not in "fiu":
             raise ValueError(
-                f"{path}: entry {key!r} has shape {value.shape}, the model expects "
-                f"{target.shape}"
+                f"{path}: entry {key!r} has non-numeric dtype {header.dtype}"
             )
-        if value.dtype != target.dtype:
+        if header.shape != shape:
             raise ValueError(
-                f"{path}: entry {key!r} has dtype {value.dtype}, the model expects "
-                f"{target.dtype}"
+                f"{path}: entry {key!r} has shape {header.shape}, the model expects "
+                f"{shape}"
             )
-        if not np.isfinite(value).all():
-            raise ValueError(f"{path}: entry {key!r} contains NaN or infinite values")
-    for key, target in targets.items():
-        target[...] = stored[key]
+        if key in expected and header.dtype != dtype:
+            raise ValueError(
+                f"{path}: entry {key!r} has dtype {header.dtype}, the model expects "
+                f"{dtype}"
+            )
+
+
+def _build_from_config(path: Path, config: dict, npz: CheckedNpz) -> Any:
+    """The model the config describes, built only after its weights were found in
+    the file's headers with the right shapes."""
+    from .model import Sequential
+
+    try:
+        specs = config["layers"]
+        if not isinstance(specs, list):
+            raise ValueError("'layers' must be a list")
+        layers = [layer_from_config(spec) for spec in specs]
+        dtype = np.dtype(config.get("dtype", "float32"))
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        expected = expected_weights(layers, config["input_shape"])
+    except KeyError as err:
+        raise ValueError(f"{path}: config lacks the entry {err}") from None
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: cannot rebuild the model: {err}") from None
+    _check_entries(path, npz, expected, dtype, optimizer=True)
+    try:
+        return Sequential(
+            layers,
+            input_shape=tuple(config["input_shape"]),
+            dtype=dtype,
+            name=str(config.get("name", "sequential")),
+        )
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: cannot rebuild the model: {err}") from None
+
+
+def _assign(path: Path, model: Any, npz: CheckedNpz) -> None:
+    """Read the ``param/*`` and ``buffer/*`` entries and copy them into ``model``."""
+    targets = {f"param/{k}": v for k, v in model.parameters().items()}
+    targets.update({f"buffer/{k}": v for k, v in model.buffers().items()})
+    arrays = {key: npz.read(key) for key in targets}
+    check_weight_values(str(path), arrays)
+    copy_checked(targets, arrays, source=str(path), same_dtype=True)
 
 
 def load_model(path: str | os.PathLike) -> Any:
     """Rebuild a ``Sequential`` saved by ``model.save``; compiled if it was when saved.
 
-    The metadata stored with it is available as ``model.metadata``.
+    The metadata stored with it is available as ``model.metadata``. Any file that is
+    not a sound tinynet model raises one ``ValueError`` naming it (or
+    ``FileNotFoundError``); see the module docstring for what is checked.
     """
     path = Path(path)
-    config, arrays = _read_npz(path, FORMAT)
-    model = _build_from_config(path, config)
-    _assign(path, model, arrays)
-    extra = sorted(
-        k for k in arrays if not k.startswith(("param/", "buffer/", "optimizer/"))
-    )
-    if extra:
-        raise ValueError(f"{path}: unexpected entry {extra[0]!r}")
+    with _open(path) as npz:
+        config = _read_config(path, npz, (FORMAT,))
+        model = _build_from_config(path, config, npz)
+        _assign(path, model, npz)
+        state = {
+            key[len("optimizer/") :]: npz.read(key)
+            for key in npz.keys
+            if key.startswith("optimizer/")
+        }
     if config.get("loss") is not None:
         try:
             optimizer = (
@@ -259,17 +378,15 @@ def load_model(path: str | os.PathLike) -> Any:
             raise ValueError(
                 f"{path}: invalid loss or optimizer config: {err}"
             ) from None
-        state = {
-            k[len("optimizer/") :]: v
-            for k, v in arrays.items()
-            if k.startswith("optimizer/")
-        }
         if state:
             try:
                 model.optimizer.load_state_dict(state)
             except ValueError as err:
                 raise ValueError(f"{path}: optimizer state: {err}") from None
-    model.metadata = config.get("metadata", {})
+    metadata = config.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path}: 'metadata' must be a JSON object")
+    model.metadata = metadata
     return model
 
 
@@ -277,16 +394,20 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
     """Load weights saved by ``save_weights`` (or ``save``) into a model of the same
     architecture. The layer classes and every shape and dtype must match."""
     path = Path(path)
-    try:
-        config, arrays = _read_npz(path, WEIGHTS_FORMAT)
-    except ValueError as err:
-        if "found 'tinynet-model'" not in str(err):
-            raise
-        config, arrays = _read_npz(path, FORMAT)
-    stored = [spec.get("class_name") for spec in config.get("layers", [])]
-    ours = [type(layer).__name__ for layer in model.layers]
-    if stored != ours:
-        raise ValueError(
-            f"{path}: saved for layers {stored}, but the model has layers {ours}"
-        )
-    _assign(path, model, arrays)
+    with _open(path) as npz:
+        config = _read_config(path, npz, (WEIGHTS_FORMAT, FORMAT))
+        specs = config.get("layers")
+        stored = [
+            spec.get("class_name") if isinstance(spec, dict) else None
+            for spec in (specs if isinstance(specs, list) else [])
+        ]
+        ours = [type(layer).__name__ for layer in model.layers]
+        if stored != ours:
+            raise ValueError(
+                f"{path}: saved for layers {stored[:20]}, but the model has layers "
+                f"{ours[:20]}"
+            )
+        expected = {f"param/{k}": v.shape for k, v in model.parameters().items()}
+        expected.update({f"buffer/{k}": v.shape for k, v in model.buffers().items()})
+        _check_entries(path, npz, expected, model.dtype, optimizer=False)
+        _assign(path, model, npz)

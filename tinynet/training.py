@@ -53,20 +53,17 @@ def check_targets(model: Any, y: Any, n: int, what: str = "y") -> np.ndarray:
     Classification losses take integer labels (N,) in [0, classes) or one-hot rows
     (N, classes); regression losses take arrays of the output shape.
     """
-    y = np.asarray(y)
-    if len(y) != n:
+    y = _numeric_array(y, what)
+    if y.ndim == 0 or len(y) != n:
         raise ValueError(
-            f"x and {what} have different lengths: {n} examples, {len(y)} targets"
+            f"x and {what} have different lengths: {n} examples, "
+            f"{len(y) if y.ndim else 'a scalar'} targets"
         )
     out_shape = model.output_shape
     classes = out_shape[-1] if out_shape else 1
     if isinstance(model.loss, SoftmaxCrossEntropy) and y.ndim == 1:
-        if not np.issubdtype(y.dtype, np.integer):
-            if not np.issubdtype(y.dtype, np.floating) or not np.all(y == np.round(y)):
-                raise TypeError(
-                    f"{what}: integer class labels expected, got dtype {y.dtype}"
-                )
-            y = y.astype(np.int64)
+        if y.dtype.kind not in "iu":
+            y = _integer_labels(y, what, classes)
         if n and (y.min() < 0 or y.max() >= classes):
             raise ValueError(
                 f"{what}: labels must lie in [0, {classes - 1}] for a model with "
@@ -81,7 +78,46 @@ def check_targets(model: Any, y: Any, n: int, what: str = "y") -> np.ndarray:
     y = y.astype(model.dtype, copy=False)
     if not np.isfinite(y).all():
         raise ValueError(f"{what} contains NaN or infinite values")
+    if isinstance(model.loss, SoftmaxCrossEntropy):
+        _check_distributions(y.reshape(-1, classes), what)
     return y
+
+
+def _numeric_array(values: Any, what: str) -> np.ndarray:
+    """``values`` as an array of real numbers (bool, int or float), or TypeError."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as err:  # ragged nested lists
+        raise TypeError(f"{what}: expected an array of numbers ({err})") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{what}: expected an array of real numbers, got dtype {array.dtype}"
+        )
+    return array
+
+
+def _integer_labels(y: np.ndarray, what: str, classes: int) -> np.ndarray:
+    """Float labels that are whole numbers (``3.0``) as int64; anything else
+    (``3.5``, NaN, bools) is a TypeError naming the first offending value."""
+    expected = f"{what}: expected integer class labels in [0, {classes - 1}]"
+    if y.dtype.kind != "f":
+        raise TypeError(f"{expected}, got dtype {y.dtype}")
+    bad = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
+    if bad.size:
+        raise TypeError(f"{expected}, got {y[bad[0]]} at index {bad[0]}")
+    return y.astype(np.int64)
+
+
+def _check_distributions(rows: np.ndarray, what: str, tolerance: float = 1e-3) -> None:
+    """One-hot or soft targets for a softmax: each row >= 0 and summing to 1."""
+    sums = rows.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero((rows < 0).any(axis=1) | (np.abs(sums - 1) > tolerance))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(
+            f"{what}: each target row must be a distribution (values >= 0 summing "
+            f"to 1), row {i} has min {rows[i].min():g} and sum {sums[i]:g}"
+        )
 
 
 def _accuracy_hits(outputs: np.ndarray, y: np.ndarray) -> int:

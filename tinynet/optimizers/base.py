@@ -15,6 +15,7 @@ from ..schedules import (
     _real,
     schedule_to_config,
 )
+from ..weights import copy_checked
 
 _COUNTERS = ("iterations", "epoch")
 
@@ -333,9 +334,16 @@ class Optimizer:
                     )
         if self._specs is None and keys:
             self._set_specs(specs)
-        for slot, arrays in by_slot.items():
-            for key, a in arrays.items():
-                np.copyto(self._state[slot][key], a)
+        copy_checked(
+            {
+                f"{slot}.{k}": a
+                for slot, arrs in self._state.items()
+                for k, a in arrs.items()
+            },
+            {k: a for k, a in state.items() if k not in _COUNTERS},
+            source=f"{name}: state",
+            same_dtype=True,
+        )
         self.iterations, self.epoch = counters["iterations"], counters["epoch"]
 
     def __repr__(self) -> str:
