@@ -348,7 +348,8 @@ def test_server_survives_broken_clients(server, model):
             s.shutdown(socket.SHUT_WR)  # the client gives up mid-request
             replies.append(recv_all(s))
     # http.server answers lines without a version as HTTP/0.9: no status line.
-    assert b"Error code: 400" in replies[0] and b"Error code: 400" in replies[1]
+    for reply in replies[:2]:
+        assert json.loads(reply)["error"].startswith("Bad request syntax")
     assert (
         replies[2].startswith(b"HTTP/1.1 400") and b"bad Content-Length" in replies[2]
     )

@@ -28,7 +28,8 @@ are serialised (the Numba kernels' thread pool must not be entered concurrently)
 """
 
 from .app import MAX_UPLOAD_BYTES, DigitServer, run
-from .handler import HTTPProblem, parse_multipart
+from .handler import parse_multipart
+from .problem import HTTPProblem
 from .reader import DigitReader
 
 __all__ = [

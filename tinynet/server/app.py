@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+import threading
 from http.server import ThreadingHTTPServer
 from importlib import resources
 from typing import Any
@@ -29,11 +30,25 @@ class DigitServer(ThreadingHTTPServer):
     max_upload_bytes : cap on a request body (413 above it).
     max_pixels : cap on an image's pixel count (400 above it).
     workers : images decoded at the same time.
+    max_connections : connections served at the same time, one thread each; more
+        wait in the listen queue until one closes.
+    head_timeout : seconds for a request's line and headers to arrive, and the
+        longest an idle kept-alive connection is kept (408 when a request is late).
+    body_timeout : seconds for a request's body to arrive (408 after).
+    write_timeout : seconds for a client to take an answer before it is dropped.
     quiet : no request log on stderr.
+
+    Notes
+    -----
+    With the deadlines, a client holds a connection for at most ``head_timeout +
+    body_timeout`` seconds plus the time to read its image, however slowly it sends;
+    so a flood of slow clients (slowloris) delays a good request by at most that,
+    and only when there are more of them than ``max_connections``. Memory for the
+    bodies is bounded by ``max_connections * max_upload_bytes``.
     """
 
     daemon_threads = True
-    request_queue_size = 128
+    request_queue_size = 256
     allow_reuse_address = True
 
     def __init__(
@@ -44,16 +59,30 @@ class DigitServer(ThreadingHTTPServer):
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         max_pixels: int = MAX_PIXELS,
         workers: int = 2,
+        max_connections: int = 32,
+        head_timeout: float = 10.0,
+        body_timeout: float = 60.0,
+        write_timeout: float = 30.0,
         quiet: bool = False,
     ) -> None:
         if max_upload_bytes < 1:
             raise ValueError(f"max_upload_bytes must be >= 1, got {max_upload_bytes}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        timeouts = {"head": head_timeout, "body": body_timeout, "write": write_timeout}
+        for name, seconds in timeouts.items():
+            if not seconds > 0:
+                raise ValueError(f"{name}_timeout must be > 0 seconds, got {seconds}")
         host = address[0]
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.reader = DigitReader(model, max_pixels=max_pixels, workers=workers)
         self.max_upload_bytes = int(max_upload_bytes)
+        self.head_timeout = float(head_timeout)
+        self.body_timeout = float(body_timeout)
+        self.write_timeout = float(write_timeout)
         self.quiet = quiet
+        self._connections = threading.BoundedSemaphore(max_connections)
         self.allowed_hosts = _LOOPBACK_NAMES if _is_loopback(host) else None
         web = resources.files("tinynet") / "web"
         self.static = {name: (web / name).read_bytes() for name, _ in STATIC.values()}
@@ -64,6 +93,31 @@ class DigitServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Runs in the accept loop: waiting here leaves new connections in the
+        # kernel's listen queue, served in arrival order as threads free up.
+        self._connections.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished or stalled mid-answer is one log line; anything
+        else is a bug, logged with its traceback."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handle_error(request, client_address)
+        elif not self.quiet:
+            sys.stderr.write(f"tinynet serve: {client_address[0]}: dropped: {exc}\n")
 
     def info(self) -> dict[str, Any]:
         model = self.reader.model
