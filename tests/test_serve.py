@@ -22,12 +22,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from serve_helpers import (
+    IMAGES,
+    blank_png,
+    expected,
+    recv_all,
+    request,
+    start,
+    tiny_cnn,
+)
 
-from tinynet.layers.conv import Conv2D
-from tinynet.layers.dense import Dense
-from tinynet.layers.pooling import MaxPool2D
-from tinynet.layers.reshape import Flatten
-from tinynet.model import Sequential
 from tinynet.server import DigitServer, parse_multipart
 from tinynet.vision import read_digits
 
@@ -35,54 +39,9 @@ MAX_UPLOAD = 2 * 2**20
 MAX_PIXELS = 4_000_000
 
 
-def tiny_cnn() -> Sequential:
-    return Sequential(
-        [
-            Conv2D(4, 3, activation="relu"),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(10, activation="softmax"),
-        ],
-        input_shape=(28, 28, 1),
-        seed=0,
-        name="tiny_cnn",
-    )
-
-
-def digit_image(text: str, ext: str = ".png", size: int = 160) -> bytes:
-    """Dark handwriting-like digits on light paper, encoded as an image file."""
-    img = np.full((size, size * len(text)), 235, np.uint8)
-    for i, ch in enumerate(text):
-        cv2.putText(
-            img, ch, (size * i + size // 5, size * 4 // 5),
-            cv2.FONT_HERSHEY_SIMPLEX, size / 40, 20, thickness=size // 14,
-            lineType=cv2.LINE_AA,
-        )  # fmt: skip
-    ok, data = cv2.imencode(ext, img)
-    assert ok
-    return data.tobytes()
-
-
-def blank_png(h: int = 100, w: int = 100) -> bytes:
-    return cv2.imencode(".png", np.full((h, w), 255, np.uint8))[1].tobytes()
-
-
-IMAGES = {
-    "seven.png": digit_image("7"),
-    "three.jpg": digit_image("3", ".jpg"),
-    "forty-two.png": digit_image("42"),
-    "zero.bmp": digit_image("0", ".bmp", size=60),
-}
-
-
 @pytest.fixture(scope="module")
-def model() -> Sequential:
+def model():
     return tiny_cnn()
-
-
-def start(server: DigitServer) -> DigitServer:
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 @pytest.fixture(scope="module")
@@ -99,33 +58,6 @@ def server(model):
     yield srv
     srv.shutdown()
     srv.server_close()
-
-
-def request(server, method, path, body=None, headers=None, timeout=60):
-    """(status, headers, parsed JSON or raw bytes) over a fresh connection."""
-    host, port = server.server_address[:2]
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        data = resp.read()
-        if resp.getheader("Content-Type", "").startswith("application/json"):
-            data = json.loads(data)
-        return resp.status, resp, data
-    finally:
-        conn.close()
-
-
-def recv_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def expected(model, data: bytes, file: str, **kw) -> dict:
-    """What ``mnist_predict.py --json`` prints for these bytes, via JSON."""
-    return json.loads(json.dumps(read_digits(data, model, **kw).to_dict(file)))
 
 
 def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
