@@ -34,6 +34,7 @@ from serve_helpers import (
 
 from tinynet.server import DigitServer, parse_multipart
 from tinynet.vision import read_digits
+from tinynet.vision.report import describe
 
 MAX_UPLOAD = 2 * 2**20
 MAX_PIXELS = 4_000_000
@@ -339,6 +340,29 @@ def test_model_failure_gives_500_and_the_server_stays_up(model):
         srv.server_close()
 
 
+def test_non_finite_probabilities_give_500_with_a_message(model, capfd):
+    class Overflowing:  # what a model with huge weights gives: inf - inf = NaN
+        input_shape = (28, 28, 1)
+        name = "overflowing"
+
+        def predict(self, x, batch_size=256):
+            return np.full((len(x), 10), np.nan, np.float32)
+
+    srv = start(DigitServer(("127.0.0.1", 0), Overflowing(), quiet=True))
+    try:
+        status, _, out = request(
+            srv, "POST", "/api/predict?file=7.png", body=IMAGES["seven.png"]
+        )
+        assert status == 500 and out["digits"] is None
+        assert out["error"].startswith("7.png: the model gave non-finite probabilities")
+        assert request(srv, "GET", "/api/info")[0] == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    log = capfd.readouterr().err
+    assert log == f"tinynet serve: {out['error']}\n"  # one line even when quiet
+
+
 # --------------------------------------------------------------- the command
 @pytest.fixture(scope="module")
 def model_file(model, tmp_path_factory) -> Path:
@@ -397,11 +421,7 @@ def test_cli_predict_text(model, model_file, tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     reading = read_digits(IMAGES["forty-two.png"], model)
-    first, *rest = run.stdout.splitlines()
-    assert first.startswith(f"{good}: {reading.digits}  confidence ")
-    assert len(rest) == 2  # one top-3 line per digit
-    for line, row in zip(rest, reading.top3(), strict=True):
-        assert line.split("top-3 ")[1].startswith(f"{row[0][0]} {row[0][1]:.3f}")
+    assert run.stdout == describe(str(good), reading) + "\n"  # as the example prints
 
 
 def test_cli_predict_json_matches_read_digits(model, model_file, tmp_path):

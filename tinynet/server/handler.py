@@ -150,6 +150,8 @@ class Handler(BaseHTTPRequestHandler):
                 single=_flag(query, "single"),
                 details=_flag(query, "inputs"),
             )
+            if status >= 500:  # the model is broken: say so even when quiet
+                sys.stderr.write(f"tinynet serve: {out['error']}\n")
         except HTTPProblem as exc:
             self._send_json(exc.status, error_dict(file, str(exc)), close=exc.close)
             if exc.status == 413:
@@ -208,8 +210,7 @@ class Handler(BaseHTTPRequestHandler):
             body = read_body(self.rfile, self.headers, self.server.max_upload_bytes)
         except RequestTimeout:
             message = (
-                f"the upload took longer than {self.server.body_timeout:g} s "
-                "to arrive"
+                f"the upload took longer than {self.server.body_timeout:g} s to arrive"
             )
             raise HTTPProblem(408, message, close=True) from None
         self.body_pending = False
