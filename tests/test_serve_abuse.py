@@ -320,6 +320,35 @@ def test_good_requests_answered_while_slow_clients_hold_every_thread(server, mod
             t.join(timeout=30)
 
 
+def test_slow_clients_make_room_when_every_thread_is_taken(model):
+    """Deadlines far away (30 s): only dropping the slowest client can answer a
+    good request while slow clients, of heads and of bodies, hold every thread."""
+    srv = start(
+        DigitServer(
+            ("127.0.0.1", 0), model, max_connections=CONNECTIONS, quiet=True,
+            head_timeout=30, body_timeout=30,
+        )
+    )  # fmt: skip
+    stop = threading.Event()
+    heads = [b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "] * (2 * CONNECTIONS)
+    bodies = [post_head(f"Content-Length: {CAP}")] * CONNECTIONS
+    slow = [
+        threading.Thread(target=trickle, args=(srv, head, stop), daemon=True)
+        for head in heads + bodies
+    ]
+    try:
+        for t in slow:
+            t.start()
+        for _ in range(3):
+            assert_still_serving(srv, model, timeout=10)
+    finally:
+        stop.set()
+        for t in slow:
+            t.join(timeout=30)
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_clients_that_vanish_leave_one_log_line(server, model):
     host, port = server.server_address[:2]
     for _ in range(5):

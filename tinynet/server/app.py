@@ -6,17 +6,24 @@ import ipaddress
 import socket
 import sys
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
 from .. import __version__
 from ..vision.loading import MAX_PIXELS
+from .deadline import DeadlineReader
 from .handler import STATIC, Handler
 from .reader import DigitReader
 
 MAX_UPLOAD_BYTES = 16 * 2**20
 """Default cap on a request body (a phone photo is 2-8 MB)."""
+# With every connection thread taken, a client that has been waiting to send for
+# DROP_AFTER_SECONDS at under MIN_BYTES_PER_SECOND on average is dropped to make room.
+# A browser sends a request head in milliseconds; a phone uploads at 100 KB/s or more.
+DROP_AFTER_SECONDS = 2.0
+MIN_BYTES_PER_SECOND = 16 * 1024
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -41,10 +48,15 @@ class DigitServer(ThreadingHTTPServer):
     Notes
     -----
     With the deadlines, a client holds a connection for at most ``head_timeout +
-    body_timeout`` seconds plus the time to read its image, however slowly it sends;
-    so a flood of slow clients (slowloris) delays a good request by at most that,
-    and only when there are more of them than ``max_connections``. Memory for the
-    bodies is bounded by ``max_connections * max_upload_bytes``.
+    body_timeout`` seconds plus the time to read its image, however slowly it sends.
+    When all ``max_connections`` threads are taken, a new connection does not wait
+    for that: a client that has been sending slower than :data:`MIN_BYTES_PER_SECOND`
+    for over :data:`DROP_AFTER_SECONDS` (a trickling one, or an idle kept-alive
+    connection) is dropped to make room. So a flood of slow clients (slowloris)
+    delays a good request by about ``DROP_AFTER_SECONDS``; only connections that are
+    all busy (sending fast, or waiting for their image to be read) make new ones
+    wait longer, in arrival order. Memory for bodies is bounded by
+    ``max_connections * max_upload_bytes``.
     """
 
     daemon_threads = True
@@ -83,6 +95,8 @@ class DigitServer(ThreadingHTTPServer):
         self.write_timeout = float(write_timeout)
         self.quiet = quiet
         self._connections = threading.BoundedSemaphore(max_connections)
+        self._readers: set[DeadlineReader] = set()  # one per open connection
+        self._readers_lock = threading.Lock()
         self.allowed_hosts = _LOOPBACK_NAMES if _is_loopback(host) else None
         web = resources.files("tinynet") / "web"
         self.static = {name: (web / name).read_bytes() for name, _ in STATIC.values()}
@@ -94,10 +108,21 @@ class DigitServer(ThreadingHTTPServer):
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
 
+    def track(self, reader: DeadlineReader) -> None:
+        """Called by each connection's handler: its reader, a candidate to drop."""
+        with self._readers_lock:
+            self._readers.add(reader)
+
+    def untrack(self, reader: DeadlineReader) -> None:
+        with self._readers_lock:
+            self._readers.discard(reader)
+
     def process_request(self, request: Any, client_address: Any) -> None:
-        # Runs in the accept loop: waiting here leaves new connections in the
-        # kernel's listen queue, served in arrival order as threads free up.
-        self._connections.acquire()
+        # Runs in the accept loop. With every thread taken, the slowest client makes
+        # room once it qualifies; meanwhile new connections wait in the kernel's
+        # listen queue, in arrival order.
+        while not self._connections.acquire(timeout=0.25):
+            self._drop_slowest_client()
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -109,6 +134,19 @@ class DigitServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._connections.release()
+
+    def _drop_slowest_client(self) -> None:
+        now = time.monotonic()
+        with self._readers_lock:
+            slow = [
+                (rate, reader)
+                for reader in self._readers
+                if (rate := reader.rate(now)) is not None
+                and rate < MIN_BYTES_PER_SECOND
+                and now - (reader.waiting_since or now) > DROP_AFTER_SECONDS
+            ]
+        if slow:
+            min(slow, key=lambda pair: pair[0])[1].drop()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that vanished or stalled mid-answer is one log line; anything

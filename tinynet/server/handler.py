@@ -85,6 +85,11 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.deadline = DeadlineReader(self.connection)
         self.rfile = io.BufferedReader(self.deadline)
+        self.server.track(self.deadline)
+
+    def finish(self) -> None:
+        self.server.untrack(self.deadline)
+        super().finish()
 
     def handle_one_request(self) -> None:
         self.deadline.set_deadline(self.server.head_timeout)
@@ -103,7 +108,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(408, {"error": message}, close=True)
 
     def parse_request(self) -> bool:
-        if not super().parse_request():
+        ok = super().parse_request()  # reads the headers
+        self.deadline.stop_waiting()
+        if not ok:
             return False
         self.body_pending = "Content-Length" in self.headers or (
             "Transfer-Encoding" in self.headers
@@ -157,6 +164,8 @@ class Handler(BaseHTTPRequestHandler):
             if exc.status == 413:
                 self._drain()
             return
+        except OSError:  # the connection failed or was dropped: no one to answer
+            raise
         except Exception:  # keep serving; the traceback goes to the server's log
             # Always logged, even when quiet: this is a bug to report.
             sys.stderr.write(
@@ -213,6 +222,7 @@ class Handler(BaseHTTPRequestHandler):
                 f"the upload took longer than {self.server.body_timeout:g} s to arrive"
             )
             raise HTTPProblem(408, message, close=True) from None
+        self.deadline.stop_waiting()
         self.body_pending = False
         return body
 
