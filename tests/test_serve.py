@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from serve_helpers import (
 )
 
 from tinynet.server import DigitServer, parse_multipart
+from tinynet.threads import USER_SETTINGS
 from tinynet.vision import read_digits
 from tinynet.vision.report import describe
 
@@ -440,25 +442,25 @@ def test_cli_predict_json_matches_read_digits(model, model_file, tmp_path):
     assert second["file"] == str(bad) and "not a readable image" in second["error"]
 
 
-def test_cli_commands_run_with_one_blas_thread(monkeypatch):
+def test_cli_commands_run_with_one_blas_thread():
     """Single-image work: the tinynet command limits BLAS to one thread (unless the
-    user set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS)."""
-    import threadpoolctl
-
-    from tinynet import cli
-
-    seen = []
-
-    def fake_predict(args):
-        seen.extend(
-            info["num_threads"]
-            for info in threadpoolctl.threadpool_info()
-            if info["user_api"] == "blas"
-        )
-        return 0
-
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(cli, "_predict", fake_predict)
-    assert cli.main(["predict", "x.png"]) == 0
-    assert seen and set(seen) == {1}
+    user set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS). In a fresh
+    process: OpenBLAS ignores the limit while another thread that set its own
+    count is alive (the servers' workers in this one)."""
+    probe = (
+        "import sys, threadpoolctl\n"
+        "from tinynet import cli\n"
+        "def fake_predict(args):\n"
+        "    infos = threadpoolctl.threadpool_info()\n"
+        "    print(max(i['num_threads'] for i in infos if i['user_api'] == 'blas'))\n"
+        "    return 0\n"
+        "cli._predict = fake_predict\n"
+        "sys.exit(cli.main(['predict', 'x.png']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
+    run = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "1"

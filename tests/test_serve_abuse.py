@@ -8,6 +8,7 @@ slow clients are cut off within a second or two.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -299,54 +300,61 @@ def test_idle_connections_are_closed_quietly(server):
         assert s.recv(1024) == b""  # closed after head_timeout, no 408 for silence
 
 
-def test_good_requests_answered_while_slow_clients_hold_every_thread(server, model):
-    stop = threading.Event()
-    head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
-    slow = [
-        threading.Thread(target=trickle, args=(server, head, stop), daemon=True)
-        for _ in range(3 * CONNECTIONS)
-    ]
-    for t in slow:
-        t.start()
-    try:
-        time.sleep(0.3)  # every connection thread now serves a slow client
-        for _ in range(3):
-            # The slow clients would go on for 30 s: answered in 10 s means their
-            # connections were cut at their deadline.
-            assert_still_serving(server, model, timeout=10)
-    finally:
-        stop.set()
-        for t in slow:
-            t.join(timeout=30)
-
-
-def test_slow_clients_make_room_when_every_thread_is_taken(model):
-    """Deadlines far away (30 s): only dropping the slowest client can answer a
-    good request while slow clients, of heads and of bodies, hold every thread."""
+@contextlib.contextmanager
+def patient_server(model, **kwargs):
+    """A server whose deadlines are far away (30 s): only what else it does can
+    answer a good request while slow clients flood it."""
     srv = start(
         DigitServer(
             ("127.0.0.1", 0), model, max_connections=CONNECTIONS, quiet=True,
-            head_timeout=30, body_timeout=30,
+            head_timeout=30, body_timeout=30, **kwargs,
         )
     )  # fmt: skip
-    stop = threading.Event()
-    heads = [b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "] * (2 * CONNECTIONS)
-    bodies = [post_head(f"Content-Length: {CAP}")] * CONNECTIONS
-    slow = [
-        threading.Thread(target=trickle, args=(srv, head, stop), daemon=True)
-        for head in heads + bodies
-    ]
     try:
-        for t in slow:
-            t.start()
-        for _ in range(3):
-            assert_still_serving(srv, model, timeout=10)
+        yield srv
     finally:
-        stop.set()
-        for t in slow:
-            t.join(timeout=30)
         srv.shutdown()
         srv.server_close()
+
+
+@contextlib.contextmanager
+def slow_clients(server, heads: list[bytes]):
+    """One client per head, each trickling a byte every 0.1 s after it."""
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=trickle, args=(server, head, stop), daemon=True)
+        for head in heads
+    ]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+
+
+SLOW_HEAD = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+def test_slow_heads_take_no_thread_and_the_oldest_make_room(model):
+    with patient_server(model, max_waiting=8) as srv:
+        with slow_clients(srv, [SLOW_HEAD] * (3 * 8)):
+            time.sleep(0.5)  # they are all connected (the oldest closed)
+            for _ in range(3):
+                assert_still_serving(srv, model, timeout=10)
+
+
+def test_slow_bodies_make_room_when_every_thread_is_taken(model):
+    with patient_server(model) as srv:
+        slow_body = post_head(f"Content-Length: {CAP}")
+        with slow_clients(srv, [slow_body] * (CONNECTIONS + 2)):
+            time.sleep(0.5)  # every worker now reads a slow body
+            for _ in range(3):
+                # The slow bodies would go on for 30 s: answered in 10 s means one
+                # was dropped to make room.
+                assert_still_serving(srv, model, timeout=10)
 
 
 def test_clients_that_vanish_leave_one_log_line(server, model):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import sys
 import threading
 import time
-from http.server import ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from http.server import HTTPServer
 from importlib import resources
 from typing import Any
 
@@ -15,11 +17,13 @@ from .. import __version__
 from ..vision.loading import MAX_PIXELS
 from .deadline import DeadlineReader
 from .handler import STATIC, Handler
+from .problem import error_bytes
 from .reader import DigitReader
+from .waiting import HeadWaiter
 
 MAX_UPLOAD_BYTES = 16 * 2**20
 """Default cap on a request body (a phone photo is 2-8 MB)."""
-# With every connection thread taken, a client that has been waiting to send for
+# With every worker thread taken, a client that has been waiting to send for
 # DROP_AFTER_SECONDS at under MIN_BYTES_PER_SECOND on average is dropped to make room.
 # A browser sends a request head in milliseconds; a phone uploads at 100 KB/s or more.
 DROP_AFTER_SECONDS = 2.0
@@ -27,7 +31,7 @@ MIN_BYTES_PER_SECOND = 16 * 1024
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
-class DigitServer(ThreadingHTTPServer):
+class DigitServer(HTTPServer):
     """An HTTP server reading digits with one model; see :mod:`tinynet.server`.
 
     Parameters
@@ -37,29 +41,27 @@ class DigitServer(ThreadingHTTPServer):
     max_upload_bytes : cap on a request body (413 above it).
     max_pixels : cap on an image's pixel count (400 above it).
     workers : images decoded at the same time.
-    max_connections : connections served at the same time, one thread each; more
-        wait in the listen queue until one closes.
-    head_timeout : seconds for a request's line and headers to arrive, and the
-        longest an idle kept-alive connection is kept (408 when a request is late).
+    max_connections : requests served at the same time, one worker thread each.
+    max_waiting : connections waiting for their head, and requests waiting for a
+        worker, at most each (the oldest waiting connection is closed; a request
+        with no room gets 503).
+    head_timeout : seconds for a request's line and headers to arrive (408 after).
     body_timeout : seconds for a request's body to arrive (408 after).
     write_timeout : seconds for a client to take an answer before it is dropped.
     quiet : no request log on stderr.
 
     Notes
     -----
-    With the deadlines, a client holds a connection for at most ``head_timeout +
-    body_timeout`` seconds plus the time to read its image, however slowly it sends.
-    When all ``max_connections`` threads are taken, a new connection does not wait
-    for that: a client that has been sending slower than :data:`MIN_BYTES_PER_SECOND`
-    for over :data:`DROP_AFTER_SECONDS` (a trickling one, or an idle kept-alive
-    connection) is dropped to make room. So a flood of slow clients (slowloris)
-    delays a good request by about ``DROP_AFTER_SECONDS``; only connections that are
-    all busy (sending fast, or waiting for their image to be read) make new ones
-    wait longer, in arrival order. Memory for bodies is bounded by
+    A new connection costs no thread until its request head has arrived: one thread
+    (:class:`~tinynet.server.waiting.HeadWaiter`) watches them all. So clients that
+    trickle their heads (slowloris) cannot take the workers, and a good request is
+    served as soon as its head arrives. A client that trickles its *body* does hold
+    a worker, for at most ``body_timeout``; when every worker is taken and requests
+    wait, one that has been sending slower than ``MIN_BYTES_PER_SECOND`` for over
+    ``DROP_AFTER_SECONDS`` is dropped to make room. Memory for bodies is bounded by
     ``max_connections * max_upload_bytes``.
     """
 
-    daemon_threads = True
     request_queue_size = 256
     allow_reuse_address = True
 
@@ -72,6 +74,7 @@ class DigitServer(ThreadingHTTPServer):
         max_pixels: int = MAX_PIXELS,
         workers: int = 2,
         max_connections: int = 32,
+        max_waiting: int = 512,
         head_timeout: float = 10.0,
         body_timeout: float = 60.0,
         write_timeout: float = 30.0,
@@ -79,8 +82,12 @@ class DigitServer(ThreadingHTTPServer):
     ) -> None:
         if max_upload_bytes < 1:
             raise ValueError(f"max_upload_bytes must be >= 1, got {max_upload_bytes}")
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
+        for name, count in {
+            "max_connections": max_connections,
+            "max_waiting": max_waiting,
+        }.items():
+            if count < 1:
+                raise ValueError(f"{name} must be >= 1, got {count}")
         timeouts = {"head": head_timeout, "body": body_timeout, "write": write_timeout}
         for name, seconds in timeouts.items():
             if not seconds > 0:
@@ -94,13 +101,23 @@ class DigitServer(ThreadingHTTPServer):
         self.body_timeout = float(body_timeout)
         self.write_timeout = float(write_timeout)
         self.quiet = quiet
-        self._connections = threading.BoundedSemaphore(max_connections)
-        self._readers: set[DeadlineReader] = set()  # one per open connection
-        self._readers_lock = threading.Lock()
         self.allowed_hosts = _LOOPBACK_NAMES if _is_loopback(host) else None
         web = resources.files("tinynet") / "web"
         self.static = {name: (web / name).read_bytes() for name, _ in STATIC.values()}
-        super().__init__(address, Handler)
+        super().__init__(address, Handler)  # binds: may fail before any thread runs
+        self._max_connections = max_connections
+        self._max_waiting = max_waiting
+        self._readers: set[DeadlineReader] = set()  # one per request being served
+        self._lock = threading.Lock()  # guards _readers, _queued, _busy
+        self._queued = self._busy = 0
+        self._workers = ThreadPoolExecutor(max_connections, "tinynet-serve")
+        self._heads = HeadWaiter(
+            self._serve_later, timeout=self.head_timeout, max_waiting=max_waiting
+        )
+        self._heads.on_tick = self._make_room
+        threading.Thread(
+            target=self._heads.run, name="tinynet-heads", daemon=True
+        ).start()
 
     @property
     def url(self) -> str:
@@ -108,36 +125,59 @@ class DigitServer(ThreadingHTTPServer):
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Runs in the accept loop: never blocks, the connection waits for its head
+        # without a thread.
+        self._heads.add(request, client_address)
+
+    def server_close(self) -> None:
+        self._heads.close()
+        self._workers.shutdown(wait=False, cancel_futures=True)
+        super().server_close()
+
     def track(self, reader: DeadlineReader) -> None:
-        """Called by each connection's handler: its reader, a candidate to drop."""
-        with self._readers_lock:
+        """Called by each request's handler: its reader, a candidate to drop."""
+        with self._lock:
             self._readers.add(reader)
 
     def untrack(self, reader: DeadlineReader) -> None:
-        with self._readers_lock:
+        with self._lock:
             self._readers.discard(reader)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # Runs in the accept loop. With every thread taken, the slowest client makes
-        # room once it qualifies; meanwhile new connections wait in the kernel's
-        # listen queue, in arrival order.
-        while not self._connections.acquire(timeout=0.25):
-            self._drop_slowest_client()
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._connections.release()
-            raise
+    def _serve_later(self, sock: socket.socket, address: Any, head: bytes) -> None:
+        """A request head has arrived: queue the request for a worker."""
+        with self._lock:
+            full = self._queued >= self._max_waiting
+            self._queued += not full
+        if full:
+            with contextlib.suppress(OSError):
+                sock.settimeout(0)
+                sock.send(error_bytes(503, "the server is busy: try again shortly"))
+            self.shutdown_request(sock)
+            return
+        self._workers.submit(self._serve, sock, address, head)
+        self._make_room()
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def _serve(self, sock: socket.socket, address: Any, head: bytes) -> None:
+        with self._lock:
+            self._queued -= 1
+            self._busy += 1
         try:
-            super().process_request_thread(request, client_address)
+            Handler(sock, address, self, head=head)
+        except Exception:
+            self.handle_error(sock, address)
         finally:
-            self._connections.release()
+            with self._lock:
+                self._busy -= 1
+            self.shutdown_request(sock)
 
-    def _drop_slowest_client(self) -> None:
+    def _make_room(self) -> None:
+        """With requests waiting for a worker and none free, drop the slowest
+        client that qualifies (see the class notes)."""
         now = time.monotonic()
-        with self._readers_lock:
+        with self._lock:
+            if not (self._queued and self._busy >= self._max_connections):
+                return
             slow = [
                 (rate, reader)
                 for reader in self._readers

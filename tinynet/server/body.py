@@ -45,20 +45,20 @@ def announced_length(headers: Message, cap: int) -> int | None:
     if codings:
         if lengths:
             message = "both Content-Length and Transfer-Encoding: send only one"
-            raise HTTPProblem(400, message, close=True)
+            raise HTTPProblem(400, message)
         coding = ", ".join(c.strip() for c in codings).lower()
         if coding != "chunked":
             message = f"unsupported Transfer-Encoding {coding!r} (only chunked)"
-            raise HTTPProblem(501, message, close=True)
+            raise HTTPProblem(501, message)
         return None
     if not lengths:
-        raise HTTPProblem(411, "the request needs a Content-Length", close=True)
+        raise HTTPProblem(411, "the request needs a Content-Length")
     if len(lengths) > 1:
-        raise HTTPProblem(400, "more than one Content-Length header", close=True)
+        raise HTTPProblem(400, "more than one Content-Length header")
     text = lengths[0].strip(" \t")
     if not _DECIMAL.fullmatch(text):
         message = f"bad Content-Length {lengths[0][:40]!r}: expected decimal digits"
-        raise HTTPProblem(400, message, close=True)
+        raise HTTPProblem(400, message)
     if len(text) > 18:  # more than an exabyte; int() would refuse 4300+ digits
         raise too_large(cap)
     length = int(text)
@@ -74,7 +74,7 @@ def read_body(rfile: BinaryIO, headers: Message, cap: int) -> bytes:
         return read_chunked(rfile, cap)
     data = rfile.read(length)
     if len(data) < length:
-        raise HTTPProblem(400, "the upload was cut short", close=True)
+        raise HTTPProblem(400, "the upload was cut short")
     return data
 
 
@@ -87,7 +87,7 @@ def read_chunked(rfile: BinaryIO, cap: int) -> bytes:
         match = _CHUNK_SIZE_LINE.fullmatch(line)
         if match is None:
             message = f"malformed chunk size line {line[:40]!r}: expected hex digits"
-            raise HTTPProblem(400, message, close=True)
+            raise HTTPProblem(400, message)
         size = int(match[1], 16)
         if size == 0:
             break
@@ -96,12 +96,12 @@ def read_chunked(rfile: BinaryIO, cap: int) -> bytes:
             raise too_large(cap)
         chunk = rfile.read(size)
         if len(chunk) < size:
-            raise HTTPProblem(400, "the upload was cut short", close=True)
+            raise HTTPProblem(400, "the upload was cut short")
         parts.append(chunk)
         end = rfile.readline(2)
         if end not in _LINE_ENDS:
             message = "malformed chunked body: a chunk is longer than its size"
-            raise HTTPProblem(400, message, close=True)
+            raise HTTPProblem(400, message)
         used += len(end)
     for _ in range(MAX_TRAILERS + 1):
         line = _read_line(rfile, "trailer field")
@@ -110,7 +110,7 @@ def read_chunked(rfile: BinaryIO, cap: int) -> bytes:
             raise too_large(cap)
         if line in _LINE_ENDS:
             return b"".join(parts)
-    raise HTTPProblem(400, f"more than {MAX_TRAILERS} trailer fields", close=True)
+    raise HTTPProblem(400, f"more than {MAX_TRAILERS} trailer fields")
 
 
 def _read_line(rfile: BinaryIO, what: str) -> bytes:
@@ -118,5 +118,5 @@ def _read_line(rfile: BinaryIO, what: str) -> bytes:
     if line.endswith(b"\n"):
         return line
     if len(line) > MAX_LINE:
-        raise HTTPProblem(400, f"{what} longer than {MAX_LINE} bytes", close=True)
-    raise HTTPProblem(400, "the upload was cut short", close=True)
+        raise HTTPProblem(400, f"{what} longer than {MAX_LINE} bytes")
+    raise HTTPProblem(400, "the upload was cut short")

@@ -31,6 +31,7 @@ class DeadlineReader(io.RawIOBase):
     """Raw reads from ``sock`` that raise :class:`RequestTimeout` past the deadline.
 
     Wrap it in :class:`io.BufferedReader` to use it as a handler's ``rfile``.
+    ``head``: bytes already received from ``sock``, read first.
 
     Attributes
     ----------
@@ -39,9 +40,10 @@ class DeadlineReader(io.RawIOBase):
         (:meth:`set_deadline`), or None while the server works on the request.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, head: bytes = b"") -> None:
         super().__init__()
         self._sock = sock
+        self._head = head  # bytes already taken from the socket, read first
         self._deadline = math.inf
         self._dropped = False
         self.received = 0
@@ -78,6 +80,12 @@ class DeadlineReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            self.received += n
+            return n
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise RequestTimeout

@@ -66,26 +66,36 @@ def parse_multipart(
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes requests of a :class:`DigitServer`.
+    """Answers the one request of a connection of a :class:`DigitServer`.
 
-    Every read from the client goes through a :class:`DeadlineReader`: a request's
-    head must arrive within ``server.head_timeout`` seconds (also the longest a
-    kept-alive connection waits idle), its body within ``server.body_timeout``;
-    a late client gets 408 and is disconnected. Writes time out after
-    ``server.write_timeout``.
+    The server hands over a connection once its request head has arrived (``head``,
+    the bytes read so far). Every further read goes through a
+    :class:`DeadlineReader`: the rest of the head, if any, must arrive within
+    ``server.head_timeout`` seconds, the body within ``server.body_timeout``; a
+    late client gets 408. Writes time out after ``server.write_timeout``. Every
+    answer closes the connection: keeping it open would hold a thread while the
+    client is idle, and a new loopback connection costs a fraction of a millisecond.
     """
 
     server: DigitServer
     protocol_version = "HTTP/1.1"
     server_version = f"tinynet/{__version__}"
     error_content_type = "application/json"
-    body_pending = False  # a body was announced and not (wholly) read
+
+    def __init__(
+        self, request: Any, client_address: Any, server: Any, *, head: bytes = b""
+    ) -> None:
+        self.head = head
+        super().__init__(request, client_address, server)
 
     def setup(self) -> None:
         super().setup()
-        self.deadline = DeadlineReader(self.connection)
+        self.deadline = DeadlineReader(self.connection, self.head)
         self.rfile = io.BufferedReader(self.deadline)
         self.server.track(self.deadline)
+
+    def handle(self) -> None:
+        self.handle_one_request()
 
     def finish(self) -> None:
         self.server.untrack(self.deadline)
@@ -93,29 +103,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         self.deadline.set_deadline(self.server.head_timeout)
-        self.body_pending = False
         # What an answer before the request line is parsed (a 408) needs.
         self.command, self.request_version, self.requestline = "", "HTTP/1.1", ""
         try:
             super().handle_one_request()
         except RequestTimeout:
-            self.close_connection = True
             if self.deadline.received:  # a request started but did not finish
                 message = (
                     f"the request took longer than {self.server.head_timeout:g} s "
                     "to arrive"
                 )
-                self._send_json(408, {"error": message}, close=True)
+                self._send_json(408, {"error": message})
 
     def parse_request(self) -> bool:
         ok = super().parse_request()  # reads the headers
         self.deadline.stop_waiting()
-        if not ok:
-            return False
-        self.body_pending = "Content-Length" in self.headers or (
-            "Transfer-Encoding" in self.headers
-        )
-        return True
+        return ok
 
     # ------------------------------------------------------------------ routes
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
@@ -160,7 +163,7 @@ class Handler(BaseHTTPRequestHandler):
             if status >= 500:  # the model is broken: say so even when quiet
                 sys.stderr.write(f"tinynet serve: {out['error']}\n")
         except HTTPProblem as exc:
-            self._send_json(exc.status, error_dict(file, str(exc)), close=exc.close)
+            self._send_json(exc.status, error_dict(file, str(exc)))
             if exc.status == 413:
                 self._drain()
             return
@@ -185,7 +188,7 @@ class Handler(BaseHTTPRequestHandler):
                 announced_length(self.headers, self.server.max_upload_bytes)
             except HTTPProblem as exc:
                 file = _file_name(parse_qs(urlsplit(self.path).query))
-                self._send_json(exc.status, error_dict(file, str(exc)), close=True)
+                self._send_json(exc.status, error_dict(file, str(exc)))
                 return False
         return super().handle_expect_100()
 
@@ -200,7 +203,7 @@ class Handler(BaseHTTPRequestHandler):
             default = "error"
         message = (message or default)[:200]
         self.log_error("code %d, message %s", code, message)
-        self._send_json(code, {"error": message}, close=True)
+        self._send_json(code, {"error": message})
 
     # ----------------------------------------------------------------- helpers
     def _allowed(self) -> bool:
@@ -221,9 +224,8 @@ class Handler(BaseHTTPRequestHandler):
             message = (
                 f"the upload took longer than {self.server.body_timeout:g} s to arrive"
             )
-            raise HTTPProblem(408, message, close=True) from None
+            raise HTTPProblem(408, message) from None
         self.deadline.stop_waiting()
-        self.body_pending = False
         return body
 
     def _drain(self) -> None:
@@ -246,11 +248,8 @@ class Handler(BaseHTTPRequestHandler):
         body: bytes,
         ctype: str,
         *,
-        close: bool = False,
         allow: str | None = None,
     ) -> None:
-        # A body left unread would be parsed as the next request: close instead.
-        close = close or self.body_pending
         self.connection.settimeout(self.server.write_timeout)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -262,9 +261,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Security-Policy", _CSP)
         if allow:
             self.send_header("Allow", allow)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
