@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
 import threading
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -59,9 +61,16 @@ IMAGES = {
 }
 
 
-def start(server: DigitServer) -> DigitServer:
+@contextlib.contextmanager
+def serving(model, **kwargs) -> Iterator[DigitServer]:
+    """A :class:`DigitServer` on a free loopback port, serving until the block ends."""
+    server = DigitServer(("127.0.0.1", 0), model, **kwargs)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def request(server, method, path, body=None, headers=None, timeout=60):

@@ -29,11 +29,11 @@ from serve_helpers import (
     expected,
     recv_all,
     request,
-    start,
+    serving,
     tiny_cnn,
 )
 
-from tinynet.server import DigitServer, parse_multipart
+from tinynet.server import parse_multipart
 from tinynet.threads import USER_SETTINGS
 from tinynet.vision import read_digits
 from tinynet.vision.report import describe
@@ -49,18 +49,10 @@ def model():
 
 @pytest.fixture(scope="module")
 def server(model):
-    srv = start(
-        DigitServer(
-            ("127.0.0.1", 0),
-            model,
-            max_upload_bytes=MAX_UPLOAD,
-            max_pixels=MAX_PIXELS,
-            quiet=True,
-        )
-    )
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(
+        model, max_upload_bytes=MAX_UPLOAD, max_pixels=MAX_PIXELS, quiet=True
+    ) as srv:
+        yield srv
 
 
 def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
@@ -330,16 +322,12 @@ def test_model_failure_gives_500_and_the_server_stays_up(model):
                 raise RuntimeError("boom")
             return model.predict(x, batch_size=batch_size)
 
-    srv = start(DigitServer(("127.0.0.1", 0), Flaky(), quiet=True))
-    try:
+    with serving(Flaky(), quiet=True) as srv:
         data = IMAGES["seven.png"]
         status, _, out = request(srv, "POST", "/api/predict", body=data)
         assert status == 500 and out["error"].startswith("internal error")
         status, _, out = request(srv, "POST", "/api/predict", body=data)
         assert status == 200 and out == expected(model, data, "upload")
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_non_finite_probabilities_give_500_with_a_message(model, capfd):
@@ -350,17 +338,13 @@ def test_non_finite_probabilities_give_500_with_a_message(model, capfd):
         def predict(self, x, batch_size=256):
             return np.full((len(x), 10), np.nan, np.float32)
 
-    srv = start(DigitServer(("127.0.0.1", 0), Overflowing(), quiet=True))
-    try:
+    with serving(Overflowing(), quiet=True) as srv:
         status, _, out = request(
             srv, "POST", "/api/predict?file=7.png", body=IMAGES["seven.png"]
         )
         assert status == 500 and out["digits"] is None
         assert out["error"].startswith("7.png: the model gave non-finite probabilities")
         assert request(srv, "GET", "/api/info")[0] == 200
-    finally:
-        srv.shutdown()
-        srv.server_close()
     log = capfd.readouterr().err
     assert log == f"tinynet serve: {out['error']}\n"  # one line even when quiet
 

@@ -21,12 +21,10 @@ from serve_helpers import (
     raw_exchange,
     recv_all,
     request,
+    serving,
     split_reply,
-    start,
 )
 from serve_helpers import tiny_cnn as make_model
-
-from tinynet.server import DigitServer
 
 CAP = 64 * 1024
 HEAD_SECONDS = 1.0
@@ -57,20 +55,15 @@ def model():
 
 @pytest.fixture(scope="module")
 def server(model):
-    srv = start(
-        DigitServer(
-            ("127.0.0.1", 0),
-            model,
-            max_upload_bytes=CAP,
-            max_connections=CONNECTIONS,
-            head_timeout=HEAD_SECONDS,
-            body_timeout=BODY_SECONDS,
-            quiet=False,  # the log is checked for tracebacks
-        )
-    )
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(
+        model,
+        max_upload_bytes=CAP,
+        max_connections=CONNECTIONS,
+        head_timeout=HEAD_SECONDS,
+        body_timeout=BODY_SECONDS,
+        quiet=False,  # the log is checked for tracebacks
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(autouse=True)
@@ -300,21 +293,13 @@ def test_idle_connections_are_closed_quietly(server):
         assert s.recv(1024) == b""  # closed after head_timeout, no 408 for silence
 
 
-@contextlib.contextmanager
 def patient_server(model, **kwargs):
     """A server whose deadlines are far away (30 s): only what else it does can
     answer a good request while slow clients flood it."""
-    srv = start(
-        DigitServer(
-            ("127.0.0.1", 0), model, max_connections=CONNECTIONS, quiet=True,
-            head_timeout=30, body_timeout=30, **kwargs,
-        )
+    return serving(
+        model, max_connections=CONNECTIONS, quiet=True, head_timeout=30,
+        body_timeout=30, **kwargs,
     )  # fmt: skip
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 @contextlib.contextmanager
