@@ -1,7 +1,8 @@
 """``tinynet serve``: a local web page and JSON API for trying the digit reader.
 
-Standard library only (:mod:`http.server`, one thread per connection, bounded).
-Endpoints:
+Standard library only (:mod:`http.server` for parsing and answering, one thread
+watching connections until their request head arrives, a bounded pool of workers
+serving one request per connection). Endpoints:
 
 ``GET /``
     The page (``tinynet/web/``): a drawing canvas and an upload / drop box.
@@ -26,15 +27,17 @@ one-line message (other routes: ``{"error": ...}``); every answer is strict JSON
 
 Safety (each in its module):
 
-- :mod:`~tinynet.server.guard`: binds to 127.0.0.1 unless told otherwise, and then
-  answers only requests whose ``Host`` is a loopback name (DNS rebinding); refuses
+- It binds to 127.0.0.1 unless told otherwise. :mod:`~tinynet.server.guard`: on a
+  loopback address, answers only requests whose ``Host`` is a loopback name (DNS
+  rebinding); refuses
   requests whose ``Origin`` is not the server's own or whose ``Sec-Fetch-Site`` is
   another site, so a web page elsewhere cannot make it work.
 - :mod:`~tinynet.server.body`: the upload cap counts every byte of the body, chunk
   framing included; ambiguous framing is refused, not guessed at.
-- :mod:`~tinynet.server.deadline`: a request's head and body must each arrive before
-  a deadline; at most ``max_connections`` threads, and the slowest client makes
-  room when they are all taken (:class:`DigitServer`).
+- :mod:`~tinynet.server.waiting`, :mod:`~tinynet.server.deadline`: a request's head
+  and body must each arrive before a deadline; slow heads take no thread; at most
+  ``max_connections`` workers, and a slow body makes room when they are all taken
+  (:class:`DigitServer`).
 - :mod:`~tinynet.server.reader`: uploads stay in memory; at most ``workers`` images
   are decoded at once, and model calls are serialised (the Numba kernels' thread
   pool must not be entered concurrently).

@@ -112,9 +112,11 @@ class DigitServer(HTTPServer):
         self._queued = self._busy = 0
         self._workers = ThreadPoolExecutor(max_connections, "tinynet-serve")
         self._heads = HeadWaiter(
-            self._serve_later, timeout=self.head_timeout, max_waiting=max_waiting
+            self._serve_later,
+            timeout=self.head_timeout,
+            max_waiting=max_waiting,
+            on_tick=self._make_room,
         )
-        self._heads.on_tick = self._make_room
         threading.Thread(
             target=self._heads.run, name="tinynet-heads", daemon=True
         ).start()

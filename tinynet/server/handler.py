@@ -83,7 +83,12 @@ class Handler(BaseHTTPRequestHandler):
     error_content_type = "application/json"
 
     def __init__(
-        self, request: Any, client_address: Any, server: Any, *, head: bytes = b""
+        self,
+        request: Any,
+        client_address: Any,
+        server: DigitServer,
+        *,
+        head: bytes = b"",
     ) -> None:
         self.head = head
         super().__init__(request, client_address, server)

@@ -46,6 +46,7 @@ class HeadWaiter:
         is blocking again and now belongs to the callee.
     timeout : seconds a connection may take to send its head.
     max_waiting : connections waiting at most; a new one closes the oldest.
+    on_tick : called about every 0.25 s from the watching thread.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class HeadWaiter:
         *,
         timeout: float,
         max_waiting: int,
+        on_tick: Callable[[], None] = lambda: None,
     ) -> None:
         self._on_head = on_head
         self._timeout = timeout
@@ -61,13 +63,13 @@ class HeadWaiter:
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)  # full means a wake-up is pending anyway
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._new: collections.deque[_Waiting] = collections.deque()
         self._waiting: dict[socket.socket, _Waiting] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self.on_tick: Callable[[], None] = lambda: None
-        """Called about every 0.25 s from the watching thread."""
+        self._on_tick = on_tick
 
     def add(self, sock: socket.socket, address: tuple) -> None:
         """Watch a new connection (any thread)."""
@@ -83,10 +85,11 @@ class HeadWaiter:
                 for key, _ in self._selector.select(timeout=0.25):
                     if key.fileobj is self._wake_r:
                         self._take_new()
-                    elif self._waiting.get(key.fileobj) is key.data:  # not closed
-                        self._read(key.data)  # by _take_new in this same round
+                    # Unless _take_new closed it to make room in this same round:
+                    elif self._waiting.get(key.fileobj) is key.data:
+                        self._read(key.data)
                 self._expire()
-                self.on_tick()
+                self._on_tick()
             except Exception:  # a bug: say so, and keep serving
                 traceback.print_exc()
         self._take_new()
@@ -131,12 +134,8 @@ class HeadWaiter:
         head = waiting.head
         # A client that stopped sending (data == b"") is handed over too: the
         # handler answers what it did send (a 400, most likely).
-        if (
-            not data
-            or b"\r\n\r\n" in head
-            or b"\n\n" in head
-            or (len(head) > MAX_HEAD_BYTES)
-        ):
+        complete = b"\r\n\r\n" in head or b"\n\n" in head
+        if not data or complete or len(head) > MAX_HEAD_BYTES:
             self._forget(waiting)
             waiting.sock.setblocking(True)
             self._on_head(waiting.sock, waiting.address, bytes(head))
