@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from serve_helpers import (
@@ -296,10 +297,8 @@ def test_idle_connections_are_closed_quietly(server):
 def patient_server(model, **kwargs):
     """A server whose deadlines are far away (30 s): only what else it does can
     answer a good request while slow clients flood it."""
-    return serving(
-        model, max_connections=CONNECTIONS, quiet=True, head_timeout=30,
-        body_timeout=30, **kwargs,
-    )  # fmt: skip
+    settings = {"max_connections": CONNECTIONS, "quiet": True, **kwargs}
+    return serving(model, head_timeout=30, body_timeout=30, **settings)
 
 
 @contextlib.contextmanager
@@ -340,6 +339,19 @@ def test_slow_bodies_make_room_when_every_thread_is_taken(model):
                 # The slow bodies would go on for 30 s: answered in 10 s means one
                 # was dropped to make room.
                 assert_still_serving(srv, model, timeout=10)
+
+
+def test_requests_beyond_the_queue_get_503_and_the_queue_is_served(model):
+    with patient_server(model, max_connections=1, max_waiting=1) as srv:
+        slow_body = post_head(f"Content-Length: {CAP}")
+        with slow_clients(srv, [slow_body]):  # takes the only worker
+            time.sleep(0.5)
+            with ThreadPoolExecutor(1) as pool:  # queued behind it
+                queued = pool.submit(request, srv, "GET", "/api/info", timeout=10)
+                time.sleep(0.5)
+                refused = raw_exchange(srv, b"GET /api/info HTTP/1.1\r\n\r\n")
+                assert refused[0] == 503 and "busy" in json.loads(refused[2])["error"]
+                assert queued.result()[0] == 200  # once the slow body was dropped
 
 
 def test_clients_that_vanish_leave_one_log_line(server, model):
