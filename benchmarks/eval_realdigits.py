@@ -27,16 +27,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-# One small image at a time: BLAS threads only add synchronisation. On a busy 2-core
-# machine the shipped CNN's predict on one 28x28 input took 40 ms with two OpenBLAS
-# threads and 0.7 ms with one. Set before NumPy loads; the environment can override.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from tinynet.vision import ImageError, load_image, preprocess, read_digits  # noqa: E402
+from tinynet.threads import blas_threads, single_threaded_blas
+from tinynet.vision import ImageError, load_image, preprocess, read_digits
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -146,7 +141,7 @@ def time_photo(photo: Path, model, runs: int) -> dict:
     return {
         "source": photo.name,
         "size": "4000x3000 JPEG q92",
-        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "blas_threads": blas_threads(),
         "load_average": round(os.getloadavg()[0], 2),
         "digits": reading.digits,
         "median_ms": 1000 * statistics.median(times),
@@ -221,7 +216,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sheet", help="write the realdigits network inputs to this PNG")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
+    # One image at a time, as `tinynet predict` reads them (see tinynet.threads).
+    with single_threaded_blas(unless_user_chose=True):
+        res = evaluate(args)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print_report(res)
+    return 0
 
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """Every evaluation whose data is present; a missing one is listed as skipped."""
     if args.model:
         from tinynet.saving import load_model
 
@@ -249,11 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             res[key] = eval_scans(*loader(path), model)
         else:
             res["skipped"].append(f"{key}: no file {path}")
-    if args.json:
-        print(json.dumps(res))
-    else:
-        print_report(res)
-    return 0
+    return res
 
 
 if __name__ == "__main__":

@@ -22,18 +22,12 @@ still read), 2 for a usage error or a model that cannot be loaded.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-# One small image at a time: BLAS threads only add synchronisation. On a busy 2-core
-# machine the shipped CNN's predict on one 28x28 input took 40 ms with two OpenBLAS
-# threads and 0.7 ms with one. Set before NumPy loads; the environment can override.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-from tinynet.saving import load_model  # noqa: E402
-from tinynet.vision import default_model  # noqa: E402
-from tinynet.vision.report import figure_paths, read_and_report  # noqa: E402
+from tinynet.saving import load_model
+from tinynet.threads import single_threaded_blas
+from tinynet.vision import default_model
+from tinynet.vision.report import figure_paths, read_and_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,15 +51,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     # Reads each image, prints its digits (or one error line) and draws its figure.
-    failed = read_and_report(
-        args.images,
-        model,
-        single=args.single,
-        as_json=args.json,
-        plot_paths=figure_paths(args.plot, args.images) if args.plot else None,
-    )
+    # One small image at a time: a second BLAS thread would only add wake-ups.
+    with single_threaded_blas(unless_user_chose=True):
+        failed = read_and_report(
+            args.images,
+            model,
+            single=args.single,
+            as_json=args.json,
+            plot_paths=figure_paths(args.plot, args.images) if args.plot else None,
+        )
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl+C: one line, not a traceback
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

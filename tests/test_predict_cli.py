@@ -3,9 +3,13 @@ exit codes, one JSON line per image, one clear line per bad image, figures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -53,13 +57,106 @@ def images(tmp_path_factory):
     return files
 
 
-def run(*args):
+EXAMPLE = [sys.executable, str(SCRIPT)]
+COMMAND = [sys.executable, "-m", "tinynet.cli", "predict"]
+
+
+def run(*args, command=EXAMPLE):
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)],
+        [*command, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@pytest.fixture(scope="module")
+def overflowing_model_file(tmp_path_factory):
+    """An MLP whose finite but huge weights overflow: its probabilities are NaN."""
+    from tinynet.zoo import mnist_mlp
+
+    model = mnist_mlp(seed=0)
+    for layer in model.layers:
+        if "W" in layer.params:
+            layer.params["W"][...] = 3e38 * np.sign(layer.params["W"])
+    path = tmp_path_factory.mktemp("model") / "overflow.npz"
+    model.save(path)
+    return path
+
+
+@contextlib.contextmanager
+def fifo_fed_while(path: Path, stop: threading.Event):
+    """A FIFO at ``path``; while it exists, whoever opens it to read gets some text
+    (so a reader that does open it is never left waiting)."""
+    os.mkfifo(path)
+
+    def feed():
+        while not stop.is_set():
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # no reader yet
+                time.sleep(0.05)
+                continue
+            with contextlib.suppress(OSError):
+                os.write(fd, b"not an image\n")
+            os.close(fd)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("command", "as_json"),
+    [(EXAMPLE, False), (COMMAND, True)],
+    ids=["example-text", "tinynet-json"],
+)
+def test_special_files_and_a_broken_model_are_one_line_each(
+    model_file, overflowing_model_file, images, tmp_path, command, as_json
+):
+    folder = tmp_path / "a-folder.png"
+    folder.mkdir()
+    json_flag = ["--json"] if as_json else []
+    with fifo_fed_while(tmp_path / "fifo.png", threading.Event()) as fifo:
+        bad = [folder, fifo, images["text"]]
+        res = run(*bad, images["seven"], "--model", model_file, *json_flag,
+                  command=command)  # fmt: skip
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr and "Warning" not in res.stderr
+    if as_json:
+        records = [json.loads(line) for line in res.stdout.splitlines()]
+        assert [r["file"] for r in records] == [str(p) for p in [*bad, images["seven"]]]
+        errors = [r["error"] for r in records[:3]]
+        assert records[3]["error"] is None and len(records[3]["digits"]) == 1
+    else:
+        errors = res.stderr.splitlines()
+        assert res.stdout.startswith(f"{images['seven']}: ")
+    assert len(errors) == 3
+    for path, error in zip(bad, errors, strict=True):
+        assert str(path) in error and "\n" not in error
+    # A model that gives NaN: an error for each image, never "confidence nan".
+    res = run(images["seven"], images["number"], "--model", overflowing_model_file,
+              *json_flag, command=command)  # fmt: skip
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr and "Warning" not in res.stderr
+    if as_json:
+        records = [
+            json.loads(line, parse_constant=refuse) for line in res.stdout.splitlines()
+        ]
+        assert [r["digits"] for r in records] == [None, None]
+        errors = [r["error"] for r in records]
+    else:
+        assert res.stdout == ""
+        errors = res.stderr.splitlines()
+    assert len(errors) == 2 and all("non-finite probabilities" in e for e in errors)
+
+
+def refuse(constant):
+    raise AssertionError(f"not strict JSON: {constant}")
 
 
 def test_json_lines_bad_images_reported_and_the_others_still_read(model_file, images):

@@ -59,7 +59,7 @@ def test_text_report_counts_failures_and_keeps_going(model, files):
     )
 
 
-def test_json_report_one_line_per_file_and_custom_text(model, files):
+def test_json_report_one_line_per_file(model, files):
     out, err = io.StringIO(), io.StringIO()
     order = [files["bad.pfm"], files["number.png"]]
     assert read_and_report(order, model, as_json=True, single=True, out=out, err=err)
@@ -67,9 +67,60 @@ def test_json_report_one_line_per_file_and_custom_text(model, files):
     assert bad["file"] == order[0] and bad["digits"] is None and bad["error"]
     assert good["error"] is None and len(good["digits"]) == 1
     assert err.getvalue() == ""
-    out = io.StringIO()
-    read_and_report(order[1:], model, out=out, text=lambda f, r: f"{f}={r.digits}")
-    assert out.getvalue() == f"{order[1]}={read_digits(order[1], model).digits}\n"
+
+
+class BrokenOn:
+    """``model``, but its probabilities for the ``calls``-th predict (1-based) are
+    ``value`` (NaN, infinity)."""
+
+    def __init__(self, model, calls, value):
+        self.model, self.calls, self.value, self.n = model, set(calls), value, 0
+        self.input_shape = model.input_shape
+
+    def predict(self, x, batch_size=256):
+        self.n += 1
+        probs = self.model.predict(x, batch_size=batch_size)
+        return np.full_like(probs, self.value) if self.n in self.calls else probs
+
+
+def strict_json(line: str):
+    def refuse(constant):
+        raise AssertionError(f"not strict JSON: {constant} in {line}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_probabilities_are_an_error_for_that_image(model, files, value):
+    order = [files["seven.png"], files["number.png"], files["seven.png"]]
+    out, err = io.StringIO(), io.StringIO()
+    broken = BrokenOn(model, calls=[2], value=value)
+    assert read_and_report(order, broken, as_json=True, out=out, err=err) == 1
+    first, second, third = map(strict_json, out.getvalue().splitlines())
+    assert first == third == read_digits(order[0], model).to_dict(order[0])
+    assert second["digits"] is None and second["file"] == order[1]
+    assert second["error"] == (
+        f"{order[1]}: the model gave non-finite probabilities (NaN or infinity) "
+        "for digit 1, 2: a fault of the model (check its weights)"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    broken = BrokenOn(model, calls=[2], value=value)
+    assert read_and_report(order[:2], broken, out=out, err=err) == 1
+    assert err.getvalue() == f"error: {second['error']}\n"
+    assert out.getvalue() == describe(order[0], read_digits(order[0], model)) + "\n"
+
+
+def test_a_figure_that_cannot_be_written_is_an_error_line(model, files, tmp_path):
+    order = [files["seven.png"], files["number.png"]]
+    (tmp_path / "a-file").write_text("not a folder")
+    paths = [tmp_path / "a-file" / "a.png", tmp_path / "b.png"]
+    out, err = io.StringIO(), io.StringIO()
+    assert read_and_report(order, model, plot_paths=paths, out=out, err=err) == 1
+    assert err.getvalue().startswith(
+        f"error: {order[0]}: cannot write the figure {paths[0]}: "
+    )
+    assert err.getvalue().count("\n") == 1
+    assert paths[1].is_file() and f"figure: {paths[1]}" in out.getvalue()
 
 
 def test_figure_paths():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,110 +23,36 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from serve_helpers import (
+    IMAGES,
+    blank_png,
+    expected,
+    recv_all,
+    request,
+    serving,
+    tiny_cnn,
+)
 
-from tinynet.layers.conv import Conv2D
-from tinynet.layers.dense import Dense
-from tinynet.layers.pooling import MaxPool2D
-from tinynet.layers.reshape import Flatten
-from tinynet.model import Sequential
-from tinynet.server import DigitServer, parse_multipart
+from tinynet.server import parse_multipart
+from tinynet.threads import USER_SETTINGS
 from tinynet.vision import read_digits
+from tinynet.vision.report import describe
 
 MAX_UPLOAD = 2 * 2**20
 MAX_PIXELS = 4_000_000
 
 
-def tiny_cnn() -> Sequential:
-    return Sequential(
-        [
-            Conv2D(4, 3, activation="relu"),
-            MaxPool2D(2),
-            Flatten(),
-            Dense(10, activation="softmax"),
-        ],
-        input_shape=(28, 28, 1),
-        seed=0,
-        name="tiny_cnn",
-    )
-
-
-def digit_image(text: str, ext: str = ".png", size: int = 160) -> bytes:
-    """Dark handwriting-like digits on light paper, encoded as an image file."""
-    img = np.full((size, size * len(text)), 235, np.uint8)
-    for i, ch in enumerate(text):
-        cv2.putText(
-            img, ch, (size * i + size // 5, size * 4 // 5),
-            cv2.FONT_HERSHEY_SIMPLEX, size / 40, 20, thickness=size // 14,
-            lineType=cv2.LINE_AA,
-        )  # fmt: skip
-    ok, data = cv2.imencode(ext, img)
-    assert ok
-    return data.tobytes()
-
-
-def blank_png(h: int = 100, w: int = 100) -> bytes:
-    return cv2.imencode(".png", np.full((h, w), 255, np.uint8))[1].tobytes()
-
-
-IMAGES = {
-    "seven.png": digit_image("7"),
-    "three.jpg": digit_image("3", ".jpg"),
-    "forty-two.png": digit_image("42"),
-    "zero.bmp": digit_image("0", ".bmp", size=60),
-}
-
-
 @pytest.fixture(scope="module")
-def model() -> Sequential:
+def model():
     return tiny_cnn()
-
-
-def start(server: DigitServer) -> DigitServer:
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 @pytest.fixture(scope="module")
 def server(model):
-    srv = start(
-        DigitServer(
-            ("127.0.0.1", 0),
-            model,
-            max_upload_bytes=MAX_UPLOAD,
-            max_pixels=MAX_PIXELS,
-            quiet=True,
-        )
-    )
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-def request(server, method, path, body=None, headers=None, timeout=60):
-    """(status, headers, parsed JSON or raw bytes) over a fresh connection."""
-    host, port = server.server_address[:2]
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        data = resp.read()
-        if resp.getheader("Content-Type", "").startswith("application/json"):
-            data = json.loads(data)
-        return resp.status, resp, data
-    finally:
-        conn.close()
-
-
-def recv_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def expected(model, data: bytes, file: str, **kw) -> dict:
-    """What ``mnist_predict.py --json`` prints for these bytes, via JSON."""
-    return json.loads(json.dumps(read_digits(data, model, **kw).to_dict(file)))
+    with serving(
+        model, max_upload_bytes=MAX_UPLOAD, max_pixels=MAX_PIXELS, quiet=True
+    ) as srv:
+        yield srv
 
 
 def multipart(fields: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
@@ -348,7 +275,8 @@ def test_server_survives_broken_clients(server, model):
             s.shutdown(socket.SHUT_WR)  # the client gives up mid-request
             replies.append(recv_all(s))
     # http.server answers lines without a version as HTTP/0.9: no status line.
-    assert b"Error code: 400" in replies[0] and b"Error code: 400" in replies[1]
+    for reply in replies[:2]:
+        assert json.loads(reply)["error"].startswith("Bad request syntax")
     assert (
         replies[2].startswith(b"HTTP/1.1 400") and b"bad Content-Length" in replies[2]
     )
@@ -394,16 +322,31 @@ def test_model_failure_gives_500_and_the_server_stays_up(model):
                 raise RuntimeError("boom")
             return model.predict(x, batch_size=batch_size)
 
-    srv = start(DigitServer(("127.0.0.1", 0), Flaky(), quiet=True))
-    try:
+    with serving(Flaky(), quiet=True) as srv:
         data = IMAGES["seven.png"]
         status, _, out = request(srv, "POST", "/api/predict", body=data)
         assert status == 500 and out["error"].startswith("internal error")
         status, _, out = request(srv, "POST", "/api/predict", body=data)
         assert status == 200 and out == expected(model, data, "upload")
-    finally:
-        srv.shutdown()
-        srv.server_close()
+
+
+def test_non_finite_probabilities_give_500_with_a_message(model, capfd):
+    class Overflowing:  # what a model with huge weights gives: inf - inf = NaN
+        input_shape = (28, 28, 1)
+        name = "overflowing"
+
+        def predict(self, x, batch_size=256):
+            return np.full((len(x), 10), np.nan, np.float32)
+
+    with serving(Overflowing(), quiet=True) as srv:
+        status, _, out = request(
+            srv, "POST", "/api/predict?file=7.png", body=IMAGES["seven.png"]
+        )
+        assert status == 500 and out["digits"] is None
+        assert out["error"].startswith("7.png: the model gave non-finite probabilities")
+        assert request(srv, "GET", "/api/info")[0] == 200
+    log = capfd.readouterr().err
+    assert log == f"tinynet serve: {out['error']}\n"  # one line even when quiet
 
 
 # --------------------------------------------------------------- the command
@@ -464,11 +407,7 @@ def test_cli_predict_text(model, model_file, tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     reading = read_digits(IMAGES["forty-two.png"], model)
-    first, *rest = run.stdout.splitlines()
-    assert first.startswith(f"{good}: {reading.digits}  confidence ")
-    assert len(rest) == 2  # one top-3 line per digit
-    for line, row in zip(rest, reading.top3(), strict=True):
-        assert line.split("top-3 ")[1].startswith(f"{row[0][0]} {row[0][1]:.3f}")
+    assert run.stdout == describe(str(good), reading) + "\n"  # as the example prints
 
 
 def test_cli_predict_json_matches_read_digits(model, model_file, tmp_path):
@@ -487,25 +426,25 @@ def test_cli_predict_json_matches_read_digits(model, model_file, tmp_path):
     assert second["file"] == str(bad) and "not a readable image" in second["error"]
 
 
-def test_cli_commands_run_with_one_blas_thread(monkeypatch):
+def test_cli_commands_run_with_one_blas_thread():
     """Single-image work: the tinynet command limits BLAS to one thread (unless the
-    user set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS)."""
-    import threadpoolctl
-
-    from tinynet import cli
-
-    seen = []
-
-    def fake_predict(args):
-        seen.extend(
-            info["num_threads"]
-            for info in threadpoolctl.threadpool_info()
-            if info["user_api"] == "blas"
-        )
-        return 0
-
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(cli, "_predict", fake_predict)
-    assert cli.main(["predict", "x.png"]) == 0
-    assert seen and set(seen) == {1}
+    user set OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS). In a fresh
+    process: OpenBLAS ignores the limit while another thread that set its own
+    count is alive (the servers' workers in this one)."""
+    probe = (
+        "import sys, threadpoolctl\n"
+        "from tinynet import cli\n"
+        "def fake_predict(args):\n"
+        "    infos = threadpoolctl.threadpool_info()\n"
+        "    print(max(i['num_threads'] for i in infos if i['user_api'] == 'blas'))\n"
+        "    return 0\n"
+        "cli._predict = fake_predict\n"
+        "sys.exit(cli.main(['predict', 'x.png']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
+    run = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "1"

@@ -12,8 +12,11 @@ model unless ``--model`` names a saved tinynet model (.npz).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
+
+from .threads import single_threaded_blas
 
 
 def _load_model(path: str | None) -> Any:
@@ -142,47 +145,29 @@ def _predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    failed = read_and_report(
-        args.images, model, single=args.single, as_json=args.json, text=_describe
-    )
+    failed = read_and_report(args.images, model, single=args.single, as_json=args.json)
     return 1 if failed else 0
 
 
-def _describe(file: str, reading: Any) -> str:
-    """``file: digits  confidence ...`` and each digit's three likeliest classes."""
-    from .vision.report import top3_text
-
-    conf = " ".join(f"{c:.3f}" for c in reading.confidence)
-    lines = [f"{file}: {reading.digits}  confidence {conf}"]
-    for i, row in enumerate(reading.top3(), 1):
-        lines.append(f"  digit {i}: top-3 {top3_text(row)}")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``tinynet`` console script; returns the exit status."""
+    """Entry point of the ``tinynet`` console script; returns the exit status.
+
+    Both commands read one image at a time, so the BLAS runs on one thread (see
+    :mod:`tinynet.threads`) unless the user set its thread count.
+    """
     args = build_parser().parse_args(argv)
-    with _one_blas_thread():
-        if args.command == "serve":
-            return _serve(args)
-        return _predict(args)
-
-
-def _one_blas_thread() -> Any:
-    """Both commands read one image at a time. For such small products a second
-    BLAS thread only adds wake-up latency, and under load it collapses: a one-image
-    predict of the shipped CNN took 0.9 ms with one OpenBLAS thread and 58 ms with
-    two while another process held a core. An explicit OPENBLAS_NUM_THREADS (or
-    OMP_NUM_THREADS) wins. The console script imports numpy before this runs, so
-    the limit is set through threadpoolctl rather than the environment."""
-    import contextlib
-    import os
-
-    if any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
+    try:
+        with single_threaded_blas(unless_user_chose=True):
+            if args.command == "serve":
+                return _serve(args)
+            return _predict(args)
+    except KeyboardInterrupt:
+        print(f"tinynet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `tinynet predict *.png | head -1`
+        # Python would complain again when flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,18 +1,23 @@
-"""The request handler: routes, body reading with a cap, multipart, JSON answers."""
+"""The request handler: routes, deadlines, multipart, JSON answers."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
-import time
 import traceback
 from email.message import Message
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from .. import __version__
 from ..vision import error_dict
+from .body import announced_length, read_body
+from .deadline import DeadlineReader, RequestTimeout
+from .guard import refusal
+from .problem import HTTPProblem
 
 if TYPE_CHECKING:
     from .app import DigitServer
@@ -31,15 +36,6 @@ _CSP = (
 )
 _DRAIN_LIMIT = 256 * 2**20  # read (and drop) at most this much of a refused body
 _DRAIN_SECONDS = 5.0
-
-
-class HTTPProblem(Exception):
-    """A request the server refuses: ``status`` and a one-line message."""
-
-    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.close = close
 
 
 def parse_multipart(
@@ -70,16 +66,68 @@ def parse_multipart(
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes requests of a :class:`DigitServer`."""
+    """Answers the one request of a connection of a :class:`DigitServer`.
+
+    The server hands over a connection once its request head has arrived (``head``,
+    the bytes read so far). Every further read goes through a
+    :class:`DeadlineReader`: the rest of the head, if any, must arrive within
+    ``server.head_timeout`` seconds, the body within ``server.body_timeout``; a
+    late client gets 408. Writes time out after ``server.write_timeout``. Every
+    answer closes the connection: keeping it open would hold a thread while the
+    client is idle, and a new loopback connection costs a fraction of a millisecond.
+    """
 
     server: DigitServer
     protocol_version = "HTTP/1.1"
     server_version = f"tinynet/{__version__}"
-    timeout = 30  # seconds of silence before a connection is dropped
+    error_content_type = "application/json"
+
+    def __init__(
+        self,
+        request: Any,
+        client_address: Any,
+        server: DigitServer,
+        *,
+        head: bytes = b"",
+    ) -> None:
+        self.head = head
+        super().__init__(request, client_address, server)
+
+    def setup(self) -> None:
+        super().setup()
+        self.deadline = DeadlineReader(self.connection, self.head)
+        self.rfile = io.BufferedReader(self.deadline)
+        self.server.track(self.deadline)
+
+    def handle(self) -> None:
+        self.handle_one_request()
+
+    def finish(self) -> None:
+        self.server.untrack(self.deadline)
+        super().finish()
+
+    def handle_one_request(self) -> None:
+        self.deadline.set_deadline(self.server.head_timeout)
+        # What an answer before the request line is parsed (a 408) needs.
+        self.command, self.request_version, self.requestline = "", "HTTP/1.1", ""
+        try:
+            super().handle_one_request()
+        except RequestTimeout:
+            if self.deadline.received:  # a request started but did not finish
+                message = (
+                    f"the request took longer than {self.server.head_timeout:g} s "
+                    "to arrive"
+                )
+                self._send_json(408, {"error": message})
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers
+        self.deadline.stop_waiting()
+        return ok
 
     # ------------------------------------------------------------------ routes
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if not self._host_ok():
+        if not self._allowed():
             return
         path = urlsplit(self.path).path
         if path in STATIC:
@@ -95,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": f"no such page: {path}"})
 
     def do_POST(self) -> None:  # noqa: N802
-        if not self._host_ok():
+        if not self._allowed():
             return
         url = urlsplit(self.path)
         if url.path != "/api/predict":
@@ -117,11 +165,15 @@ class Handler(BaseHTTPRequestHandler):
                 single=_flag(query, "single"),
                 details=_flag(query, "inputs"),
             )
+            if status >= 500:  # the model is broken: say so even when quiet
+                sys.stderr.write(f"tinynet serve: {out['error']}\n")
         except HTTPProblem as exc:
-            self._send_json(exc.status, error_dict(file, str(exc)), close=exc.close)
+            self._send_json(exc.status, error_dict(file, str(exc)))
             if exc.status == 413:
                 self._drain()
             return
+        except OSError:  # the connection failed or was dropped: no one to answer
+            raise
         except Exception:  # keep serving; the traceback goes to the server's log
             # Always logged, even when quiet: this is a bug to report.
             sys.stderr.write(
@@ -132,90 +184,67 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(status, out)
 
     def handle_expect_100(self) -> bool:
-        # Refuse an announced oversized upload before the client sends it.
-        length = self.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self.server.max_upload_bytes:
-            file = _file_name(parse_qs(urlsplit(self.path).query))
-            message = self._too_large(int(length))
-            self._send_json(413, error_dict(file, message), close=True)
+        # Answer before the client sends the body: refuse what would be refused
+        # anyway (another site, bad framing, too large) without reading it.
+        if not self._allowed():
             return False
+        if self.command == "POST":
+            try:
+                announced_length(self.headers, self.server.max_upload_bytes)
+            except HTTPProblem as exc:
+                file = _file_name(parse_qs(urlsplit(self.path).query))
+                self._send_json(exc.status, error_dict(file, str(exc)))
+                return False
         return super().handle_expect_100()
 
+    def send_error(
+        self, code: int, message: str | None = None, explain: str | None = None
+    ) -> None:
+        """http.server's own refusals (bad request line, headers too long ...),
+        as one-line JSON like every other answer."""
+        try:
+            default = HTTPStatus(code).phrase
+        except ValueError:
+            default = "error"
+        message = (message or default)[:200]
+        self.log_error("code %d, message %s", code, message)
+        self._send_json(code, {"error": message})
+
     # ----------------------------------------------------------------- helpers
-    def _host_ok(self) -> bool:
-        allowed = self.server.allowed_hosts
-        host = self.headers.get("Host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        name = name.strip("[]").lower()
-        if allowed is None or name in allowed:
+    def _allowed(self) -> bool:
+        """False (after answering 403) for a request from another web page."""
+        reason = refusal(self.command, self.headers, self.server.allowed_hosts)
+        if reason is None:
             return True
-        self._send_json(403, {"error": f"host {host!r} not allowed (local server)"})
+        self._send_json(403, {"error": reason})
         return False
 
-    def _too_large(self, n: int) -> str:
-        cap = self.server.max_upload_bytes
-        return (
-            f"upload too large: {n / 2**20:.1f} MB, the limit is {cap / 2**20:g} MB"
-            " (downscale the image or raise --max-upload-mb)"
-        )
-
     def _read_body(self) -> bytes:
-        """The request body, at most ``max_upload_bytes`` of it (else 413)."""
-        cap = self.server.max_upload_bytes
-        encoding = self.headers.get("Transfer-Encoding", "").strip().lower()
-        if encoding:
-            if encoding != "chunked":
-                message = f"unsupported Transfer-Encoding {encoding!r}"
-                raise HTTPProblem(501, message, close=True)
-            return self._read_chunked(cap)
-        length = self.headers.get("Content-Length")
-        if length is None:
-            raise HTTPProblem(411, "the request needs a Content-Length", close=True)
-        if not length.strip().isdigit():
-            raise HTTPProblem(400, f"bad Content-Length {length!r}", close=True)
-        n = int(length)
-        if n > cap:
-            self._unread = n
-            raise HTTPProblem(413, self._too_large(n), close=True)
-        data = self.rfile.read(n)
-        if len(data) < n:
-            raise HTTPProblem(400, "the upload was cut short", close=True)
-        return data
-
-    def _read_chunked(self, cap: int) -> bytes:
-        parts, total = [], 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise HTTPProblem(400, "malformed chunked body", close=True) from None
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(parts)
-            total += size
-            if total > cap:
-                raise HTTPProblem(413, self._too_large(total), close=True)
-            chunk = self.rfile.read(size)
-            if len(chunk) < size:
-                raise HTTPProblem(400, "the upload was cut short", close=True)
-            parts.append(chunk)
-            self.rfile.readline(1024)  # the CRLF after each chunk
+        """The request body, at most ``max_upload_bytes`` of it (else 413), read
+        within ``body_timeout`` seconds (else 408)."""
+        self.deadline.set_deadline(self.server.body_timeout)
+        try:
+            body = read_body(self.rfile, self.headers, self.server.max_upload_bytes)
+        except RequestTimeout:
+            message = (
+                f"the upload took longer than {self.server.body_timeout:g} s to arrive"
+            )
+            raise HTTPProblem(408, message) from None
+        self.deadline.stop_waiting()
+        return body
 
     def _drain(self) -> None:
         """Read and drop the rest of a refused body, so the client gets to read the
         413 instead of a connection reset (bounded in bytes and time)."""
-        left = min(getattr(self, "_unread", _DRAIN_LIMIT), _DRAIN_LIMIT)
-        deadline = time.monotonic() + _DRAIN_SECONDS
+        left = _DRAIN_LIMIT
+        self.deadline.set_deadline(_DRAIN_SECONDS)
         try:
-            self.connection.settimeout(1.0)
-            while left > 0 and time.monotonic() < deadline:
+            while left > 0:
                 got = self.rfile.read1(min(left, 1 << 16))
                 if not got:
                     break
                 left -= len(got)
-        except OSError:
+        except (OSError, RequestTimeout):
             pass
 
     def _send(
@@ -224,9 +253,9 @@ class Handler(BaseHTTPRequestHandler):
         body: bytes,
         ctype: str,
         *,
-        close: bool = False,
         allow: str | None = None,
     ) -> None:
+        self.connection.settimeout(self.server.write_timeout)
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -237,15 +266,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Security-Policy", _CSP)
         if allow:
             self.send_header("Allow", allow)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
         self.wfile.flush()
 
     def _send_json(self, status: int, obj: Any, **kwargs: Any) -> None:
-        body = json.dumps(obj).encode("utf-8")
+        body = json.dumps(obj, allow_nan=False).encode("utf-8")
         self._send(status, body, "application/json", **kwargs)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002

@@ -9,7 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..vision import ImageError, error_dict, read_digits
+from ..vision import ImageError, PredictionError, error_dict, read_digits
 from ..vision.loading import MAX_PIXELS, load_image_scaled
 from ..vision.normalize import WORK_MAX_SIDE
 
@@ -41,7 +41,11 @@ class DigitReader:
     def read(
         self, data: bytes, file: str, *, single: bool = False, details: bool = False
     ) -> tuple[int, dict[str, Any]]:
-        """Read the image in ``data``: ``(HTTP status, JSON object)``."""
+        """Read the image in ``data``: ``(HTTP status, JSON object)``.
+
+        400 not a readable image (or too many pixels), 422 no digit in it, 500 the
+        model gave probabilities that are not finite (or not ``(k, 10)``).
+        """
         with self._slots:
             try:
                 image, scale = load_image_scaled(
@@ -53,6 +57,8 @@ class DigitReader:
                 reading = read_digits(image, self, multi=not single)
             except ImageError as exc:  # decoded fine, but no digit in it
                 return 422, error_dict(file, _message(exc, file))
+            except PredictionError as exc:  # the model's fault, not the upload's
+                return 500, error_dict(file, _message(exc, file))
         out = reading.to_dict(file)
         if details:
             out["inputs"] = [_png_data_url(x) for x in reading.inputs]

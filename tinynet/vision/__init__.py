@@ -7,13 +7,14 @@ made, and classify them with the shipped model. The steps are public too:
 """
 
 from .loading import MAX_PIXELS, ImageError, load_image
-from .reading import Reading, default_model, error_dict, read_digits
+from .reading import PredictionError, Reading, default_model, error_dict, read_digits
 from .segment import DigitCrop, preprocess, segment_digits
 
 __all__ = [
     "MAX_PIXELS",
     "DigitCrop",
     "ImageError",
+    "PredictionError",
     "Reading",
     "default_model",
     "error_dict",

@@ -70,6 +70,30 @@ class Reading:
         }
 
 
+class PredictionError(ValueError):
+    """The model's answer for an image cannot be used (wrong shape, or not finite).
+
+    A fault of the model, not of the image: one line naming the image.
+    """
+
+
+def _check_probabilities(probs: np.ndarray, k: int, name: str) -> None:
+    """``probs`` must be ``(k, 10)`` and finite: NaN would read as the digit 0 with
+    "confidence nan", and NaN or infinity is not valid JSON."""
+    if probs.shape != (k, 10):
+        raise PredictionError(
+            f"{name}: the model must return (k, 10) probabilities for k = {k} "
+            f"digit(s), got shape {probs.shape}"
+        )
+    bad = ~np.isfinite(probs).all(axis=1)
+    if bad.any():
+        digits = ", ".join(str(i + 1) for i in np.flatnonzero(bad)[:5])
+        raise PredictionError(
+            f"{name}: the model gave non-finite probabilities (NaN or infinity) "
+            f"for digit {digits}: a fault of the model (check its weights)"
+        )
+
+
 def error_dict(file: str | None, message: str) -> dict[str, Any]:
     """The JSON-ready record of an image that could not be read."""
     return {
@@ -120,6 +144,8 @@ def read_digits(
     ImageError
         For a file that is missing, not an image, too large, or shows no digit; the
         message is one line naming the file.
+    PredictionError
+        When the model's probabilities are not ``(k, 10)`` or not finite.
     """
     if isinstance(source, np.ndarray):
         image, scale, name = source, 1.0, "<array>"
@@ -136,12 +162,12 @@ def read_digits(
         model = default_model()
     inputs = np.stack([c.input for c in crops]).astype(np.float32)
     x = inputs.reshape(len(inputs), *model.input_shape)
-    probs = np.asarray(model.predict(x, batch_size=max(1, len(x))), dtype=np.float32)
-    if probs.shape != (len(inputs), 10):
-        raise ValueError(
-            "read_digits: the model must return (k, 10) probabilities, "
-            f"got {probs.shape}"
-        )
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # An overflow shows as non-finite probabilities, refused with one clear
+        # line just below, instead of NumPy warnings first.
+        probs = model.predict(x, batch_size=max(1, len(x)))
+    probs = np.asarray(probs, dtype=np.float32)
+    _check_probabilities(probs, len(inputs), name)
     pred = probs.argmax(axis=1)
     boxes = [
         tuple(int(round(v * scale)) for v in c.box)  # back to original pixels

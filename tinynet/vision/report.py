@@ -2,8 +2,8 @@
 ``examples/mnist_predict.py`` and ``tinynet predict``.
 
 Each image gives one text block (or one JSON line) on ``out``; an image that cannot be
-read gives one ``error: ...`` line on ``err`` (or an error JSON line on ``out``), and
-the others are still read.
+read, or that the model gives non-finite probabilities for, gives one ``error: ...``
+line on ``err`` (or an error JSON line on ``out``), and the others are still read.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from .loading import ImageError
-from .reading import Reading, error_dict, read_digits
+from .reading import PredictionError, Reading, error_dict, read_digits
 
 __all__ = ["describe", "figure_paths", "read_and_report", "top3_text"]
 
@@ -71,7 +71,6 @@ def read_and_report(
     plot_paths: Sequence[str | os.PathLike] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
-    text: Callable[[str, Reading], str] = describe,
 ) -> int:
     """Read the digits of each file and print one report per file.
 
@@ -80,17 +79,18 @@ def read_and_report(
     files : image paths, read in order.
     model : passed to :func:`read_digits`.
     single : each image shows one digit (``read_digits(..., multi=False)``).
-    as_json : print ``Reading.to_dict`` / ``error_dict`` as one JSON line per file
-        instead of ``text(file, reading)`` and ``error: ...`` lines.
+    as_json : print ``Reading.to_dict`` / ``error_dict`` as one strict JSON line per
+        file (no ``NaN`` or ``Infinity``) instead of :func:`describe` blocks and
+        ``error: ...`` lines.
     plot_paths : one figure path per file (see :func:`figure_paths`), or None for none.
     out, err : streams for reports and for error lines; default ``sys.stdout`` /
         ``sys.stderr`` at call time.
-    text : the text block of one reading (default :func:`describe`).
 
     Returns
     -------
     int
-        The number of files that could not be read.
+        The number of files that could not be read (or whose figure could not be
+        written).
     """
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -99,32 +99,55 @@ def read_and_report(
             f"read_and_report: expected one plot path per file ({len(files)}), "
             f"got {len(plot_paths)}"
         )
+
+    def report_error(file: str, message: str) -> None:
+        if as_json:
+            print(_json_line(error_dict(file, message)), file=out, flush=True)
+        else:
+            print(f"error: {message}", file=err, flush=True)
+
     failed = 0
     for i, file in enumerate(files):
         try:
             reading = read_digits(file, model, multi=not single)
-        except ImageError as exc:
+        except (ImageError, PredictionError) as exc:
             failed += 1
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if as_json:
-                print(json.dumps(error_dict(file, message)), file=out, flush=True)
-            else:
-                print(f"error: {message}", file=err, flush=True)
+            report_error(file, _first_line(exc))
             continue
         if as_json:
-            print(json.dumps(reading.to_dict(file)), file=out, flush=True)
+            print(_json_line(reading.to_dict(file)), file=out, flush=True)
         else:
-            print(text(file, reading), file=out, flush=True)
+            print(describe(file, reading), file=out, flush=True)
         if plot_paths is not None:
-            from ..plots import plot_prediction  # matplotlib only when plotting
-
-            plot_prediction(
-                reading.image,
-                reading.inputs,
-                reading.probabilities,
-                plot_paths[i],
-                digits=list(reading.digits),
-            )
+            try:
+                _plot(reading, plot_paths[i])
+            except (OSError, ValueError) as exc:  # unwritable path, unknown format
+                failed += 1
+                message = f"{file}: cannot write the figure {plot_paths[i]}: "
+                report_error(file, message + _first_line(exc))
+                continue
             if not as_json:
                 print(f"  figure: {plot_paths[i]}", file=out, flush=True)
     return failed
+
+
+def _plot(reading: Reading, path: str | os.PathLike) -> None:
+    from ..plots import plot_prediction  # matplotlib only when plotting
+
+    plot_prediction(
+        reading.image,
+        reading.inputs,
+        reading.probabilities,
+        path,
+        digits=list(reading.digits),
+    )
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One line of strict JSON: a NaN or infinity is a bug, never ``NaN`` output."""
+    return json.dumps(record, allow_nan=False)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
