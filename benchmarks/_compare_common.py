@@ -298,45 +298,22 @@ def layer_breakdown(
 ) -> dict[str, float]:
     """Median milliseconds of each piece of a training step, step by step.
 
-    Mirrors ``Sequential.train_step``: forward with ``training=True`` through the
-    model's steps (its layers, with a Conv2D + MaxPool2D(2) pair as one fused step;
-    ``tinynet.fusion``) but a final Softmax (fused into the cross-entropy), the loss,
-    backward down to the first layer that needs no input gradient, then the
-    optimizer step, under the model's own threading (the BLAS single-threaded when
-    its layers split the batch). The model must be compiled. ``cpu_time=True``
-    measures this process's CPU time instead of wall time: with one thread it is
-    immune to other processes on the cores (with more threads it adds up the
-    threads' times).
+    The pieces are the steps of the model's plan (``model.plan``, the composite
+    steps included), timed by ``Plan.loss_and_gradients`` itself, then the
+    optimizer step. The model must be compiled. ``cpu_time=True`` measures this
+    process's CPU time instead of wall time: with one thread it is immune to other
+    processes on the cores (with more threads it adds up the threads' times).
     """
     clock = time.process_time if cpu_time else time.perf_counter
-    plan = model._steps_before(model._n_trained_layers())
-    names = [f"{i} {type(step).__name__}" for i, step in plan]
-    steps_ = [step for _, step in plan]
     times: dict[str, list[float]] = {}
-
-    def tick(key: str, t0: float) -> None:
-        times.setdefault(key, []).append(clock() - t0)
-
     for _ in range(steps + 3):
-        with model._threading():
-            start = clock()
-            out = x
-            for name, step in zip(names, steps_, strict=True):
-                t0 = clock()
-                out = step.forward(out, training=True)
-                tick(f"forward {name}", t0)
-            t0 = clock()
-            _, dout = model.loss(out, y)
-            tick("loss", t0)
-            for name, step in zip(names[::-1], steps_[::-1], strict=True):
-                t0 = clock()
-                dout = step.backward(dout)
-                tick(f"backward {name}", t0)
-                if not getattr(step, "needs_input_grad", True):
-                    break
-            t0 = clock()
+        start = clock()
+        model.plan.loss_and_gradients(x, y, timings=times, clock=clock)
+        t0 = clock()
+        with model.plan.threads():
             model.optimizer.step(model.parameters(), model.gradients())
-            tick("optimizer step", t0)
-            tick("whole step", start)
+        end = clock()
+        times.setdefault("optimizer step", []).append(end - t0)
+        times.setdefault("whole step", []).append(end - start)
     # The first three steps warm up caches and compile kernels.
     return {k: 1e3 * statistics.median(v[3:]) for k, v in times.items()}

@@ -101,4 +101,24 @@ def window_geometry(
     raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
 
 
-__all__ = ["PADDINGS", "parallel_kernel", "window_geometry"]
+def window_placement(
+    height: int,
+    width: int,
+    window: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str,
+) -> tuple[int, int, int, int]:
+    """``(out_h, out_w, pad_top, pad_left)`` of a window sliding over an image:
+    :func:`window_geometry` for both axes, in the order the kernels take them."""
+    ho, pt = window_geometry(height, window[0], strides[0], padding)
+    wo, pl = window_geometry(width, window[1], strides[1], padding)
+    return ho, wo, pt, pl
+
+
+__all__ = [
+    "PADDINGS",
+    "parallel_kernel",
+    "serial_kernel",
+    "window_geometry",
+    "window_placement",
+]

@@ -65,7 +65,7 @@ import functools
 
 import numpy as np
 
-from . import batch_split, convpool, serial_kernel
+from . import batch_split, convpool, serial_kernel, window_placement
 
 
 @serial_kernel
@@ -469,3 +469,40 @@ def conv2d_backward(
     if not tall:
         dw = np.ascontiguousarray(dw.T)
     return dx, dw.reshape(w.shape), db
+
+
+# ------------------------------------------------- spec-level entry points (layers)
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    strides: tuple[int, int],
+    padding: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``y = conv(x, w) + b`` with Keras' padding rule; returns ``(y, cols)``.
+
+    x : (N, H, W, C) C-contiguous float; w : (kh, kw, C, F) and b : (F,) (or None)
+    of x's dtype. y : (N, ho, wo, F); cols : (N*ho*wo, kh*kw*C), the im2col matrix,
+    which :func:`conv2d_grads` reuses (as CS231n's ``conv_forward_im2col`` does).
+    """
+    n, h, wd, _ = x.shape
+    kh, kw, c, f = w.shape
+    ho, wo, pt, pl = window_placement(h, wd, (kh, kw), strides, padding)
+    cols = np.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
+    return conv2d_forward(x, w, b, *strides, pt, pl, ho, wo, cols)
+
+
+def conv2d_grads(
+    dout: np.ndarray,
+    x: np.ndarray,
+    cols: np.ndarray,
+    w: np.ndarray,
+    strides: tuple[int, int],
+    padding: str,
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv2d`: ``(dx, dw, db)`` for dout : (N, ho, wo, F);
+    dx is None when ``need_dx`` is False."""
+    _, h, wd, _ = x.shape
+    _, _, pt, pl = window_placement(h, wd, w.shape[:2], strides, padding)
+    return conv2d_backward(dout, x, cols, w, *strides, pt, pl, need_dx)

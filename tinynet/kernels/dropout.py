@@ -106,3 +106,26 @@ def relu_dropout_backward(dout, y, scale, dz, db):
             dz[i, j] = d
             db[j] += d
     return dz
+
+
+def keep_threshold(rate: float) -> np.uint32:
+    """Entry ``k`` is kept when ``u_k >= round(rate * 2**32)`` (module docstring)."""
+    return np.uint32(min(round(rate * 2.0**32), 2**32 - 1))
+
+
+def keep_scale(rate: float, dtype: np.dtype) -> np.floating:
+    """What a kept entry is multiplied by, ``1 / (1 - rate)``, in ``dtype``."""
+    return np.dtype(dtype).type(1.0 / (1.0 - rate))
+
+
+def dropout(
+    x: np.ndarray, key: np.uint64, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, mask)``: ``mask_k = [u_k >= threshold] / (1 - rate)``, ``y = x * mask``
+    for a C-contiguous float ``x`` and the 64-bit ``key`` of this call's bits."""
+    y, mask = np.empty_like(x), np.empty_like(x)
+    dropout_forward(
+        x.reshape(-1), key, keep_threshold(rate), keep_scale(rate, x.dtype),
+        y.reshape(-1), mask.reshape(-1),
+    )  # fmt: skip
+    return y, mask

@@ -3,7 +3,7 @@
 Activation layers have no parameters and keep the input shape. Besides standing alone
 in a model, one can be owned by a Dense or Conv2D layer
 (``Dense(10, activation="relu")``) through :class:`ActivationMixin`; the model may
-detach it again with ``split_activation()``, for instance to fuse a final softmax
+detach it again with ``split_activation()``, for instance to pair a final softmax
 with cross-entropy.
 
 A config names an activation by its registry key (``"relu"``), or, when it was built
@@ -63,7 +63,7 @@ class _Elementwise(Layer):
         raise NotImplementedError
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x)
+        self.check_input(x)
         return self._run(x, training)
 
     def _cached(self, dout: np.ndarray) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -18,6 +18,12 @@ def _real(value: Any, what: str, who: str) -> float:
     ):
         raise ValueError(f"{who}: {what} must be a finite number, got {value!r}")
     return float(value)
+
+
+class BatchNormCache(NamedTuple):
+    xh: np.ndarray  # (M, C) normalised input
+    inv_std: np.ndarray  # (C,) 1 / sqrt(var + eps)
+    ones: np.ndarray  # (M,): channel sums as matrix-vector products
 
 
 class BatchNorm(Layer):
@@ -70,7 +76,7 @@ class BatchNorm(Layer):
         return input_shape
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x)
+        self.check_input(x)
         gamma, beta = self.params["gamma"], self.params["beta"]
         if not training:
             self._store(False, None)
@@ -92,18 +98,20 @@ class BatchNorm(Layer):
             moving = self.buffers[key]
             moving *= self.momentum
             moving += (1.0 - self.momentum) * stat
-        self._store(True, (xh, inv_std, ones))
+        self._store(True, BatchNormCache(xh, inv_std, ones))
         y = xh * gamma
         y += beta
         return y.reshape(x.shape)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         xh, inv_std, ones = self._take_cache()
         self._check_dout(dout, (dout.shape[0], *self.output_shape))
         d2 = dout.reshape(xh.shape)
         m = xh.shape[0]
         self.grads["beta"][...] = ones @ d2
         self.grads["gamma"][...] = np.einsum("ij,ij->j", d2, xh)
+        if not need_dx:
+            return None
         # dx = gamma * inv_std / m * (m * dout - sum(dout) - xh * sum(dout * xh))
         dx = xh * (self.grads["gamma"] / m)
         dx += self.grads["beta"] / m
@@ -134,7 +142,7 @@ class Rescaling(Layer):
         self.offset = _real(offset, "offset", self.describe())
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x)
+        self.check_input(x)
         if not np.issubdtype(x.dtype, np.floating):
             x = x.astype(self.dtype)
         self._store(training, x.shape)
