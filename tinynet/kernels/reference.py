@@ -448,3 +448,43 @@ def relu_dropout_backward(dout, y, scale, dz, db):
     dz[...] = dout * scale * (y > 0)
     db[...] = np.sum(dz, axis=0)
     return dz
+
+
+# ------------------------------------------------------------------ optimizers, loss
+def adam_update(p, g, m, v, beta_1, beta_2, epsilon, alpha):
+    """``kernels.optim.adam_update``: Adam with its flushes, in place on p, m, v.
+
+    Moments below ``tiny / (1 - beta)`` become 0, ``g * g`` is 0 for ``|g| <
+    sqrt(tiny)``, and a step ``m / (sqrt(v) + eps)`` below ``tiny / alpha`` is
+    dropped (``kernels.optim`` says why).
+    """
+    dt = p.dtype.type
+    tiny = float(np.finfo(p.dtype).tiny)
+    m += dt(1 - beta_1) * (g - m)
+    m[np.abs(m) < tiny / (1 - beta_1)] = 0
+    g_sq = np.where(np.abs(g) < np.sqrt(tiny), 0, g).astype(p.dtype)
+    v += dt(1 - beta_2) * (g_sq * g_sq - v)
+    v[v < tiny / (1 - beta_2)] = 0
+    ratio = m / (np.sqrt(v) + dt(epsilon))
+    if alpha > 0:
+        ratio[np.abs(ratio) < tiny / alpha] = 0
+    p -= dt(alpha) * ratio
+
+
+def flush_below(a, floor):
+    """``kernels.optim.flush_below``: entries with ``|a| < floor`` become 0."""
+    a[np.abs(a) < floor] = 0
+    return a
+
+
+def softmax_cross_entropy_labels(z, labels, on, off, dz):
+    """``kernels.losses.softmax_cross_entropy_labels``: mean cross-entropy of
+    ``softmax(z)`` against targets ``on`` at each label and ``off`` elsewhere, and
+    its gradient written into ``dz``."""
+    n, c = z.shape
+    y = np.full((n, c), off, dtype=z.dtype)
+    y[np.arange(n), labels] = on
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    dz[...] = (np.exp(log_p) * y.sum(axis=1, keepdims=True) - y) / n
+    return -float(np.sum(y * log_p, dtype=np.float64)) / n
