@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -20,10 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from tinynet.gradcheck import rel_error
+
 # The tests load this file by path, without the benchmarks folder on sys.path.
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+from _common import machine_info  # noqa: E402, F401  (the workers' JSON records)
 
 KINDS = ("mlp", "cnn")
 
@@ -39,7 +41,6 @@ def thread_env(threads: int, base: dict[str, str] | None = None) -> dict[str, st
         env[var] = str(threads)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("KERAS_BACKEND", "tensorflow")
-    env.setdefault("TINYNET_DATA", "/work/shared/datasets")
     return env
 
 
@@ -99,15 +100,6 @@ def inference_timings(
         "latency_call_ms": latency_call_ms,
         "inference_samples_per_s": n_test / batch["median"],
         "peak_rss_mb": _common.peak_rss_mb(),
-    }
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cpu": _common.cpu_name(),
-        "logical_cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
     }
 
 
@@ -201,21 +193,6 @@ def keras_weights_for_tinynet(kmodel: Any, tmodel: Any) -> dict[str, np.ndarray]
 
 
 # ------------------------------------------------------------------------ parity
-def rel_error(a: Any, b: Any) -> float:
-    """Max-norm relative error ``max|a - b| / max(max|a|, max|b|)``.
-
-    Relative to the array's scale rather than element by element: a float32
-    gradient entry that is 1e-9 because of cancellation carries no relative
-    accuracy, while the array as a whole must agree to a few float32 ulps.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"rel_error: shapes differ: {a.shape} vs {b.shape}")
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0))
-    return float(np.abs(a - b).max(initial=0.0) / scale) if scale > 0 else 0.0
-
-
 def parity(
     kind: str, dtype: str = "float32", batch: int = 64, seed: int = 0
 ) -> dict[str, Any]:
@@ -229,7 +206,8 @@ def parity(
     path ``fit`` uses, with ``SGD(learning_rate=0.0)`` so the step changes nothing.
 
     Returns ``{"output": err, "loss": err, "grads": {"0.W": err, ...},
-    "max_grad": err}`` with errors from :func:`rel_error` (Keras as reference).
+    "max_grad": err}`` with errors from ``tinynet.gradcheck.rel_error(...,
+    per="array")`` (Keras as reference).
     """
     import keras
     import tensorflow as tf
@@ -267,7 +245,9 @@ def parity(
     tmodel.compile(optimizer=SGD(learning_rate=0.0), loss="cross_entropy")
     loss_t, _ = tmodel.train_step(x, y)
     grads_t = tmodel.gradients()
-    moved = max(rel_error(tmodel.parameters()[k], v) for k, v in weights.items())
+    moved = max(
+        rel_error(tmodel.parameters()[k], v, per="array") for k, v in weights.items()
+    )
 
     # Pair each tinynet gradient with Keras' by variable identity, not position.
     k_by_id = {id(v): g for v, g in zip(kmodel.trainable_weights, grads_k, strict=True)}
@@ -277,14 +257,14 @@ def parity(
         kernel_var, bias_var = klayer.weights
         for key, var in (("W", kernel_var), ("b", bias_var)):
             grad_errors[f"{i}.{key}"] = rel_error(
-                grads_t[f"{i}.{key}"], np.asarray(k_by_id[id(var)])
+                grads_t[f"{i}.{key}"], np.asarray(k_by_id[id(var)]), per="array"
             )
     return {
         "kind": kind,
         "dtype": dtype,
         "batch": batch,
-        "output": rel_error(probs_t, np.asarray(probs_k)),
-        "loss": rel_error(loss_t, float(loss_k)),
+        "output": rel_error(probs_t, np.asarray(probs_k), per="array"),
+        "loss": rel_error(loss_t, float(loss_k), per="array"),
         "grads": grad_errors,
         "max_grad": max(grad_errors.values()),
         "params_moved_by_zero_lr_step": moved,

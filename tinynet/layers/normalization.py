@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..checks import real_number
 from .base import Layer, Shape
-
-
-def _real(value: Any, what: str, who: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-    ):
-        raise ValueError(f"{who}: {what} must be a finite number, got {value!r}")
-    return float(value)
 
 
 class BatchNormCache(NamedTuple):
@@ -54,8 +44,8 @@ class BatchNorm(Layer):
         self, momentum: float = 0.99, epsilon: float = 1e-3, *, name: str | None = None
     ) -> None:
         super().__init__(name=name)
-        self.momentum = _real(momentum, "momentum", self.describe())
-        self.epsilon = _real(epsilon, "epsilon", self.describe())
+        self.momentum = real_number(self.describe(), "momentum", momentum)
+        self.epsilon = real_number(self.describe(), "epsilon", epsilon)
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(
                 f"{self.describe()}: momentum must be in [0, 1], got {momentum!r}"
@@ -138,8 +128,8 @@ class Rescaling(Layer):
         self, scale: float = 1.0, offset: float = 0.0, *, name: str | None = None
     ) -> None:
         super().__init__(name=name)
-        self.scale = _real(scale, "scale", self.describe())
-        self.offset = _real(offset, "offset", self.describe())
+        self.scale = real_number(self.describe(), "scale", scale)
+        self.offset = real_number(self.describe(), "offset", offset)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self.check_input(x)

@@ -10,12 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..schedules import (
-    LearningRateSchedule,
-    _count,
-    _real,
-    schedule_to_config,
-)
+from ..checks import count, real_number
+from ..schedules import LearningRateSchedule, schedule_to_config
 
 _COUNTERS = ("iterations", "epoch")
 
@@ -48,14 +44,14 @@ def clip_by_global_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> flo
 
 
 def _positive(owner: str, name: str, value: Any) -> float:
-    value = _real(owner, name, value)
+    value = real_number(owner, name, value)
     if value <= 0:
         raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
     return value
 
 
 def _non_negative(owner: str, name: str, value: Any) -> float:
-    value = _real(owner, name, value)
+    value = real_number(owner, name, value)
     if value < 0:
         raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
     return value
@@ -63,7 +59,7 @@ def _non_negative(owner: str, name: str, value: Any) -> float:
 
 def _unit(owner: str, name: str, value: Any) -> float:
     """A decay factor in [0, 1): 1 would freeze the average forever."""
-    value = _real(owner, name, value)
+    value = real_number(owner, name, value)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{owner}: {name} must be in [0, 1), got {value!r}")
     return value
@@ -141,7 +137,7 @@ class Optimizer:
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the training loop at the start of each epoch (0-based)."""
-        self.epoch = _count(self._name, "epoch", epoch, 0)
+        self.epoch = count(self._name, "epoch", epoch, 0)
 
     # ------------------------------------------------------------------- update
     def build(self, params: Mapping[str, np.ndarray]) -> None:
