@@ -4,9 +4,10 @@ place that uses Numba.
 Kernels take arrays and ints, write into an ``out`` array the caller allocates, and
 return it. They are compiled lazily on first call (no eager signatures), and
 ``cache=True`` stores the machine code next to the source, so later processes load it
-instead of compiling. ``reference`` holds a naive NumPy twin of each convolution,
-pooling and dropout kernel; the loss and optimizer kernels have theirs in the NumPy
-paths of ``tinynet.losses`` and ``tinynet.optimizers``, which the tests compare.
+instead of compiling. ``reference`` holds a naive NumPy twin of every kernel, with
+the same signature, which the tests compare it with. The layers call the
+spec-level entry points (``conv.conv2d``, ``pool.max_pool2d``, ``dropout.dropout``);
+the composite steps of ``tinynet.plan`` call the drivers below them.
 """
 
 from __future__ import annotations

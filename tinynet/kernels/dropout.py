@@ -23,7 +23,7 @@ Measured on a 128 x 512 float32 activation (2-core Intel KVM guest): NumPy's
 cheapest draw a NumPy ``Generator`` offers) 59 us alone; the loop below, bits
 included, 40 us.
 
-Fused with ``Dense(relu)`` (``tinynet.fusion.DenseDropout``), the bias, the ReLU and
+Fused with ``Dense(relu)`` (``tinynet/plan/dense_dropout.py``), the bias, the ReLU and
 the mask are one pass over the matmul's output, in place, and backward needs no
 mask: with ``y = relu(z + b) * m`` and ``m`` either 0 or ``scale > 0``, ``y > 0``
 exactly where both the ReLU and the mask pass the gradient, so ``dz = dout * scale *
