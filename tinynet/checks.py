@@ -31,4 +31,11 @@ def count(owner: str, name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-__all__ = ["count", "real_number"]
+def flag(owner: str, name: str, value: Any) -> bool:
+    """``value`` if it is True or False (1 and 0 are refused: they hide mistakes)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+    return value
+
+
+__all__ = ["count", "flag", "real_number"]

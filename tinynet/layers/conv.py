@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import initializers
+from ..checks import flag
 from ..kernels import conv
 from .activations import ActivationMixin
 from .base import Layer, Shape
@@ -66,13 +67,11 @@ class Conv2D(ActivationMixin, Layer):
             or filters <= 0
         ):
             raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
-        if not isinstance(use_bias, bool):
-            raise TypeError(f"{who}: use_bias must be a bool, got {use_bias!r}")
         self.filters = int(filters)
         self.kernel_size = as_pair(kernel_size, "kernel_size", who)
         self.strides = as_pair(strides, "strides", who)
         self.padding = check_padding(padding, who)
-        self.use_bias = use_bias
+        self.use_bias = flag(who, "use_bias", use_bias)
         try:
             self.kernel_initializer = initializers.get(kernel_initializer)
             self.bias_initializer = initializers.get(bias_initializer)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
 from .. import initializers
+from ..checks import count, flag
 from .activations import ActivationMixin
 from .base import Layer, Shape
 
@@ -41,16 +41,8 @@ class Dense(ActivationMixin, Layer):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        if isinstance(units, bool) or not isinstance(units, numbers.Integral):
-            raise TypeError(f"{self.describe()}: units must be an int, got {units!r}")
-        if units <= 0:
-            raise ValueError(f"{self.describe()}: units must be positive, got {units}")
-        if not isinstance(use_bias, bool):
-            raise TypeError(
-                f"{self.describe()}: use_bias must be True or False, got {use_bias!r}"
-            )
-        self.units = int(units)
-        self.use_bias = use_bias
+        self.units = count(self.describe(), "units", units, 1)
+        self.use_bias = flag(self.describe(), "use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self._init_activation(activation)
@@ -62,18 +54,11 @@ class Dense(ActivationMixin, Layer):
                 f"shape (batch, {', '.join(map(str, input_shape))}); add a Flatten() "
                 "layer before it"
             )
-        (fan_in,) = input_shape
-        self.params = {
-            "W": self.kernel_initializer((fan_in, self.units), rng, self.dtype)
-        }
+        w = self.kernel_initializer((input_shape[0], self.units), rng, self.dtype)
+        self.params["W"] = np.asarray(w, self.dtype)
         if self.use_bias:
-            self.params["b"] = self.bias_initializer((self.units,), rng, self.dtype)
-        for key, value in self.params.items():
-            if value.dtype != self.dtype:
-                raise TypeError(
-                    f"{self.describe()}: initializer for {key!r} returned "
-                    f"{value.dtype}, expected {self.dtype}"
-                )
+            b = self.bias_initializer((self.units,), rng, self.dtype)
+            self.params["b"] = np.asarray(b, self.dtype)
         self._build_activation((self.units,), rng, self.dtype)
         return (self.units,)
 

@@ -65,12 +65,6 @@ def _unit(owner: str, name: str, value: Any) -> float:
     return value
 
 
-def _flag(owner: str, name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{owner}: {name} must be a bool, got {value!r}")
-    return value
-
-
 class Optimizer:
     """Base class: bookkeeping, validation, clipping and state; subclasses do maths.
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import flag
 from ..kernels.optim import decay_floor, flush_below
-from .base import Optimizer, _flag, _positive, _unit
+from .base import Optimizer, _positive, _unit
 
 
 class RMSprop(Optimizer):
@@ -41,7 +42,7 @@ class RMSprop(Optimizer):
         self.rho = _unit(self._name, "rho", rho)
         self.momentum = _unit(self._name, "momentum", momentum)
         self.epsilon = _positive(self._name, "epsilon", epsilon)
-        self.centered = _flag(self._name, "centered", centered)
+        self.centered = flag(self._name, "centered", centered)
         self.slots = (
             ("velocity",)
             + (("momentum",) if self.momentum > 0 else ())

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import flag
 from ..kernels.optim import decay_floor, flush_below
-from .base import Optimizer, _flag, _unit
+from .base import Optimizer, _unit
 
 
 class SGD(Optimizer):
@@ -39,7 +40,7 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(learning_rate, clipnorm=clipnorm, weight_decay=weight_decay)
         self.momentum = _unit(self._name, "momentum", momentum)
-        self.nesterov = _flag(self._name, "nesterov", nesterov)
+        self.nesterov = flag(self._name, "nesterov", nesterov)
         if nesterov and self.momentum == 0:
             raise ValueError(f"{self._name}: nesterov=True needs momentum > 0, got 0")
         self.slots = ("momentum",) if self.momentum > 0 else ()
