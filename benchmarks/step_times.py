@@ -45,7 +45,11 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, float]:
 
     from tinynet import zoo
 
-    build = {"mlp": zoo.mnist_mlp, "classic_cnn": zoo.mnist_classic_cnn}[kind]
+    build = {
+        "mlp": zoo.mnist_mlp,
+        "classic_cnn": zoo.mnist_classic_cnn,
+        "cnn": zoo.mnist_cnn,  # the shipped model: Conv -> BatchNorm -> ReLU blocks
+    }[kind]
     model = build(seed=0)
     model.compile(optimizer="adam", loss="cross_entropy")
     rng = np.random.default_rng(0)
@@ -79,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100, help="timed train steps")
     parser.add_argument("--predict-images", type=int, default=2048)
     parser.add_argument("--latency", type=int, default=200, help="timed 1-image calls")
-    parser.add_argument("--models", nargs="+", default=["classic_cnn", "mlp"])
+    parser.add_argument(
+        "--models", nargs="+", choices=["classic_cnn", "mlp", "cnn"],
+        default=["classic_cnn", "mlp"],
+    )  # fmt: skip
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--label", default="")
