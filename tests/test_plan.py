@@ -17,7 +17,14 @@ from tinynet.layers import (
     Sigmoid,
     Softmax,
 )
-from tinynet.plan import ConvPool, DenseDropout, LayerStep
+from tinynet.plan import (
+    ConvPool,
+    DenseDropout,
+    LayerStep,
+    LossStep,
+    SigmoidCrossEntropyStep,
+    SoftmaxCrossEntropyStep,
+)
 
 GRAD_TOL = 1e-6
 
@@ -363,3 +370,27 @@ def test_spec_plan_runs_every_layer_on_its_own():
     assert "fuse=False" in model.summary(print_fn=None)
     model.fuse = True
     assert "DenseDropout" in model.summary(print_fn=None)
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize(
+    ("last", "loss", "make_target"),
+    [
+        (Softmax, "cross_entropy", lambda rng: rng.integers(0, 4, 5)),
+        (Softmax, "cross_entropy", lambda rng: rng.dirichlet(np.ones(4), 5)),
+        (Sigmoid, "binary_crossentropy", lambda rng: rng.random((5, 4))),
+    ],
+)
+def test_loss_steps_pass_a_gradient_check(fuse, last, loss, make_target):
+    """dL/dz of each loss step (fused or the activation then the loss) against
+    centred differences of its value, z being the logits."""
+    model = classifier(last(), fuse)
+    model.compile(loss=loss)
+    step = model.plan.loss_step
+    fused = {Softmax: SoftmaxCrossEntropyStep, Sigmoid: SigmoidCrossEntropyStep}[last]
+    assert type(step) is (fused if fuse else LossStep)
+    rng = np.random.default_rng(4)
+    z, target = rng.standard_normal((5, 4)) * 2, make_target(rng)
+    _, dz = step.value_and_grad(z, target)
+    numeric = gradcheck.numerical_gradient(lambda: step.value_and_grad(z, target)[0], z)
+    assert gradcheck.rel_error(dz, numeric) < GRAD_TOL

@@ -95,7 +95,8 @@ def check_layer(
 
     Parameters
     ----------
-    layer : a built float64 Layer.
+    layer : a built float64 Layer, or a step of a model's plan (``model.plan``),
+        which has the same forward/backward/params/grads surface.
     x : (N, *layer.input_shape) float64 input.
     training : run forward in training mode. Layers that draw random numbers in
         training mode (Dropout) are re-seeded before every forward, so the same mask
