@@ -30,12 +30,7 @@ GRAD_TOL = 1e-6
 
 
 def kinds(model: Sequential) -> list[str]:
-    return [
-        type(step.layer).__name__
-        if isinstance(step, LayerStep)
-        else type(step).__name__
-        for step in model.plan
-    ]
+    return [step.kind for step in model.plan]
 
 
 def assert_covers_every_layer_once(model: Sequential) -> None:

@@ -141,21 +141,21 @@ class Plan:
         """
         loss_step = self._loss_step()
 
-        def timed(what: str, i: int, step: Any) -> contextlib.AbstractContextManager:
+        def timed(what: str, i: int, kind: str) -> contextlib.AbstractContextManager:
             if timings is None:
                 return contextlib.nullcontext()
-            return _timer(timings, f"{what} {i} {type(step).__name__}", clock)
+            return _timer(timings, f"{what} {i} {kind}", clock)
 
         with self.threads():
             out = x
             for i, step in enumerate(self.steps):
-                with timed("forward", i, step):
+                with timed("forward", i, step.kind):
                     out = step.forward(out, training=True)
-            with timed("loss", len(self.steps), loss_step):
+            with timed("loss", len(self.steps), type(loss_step).__name__):
                 value, dout = loss_step.value_and_grad(out, target)
             for i in range(len(self.steps) - 1, self.first_trained - 1, -1):
                 step = self.steps[i]
-                with timed("backward", i, step):
+                with timed("backward", i, step.kind):
                     grad = step.backward(dout, need_dx=i > self.first_trained)
                 if grad is not None:
                     dout = grad

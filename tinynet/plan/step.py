@@ -77,6 +77,11 @@ class Step:
         for layer in self.layers:
             layer.rng = rng
 
+    @property
+    def kind(self) -> str:
+        """What runs: the composite step's class name, or the single layer's."""
+        return type(self).__name__
+
     def describe(self) -> str:
         """``"ConvPool: conv2d + max_pool2d"``: the step and the layers it runs."""
         names = " + ".join(layer.name or type(layer).__name__ for layer in self.layers)
@@ -110,8 +115,12 @@ class LayerStep(Step):
         backward: Any = self.layer.backward
         return backward(dout, need_dx=False)
 
+    @property
+    def kind(self) -> str:
+        return type(self.layer).__name__
+
     def describe(self) -> str:
-        return f"{self.layer.name} ({type(self.layer).__name__})"
+        return f"{self.layer.name} ({self.kind})"
 
 
 __all__ = ["LayerStep", "Step"]
