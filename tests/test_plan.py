@@ -49,11 +49,11 @@ def assert_covers_every_layer_once(model: Sequential) -> None:
         ),
         ([Conv2D(2, 3), MaxPool2D(2)], ["ConvPool"]),  # linear conv
         ([Conv2D(2, 3, activation="tanh"), MaxPool2D(2)], ["Conv2D", "MaxPool2D"]),
-        ([Conv2D(2, 3), MaxPool2D(3)], ["Conv2D", "MaxPool2D"]),
-        ([Conv2D(2, 3), MaxPool2D(2, strides=1)], ["Conv2D", "MaxPool2D"]),
-        ([Conv2D(2, 3), MaxPool2D(2, padding="same")], ["Conv2D", "MaxPool2D"]),
-        ([Conv2D(2, 3), AvgPool2D(2)], ["Conv2D", "AvgPool2D"]),
-        ([MaxPool2D(2), Conv2D(2, 3)], ["MaxPool2D", "Conv2D"]),
+        ([Conv2D(2, 3), MaxPool2D(3)], ["Conv2DStep", "MaxPool2D"]),
+        ([Conv2D(2, 3), MaxPool2D(2, strides=1)], ["Conv2DStep", "MaxPool2D"]),
+        ([Conv2D(2, 3), MaxPool2D(2, padding="same")], ["Conv2DStep", "MaxPool2D"]),
+        ([Conv2D(2, 3, activation="relu"), AvgPool2D(2)], ["Conv2DStep", "AvgPool2D"]),
+        ([MaxPool2D(2), Conv2D(2, 3)], ["MaxPool2D", "Conv2DStep"]),
     ],
 )
 def test_conv_pool_takes_only_conv_then_2x2_max_pool(layers, expected):
@@ -211,6 +211,40 @@ def test_conv_pool_keeps_nothing_in_inference_and_guards_backward():
         step.backward(np.ones((2, 2, 2, 2), np.float32))
     with pytest.raises(ValueError, match=r"Conv2D 'c1'.*\(batch, 6, 6, 1\)"):
         step.forward(np.zeros((2, 5, 6, 1), np.float32))
+
+
+# --------------------------------------------------------------- Conv2D on its own
+@pytest.mark.parametrize("activation", ["relu", None])
+@pytest.mark.parametrize(
+    ("conv_kwargs", "shape"),
+    [({}, (7, 6, 2)), ({"strides": 2, "padding": "same"}, (9, 8, 3))],
+)
+def test_conv2d_step_equals_the_layer_and_passes_a_gradient_check(
+    activation, conv_kwargs, shape
+):
+    layer = Conv2D(3, 3, activation=activation, **conv_kwargs)
+    # Not the output layer, which would hand its activation to the loss step.
+    model = Sequential([layer, Flatten()], input_shape=shape, seed=4, dtype="float64")
+    step = model.plan.steps[0]
+    assert step.kind == "Conv2DStep" and step.layers == (layer,)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, *shape))
+    dout = rng.standard_normal((2, *layer.output_shape))
+    for _ in range(2):  # the second step reuses the im2col workspace
+        y = step.forward(x, training=True)
+        dx = step.backward(dout)
+        grads = {k: v.copy() for k, v in step.grads.items()}
+        np.testing.assert_allclose(y, layer.forward(x, training=True), rtol=1e-13)
+        np.testing.assert_allclose(dx, layer.backward(dout), rtol=1e-12, atol=1e-14)
+        for key, grad in layer.grads.items():
+            np.testing.assert_allclose(grads[key], grad, rtol=1e-12, err_msg=key)
+    if activation is None:  # with the ReLU, equal to the gradient-checked layer
+        errors = check_layer(step, x)
+        assert set(errors) == {"x", "W", "b"}
+        assert max(errors.values()) < GRAD_TOL, errors
+    step.forward(x)  # inference keeps nothing
+    with pytest.raises(RuntimeError, match="without a preceding"):
+        step.backward(dout)
 
 
 # ------------------------------------------------------------ Dense(relu) + Dropout

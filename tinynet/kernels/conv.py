@@ -479,17 +479,20 @@ def conv2d(
     b: np.ndarray | None,
     strides: tuple[int, int],
     padding: str,
-) -> tuple[np.ndarray, np.ndarray]:
+    keep_cols: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``y = conv(x, w) + b`` with Keras' padding rule; returns ``(y, cols)``.
 
     x : (N, H, W, C) C-contiguous float; w : (kh, kw, C, F) and b : (F,) (or None)
     of x's dtype. y : (N, ho, wo, F); cols : (N*ho*wo, kh*kw*C), the im2col matrix,
-    which :func:`conv2d_grads` reuses (as CS231n's ``conv_forward_im2col`` does).
+    which :func:`conv2d_grads` reuses (as CS231n's ``conv_forward_im2col`` does), or
+    None unless ``keep_cols``: inference then needs only a chunk of it at a time
+    (the whole matrix of the shipped CNN's second conv at batch 256 is 170 MB).
     """
     n, h, wd, _ = x.shape
     kh, kw, c, f = w.shape
     ho, wo, pt, pl = window_placement(h, wd, (kh, kw), strides, padding)
-    cols = np.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
+    cols = np.empty((n * ho * wo, kh * kw * c), x.dtype) if keep_cols else None
     return conv2d_forward(x, w, b, *strides, pt, pl, ho, wo, cols)
 
 

@@ -495,13 +495,14 @@ def softmax_cross_entropy_labels(z, labels, on, off, dz):
 
 
 # ------------------------------------------- spec-level entry points (the layers')
-def conv2d(x, w, b, strides, padding):
+def conv2d(x, w, b, strides, padding, keep_cols=True):
     """``kernels.conv.conv2d``: ``(y, cols)`` with Keras' padding rule."""
     n, h, wd, _ = x.shape
     kh, kw, c, _ = w.shape
     ho, wo, pt, pl = window_placement(h, wd, (kh, kw), strides, padding)
     cols = np.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
-    return conv2d_forward(x, w, b, *strides, pt, pl, ho, wo, cols)
+    y, cols = conv2d_forward(x, w, b, *strides, pt, pl, ho, wo, cols)
+    return y, cols if keep_cols else None
 
 
 def conv2d_grads(dout, x, cols, w, strides, padding, need_dx=True):

