@@ -1,5 +1,10 @@
 """The layer contract every tinynet layer follows.
 
+The layers are the specification: each forward and backward is the plain maths. A
+model runs them through its plan (``tinynet.plan``), which may run neighbours as one
+faster composite step that reads their ``params`` and writes their ``grads``; no
+layer knows about that.
+
 A layer is built once for a known input shape (without the batch axis), which creates
 its parameters; after that it maps a batch forward and a gradient backward::
 
