@@ -141,6 +141,7 @@ def machine_info() -> dict[str, Any]:
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
+        "platform": platform.platform(),
         "numpy": np.__version__,
         "numba": numba.__version__,
         "threads": {var: os.environ.get(var) for var in THREAD_VARS},

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -20,10 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from tinynet.gradcheck import rel_error
+
 # The tests load this file by path, without the benchmarks folder on sys.path.
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+from _common import machine_info  # noqa: E402, F401  (the workers' JSON records)
 
 KINDS = ("mlp", "cnn")
 
@@ -39,7 +41,6 @@ def thread_env(threads: int, base: dict[str, str] | None = None) -> dict[str, st
         env[var] = str(threads)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("KERAS_BACKEND", "tensorflow")
-    env.setdefault("TINYNET_DATA", "/work/shared/datasets")
     return env
 
 
@@ -99,15 +100,6 @@ def inference_timings(
         "latency_call_ms": latency_call_ms,
         "inference_samples_per_s": n_test / batch["median"],
         "peak_rss_mb": _common.peak_rss_mb(),
-    }
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cpu": _common.cpu_name(),
-        "logical_cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
     }
 
 
@@ -201,21 +193,6 @@ def keras_weights_for_tinynet(kmodel: Any, tmodel: Any) -> dict[str, np.ndarray]
 
 
 # ------------------------------------------------------------------------ parity
-def rel_error(a: Any, b: Any) -> float:
-    """Max-norm relative error ``max|a - b| / max(max|a|, max|b|)``.
-
-    Relative to the array's scale rather than element by element: a float32
-    gradient entry that is 1e-9 because of cancellation carries no relative
-    accuracy, while the array as a whole must agree to a few float32 ulps.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"rel_error: shapes differ: {a.shape} vs {b.shape}")
-    scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0))
-    return float(np.abs(a - b).max(initial=0.0) / scale) if scale > 0 else 0.0
-
-
 def parity(
     kind: str, dtype: str = "float32", batch: int = 64, seed: int = 0
 ) -> dict[str, Any]:
@@ -229,7 +206,8 @@ def parity(
     path ``fit`` uses, with ``SGD(learning_rate=0.0)`` so the step changes nothing.
 
     Returns ``{"output": err, "loss": err, "grads": {"0.W": err, ...},
-    "max_grad": err}`` with errors from :func:`rel_error` (Keras as reference).
+    "max_grad": err}`` with errors from ``tinynet.gradcheck.rel_error(...,
+    per="array")`` (Keras as reference).
     """
     import keras
     import tensorflow as tf
@@ -267,7 +245,9 @@ def parity(
     tmodel.compile(optimizer=SGD(learning_rate=0.0), loss="cross_entropy")
     loss_t, _ = tmodel.train_step(x, y)
     grads_t = tmodel.gradients()
-    moved = max(rel_error(tmodel.parameters()[k], v) for k, v in weights.items())
+    moved = max(
+        rel_error(tmodel.parameters()[k], v, per="array") for k, v in weights.items()
+    )
 
     # Pair each tinynet gradient with Keras' by variable identity, not position.
     k_by_id = {id(v): g for v, g in zip(kmodel.trainable_weights, grads_k, strict=True)}
@@ -277,14 +257,14 @@ def parity(
         kernel_var, bias_var = klayer.weights
         for key, var in (("W", kernel_var), ("b", bias_var)):
             grad_errors[f"{i}.{key}"] = rel_error(
-                grads_t[f"{i}.{key}"], np.asarray(k_by_id[id(var)])
+                grads_t[f"{i}.{key}"], np.asarray(k_by_id[id(var)]), per="array"
             )
     return {
         "kind": kind,
         "dtype": dtype,
         "batch": batch,
-        "output": rel_error(probs_t, np.asarray(probs_k)),
-        "loss": rel_error(loss_t, float(loss_k)),
+        "output": rel_error(probs_t, np.asarray(probs_k), per="array"),
+        "loss": rel_error(loss_t, float(loss_k), per="array"),
         "grads": grad_errors,
         "max_grad": max(grad_errors.values()),
         "params_moved_by_zero_lr_step": moved,
@@ -298,45 +278,22 @@ def layer_breakdown(
 ) -> dict[str, float]:
     """Median milliseconds of each piece of a training step, step by step.
 
-    Mirrors ``Sequential.train_step``: forward with ``training=True`` through the
-    model's steps (its layers, with a Conv2D + MaxPool2D(2) pair as one fused step;
-    ``tinynet.fusion``) but a final Softmax (fused into the cross-entropy), the loss,
-    backward down to the first layer that needs no input gradient, then the
-    optimizer step, under the model's own threading (the BLAS single-threaded when
-    its layers split the batch). The model must be compiled. ``cpu_time=True``
-    measures this process's CPU time instead of wall time: with one thread it is
-    immune to other processes on the cores (with more threads it adds up the
-    threads' times).
+    The pieces are the steps of the model's plan (``model.plan``, the composite
+    steps included), timed by ``Plan.loss_and_gradients`` itself, then the
+    optimizer step. The model must be compiled. ``cpu_time=True`` measures this
+    process's CPU time instead of wall time: with one thread it is immune to other
+    processes on the cores (with more threads it adds up the threads' times).
     """
     clock = time.process_time if cpu_time else time.perf_counter
-    plan = model._steps_before(model._n_trained_layers())
-    names = [f"{i} {type(step).__name__}" for i, step in plan]
-    steps_ = [step for _, step in plan]
     times: dict[str, list[float]] = {}
-
-    def tick(key: str, t0: float) -> None:
-        times.setdefault(key, []).append(clock() - t0)
-
     for _ in range(steps + 3):
-        with model._threading():
-            start = clock()
-            out = x
-            for name, step in zip(names, steps_, strict=True):
-                t0 = clock()
-                out = step.forward(out, training=True)
-                tick(f"forward {name}", t0)
-            t0 = clock()
-            _, dout = model.loss(out, y)
-            tick("loss", t0)
-            for name, step in zip(names[::-1], steps_[::-1], strict=True):
-                t0 = clock()
-                dout = step.backward(dout)
-                tick(f"backward {name}", t0)
-                if not getattr(step, "needs_input_grad", True):
-                    break
-            t0 = clock()
+        start = clock()
+        model.plan.loss_and_gradients(x, y, timings=times, clock=clock)
+        t0 = clock()
+        with model.plan.threads():
             model.optimizer.step(model.parameters(), model.gradients())
-            tick("optimizer step", t0)
-            tick("whole step", start)
+        end = clock()
+        times.setdefault("optimizer step", []).append(end - t0)
+        times.setdefault("whole step", []).append(end - start)
     # The first three steps warm up caches and compile kernels.
     return {k: 1e3 * statistics.median(v[3:]) for k, v in times.items()}

@@ -5,9 +5,9 @@ Measures, in one run and with the same threads:
 - the machine's float32 matmul rate (2048x2048 @ 2048x2048 in NumPy/BLAS), and the
   rate of a matmul with each conv's own im2col shape ``(N*ho*wo, 9*cin) @ (9*cin,
   cout)``;
-- Conv2D forward and backward (with its fused ReLU, as in the convnet) for
+- Conv2D forward and backward (with its ReLU, as the specification runs it) for
   28x28x1 -> 32 and 13x13x32 -> 64 (3x3, valid), alone and fused with the 2x2
-  max-pool after it (as the convnet runs them, ``tinynet.fusion``), and
+  max-pool after it (as the convnet's plan runs them, ``tinynet.plan.ConvPool``), and
   MaxPool2D 2x2 on 26x26x32 and 11x11x64: time, GFLOP/s (convs) or GB/s moved (pools),
   and the naive NumPy reference (``tinynet.kernels.reference``) for comparison;
 - one training step (forward, loss, backward, Adam) of the whole convnet
@@ -73,12 +73,15 @@ def bench_conv(
     max-pool after it as the convnet runs it (``first``: no dx wanted)."""
     import numpy as np
 
+    from tinynet import Sequential
     from tinynet.kernels import batch_split, reference
-    from tinynet.layers import Conv2D
+    from tinynet.layers import Conv2D, MaxPool2D
 
     rng = np.random.default_rng(0)
     layer = Conv2D(filters, 3, activation="relu")
-    ho, wo, _ = layer.build(shape, rng, np.float32)
+    model = Sequential([layer, MaxPool2D(2)], input_shape=shape, seed=0)
+    (conv_pool,) = model.plan  # the ConvPool step
+    ho, wo, _ = layer.output_shape
     layer.params["b"][...] = rng.standard_normal(filters) * 0.1
     cin = shape[2]
     x = rng.standard_normal((BATCH, *shape), dtype=np.float32)
@@ -89,12 +92,13 @@ def bench_conv(
         fwd = time_call(lambda: layer.forward(x, training=True), repeat=repeat)
         layer.forward(x, training=True)
         bwd = time_call(lambda: layer.backward(dout), repeat=repeat)
-        layer.needs_input_grad = not first
         fused_fwd = time_call(
-            lambda: layer.forward_pooled(x, training=True), repeat=repeat
+            lambda: conv_pool.forward(x, training=True), repeat=repeat
         )
-        layer.forward_pooled(x, training=True)
-        fused_bwd = time_call(lambda: layer.backward_pooled(dpool), repeat=repeat)
+        conv_pool.forward(x, training=True)
+        fused_bwd = time_call(
+            lambda: conv_pool.backward(dpool, need_dx=not first), repeat=repeat
+        )
 
     w, b = layer.params["W"], layer.params["b"]
     cols = np.empty((BATCH * ho * wo, 9 * cin), np.float32)

@@ -12,12 +12,13 @@ FLOP count per training sample (multiply-adds count 2, element-wise work ignored
   (F - 2*784*512); the first layer's dx is not needed for training.
 
 So training needs 3F - 2*784*512 = 3,209,216 FLOP per sample; a trainer that also
-computes the first layer's dx executes 3F = 4,012,032. The script checks which one
-tinynet does (``needs_input_grad`` of the first Dense layer) and uses the count it
-executes. "GFLOP/s" is set next to two references measured in the same run with
-the same threads: a 2048x2048 float32 matmul (the machine's BLAS peak) and the
-matmuls of one training step at the MLP's own shapes, batch 128 (8 or 9 products,
-the same that tinynet executes). Target: training at >= 50% of the matmul rate.
+computes the first layer's dx executes 3F = 4,012,032. tinynet's plan asks its
+first trained step for no input gradient (``model.plan.first_trained``), so the
+first count is the one it executes. "GFLOP/s" is set next to two references
+measured in the same run with the same threads: a 2048x2048 float32 matmul (the
+machine's BLAS peak) and the matmuls of one training step at the MLP's own
+shapes, batch 128 (8 or 9 products, the same that tinynet executes). Target:
+training at >= 50% of the matmul rate.
 
 Usage::
 
@@ -170,8 +171,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tinynet import zoo
 
     model = zoo.mnist_mlp(seed=args.seed)
-    first_dense = next(layer for layer in model.layers if layer.params)
-    first_dx = bool(getattr(first_dense, "needs_input_grad", True))
+    # The plan's backward stops at its first trained step, which computes no dx.
+    first_dx = False
     ref = matmul_rates(args.batch, first_dx)
     train = train_rates(model, args)
     flop = flops_per_sample(first_dx)

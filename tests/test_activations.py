@@ -69,8 +69,19 @@ def test_relu_and_leaky_relu_values():
     np.testing.assert_allclose(leaky.backward(np.ones_like(x)), [[0.1, 0.1, 0.1, 1, 1]])
 
 
-def test_leaky_relu_default_is_keras_layer_default():
+def test_leaky_relu_slopes_follow_keras_layer_and_function():
+    """Keras: the ``LeakyReLU`` layer defaults to 0.3, ``activation="leaky_relu"``
+    (the function) to 0.2; each survives a config round trip."""
+    from tinynet.layers import Dense, activations
+
     assert LeakyReLU().alpha == 0.3
+    assert activations.get("leaky_relu").alpha == 0.2
+    for activation, alpha in (("leaky_relu", 0.2), (LeakyReLU(), 0.3)):
+        layer = Dense(2, activation=activation)
+        assert layer.activation.alpha == alpha
+        config = layer.get_config()
+        assert Dense(**config).activation.alpha == alpha
+    assert Dense(2, activation="leaky_relu").get_config()["activation"] == "leaky_relu"
     for bad in (-0.1, float("nan"), "0.1", True):
         with pytest.raises(ValueError, match="LeakyReLU"):
             LeakyReLU(bad)

@@ -234,9 +234,10 @@ def test_reused_im2col_buffer_holds_the_latest_batch():
     fresh.forward(x2, training=True)
     np.testing.assert_array_equal(dx, fresh.backward(dout))
     np.testing.assert_array_equal(layer.grads["W"], fresh.grads["W"])
-    # Inference keeps nothing: neither the cache nor the scratch buffer.
+    # Inference keeps nothing for backward.
     layer.forward(x1, training=False)
-    assert layer._workspace is None and layer._cache is None
+    with pytest.raises(RuntimeError, match="without a preceding"):
+        layer.backward(dout)
 
 
 def conv_bn_check(use_bias: bool):

@@ -76,7 +76,8 @@ def test_inference_is_identity():
     layer = _built(0.5, (4,))
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     np.testing.assert_array_equal(layer.forward(x, training=False), x)
-    assert layer._cache is None
+    with pytest.raises(RuntimeError, match="without a preceding"):
+        layer.backward(x)
 
 
 def test_masks_come_from_the_layer_rng():

@@ -13,6 +13,17 @@ from tinynet.layers import Dense, ReLU, Tanh
 from tinynet.losses import SoftmaxCrossEntropy
 
 
+def test_rel_error_per_array_is_scale_relative():
+    a = np.array([1.0, -2.0, 0.0])
+    assert rel_error(a, a, per="array") == 0.0
+    assert rel_error(a, a * 2, per="array") == pytest.approx(0.5)
+    b = (a + [0, 0, 1e-3]) * 1e-6
+    assert rel_error(a * 1e-6, b, per="array") == pytest.approx(5e-4)
+    assert rel_error(np.zeros(3), np.zeros(3), per="array") == 0.0
+    with pytest.raises(ValueError, match="per"):
+        rel_error(a, a, per="row")
+
+
 def test_rel_error():
     a = np.array([1.0, -2.0, 0.0])
     assert rel_error(a, a) == 0.0

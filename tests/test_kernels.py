@@ -645,3 +645,61 @@ def test_winograd_kernel_transform_and_its_adjoint():
     lhs = float(np.sum(u * du))
     rhs = float(np.sum(w * winograd.kernel_transform_adjoint(du)))
     assert abs(lhs - rhs) < 1e-12 * max(1.0, abs(lhs))
+
+
+# ------------------------------------------- spec-level entry points (the layers')
+@given(geometry=geometries(), seed=st.integers(0, 2**16), need_dx=st.booleans())
+@PROPERTY_SETTINGS
+def test_conv2d_and_its_grads_match_the_reference(geometry, seed, need_dx):
+    x, w, b, (kh, kw, sh, sw, *_), rng = setup(geometry, seed)
+    padding, dtype = geometry[8], geometry[9]
+    y, cols = conv.conv2d(x, w, b, (sh, sw), padding)
+    y_ref, cols_ref = reference.conv2d(x, w, b, (sh, sw), padding)
+    assert_close(y, y_ref, dtype)
+    np.testing.assert_array_equal(cols, cols_ref)
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    got = conv.conv2d_grads(dout, x, cols, w, (sh, sw), padding, need_dx)
+    want = reference.conv2d_grads(dout, x, cols, w, (sh, sw), padding, need_dx)
+    assert (got[0] is None) == (want[0] is None) == (not need_dx)
+    for fast, ref in zip(got, want, strict=True):
+        if ref is not None:
+            assert_close(fast, ref, dtype)
+
+
+@given(geometry=geometries(), seed=st.integers(0, 2**16))
+@PROPERTY_SETTINGS
+def test_pool2d_entry_points_match_the_reference(geometry, seed):
+    x, _, _, (kh, kw, sh, sw, *_), rng = setup(geometry, seed)
+    padding, dtype = geometry[8], geometry[9]
+    args = ((kh, kw), (sh, sw), padding)
+    y, argmax = pool.max_pool2d(x, *args)
+    y_ref, argmax_ref = reference.max_pool2d(x, *args)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    dout = rng.standard_normal(y.shape).astype(dtype)
+    assert_close(
+        pool.max_pool2d_backward(dout, argmax, x.shape, *args),
+        reference.max_pool2d_backward(dout, argmax_ref, x.shape, *args),
+        dtype,
+    )
+    assert_close(pool.avg_pool2d(x, *args), reference.avg_pool2d(x, *args), dtype)
+    assert_close(
+        pool.avg_pool2d_backward(dout, x.shape, *args),
+        reference.avg_pool2d_backward(dout, x.shape, *args),
+        dtype,
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
+def test_dropout_entry_point_matches_the_reference(dtype, rate):
+    x = np.random.default_rng(0).standard_normal((7, 33)).astype(dtype)
+    key = np.uint64(0x1234_5678_9ABC_DEF0)
+    (y, mask), (y_ref, mask_ref) = (
+        dropout.dropout(x, key, rate),
+        reference.dropout(x, key, rate),
+    )
+    np.testing.assert_array_equal(mask, mask_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    assert y.dtype == mask.dtype == dtype
+    assert abs(np.mean(mask == 0) - rate) < 0.1

@@ -60,23 +60,33 @@ def test_softmax_cross_entropy_gradient(n, c, smoothing, target_kind, seed):
     seed=st.integers(0, 2**16),
 )
 @settings(max_examples=40, deadline=None, derandomize=True)
-def test_labels_kernel_matches_the_one_hot_numpy_path(n, c, smoothing, dtype, seed):
-    """Integer labels take a one-pass kernel; one-hot targets the NumPy formula."""
+def test_labels_kernel_matches_its_twin_and_the_loss(n, c, smoothing, dtype, seed):
+    """The one-pass kernel on integer labels (what the plan's softmax + cross-entropy
+    step runs) against its reference twin and the loss's NumPy formula."""
+    from tinynet.kernels import reference
+    from tinynet.kernels.losses import softmax_cross_entropy_labels
+
     z, labels = _logits_and_labels(seed, n, c, scale=5.0)
     z = z.astype(dtype)
-    loss = SoftmaxCrossEntropy(label_smoothing=smoothing)
-    value, grad = loss(z, labels)
-    value_ref, grad_ref = loss(z, _one_hot(labels, c))
+    dt = z.dtype.type
+    off = dt(smoothing / c)
+    on = dt(dt(1 - smoothing) + off)
+    dz, dz_ref = np.empty_like(z), np.empty_like(z)
+    value = softmax_cross_entropy_labels(z, labels, on, off, dz)
+    value_ref = reference.softmax_cross_entropy_labels(z, labels, on, off, dz_ref)
+    value_spec, grad_spec = SoftmaxCrossEntropy(label_smoothing=smoothing)(z, labels)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
-    assert isinstance(value, float) and grad.dtype == dtype
-    np.testing.assert_allclose(value, value_ref, rtol=rtol)
-    np.testing.assert_allclose(grad, grad_ref, rtol=rtol, atol=rtol / n)
-    # Non-contiguous logits and other integer types give the same.
+    assert dz.dtype == grad_spec.dtype == dtype
+    for v, g in ((value_ref, dz_ref), (value_spec, grad_spec)):
+        np.testing.assert_allclose(value, v, rtol=rtol)
+        np.testing.assert_allclose(dz, g, rtol=rtol, atol=rtol / n)
+    # Non-contiguous logits and other integer types give the same through the loss.
     wide = np.zeros((n, 2 * c), dtype)
     wide[:, ::2] = z
+    loss = SoftmaxCrossEntropy(label_smoothing=smoothing)
     value_2, grad_2 = loss(wide[:, ::2], labels.astype(np.int32))
-    assert value_2 == value
-    np.testing.assert_array_equal(grad_2, grad)
+    assert value_2 == value_spec
+    np.testing.assert_array_equal(grad_2, grad_spec)
 
 
 def test_softmax_cross_entropy_gradient_for_unnormalised_targets():

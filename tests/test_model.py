@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from tinynet import gradcheck, optimizers
 from tinynet.layers.activations import ReLU, Softmax
 from tinynet.layers.dense import Dense
 from tinynet.layers.dropout import Dropout
@@ -34,7 +33,7 @@ def test_output_activation_becomes_its_own_layer_and_names_are_unique():
     assert names == ["flatten", "dense", "dropout", "dense_1", "dense_1_softmax"]
     assert model.layers[1].get_config()["activation"] == "relu"  # hidden: kept
     assert model.layers[3].get_config()["activation"] is None  # output: split off
-    assert model._n_trained_layers() == len(model.layers)  # no loss compiled yet
+    assert model.plan.loss_step is None  # no loss compiled yet
 
 
 def test_shape_mistake_fails_at_definition_naming_layer_and_shapes():
@@ -73,7 +72,7 @@ def test_predict_returns_probabilities_batched_like_unbatched():
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
     # BLAS may round differently for another batch size: one float32 ulp
     np.testing.assert_allclose(probs, model.predict(x, batch_size=100), rtol=1e-6)
-    assert all(layer._cache is None for layer in model.layers)
+    assert_no_layer_keeps_a_cache(model)
 
 
 @pytest.mark.parametrize(
@@ -118,60 +117,37 @@ def test_set_weights_checks_everything_before_changing_anything():
     np.testing.assert_array_equal(model.parameters()["1.W"], before["1.W"])
 
 
-def test_fused_softmax_cross_entropy_gradient_matches_finite_differences():
-    """The training step's gradients (fused softmax + CE, BatchNorm in training mode)
-    against centred differences of the loss, for every parameter."""
-    rng = np.random.default_rng(3)
-    model = Sequential(
-        [Dense(5, use_bias=False), BatchNorm(), ReLU(), Dense(4), Softmax()],
-        input_shape=(3,),
-        seed=1,
-        dtype="float64",
-    )
-    # learning rate 0: train_step computes the real gradients but moves nothing.
-    model.compile(optimizer=optimizers.SGD(learning_rate=0.0), loss="cross_entropy")
-    x = rng.standard_normal((6, 3))
-    y = rng.integers(0, 4, size=6)
-    n = model._n_trained_layers()
-    assert n == len(model.layers) - 1  # the Softmax is fused into the loss
-
-    def loss():
-        return model.loss(_logits(model, x, n), y)[0]
-
-    model.train_step(x, y)
-    analytic = {k: v.copy() for k, v in model.gradients().items()}
-    for key, param in model.parameters().items():
-        numeric = gradcheck.numerical_gradient(loss, param)
-        assert gradcheck.rel_error(analytic[key], numeric) < 1e-6, key
-
-
-def _logits(model, x, n):
-    out = x
-    for layer in model.layers[:n]:
-        out = layer.forward(out, training=True)
-    return out
-
-
-@pytest.mark.parametrize("first", ["dense", "conv"])
-def test_first_layer_skips_its_input_gradient_without_changing_any_gradient(first):
+@pytest.mark.parametrize("first", ["dense", "conv", "batch_norm"])
+def test_first_trained_layer_skips_its_input_gradient_only(first):
+    """``backward(dout, need_dx=False)`` returns None and fills the same gradients;
+    the plan asks it of the first layer with parameters, and of no other."""
     from tinynet.layers.conv import Conv2D
 
-    def build():
-        head = [Conv2D(3, 3), Flatten()] if first == "conv" else [Flatten(), Dense(6)]
-        return Sequential(
-            [*head, ReLU(), Dense(4), Softmax()], input_shape=(5, 5, 1), seed=2
-        )
-
+    head = {
+        "conv": [Conv2D(3, 3), Flatten()],
+        "dense": [Flatten(), Dense(6)],
+        "batch_norm": [Flatten(), BatchNorm()],
+    }[first]
+    model = Sequential(
+        [*head, ReLU(), Dense(4), Softmax()], input_shape=(5, 5, 1), seed=2
+    )
+    trained = model.layers[0 if first == "conv" else 1]
+    assert model.plan.steps[model.plan.first_trained].layers == (trained,)
     rng = np.random.default_rng(0)
-    x, y = rng.random((8, 5, 5, 1), dtype=np.float32), rng.integers(0, 4, 8)
-    skipping, full = build(), build()
-    trained_index = 0 if first == "conv" else 1
-    assert not skipping.layers[trained_index].needs_input_grad
-    full.layers[trained_index].needs_input_grad = True
-    for model in (skipping, full):
-        model.compile(optimizer=optimizers.SGD(learning_rate=0.0), loss="cross_entropy")
-        model.train_step(x, y)
-    for key, grad in full.gradients().items():
-        np.testing.assert_array_equal(skipping.gradients()[key], grad)
-    layer = skipping.layers[trained_index]
-    assert layer.backward(np.ones((8, *layer.output_shape), np.float32)) is None
+    x = rng.random((8, 5, 5, 1), dtype=np.float32)
+    if first != "conv":
+        x = model.layers[0].forward(x)
+    dout = rng.standard_normal((8, *trained.output_shape)).astype(np.float32)
+    trained.forward(x, training=True)
+    assert trained.backward(dout, need_dx=False) is None
+    skipped = {k: v.copy() for k, v in trained.grads.items()}
+    assert trained.backward(dout).shape == x.shape
+    for key, grad in trained.grads.items():
+        np.testing.assert_array_equal(skipped[key], grad)
+
+
+def assert_no_layer_keeps_a_cache(model: Sequential) -> None:
+    """Every layer's backward refuses to run: nothing was kept for it."""
+    for layer in model.layers:
+        with pytest.raises(RuntimeError, match="without a preceding"):
+            layer.backward(np.ones((1, *layer.output_shape), model.dtype))

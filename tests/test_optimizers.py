@@ -62,7 +62,7 @@ def reference(update, params, grads):
 
 def ref_sgd(lr, momentum=0.0, nesterov=False, weight_decay=0.0):
     def update(t, p, g, s):
-        g = g + weight_decay * p
+        p = p - p * weight_decay * lr  # decoupled, as in Keras 3
         if momentum == 0:
             return p - lr * g
         s["v"] = momentum * s.get("v", 0.0) - lr * g
@@ -82,8 +82,9 @@ def ref_adam(lr, b1, b2, eps, weight_decay=0.0):
     return update
 
 
-def ref_rmsprop(lr, rho, momentum, eps, centered):
+def ref_rmsprop(lr, rho, momentum, eps, centered, weight_decay=0.0):
     def update(t, p, g, s):
+        p = p - p * weight_decay * lr
         s["ms"] = rho * s.get("ms", 0.0) + (1 - rho) * g * g
         denom = s["ms"] + eps
         if centered:
@@ -110,6 +111,12 @@ CASES = [
     (lambda: Adam(0.01), ref_adam(0.01, 0.9, 0.999, 1e-7)),
     (lambda: Adam(0.1, 0.5, 0.8, 1e-3), ref_adam(0.1, 0.5, 0.8, 1e-3)),
     (lambda: AdamW(0.01, 0.1), ref_adam(0.01, 0.9, 0.999, 1e-7, 0.1)),
+    # Keras 3: every optimizer decays decoupled, p -= lr * wd * p before the update.
+    (lambda: Adam(0.01, weight_decay=0.1), ref_adam(0.01, 0.9, 0.999, 1e-7, 0.1)),
+    (
+        lambda: RMSprop(0.01, momentum=0.5, weight_decay=0.2),
+        ref_rmsprop(0.01, 0.9, 0.5, 1e-7, False, 0.2),
+    ),
     (lambda: RMSprop(0.01), ref_rmsprop(0.01, 0.9, 0.0, 1e-7, False)),
     (
         lambda: RMSprop(0.01, 0.8, momentum=0.5, epsilon=1e-4),
@@ -506,13 +513,17 @@ def test_decaying_state_reaches_zero_and_is_never_subnormal(make, contiguous, dt
     opt.step({"w": p}, {"w": np.array([0.5, -0.5, 1e-3, 0.0], dtype)})
     zero = {"w": np.zeros(4, dtype)}
     steps = int(np.log(tiny) / np.log(0.9)) + 60  # long past the subnormal range
+
+    def slots() -> list[np.ndarray]:
+        return [a for key, a in opt.state_dict().items() if key.endswith(".w")]
+
     for _ in range(steps):
         opt.step({"w": p}, zero)
-        for slot in opt._state.values():
-            s = slot["w"]
+        for s in slots():
             assert not np.any((s != 0) & (np.abs(s) < tiny)), s
-    for slot in opt._state.values():
-        np.testing.assert_array_equal(slot["w"], 0)
+    assert slots()
+    for s in slots():
+        np.testing.assert_array_equal(s, 0)
     before = p.copy()
     opt.step({"w": p}, zero)
     np.testing.assert_array_equal(p, before)

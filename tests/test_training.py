@@ -184,4 +184,6 @@ def test_augment_receives_the_fit_generator_and_each_batch():
 
 def test_no_activation_memory_is_kept_after_fit():
     model, _, _ = trained(epochs=1)
-    assert all(layer._cache is None for layer in model.layers)
+    for layer in model.layers:
+        with pytest.raises(RuntimeError, match="without a preceding"):
+            layer.backward(np.ones((1, *layer.output_shape), model.dtype))

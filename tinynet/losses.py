@@ -5,9 +5,12 @@ a Python float, and ``dpred`` is d(mean_loss)/d(pred), so the division by the ba
 size is already done, with the shape and dtype of ``pred``.
 
 All three losses take raw scores, not probabilities: ``SoftmaxCrossEntropy`` takes
-logits (the model splits a final ``Dense(..., activation="softmax")`` into Dense and
-Softmax and fuses the softmax into this loss), ``BinaryCrossEntropy`` takes sigmoid
-logits. Keras' ``categorical_crossentropy`` names map here with that in mind.
+logits, ``BinaryCrossEntropy`` takes sigmoid logits. Keras' ``categorical_crossentropy``
+names map here with that in mind. A model that ends in the loss's
+``output_activation`` (a final ``Dense(10, activation="softmax")`` becomes Dense and
+Softmax) hands the loss the activation's input: ``fuse=True`` computes the loss and
+``dlogits`` from the logits in one step (``tinynet.plan``), ``fuse=False`` runs the
+activation layer and ``on_probabilities`` and backpropagates through the layer.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .kernels.losses import softmax_cross_entropy_labels
-from .layers.activations import log_softmax, sigmoid, softmax
+from .layers.activations import Sigmoid, Softmax, log_softmax, sigmoid, softmax
+from .layers.base import Layer
 from .registry import from_spec, to_spec
 
 
@@ -54,8 +57,19 @@ class Loss:
 
     name: str = "loss"
 
+    #: The output activation whose outputs ``on_probabilities`` takes (Softmax for
+    #: cross-entropy): a model ending in it trains on its input, the logits.
+    output_activation: type[Layer] | None = None
+
     def __call__(self, pred: np.ndarray, target: Any) -> tuple[float, np.ndarray]:
         raise NotImplementedError
+
+    def on_probabilities(
+        self, probs: np.ndarray, target: Any
+    ) -> tuple[float, np.ndarray]:
+        """The same loss from the output activation's output, and its gradient with
+        respect to that output (for losses with an ``output_activation``)."""
+        raise NotImplementedError(f"{type(self).__name__} takes no probabilities")
 
     def get_config(self) -> dict[str, Any]:
         return {}
@@ -82,6 +96,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     name = "softmax_cross_entropy"
+    output_activation = Softmax
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         if (
@@ -100,8 +115,8 @@ class SoftmaxCrossEntropy(Loss):
         """softmax over the last axis: what the model predicts for these logits."""
         return softmax(logits, axis=-1)
 
-    def _labels(self, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Integer labels ``(N,)``, checked against the logits' ``(N, C)``."""
+    def check_labels(self, logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Integer labels ``(N,)`` as intp, checked against the logits' ``(N, C)``."""
         who = "SoftmaxCrossEntropy"
         n, c = logits.shape
         if not np.issubdtype(target.dtype, np.integer):
@@ -138,31 +153,44 @@ class SoftmaxCrossEntropy(Loss):
             y = y * (1 - self.label_smoothing) + self.label_smoothing / c
         return y
 
-    def __call__(self, pred: np.ndarray, target: Any) -> tuple[float, np.ndarray]:
-        logits = _check_pred(pred, "SoftmaxCrossEntropy", ndim=2)
+    def target_distribution(self, pred: np.ndarray, target: Any) -> np.ndarray:
+        """(N, C) target distribution (smoothed) for labels (N,) or probabilities
+        (N, C), checked against the predictions ``pred : (N, C)``."""
         target = np.asarray(target)
         if target.ndim == 1:
-            # Labels: the formula below on one-hot targets, in one pass (kernel).
-            labels = self._labels(logits, target)
-            dt, c = logits.dtype.type, logits.shape[1]
-            off = dt(self.label_smoothing / c)
-            on = dt(dt(1 - self.label_smoothing) + off)
-            logits = np.ascontiguousarray(logits)
-            dpred = np.empty_like(logits)
-            loss = softmax_cross_entropy_labels(logits, labels, on, off, dpred)
-            return float(loss), dpred
-        if target.ndim != 2:
+            labels = self.check_labels(pred, target)
+            target = np.eye(pred.shape[1], dtype=pred.dtype)[labels]
+        elif target.ndim != 2:
             raise ValueError(
                 "SoftmaxCrossEntropy: expected labels (N,) or probabilities (N, C), "
                 f"got targets of shape {target.shape}"
             )
-        y = self._targets(logits, target)
+        return self._targets(pred, target)
+
+    def __call__(self, pred: np.ndarray, target: Any) -> tuple[float, np.ndarray]:
+        logits = _check_pred(pred, "SoftmaxCrossEntropy", ndim=2)
+        y = self.target_distribution(logits, target)
         n = logits.shape[0]
         log_p = log_softmax(logits, axis=-1)
         loss = -float(np.sum(y * log_p, dtype=np.float64)) / n
         dpred = np.exp(log_p) * np.sum(y, axis=1, keepdims=True) - y
         dpred /= n
         return loss, dpred
+
+    def on_probabilities(
+        self, probs: np.ndarray, target: Any
+    ) -> tuple[float, np.ndarray]:
+        """L = -(1/N) sum y log p and dL/dp = -y / (N p), for p = softmax(z).
+
+        p is clipped below at the dtype's ``tiny``: an underflowed probability
+        gives a large finite loss instead of infinity.
+        """
+        p = _check_pred(probs, "SoftmaxCrossEntropy", ndim=2)
+        y = self.target_distribution(p, target)
+        safe = np.maximum(p, np.finfo(p.dtype).tiny)
+        n = p.shape[0]
+        loss = -float(np.sum(y * np.log(safe), dtype=np.float64)) / n
+        return loss, -y / safe / p.dtype.type(n)
 
     def get_config(self) -> dict[str, Any]:
         return {"label_smoothing": self.label_smoothing}
@@ -199,6 +227,7 @@ class BinaryCrossEntropy(Loss):
     """
 
     name = "binary_crossentropy"
+    output_activation = Sigmoid
 
     def __call__(self, pred: np.ndarray, target: Any) -> tuple[float, np.ndarray]:
         z = _check_pred(pred, "BinaryCrossEntropy")
@@ -208,6 +237,21 @@ class BinaryCrossEntropy(Loss):
         per_element = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
         loss = float(np.mean(per_element, dtype=np.float64))
         return loss, (sigmoid(z) - y) / z.dtype.type(z.size)
+
+    def on_probabilities(
+        self, probs: np.ndarray, target: Any
+    ) -> tuple[float, np.ndarray]:
+        """L = mean(-y log s - (1 - y) log(1 - s)), dL/ds = (s - y) / (s (1 - s) M)
+        for s = sigmoid(z) and M elements; s is clipped into [eps, 1 - eps]."""
+        s = _check_pred(probs, "BinaryCrossEntropy")
+        y = _check_same_shape(s, target, "BinaryCrossEntropy")
+        if np.any((y < 0) | (y > 1)):
+            raise ValueError("BinaryCrossEntropy: targets must be in [0, 1]")
+        eps = np.finfo(s.dtype).eps
+        s = np.clip(s, eps, 1 - eps)
+        per_element = -(y * np.log(s) + (1 - y) * np.log1p(-s))
+        loss = float(np.mean(per_element, dtype=np.float64))
+        return loss, (s - y) / (s * (1 - s)) / s.dtype.type(s.size)
 
 
 LOSSES: dict[str, type[Loss]] = {

@@ -2,35 +2,24 @@
 
 The model owns the plumbing a layer should not care about: building every layer at
 definition time (so a shape mistake fails there, naming the layer), naming parameters
-(``"0.W"``, ``"3.gamma"``), the one seeded random Generator, and the fusion of a final
-Softmax (or Sigmoid) with its cross-entropy loss. The training loop itself lives in
-``training.py`` and saving in ``saving.py``.
+(``"0.W"``, ``"3.gamma"``) and the one seeded random Generator. How the layers run
+is its ``plan`` (``tinynet.plan``, where every speed trick lives); the training loop
+lives in ``training.py`` and saving in ``saving.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from . import fusion
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
-from .kernels import batch_split
-from .layers.activations import Sigmoid, Softmax
 from .layers.base import Layer
+from .plan import Plan
 from .weights import copy_checked
-
-# A loss that takes logits, and the output layer whose gradient it already contains:
-# d/dz CE(softmax(z), y) = softmax(z) - y (and likewise for sigmoid + binary CE), so
-# training skips that layer and hands the loss the logits directly.
-_FUSED_OUTPUTS: dict[type, type] = {
-    losses_mod.SoftmaxCrossEntropy: Softmax,
-    losses_mod.BinaryCrossEntropy: Sigmoid,
-}
 
 
 def _snake(name: str) -> str:
@@ -67,13 +56,16 @@ class Sequential:
     ----------
     layers : the layers, in order. The output layer's own activation (``Dense(10,
         activation="softmax")``) becomes a layer of its own at the end of
-        ``model.layers``, so training can fuse it with the loss; hidden layers keep
-        theirs (a Conv2D applies its ReLU to its own output).
+        ``model.layers``, so that training can pair it with the loss; hidden layers
+        keep theirs.
     input_shape : shape of one example, without the batch axis, e.g. ``(28, 28, 1)``.
     seed : seeds the model's ``numpy.random.Generator``, which draws the initial
         weights and, unless ``fit`` is given its own seed, shuffling, dropout and
         augmentation. Same seed, same weights, bit for bit.
     dtype : ``"float32"`` (default) or ``"float64"`` (for gradient checks).
+    fuse : run neighbouring layers as the plan's composite steps where one matches
+        (default), or every layer as its specification (``fuse=False``). Both give
+        the same numbers up to float rounding; ``model.plan`` shows the steps.
     """
 
     def __init__(
@@ -84,6 +76,7 @@ class Sequential:
         seed: int | None = None,
         dtype: Any = "float32",
         name: str = "sequential",
+        fuse: bool = True,
     ) -> None:
         layers = list(layers)
         if not layers:
@@ -110,21 +103,11 @@ class Sequential:
         for i, layer in enumerate(layers):
             shape = self._add(layer, shape, names, is_output=i == len(layers) - 1)
         self.output_shape = shape
-        # Backpropagation can stop at the first layer with parameters: the layers
-        # before it have nothing to learn, and nobody needs d(loss)/d(input).
-        self._first_trained = next(
-            (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers)
-        )
-        if self._first_trained < len(self.layers):
-            self.layers[self._first_trained].needs_input_grad = False
-        # How the layers run: one by one, except neighbours fused into one step
-        # (Conv2D + MaxPool2D(2), Dense(relu) + Dropout); see tinynet.fusion.
-        self._steps = fusion.plan(self.layers)
-        # Layers that split the batch over threads themselves (Conv2D) want the BLAS
-        # single-threaded for the whole step; see kernels.batch_split.
-        self._splits_batch = any(
-            getattr(layer, "splits_batch", False) for layer in self.layers
-        )
+        if not isinstance(fuse, bool):
+            raise TypeError(f"fuse must be True or False, got {fuse!r}")
+        self.fuse = fuse
+        self._plan: Plan | None = None
+        self._plan_for: tuple[Any, bool] | None = None
         self.metadata: dict[str, Any] = {}
         self.loss: Any = None
         self.optimizer: Any = None
@@ -234,59 +217,33 @@ class Sequential:
             raise ValueError(f"{self.name}: {what} contains NaN or infinite values")
         return x
 
-    def forward(
-        self, x: np.ndarray, *, training: bool = False, n_layers: int | None = None
-    ) -> np.ndarray:
-        """Run every layer (or the first ``n_layers``, which must not end inside a
-        fused step). ``x`` : (N, *input_shape) -> (N, *output_shape)."""
-        with self._threading():
-            for _, step in self._steps_before(n_layers):
-                x = step.forward(x, training=training)
-        return x
+    @property
+    def plan(self) -> Plan:
+        """How the layers run (``tinynet.plan``): rebuilt when the loss or ``fuse``
+        changes. ``print(model.plan)`` lists its steps."""
+        key = (self.loss, self.fuse)
+        if self._plan is None or self._plan_for != key:
+            self._plan = Plan(self.layers, self.loss, fuse=self.fuse)
+            self._plan_for = key
+        return self._plan
 
-    def _threading(self) -> contextlib.AbstractContextManager:
-        if self._splits_batch:
-            return batch_split.single_threaded_blas()
-        return contextlib.nullcontext()
-
-    def _steps_before(self, n_layers: int | None) -> list[tuple[int, Any]]:
-        """The steps that run layers ``[0, n_layers)`` (all of them for None)."""
-        if n_layers is None:
-            return self._steps
-        steps = [(i, step) for i, step in self._steps if i < n_layers]
-        last_index, last = steps[-1]
-        if isinstance(last, fusion.FusedPair) and last_index + 1 >= n_layers:
-            raise ValueError(f"{self.name}: layer {n_layers} is inside a fused step")
-        return steps
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """Run the model: ``x`` : (N, *input_shape) -> (N, *output_shape)."""
+        return self.plan.forward(x, training=training)
 
     def __call__(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         return self.forward(self.check_inputs(x), training=training)
 
-    def _n_trained_layers(self) -> int:
-        """How many leading layers a training step runs: all, or all but a fused
-        output activation."""
-        fused_output = _FUSED_OUTPUTS.get(type(self.loss))
-        if fused_output is not None and isinstance(self.layers[-1], fused_output):
-            return len(self.layers) - 1
-        return len(self.layers)
-
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward, loss, backward and one optimizer update on one batch.
 
-        Returns the batch's mean loss and the outputs the loss saw (logits when the
-        output activation is fused into the loss), for the metrics.
+        Returns the batch's mean loss and the outputs the loss saw (the logits when
+        the model ends in the loss's output activation), for the metrics.
         """
-        steps = self._steps_before(self._n_trained_layers())
-        with self._threading():
-            out = x
-            for _, step in steps:
-                out = step.forward(out, training=True)
-            loss, dout = self.loss(out, y)
-            # A step never starts before the first trained layer and contains it:
-            # that layer has parameters, so it is a step's first layer.
-            for _, step in reversed([s for s in steps if s[0] >= self._first_trained]):
-                dout = step.backward(dout)
-            self.optimizer.step(self.parameters(), self.gradients())
+        if self.optimizer is None:
+            raise RuntimeError("call model.compile(...) before train_step()")
+        loss, out = self.plan.loss_and_gradients(x, y)
+        self.optimizer.step(self.parameters(), self.gradients())
         return loss, out
 
     # ---------------------------------------------------- Keras-like surface
@@ -335,7 +292,8 @@ class Sequential:
         return out
 
     def summary(self, print_fn: Any = print) -> str:
-        """Print (and return) a Keras-style table: layer, output shape, parameters."""
+        """Print (and return) a Keras-style table (layer, output shape, parameters)
+        followed by the plan the layers run in."""
         rows = [("Layer (type)", "Output Shape", "Param #")]
         for layer in self.layers:
             rows.append(
@@ -360,6 +318,8 @@ class Sequential:
             f"Total params: {trainable + saved:,}",
             f"Trainable params: {trainable:,}",
             f"Non-trainable params: {saved:,}",
+            "",
+            self.plan.describe(),
             "",
         ]
         text = "\n".join(lines)

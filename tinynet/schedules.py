@@ -12,9 +12,9 @@ registry ``SCHEDULES``; nothing is imported or evaluated from a file.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
+from .checks import count, real_number
 from .registry import from_spec, to_spec
 
 __all__ = [
@@ -28,25 +28,6 @@ __all__ = [
 ]
 
 _PER = ("step", "epoch")
-
-
-def _real(owner: str, name: str, value: Any) -> float:
-    """``value`` as a finite float, or a ``TypeError``/``ValueError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-    return value
-
-
-def _count(owner: str, name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int >= ``minimum`` (bools refused: ``True`` is not a count)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class LearningRateSchedule:
@@ -64,7 +45,7 @@ class LearningRateSchedule:
         if per not in _PER:
             raise ValueError(f"{name}: per must be 'step' or 'epoch', got {per!r}")
         self.per = per
-        self.initial_learning_rate = _real(
+        self.initial_learning_rate = real_number(
             name, "initial_learning_rate", initial_learning_rate
         )
         if self.initial_learning_rate < 0:
@@ -74,7 +55,7 @@ class LearningRateSchedule:
             )
 
     def __call__(self, t: int) -> float:
-        t = _count(type(self).__name__, "t", t, 0)
+        t = count(type(self).__name__, "t", t, 0)
         return float(self._value(t))
 
     def _value(self, t: int) -> float:
@@ -103,8 +84,8 @@ class StepDecay(LearningRateSchedule):
     ) -> None:
         super().__init__(initial_learning_rate, per=per)
         name = type(self).__name__
-        self.step_size = _count(name, "step_size", step_size, 1)
-        self.gamma = _real(name, "gamma", gamma)
+        self.step_size = count(name, "step_size", step_size, 1)
+        self.gamma = real_number(name, "gamma", gamma)
         if self.gamma <= 0:
             raise ValueError(f"{name}: gamma must be > 0, got {gamma!r}")
 
@@ -137,10 +118,10 @@ class ExponentialDecay(LearningRateSchedule):
     ) -> None:
         super().__init__(initial_learning_rate, per=per)
         name = type(self).__name__
-        self.decay_rate = _real(name, "decay_rate", decay_rate)
+        self.decay_rate = real_number(name, "decay_rate", decay_rate)
         if self.decay_rate <= 0:
             raise ValueError(f"{name}: decay_rate must be > 0, got {decay_rate!r}")
-        self.decay_steps = _count(name, "decay_steps", decay_steps, 1)
+        self.decay_steps = count(name, "decay_steps", decay_steps, 1)
         if not isinstance(staircase, bool):
             raise TypeError(f"{name}: staircase must be a bool, got {staircase!r}")
         self.staircase = staircase
@@ -183,12 +164,12 @@ class CosineDecay(LearningRateSchedule):
     ) -> None:
         super().__init__(initial_learning_rate, per=per)
         name = type(self).__name__
-        self.decay_steps = _count(name, "decay_steps", decay_steps, 1)
-        self.alpha = _real(name, "alpha", alpha)
+        self.decay_steps = count(name, "decay_steps", decay_steps, 1)
+        self.alpha = real_number(name, "alpha", alpha)
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"{name}: alpha must be in [0, 1], got {alpha!r}")
-        self.warmup_steps = _count(name, "warmup_steps", warmup_steps, 0)
-        self.warmup_from = _real(name, "warmup_from", warmup_from)
+        self.warmup_steps = count(name, "warmup_steps", warmup_steps, 0)
+        self.warmup_from = real_number(name, "warmup_from", warmup_from)
         if self.warmup_from < 0:
             raise ValueError(f"{name}: warmup_from must be >= 0, got {warmup_from!r}")
 

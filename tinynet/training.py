@@ -316,8 +316,7 @@ def fit(
                     )
                 break
     finally:
-        for layer in model.layers:
-            layer._cache = None  # a finished fit holds no activations
+        model.plan.clear()  # a finished fit holds no activations
     for cb in callbacks:
         cb.on_train_end()
     return history
@@ -328,8 +327,8 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``x, y`` in inference mode.
 
-    With a fused output (Softmax + cross-entropy) the loss is computed from the
-    logits, as in training, so train and validation losses are comparable.
+    The loss is computed by the model's plan, as in training, so train and
+    validation losses are comparable.
     """
     if model.loss is None:
         raise RuntimeError("call model.compile(...) before evaluate()")
@@ -338,12 +337,11 @@ def evaluate(
         y = check_targets(model, y, len(x))
     if len(x) == 0:
         raise ValueError("evaluate() needs at least one example")
-    n_layers = model._n_trained_layers()
     loss_sum, hits = 0.0, 0
     for start in range(0, len(x), batch_size):
-        out = model.forward(x[start : start + batch_size], n_layers=n_layers)
         yb = y[start : start + batch_size]
-        loss_sum += model.loss(out, yb)[0] * len(out)
+        loss, out = model.plan.evaluate(x[start : start + batch_size], yb)
+        loss_sum += loss * len(out)
         if model.metrics:
             hits += _accuracy_hits(out, yb)
     results = {"loss": loss_sum / len(x)}

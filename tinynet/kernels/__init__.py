@@ -4,9 +4,10 @@ place that uses Numba.
 Kernels take arrays and ints, write into an ``out`` array the caller allocates, and
 return it. They are compiled lazily on first call (no eager signatures), and
 ``cache=True`` stores the machine code next to the source, so later processes load it
-instead of compiling. ``reference`` holds a naive NumPy twin of each convolution,
-pooling and dropout kernel; the loss and optimizer kernels have theirs in the NumPy
-paths of ``tinynet.losses`` and ``tinynet.optimizers``, which the tests compare.
+instead of compiling. ``reference`` holds a naive NumPy twin of every kernel, with
+the same signature, which the tests compare it with. The layers call the
+spec-level entry points (``conv.conv2d``, ``pool.max_pool2d``, ``dropout.dropout``);
+the composite steps of ``tinynet.plan`` call the drivers below them.
 """
 
 from __future__ import annotations
@@ -101,4 +102,24 @@ def window_geometry(
     raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
 
 
-__all__ = ["PADDINGS", "parallel_kernel", "window_geometry"]
+def window_placement(
+    height: int,
+    width: int,
+    window: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str,
+) -> tuple[int, int, int, int]:
+    """``(out_h, out_w, pad_top, pad_left)`` of a window sliding over an image:
+    :func:`window_geometry` for both axes, in the order the kernels take them."""
+    ho, pt = window_geometry(height, window[0], strides[0], padding)
+    wo, pl = window_geometry(width, window[1], strides[1], padding)
+    return ho, wo, pt, pl
+
+
+__all__ = [
+    "PADDINGS",
+    "parallel_kernel",
+    "serial_kernel",
+    "window_geometry",
+    "window_placement",
+]

@@ -11,13 +11,14 @@ costs 80-160 us (a parallel Numba launch, workqueue layer: 150 us; OpenMP with a
 passive wait policy: 85 us; measured with an empty ``prange`` loop), and a training
 step of the classic convnet made 13 such launches plus a BLAS hand-off per matmul.
 Split by the batch, a conv layer wakes the other thread once per call: the classic
-convnet's training step at batch 128, 2 threads, went from 29.8 to 20.4 ms (median),
-before the fused and Winograd convolutions took it further.
+convnet's training step at batch 128, 2 threads, took 29.8 ms (median) with
+threads inside each kernel and 20.4 ms split by the batch (both without the
+plan's ConvPool step).
 
 The BLAS is limited to one thread while the shares run (each matmul then runs on the
-thread that called it), and restored afterwards. A model with layers that split the
-batch runs its whole step so (:func:`single_threaded_blas` says why); a model
-without any (an MLP) keeps every BLAS thread for its Dense layers. The split is
+thread that called it), and restored afterwards. A plan with steps that split the
+batch runs its whole step so (``tinynet.plan``, :func:`single_threaded_blas`); a
+model without any (an MLP) keeps every BLAS thread for its Dense layers. The split is
 fixed by the batch size and the thread count, so results are reproducible for a
 given thread count.
 """

@@ -29,22 +29,23 @@ comes from ``benchmarks/bench_conv.py``:
   left to make fast.
 - Threads: each thread takes a share of the batch and runs this whole pipeline on
   it, serial kernels and a single-threaded BLAS (:mod:`tinynet.kernels.batch_split`
-  says why and what it measured). Before, every kernel was ``parallel=True`` and
-  every matmul used the BLAS threads: on the Intel machine a parallel launch cost
-  150 us (13 per training step) and thread scaling was 44 -> 30 ms per step for 2
-  threads; split by the batch it is 35 -> 18-20 ms.
+  says why and what it measured). The alternative, ``parallel=True`` kernels and
+  multi-threaded matmuls, pays a 150 us parallel launch on the Intel machine (13
+  per training step): 1 -> 2 threads took a step from 44 to 30 ms that way, from
+  35 to 18-20 ms split by the batch.
 - Writing im2col into a buffer the process already holds beats a fresh allocation
-  (0.5 vs 0.9 ms on conv1, 0.8 vs 1.0 ms on conv2: first-touch page faults), so a
-  training Conv2D reuses its ``cols`` buffer.
+  (0.5 vs 0.9 ms on conv1, 0.8 vs 1.0 ms on conv2: first-touch page faults), so
+  the plan's ``ConvPool`` step reuses its ``cols`` buffer between training steps.
 - The bias is added by a kernel: 0.22 ms against 0.45 ms for NumPy's ``y2d += b``
   on conv1's (86528, 32) output.
-- ReLU fused into the convolution (``Conv2D(..., activation="relu")``):
-  :func:`bias_relu` applies ``max(y + b, 0)`` in place in one pass over the matmul
-  output, where bias-add, the ReLU layer's ``x > 0`` mask and ``np.maximum`` took
-  three passes and two fresh arrays; backward masks ``dout`` with ``y > 0`` in one
-  pass (:func:`relu_mask`). MNIST convnet, 1 thread, CPU time, median of 40
-  steps: whole training step 35.7 -> 31.9 ms. A following 2x2 max-pool is fused
-  too (``tinynet.fusion``, :mod:`tinynet.kernels.convpool`).
+- A ReLU can run in the convolution's epilogue (``relu=True``): :func:`bias_relu`
+  applies ``max(y + b, 0)`` in place in one pass over the matmul output, where
+  bias-add, the ReLU layer's ``x > 0`` mask and ``np.maximum`` take three passes
+  and two fresh arrays; backward masks ``dout`` with ``y > 0`` in one pass
+  (:func:`relu_mask`). MNIST convnet, 1 thread, CPU time, median of 40 steps:
+  whole training step 35.7 (separate ReLU) against 31.9 ms. The plan's
+  ``ConvPool`` step also runs a following 2x2 max-pool in the epilogue
+  (:mod:`tinynet.kernels.convpool`).
 - im2col copies a window that lies fully inside ``x`` as one gather through a
   table of offsets (kernel offset -> source offset from the window corner) instead
   of ``kh`` runs of ``kw*C`` floats: conv1 0.93 -> 0.42 ms, conv2 2.08 -> 1.51 ms.
@@ -65,7 +66,7 @@ import functools
 
 import numpy as np
 
-from . import batch_split, convpool, serial_kernel
+from . import batch_split, convpool, serial_kernel, window_placement
 
 
 @serial_kernel
@@ -469,3 +470,43 @@ def conv2d_backward(
     if not tall:
         dw = np.ascontiguousarray(dw.T)
     return dx, dw.reshape(w.shape), db
+
+
+# ------------------------------------------------- spec-level entry points (layers)
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    strides: tuple[int, int],
+    padding: str,
+    keep_cols: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``y = conv(x, w) + b`` with Keras' padding rule; returns ``(y, cols)``.
+
+    x : (N, H, W, C) C-contiguous float; w : (kh, kw, C, F) and b : (F,) (or None)
+    of x's dtype. y : (N, ho, wo, F); cols : (N*ho*wo, kh*kw*C), the im2col matrix,
+    which :func:`conv2d_grads` reuses (as CS231n's ``conv_forward_im2col`` does), or
+    None unless ``keep_cols``: inference then needs only a chunk of it at a time
+    (the whole matrix of the shipped CNN's second conv at batch 256 is 170 MB).
+    """
+    n, h, wd, _ = x.shape
+    kh, kw, c, f = w.shape
+    ho, wo, pt, pl = window_placement(h, wd, (kh, kw), strides, padding)
+    cols = np.empty((n * ho * wo, kh * kw * c), x.dtype) if keep_cols else None
+    return conv2d_forward(x, w, b, *strides, pt, pl, ho, wo, cols)
+
+
+def conv2d_grads(
+    dout: np.ndarray,
+    x: np.ndarray,
+    cols: np.ndarray,
+    w: np.ndarray,
+    strides: tuple[int, int],
+    padding: str,
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv2d`: ``(dx, dw, db)`` for dout : (N, ho, wo, F);
+    dx is None when ``need_dx`` is False."""
+    _, h, wd, _ = x.shape
+    _, _, pt, pl = window_placement(h, wd, w.shape[:2], strides, padding)
+    return conv2d_backward(dout, x, cols, w, *strides, pt, pl, need_dx)

@@ -3,11 +3,12 @@
 ``Conv2D(F, k, activation="relu") -> MaxPool2D(2)`` is the building block of the
 classic MNIST convnet. Run as two layers, the full-resolution activation ``y`` goes
 through memory four times: the bias/ReLU pass writes it, the pool reads it, the pool
-backward writes its gradient and the ReLU mask reads that again. Fused (see
-``tinynet.fusion``), the convolution's matmul output ``z`` (no bias) is pooled as it
-leaves the matmul, and backward rebuilds the masked gradient ``dz`` straight from the
-pooled gradient. What is kept for backward is what ``MaxPool2D`` keeps: the pooled
-output ``p`` and ``argmax``, which of the four window entries won, per channel.
+backward writes its gradient and the ReLU mask reads that again. Fused (the plan's
+``ConvPool`` step, ``tinynet/plan/conv_pool.py``), the convolution's matmul output
+``z`` (no bias) is pooled as it leaves the matmul, and backward rebuilds the masked
+gradient ``dz`` straight from the pooled gradient. What is kept for backward is
+what ``MaxPool2D`` keeps: the pooled output ``p`` and ``argmax``, which of the four
+window entries won, per channel.
 
 The fusion is exact:
 
@@ -21,7 +22,7 @@ Ties go to the first maximum in row-major order, as in ``MaxPool2D``. The pooled
 grid is ``(ho // 2, wo // 2)``: as with ``MaxPool2D(2)`` and ``"valid"`` padding, a
 last odd row or column of the conv output is dropped and gets no gradient.
 
-What the fusion gains in a training step is measured in ``tinynet.fusion``.
+What the fusion gains in a training step is measured in ``tinynet/plan/conv_pool.py``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Measured on a 128 x 512 float32 activation (2-core Intel KVM guest): NumPy's
 cheapest draw a NumPy ``Generator`` offers) 59 us alone; the loop below, bits
 included, 40 us.
 
-Fused with ``Dense(relu)`` (``tinynet.fusion.DenseDropout``), the bias, the ReLU and
+Fused with ``Dense(relu)`` (``tinynet/plan/dense_dropout.py``), the bias, the ReLU and
 the mask are one pass over the matmul's output, in place, and backward needs no
 mask: with ``y = relu(z + b) * m`` and ``m`` either 0 or ``scale > 0``, ``y > 0``
 exactly where both the ReLU and the mask pass the gradient, so ``dz = dout * scale *
@@ -106,3 +106,26 @@ def relu_dropout_backward(dout, y, scale, dz, db):
             dz[i, j] = d
             db[j] += d
     return dz
+
+
+def keep_threshold(rate: float) -> np.uint32:
+    """Entry ``k`` is kept when ``u_k >= round(rate * 2**32)`` (module docstring)."""
+    return np.uint32(min(round(rate * 2.0**32), 2**32 - 1))
+
+
+def keep_scale(rate: float, dtype: np.dtype) -> np.floating:
+    """What a kept entry is multiplied by, ``1 / (1 - rate)``, in ``dtype``."""
+    return np.dtype(dtype).type(1.0 / (1.0 - rate))
+
+
+def dropout(
+    x: np.ndarray, key: np.uint64, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(y, mask)``: ``mask_k = [u_k >= threshold] / (1 - rate)``, ``y = x * mask``
+    for a C-contiguous float ``x`` and the 64-bit ``key`` of this call's bits."""
+    y, mask = np.empty_like(x), np.empty_like(x)
+    dropout_forward(
+        x.reshape(-1), key, keep_threshold(rate), keep_scale(rate, x.dtype),
+        y.reshape(-1), mask.reshape(-1),
+    )  # fmt: skip
+    return y, mask

@@ -32,7 +32,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from . import parallel_kernel
+from . import parallel_kernel, window_placement
 
 
 @numba.njit(inline="always")
@@ -247,3 +247,60 @@ def avgpool_backward(
                         for ch in range(c):
                             out[b, iy, ix, ch] += dout[b, oy, ox, ch] * scale
     return out
+
+
+# ------------------------------------------------- spec-level entry points (layers)
+def max_pool2d(
+    x: np.ndarray, pool_size: tuple[int, int], strides: tuple[int, int], padding: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max-pool an (N, H, W, C) C-contiguous float array; return ``(y, argmax)``:
+    y : (N, ho, wo, C), and argmax (same shape) the offset ``i * pw + j`` of each
+    window's first maximum, which :func:`max_pool2d_backward` routes through."""
+    n, h, w, c = x.shape
+    ho, wo, pt, pl = window_placement(h, w, pool_size, strides, padding)
+    y = np.empty((n, ho, wo, c), dtype=x.dtype)
+    # A window offset fits a byte for windows of up to 256 entries.
+    window = pool_size[0] * pool_size[1]
+    argmax = np.empty(y.shape, dtype=np.uint8 if window <= 256 else np.int32)
+    maxpool_forward(x, *pool_size, *strides, pt, pl, y, argmax)
+    return y, argmax
+
+
+def max_pool2d_backward(
+    dout: np.ndarray,
+    argmax: np.ndarray,
+    x_shape: tuple[int, ...],
+    pool_size: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str,
+) -> np.ndarray:
+    """dout : (N, ho, wo, C) C-contiguous -> dx : ``x_shape``, each gradient routed
+    to its window's maximum."""
+    _, h, w, _ = x_shape
+    _, _, pt, pl = window_placement(h, w, pool_size, strides, padding)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    return maxpool_backward(dout, argmax, *pool_size, *strides, pt, pl, dx)
+
+
+def avg_pool2d(
+    x: np.ndarray, pool_size: tuple[int, int], strides: tuple[int, int], padding: str
+) -> np.ndarray:
+    """Average-pool an (N, H, W, C) C-contiguous float array (padding not counted)."""
+    n, h, w, c = x.shape
+    ho, wo, pt, pl = window_placement(h, w, pool_size, strides, padding)
+    y = np.empty((n, ho, wo, c), dtype=x.dtype)
+    return avgpool_forward(x, *pool_size, *strides, pt, pl, y)
+
+
+def avg_pool2d_backward(
+    dout: np.ndarray,
+    x_shape: tuple[int, ...],
+    pool_size: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str,
+) -> np.ndarray:
+    """dout : (N, ho, wo, C) C-contiguous -> dx : ``x_shape``."""
+    _, h, w, _ = x_shape
+    _, _, pt, pl = window_placement(h, w, pool_size, strides, padding)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    return avgpool_backward(dout, *pool_size, *strides, pt, pl, dx)

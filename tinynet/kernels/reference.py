@@ -1,10 +1,12 @@
 """Naive NumPy twins of the Numba kernels: the readable specification and test oracle.
 
 Every function here has the signature of its fast namesake in ``kernels.conv``,
-``kernels.convpool``, ``kernels.winograd``, ``kernels.pool`` or ``kernels.dropout``
-and must return the same numbers (up to
-float rounding). They are written for clarity, loop over kernel offsets, and build
-an explicitly padded copy of the input; speed does not matter.
+``kernels.convpool``, ``kernels.winograd``, ``kernels.pool``, ``kernels.dropout``,
+``kernels.losses`` or ``kernels.optim`` and must return the same numbers (up to
+float rounding). The spec-level entry points the layers call (``conv2d``,
+``max_pool2d``, ``dropout`` ...) are at the end. They are written for clarity,
+loop over kernel offsets, and build an explicitly padded copy of the input; speed
+does not matter.
 
 Geometry shared by all of them (NHWC): window ``(oy, ox)`` covers the rows
 ``oy*sh - pt + [0, kh)`` and columns ``ox*sw - pl + [0, kw)`` of the input; positions
@@ -14,6 +16,8 @@ outside the input are padding.
 from __future__ import annotations
 
 import numpy as np
+
+from . import window_placement
 
 
 def _padded(
@@ -448,3 +452,100 @@ def relu_dropout_backward(dout, y, scale, dz, db):
     dz[...] = dout * scale * (y > 0)
     db[...] = np.sum(dz, axis=0)
     return dz
+
+
+# ------------------------------------------------------------------ optimizers, loss
+def adam_update(p, g, m, v, beta_1, beta_2, epsilon, alpha):
+    """``kernels.optim.adam_update``: Adam with its flushes, in place on p, m, v.
+
+    Moments below ``tiny / (1 - beta)`` become 0, ``g * g`` is 0 for ``|g| <
+    sqrt(tiny)``, and a step ``m / (sqrt(v) + eps)`` below ``tiny / alpha`` is
+    dropped (``kernels.optim`` says why).
+    """
+    dt = p.dtype.type
+    tiny = float(np.finfo(p.dtype).tiny)
+    m += dt(1 - beta_1) * (g - m)
+    m[np.abs(m) < tiny / (1 - beta_1)] = 0
+    g_sq = np.where(np.abs(g) < np.sqrt(tiny), 0, g).astype(p.dtype)
+    v += dt(1 - beta_2) * (g_sq * g_sq - v)
+    v[v < tiny / (1 - beta_2)] = 0
+    ratio = m / (np.sqrt(v) + dt(epsilon))
+    if alpha > 0:
+        ratio[np.abs(ratio) < tiny / alpha] = 0
+    p -= dt(alpha) * ratio
+
+
+def flush_below(a, floor):
+    """``kernels.optim.flush_below``: entries with ``|a| < floor`` become 0."""
+    a[np.abs(a) < floor] = 0
+    return a
+
+
+def softmax_cross_entropy_labels(z, labels, on, off, dz):
+    """``kernels.losses.softmax_cross_entropy_labels``: mean cross-entropy of
+    ``softmax(z)`` against targets ``on`` at each label and ``off`` elsewhere, and
+    its gradient written into ``dz``."""
+    n, c = z.shape
+    y = np.full((n, c), off, dtype=z.dtype)
+    y[np.arange(n), labels] = on
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    dz[...] = (np.exp(log_p) * y.sum(axis=1, keepdims=True) - y) / n
+    return -float(np.sum(y * log_p, dtype=np.float64)) / n
+
+
+# ------------------------------------------- spec-level entry points (the layers')
+def conv2d(x, w, b, strides, padding, keep_cols=True):
+    """``kernels.conv.conv2d``: ``(y, cols)`` with Keras' padding rule."""
+    n, h, wd, _ = x.shape
+    kh, kw, c, _ = w.shape
+    ho, wo, pt, pl = window_placement(h, wd, (kh, kw), strides, padding)
+    cols = np.empty((n * ho * wo, kh * kw * c), dtype=x.dtype)
+    y, cols = conv2d_forward(x, w, b, *strides, pt, pl, ho, wo, cols)
+    return y, cols if keep_cols else None
+
+
+def conv2d_grads(dout, x, cols, w, strides, padding, need_dx=True):
+    """``kernels.conv.conv2d_grads``: ``(dx, dw, db)`` of :func:`conv2d`."""
+    _, _, pt, pl = window_placement(
+        x.shape[1], x.shape[2], w.shape[:2], strides, padding
+    )
+    return conv2d_backward(dout, x, cols, w, *strides, pt, pl, need_dx)
+
+
+def max_pool2d(x, pool_size, strides, padding):
+    """``kernels.pool.max_pool2d``: ``(y, argmax)``."""
+    n, h, w, c = x.shape
+    ho, wo, pt, pl = window_placement(h, w, pool_size, strides, padding)
+    y = np.empty((n, ho, wo, c), dtype=x.dtype)
+    argmax = np.empty(y.shape, dtype=np.int32)
+    return maxpool_forward(x, *pool_size, *strides, pt, pl, y, argmax)
+
+
+def max_pool2d_backward(dout, argmax, x_shape, pool_size, strides, padding):
+    """``kernels.pool.max_pool2d_backward``."""
+    _, _, pt, pl = window_placement(x_shape[1], x_shape[2], pool_size, strides, padding)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    return maxpool_backward(dout, argmax, *pool_size, *strides, pt, pl, dx)
+
+
+def avg_pool2d(x, pool_size, strides, padding):
+    """``kernels.pool.avg_pool2d``."""
+    n, h, w, c = x.shape
+    ho, wo, pt, pl = window_placement(h, w, pool_size, strides, padding)
+    y = np.empty((n, ho, wo, c), dtype=x.dtype)
+    return avgpool_forward(x, *pool_size, *strides, pt, pl, y)
+
+
+def avg_pool2d_backward(dout, x_shape, pool_size, strides, padding):
+    """``kernels.pool.avg_pool2d_backward``."""
+    _, _, pt, pl = window_placement(x_shape[1], x_shape[2], pool_size, strides, padding)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    return avgpool_backward(dout, *pool_size, *strides, pt, pl, dx)
+
+
+def dropout(x, key, rate):
+    """``kernels.dropout.dropout``: ``(y, mask)``, ``mask = [u >= t] / (1 - rate)``."""
+    threshold = np.uint32(min(round(rate * 2.0**32), 2**32 - 1))
+    mask = _mask(key, threshold, 1.0 / (1.0 - rate), x.shape, x.dtype)
+    return x * mask, mask

@@ -19,8 +19,8 @@ one pool window, so only the tiles the pool keeps are computed (25 of 36 for the
 11x11 output of the MNIST conv2), and the pool happens in the output transform.
 Per image that is 16 * 25 * C * F multiply-adds against 121 * 9 * C * F for im2col
 (2.7x fewer). Measured on conv2 at batch 128, 2 threads (``benchmarks/bench_conv.py``
-and ``tinynet.fusion`` have the whole picture): forward 3.6 -> 3.0 ms, backward 6.7
--> 4.6 ms against the fused im2col path.
+and ``tinynet/plan/conv_pool.py`` have the whole picture): forward 3.0 ms against
+3.6 ms for the fused im2col path, backward 4.6 against 6.7 ms.
 
 Backward is the adjoint of the same steps (exact, as the forward is an identity in
 exact arithmetic):
@@ -294,7 +294,7 @@ def input_transform_adjoint(
 
 
 #: Channels from which a fused 3x3 conv + pool runs through Winograd rather than
-#: im2col (``tinynet.layers.Conv2D.forward_pooled``). Measured on the MNIST conv2
+#: im2col (``tinynet.plan.ConvPool``). Measured on the MNIST conv2
 #: (C = 32); a 1-channel input keeps im2col (K = 9, with the direct weight gradient
 #: of ``convpool.pooled_weight_grad``), where the transforms would move 16 floats per
 #: tile and channel for 9 multiply-adds per output.

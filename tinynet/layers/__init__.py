@@ -1,7 +1,7 @@
 """Layers, and the fixed registry that rebuilds them from a saved config.
 
 Nothing is imported or evaluated from a file: a config names a class by one of the
-keys of ``LAYERS``, and anything else is refused.
+keys of ``LAYERS``, and anything else is rejected.
 """
 
 from __future__ import annotations

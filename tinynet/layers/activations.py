@@ -3,7 +3,7 @@
 Activation layers have no parameters and keep the input shape. Besides standing alone
 in a model, one can be owned by a Dense or Conv2D layer
 (``Dense(10, activation="relu")``) through :class:`ActivationMixin`; the model may
-detach it again with ``split_activation()``, for instance to fuse a final softmax
+detach it again with ``split_activation()``, for instance to pair a final softmax
 with cross-entropy.
 
 A config names an activation by its registry key (``"relu"``), or, when it was built
@@ -63,7 +63,7 @@ class _Elementwise(Layer):
         raise NotImplementedError
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x)
+        self.check_input(x)
         return self._run(x, training)
 
     def _cached(self, dout: np.ndarray) -> Any:
@@ -100,8 +100,9 @@ class LeakyReLU(_Elementwise):
     Backward: dx = dout if x > 0 else alpha * dout
 
     ``alpha`` defaults to 0.3, Keras' ``LeakyReLU`` layer default (Keras 3 calls it
-    ``negative_slope``; its functional ``leaky_relu`` uses 0.2 and PyTorch 0.01), so a
-    model compares output for output with its Keras twin.
+    ``negative_slope``; PyTorch uses 0.01). ``activation="leaky_relu"`` means Keras'
+    function of that name, slope 0.2. Either way a model compares output for output
+    with its Keras twin.
     """
 
     def __init__(self, alpha: float = 0.3, *, name: str | None = None) -> None:
@@ -195,16 +196,20 @@ ACTIVATIONS: dict[str, type[Layer]] = {
     "tanh": Tanh,
     "softmax": Softmax,
 }
+# What a name means when it differs from the class defaults: Keras' functional
+# ``leaky_relu`` (what ``activation="leaky_relu"`` calls) has slope 0.2, its
+# ``LeakyReLU`` layer 0.3.
+_NAME_ARGUMENTS: dict[str, dict[str, Any]] = {"leaky_relu": {"alpha": 0.2}}
 _NAMES = "None, 'linear', " + ", ".join(repr(k) for k in ACTIVATIONS)
 
 
 def get(activation: Any) -> Layer | None:
     """A fresh activation layer for ``activation``, or None for a linear one.
 
-    Accepts None, ``"linear"``, a registry name (``"relu"``, ``"leaky_relu"``,
-    ``"sigmoid"``, ``"tanh"``, ``"softmax"``), an activation layer instance (copied
-    from its config, so two owners never share a cache) or a layer spec dict as
-    :func:`serialize` writes it.
+    Accepts None, ``"linear"``, a registry name (``"relu"``, ``"leaky_relu"`` (slope
+    0.2, as Keras' function), ``"sigmoid"``, ``"tanh"``, ``"softmax"``), an
+    activation layer instance (copied from its config, so two owners never share a
+    cache) or a layer spec dict as :func:`serialize` writes it.
     """
     if activation is None or activation == "linear":
         return None
@@ -213,7 +218,7 @@ def get(activation: Any) -> Layer | None:
             raise ValueError(
                 f"unknown activation {activation!r}; known activations: {_NAMES}"
             )
-        return ACTIVATIONS[activation]()
+        return ACTIVATIONS[activation](**_NAME_ARGUMENTS.get(activation, {}))
     by_class = {cls.__name__: cls for cls in ACTIVATIONS.values()}
     if isinstance(activation, Layer):
         if type(activation) not in ACTIVATIONS.values():
@@ -240,7 +245,7 @@ def serialize(activation: Layer | None) -> str | dict[str, Any] | None:
     for key, cls in ACTIVATIONS.items():
         if type(activation) is cls:
             config = activation.get_config()
-            if config == cls().get_config():
+            if config == cls(**_NAME_ARGUMENTS.get(key, {})).get_config():
                 return key
             return {"class_name": cls.__name__, "config": config}
     raise TypeError(f"{type(activation).__name__} is not a registered activation")

@@ -1,5 +1,10 @@
 """The layer contract every tinynet layer follows.
 
+The layers are the specification: each forward and backward is the plain maths. A
+model runs them through its plan (``tinynet.plan``), which may run neighbours as one
+faster composite step that reads their ``params`` and writes their ``grads``; no
+layer knows about that.
+
 A layer is built once for a known input shape (without the batch axis), which creates
 its parameters; after that it maps a batch forward and a gradient backward::
 
@@ -13,6 +18,10 @@ its parameters; after that it maps a batch forward and a gradient backward::
 - ``buffers`` holds state that is saved but not trained (BatchNorm running statistics).
 - ``forward(x, training=True)`` keeps exactly one cache for ``backward``, replaced on
   every call; ``forward(x, training=False)`` clears it, so inference holds no memory.
+- ``backward(dout)`` fills every ``grads[k]`` and returns dx. Layers with
+  parameters also take ``backward(dout, need_dx=False)``, which skips the input
+  gradient and returns None: a model's first trained layer has no use for it, and
+  for a first Dense layer it is a fifth of a training step's FLOPs.
 - ``backward`` before a training forward raises ``RuntimeError``.
 - ``get_config()`` returns the JSON-serialisable constructor arguments; the registry in
   ``tinynet.layers`` rebuilds a layer from ``{"class_name": ..., "config": ...}``.
@@ -39,12 +48,6 @@ class Layer:
     #: Whether ``forward`` behaves differently when ``training=True`` apart from caching
     #: (Dropout, BatchNorm). Used by ``summary`` and by gradient checks.
     has_training_mode: bool = False
-
-    #: A model sets this to False on its first layer with parameters: nothing uses the
-    #: gradient with respect to the network's input, and for a first Dense layer it is
-    #: a fifth of a training step's FLOPs. Layers that honour it return None from
-    #: ``backward`` then; the others ignore it.
-    needs_input_grad: bool = True
 
     def __init__(self, *, name: str | None = None) -> None:
         if name is not None and (not isinstance(name, str) or not name):
@@ -119,7 +122,7 @@ class Layer:
         cls = type(self).__name__
         return f"{cls} {self.name!r}" if self.name else cls
 
-    def _check_input(self, x: np.ndarray) -> None:
+    def check_input(self, x: np.ndarray) -> None:
         """Raise a ValueError naming this layer unless ``x`` is (N, *input_shape)."""
         if not self.built:
             raise RuntimeError(
@@ -139,6 +142,10 @@ class Layer:
     def _store(self, training: bool, cache: Any) -> None:
         """Keep ``cache`` for backward when training; otherwise hold nothing."""
         self._cache = cache if training else None
+
+    def clear_cache(self) -> None:
+        """Drop what the last training forward kept (a finished fit holds nothing)."""
+        self._cache = None
 
     def _take_cache(self) -> Any:
         if self._cache is None:

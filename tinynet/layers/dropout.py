@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..kernels.dropout import dropout_forward
+from ..kernels.dropout import dropout
 from .base import Layer
 
 
@@ -43,7 +43,8 @@ class Dropout(Layer):
         self.rate = float(rate)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x)
+        """x : (N, ...) -> y of the same shape; the cache is the mask m."""
+        self.check_input(x)
         if not training:
             self._store(False, None)
             return x
@@ -51,37 +52,19 @@ class Dropout(Layer):
         if self.rate == 0.0:
             self._store(True, np.ones(x.shape, dtype=dtype))
             return x.astype(dtype)
-        x = np.ascontiguousarray(x, dtype=dtype)
-        key, threshold = self.draw()
-        y, mask = np.empty_like(x), np.empty_like(x)
-        dropout_forward(
-            x.reshape(-1),
-            key,
-            threshold,
-            self.scale(dtype),
-            y.reshape(-1),
-            mask.reshape(-1),
-        )
-        self._store(True, mask)
-        return y
-
-    def draw(self) -> tuple[np.uint64, np.uint32]:
-        """The key of this call's random bits, from ``self.rng``, and the threshold:
-        entry ``k`` is kept when its bits ``u_k >= threshold`` (``kernels.dropout``)."""
         if self.rng is None:
             raise RuntimeError(
                 f"{self.describe()}: no random generator; build the layer or set "
                 "layer.rng to a numpy.random.Generator"
             )
         key = self.rng.integers(2**64, dtype=np.uint64)
-        return key, np.uint32(min(round(self.rate * 2.0**32), 2**32 - 1))
-
-    def scale(self, dtype: np.dtype) -> np.floating:
-        """What a kept entry is multiplied by, ``1 / (1 - rate)``, in ``dtype``."""
-        return np.dtype(dtype).type(1.0 / (1.0 - self.rate))
+        y, mask = dropout(np.ascontiguousarray(x, dtype=dtype), key, self.rate)
+        self._store(True, mask)
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        mask = self._take_cache()
+        """dout : (N, ...) -> dx = dout * m."""
+        mask: np.ndarray = self._take_cache()
         self._check_dout(dout, mask.shape)
         return dout * mask
 

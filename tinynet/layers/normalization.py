@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..checks import real_number
 from .base import Layer, Shape
 
 
-def _real(value: Any, what: str, who: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-    ):
-        raise ValueError(f"{who}: {what} must be a finite number, got {value!r}")
-    return float(value)
+class BatchNormCache(NamedTuple):
+    xh: np.ndarray  # (M, C) normalised input
+    inv_std: np.ndarray  # (C,) 1 / sqrt(var + eps)
+    ones: np.ndarray  # (M,): channel sums as matrix-vector products
 
 
 class BatchNorm(Layer):
@@ -48,8 +44,8 @@ class BatchNorm(Layer):
         self, momentum: float = 0.99, epsilon: float = 1e-3, *, name: str | None = None
     ) -> None:
         super().__init__(name=name)
-        self.momentum = _real(momentum, "momentum", self.describe())
-        self.epsilon = _real(epsilon, "epsilon", self.describe())
+        self.momentum = real_number(self.describe(), "momentum", momentum)
+        self.epsilon = real_number(self.describe(), "epsilon", epsilon)
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(
                 f"{self.describe()}: momentum must be in [0, 1], got {momentum!r}"
@@ -70,7 +66,7 @@ class BatchNorm(Layer):
         return input_shape
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x)
+        self.check_input(x)
         gamma, beta = self.params["gamma"], self.params["beta"]
         if not training:
             self._store(False, None)
@@ -92,18 +88,20 @@ class BatchNorm(Layer):
             moving = self.buffers[key]
             moving *= self.momentum
             moving += (1.0 - self.momentum) * stat
-        self._store(True, (xh, inv_std, ones))
+        self._store(True, BatchNormCache(xh, inv_std, ones))
         y = xh * gamma
         y += beta
         return y.reshape(x.shape)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         xh, inv_std, ones = self._take_cache()
         self._check_dout(dout, (dout.shape[0], *self.output_shape))
         d2 = dout.reshape(xh.shape)
         m = xh.shape[0]
         self.grads["beta"][...] = ones @ d2
         self.grads["gamma"][...] = np.einsum("ij,ij->j", d2, xh)
+        if not need_dx:
+            return None
         # dx = gamma * inv_std / m * (m * dout - sum(dout) - xh * sum(dout * xh))
         dx = xh * (self.grads["gamma"] / m)
         dx += self.grads["beta"] / m
@@ -130,11 +128,11 @@ class Rescaling(Layer):
         self, scale: float = 1.0, offset: float = 0.0, *, name: str | None = None
     ) -> None:
         super().__init__(name=name)
-        self.scale = _real(scale, "scale", self.describe())
-        self.offset = _real(offset, "offset", self.describe())
+        self.scale = real_number(self.describe(), "scale", scale)
+        self.offset = real_number(self.describe(), "offset", offset)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x)
+        self.check_input(x)
         if not np.issubdtype(x.dtype, np.floating):
             x = x.astype(self.dtype)
         self._store(training, x.shape)

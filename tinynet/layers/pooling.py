@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..kernels import pool
 from .base import Layer, Shape
-from .conv import as_pair, check_padding, float_input, sliding_geometry
+from .geometry import as_pair, check_padding, float_input, sliding_output_shape
 
 
 class _Pool2D(Layer):
-    """Shared geometry and validation of the windowed pooling layers."""
+    """Shared arguments and output shape of the windowed pooling layers."""
 
     def __init__(
         self,
@@ -30,22 +30,16 @@ class _Pool2D(Layer):
             self.pool_size if strides is None else as_pair(strides, "strides", who)
         )
         self.padding = check_padding(padding, who)
-        self._geometry: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def _build(self, input_shape: Shape, rng: np.random.Generator) -> Shape:
-        c, self._geometry = sliding_geometry(
+        return sliding_output_shape(
             self.describe(), input_shape, self.pool_size, self.strides,
             self.padding, "pool_size",
         )  # fmt: skip
-        return (*self._geometry[2:], c)
 
-    def _args(self) -> tuple[int, ...]:
-        """``(ph, pw, sh, sw, pt, pl)`` as the kernels take them."""
-        return (*self.pool_size, *self.strides, *self._geometry[:2])
-
-    def _dout(self, dout: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
+    def _dout(self, dout: np.ndarray, n: int) -> np.ndarray:
         self._check_dout(dout, (n, *self.output_shape))
-        return np.ascontiguousarray(dout, dtype=dtype)
+        return np.ascontiguousarray(dout, dtype=np.result_type(dout.dtype, np.float32))
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -54,6 +48,11 @@ class _Pool2D(Layer):
             "strides": list(self.strides),
             "padding": self.padding,
         }
+
+
+class MaxPoolCache(NamedTuple):
+    x_shape: tuple[int, ...]
+    argmax: np.ndarray  # (N, ho, wo, C): offset i * pw + j of each window's maximum
 
 
 class MaxPool2D(_Pool2D):
@@ -72,23 +71,19 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """x : (N, H, W, C) -> y : (N, ho, wo, C)."""
-        self._check_input(x)
+        self.check_input(x)
         x = float_input(x, self.dtype)
-        ho, wo, c = self.output_shape
-        y = np.empty((x.shape[0], ho, wo, c), dtype=x.dtype)
-        # A window offset i*pw + j fits a byte for windows of up to 256 entries.
-        window = self.pool_size[0] * self.pool_size[1]
-        argmax = np.empty(y.shape, dtype=np.uint8 if window <= 256 else np.int32)
-        pool.maxpool_forward(x, *self._args(), y, argmax)
-        self._store(training, (x.shape, argmax))
+        y, argmax = pool.max_pool2d(x, self.pool_size, self.strides, self.padding)
+        self._store(training, MaxPoolCache(x.shape, argmax))
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout : (N, ho, wo, C) -> dx : (N, H, W, C)."""
-        x_shape, argmax = self._take_cache()
-        dout = self._dout(dout, x_shape[0], np.result_type(dout.dtype, np.float32))
-        dx = np.empty(x_shape, dtype=dout.dtype)
-        return pool.maxpool_backward(dout, argmax, *self._args(), dx)
+        cache: MaxPoolCache = self._take_cache()
+        return pool.max_pool2d_backward(
+            self._dout(dout, cache.x_shape[0]), cache.argmax, cache.x_shape,
+            self.pool_size, self.strides, self.padding,
+        )  # fmt: skip
 
 
 class AvgPool2D(_Pool2D):
@@ -104,20 +99,18 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """x : (N, H, W, C) -> y : (N, ho, wo, C)."""
-        self._check_input(x)
+        self.check_input(x)
         x = float_input(x, self.dtype)
-        ho, wo, c = self.output_shape
-        y = np.empty((x.shape[0], ho, wo, c), dtype=x.dtype)
-        pool.avgpool_forward(x, *self._args(), y)
         self._store(training, x.shape)
-        return y
+        return pool.avg_pool2d(x, self.pool_size, self.strides, self.padding)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout : (N, ho, wo, C) -> dx : (N, H, W, C)."""
-        x_shape = self._take_cache()
-        dout = self._dout(dout, x_shape[0], np.result_type(dout.dtype, np.float32))
-        dx = np.empty(x_shape, dtype=dout.dtype)
-        return pool.avgpool_backward(dout, *self._args(), dx)
+        x_shape: tuple[int, ...] = self._take_cache()
+        return pool.avg_pool2d_backward(
+            self._dout(dout, x_shape[0]), x_shape, self.pool_size, self.strides,
+            self.padding,
+        )  # fmt: skip
 
 
 class GlobalAvgPool2D(Layer):
@@ -138,7 +131,7 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """x : (N, H, W, C) -> y : (N, C)."""
-        self._check_input(x)
+        self.check_input(x)
         x = float_input(x, self.dtype)
         self._store(training, x.shape)
         return x.mean(axis=(1, 2), dtype=x.dtype)

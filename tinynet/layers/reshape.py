@@ -21,7 +21,7 @@ class Flatten(Layer):
         return (math.prod(input_shape),)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        self._check_input(x)
+        self.check_input(x)
         self._store(training, x.shape[0])
         return x.reshape(x.shape[0], -1)
 

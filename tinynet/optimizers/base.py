@@ -1,5 +1,6 @@
-"""The Optimizer base class: key/shape checks, clipping, learning-rate schedules,
-scratch buffers and state for exact resume. The update rules live beside it."""
+"""The Optimizer base class: key/shape checks, clipping, decoupled weight decay,
+learning-rate schedules and state for exact resume. The update rules live beside
+it, each written as Keras 3 writes it."""
 
 from __future__ import annotations
 
@@ -9,12 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..schedules import (
-    LearningRateSchedule,
-    _count,
-    _real,
-    schedule_to_config,
-)
+from ..checks import count, real_number
+from ..schedules import LearningRateSchedule, schedule_to_config
 from ..weights import copy_checked
 
 _COUNTERS = ("iterations", "epoch")
@@ -48,14 +45,14 @@ def clip_by_global_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> flo
 
 
 def _positive(owner: str, name: str, value: Any) -> float:
-    value = _real(owner, name, value)
+    value = real_number(owner, name, value)
     if value <= 0:
         raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
     return value
 
 
 def _non_negative(owner: str, name: str, value: Any) -> float:
-    value = _real(owner, name, value)
+    value = real_number(owner, name, value)
     if value < 0:
         raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
     return value
@@ -63,15 +60,9 @@ def _non_negative(owner: str, name: str, value: Any) -> float:
 
 def _unit(owner: str, name: str, value: Any) -> float:
     """A decay factor in [0, 1): 1 would freeze the average forever."""
-    value = _real(owner, name, value)
+    value = real_number(owner, name, value)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{owner}: {name} must be in [0, 1), got {value!r}")
-    return value
-
-
-def _flag(owner: str, name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{owner}: {name} must be a bool, got {value!r}")
     return value
 
 
@@ -88,25 +79,33 @@ class Optimizer:
         If set, gradients are scaled by ``clipnorm / max(norm, clipnorm)`` where
         ``norm`` is the global norm over all arrays (Keras' ``global_clipnorm``).
         The caller's gradient arrays are never modified.
+    weight_decay : float
+        Decoupled weight decay, as every Keras 3 optimizer applies it: before each
+        update, ``p -= lr * weight_decay * p`` (not added to the gradient, so it
+        does not pass through momentum or the moments). 0 turns it off.
 
     Subclasses set ``slots`` (names of the per-parameter state arrays) and
-    implement ``_update(key, p, g, ga, tmp, lr)``.
+    implement ``_update(key, p, g, lr)``.
     """
 
     slots: tuple[str, ...] = ()
 
     def __init__(
-        self, learning_rate: Any = 0.01, *, clipnorm: float | None = None
+        self,
+        learning_rate: Any = 0.01,
+        *,
+        clipnorm: float | None = None,
+        weight_decay: float = 0.0,
     ) -> None:
         self.learning_rate = learning_rate
         self.clipnorm = (
             None if clipnorm is None else _positive(self._name, "clipnorm", clipnorm)
         )
+        self.weight_decay = _non_negative(self._name, "weight_decay", weight_decay)
         self.iterations = 0
         self.epoch = 0
         self._specs: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
         self._state: dict[str, dict[str, np.ndarray]] = {}
-        self._scratch: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def _name(self) -> str:
@@ -133,7 +132,7 @@ class Optimizer:
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the training loop at the start of each epoch (0-based)."""
-        self.epoch = _count(self._name, "epoch", epoch, 0)
+        self.epoch = count(self._name, "epoch", epoch, 0)
 
     # ------------------------------------------------------------------- update
     def build(self, params: Mapping[str, np.ndarray]) -> None:
@@ -166,12 +165,6 @@ class Optimizer:
             slot: {k: np.zeros(shape, dtype) for k, (shape, dtype) in specs.items()}
             for slot in self.slots
         }
-        # Two flat buffers per dtype, as long as the largest parameter, hold the
-        # temporaries of every update, so a step allocates no arrays.
-        sizes: dict[np.dtype, int] = {}
-        for shape, dtype in specs.values():
-            sizes[dtype] = max(sizes.get(dtype, 0), math.prod(shape))
-        self._scratch = {d: (np.empty(n, d), np.empty(n, d)) for d, n in sizes.items()}
 
     def _check(self, arrays: Any, what: str) -> None:
         """``arrays`` must have exactly the built keys, shapes and dtypes."""
@@ -222,31 +215,19 @@ class Optimizer:
         self._begin_step(lr)
         for key, p in params.items():
             g = grads[key]
-            flat_a, flat_b = self._scratch[p.dtype]
-            ga = flat_a[: p.size].reshape(p.shape)
-            tmp = flat_b[: p.size].reshape(p.shape)
             if scale != 1.0:
-                np.multiply(g, p.dtype.type(scale), out=ga)
-                g = ga
-            self._update(key, p, g, ga, tmp, lr)
+                g = g * p.dtype.type(scale)
+            if self.weight_decay:
+                # Not p *= 1 - lr * wd: in float32 that rounds a tiny lr * wd away.
+                p -= p * p.dtype.type(lr * self.weight_decay)
+            self._update(key, p, g, lr)
         self.iterations += 1
 
     def _begin_step(self, lr: float) -> None:
         """Per-step scalars shared by all parameters (e.g. Adam's bias correction)."""
 
-    def _update(
-        self,
-        key: str,
-        p: np.ndarray,
-        g: np.ndarray,
-        ga: np.ndarray,
-        tmp: np.ndarray,
-        lr: float,
-    ) -> None:
-        """Update ``p`` in place; ``ga`` and ``tmp`` are scratch of p's shape.
-
-        ``g`` may already be ``ga`` (after clipping); ``tmp`` is always free.
-        """
+    def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        """Update ``p`` (and this parameter's state) in place from its gradient."""
         raise NotImplementedError(f"{self._name} does not implement _update")
 
     # ------------------------------------------------------------- save / load
@@ -259,6 +240,7 @@ class Optimizer:
                 else rate
             ),
             "clipnorm": self.clipnorm,
+            "weight_decay": self.weight_decay,
         }
 
     def state_dict(self) -> dict[str, np.ndarray]:

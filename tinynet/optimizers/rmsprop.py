@@ -1,4 +1,4 @@
-"""RMSprop, plain or centered, with optional momentum."""
+"""RMSprop, plain or centered, with optional momentum (Keras 3)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import flag
 from ..kernels.optim import decay_floor, flush_below
-from .base import Optimizer, _flag, _positive, _unit
+from .base import Optimizer, _positive, _unit
 
 
 class RMSprop(Optimizer):
@@ -35,52 +36,39 @@ class RMSprop(Optimizer):
         centered: bool = False,
         *,
         clipnorm: float | None = None,
+        weight_decay: float = 0.0,
     ) -> None:
-        super().__init__(learning_rate, clipnorm=clipnorm)
+        super().__init__(learning_rate, clipnorm=clipnorm, weight_decay=weight_decay)
         self.rho = _unit(self._name, "rho", rho)
         self.momentum = _unit(self._name, "momentum", momentum)
         self.epsilon = _positive(self._name, "epsilon", epsilon)
-        self.centered = _flag(self._name, "centered", centered)
+        self.centered = flag(self._name, "centered", centered)
         self.slots = (
             ("velocity",)
             + (("momentum",) if self.momentum > 0 else ())
             + (("average_gradient",) if self.centered else ())
         )
 
-    def _update(self, key, p, g, ga, tmp, lr) -> None:
-        dt = p.dtype.type
-        rho = dt(self.rho)
+    def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+        rho, floor = self.rho, decay_floor(p.dtype, self.rho)
         s = self._state["velocity"][key]
-        s *= rho
-        np.square(g, out=tmp)
-        tmp *= dt(1.0 - self.rho)
-        s += tmp
-        flush_below(s, decay_floor(p.dtype, self.rho))
+        s[...] = rho * s + (1 - rho) * np.square(g)
+        flush_below(s, floor)
         if self.centered:
             a = self._state["average_gradient"][key]
-            a *= rho
-            np.multiply(g, dt(1.0 - self.rho), out=tmp)
-            a += tmp
-            flush_below(a, decay_floor(p.dtype, self.rho))
-            np.square(a, out=tmp)
-            np.subtract(s, tmp, out=tmp)
-            # s >= a**2 in exact arithmetic; rounding can break it once the
-            # gradient stops varying, and the square root would then give NaN.
-            np.maximum(tmp, dt(0.0), out=tmp)
-            tmp += dt(self.epsilon)
+            a[...] = rho * a + (1 - rho) * g
+            flush_below(a, floor)
+            denominator = np.maximum(s - np.square(a), 0) + self.epsilon
         else:
-            np.add(s, dt(self.epsilon), out=tmp)
-        np.sqrt(tmp, out=tmp)
-        np.divide(g, tmp, out=tmp)
-        tmp *= dt(lr)
+            denominator = s + self.epsilon
+        increment = lr * g / np.sqrt(denominator)
         if self.momentum > 0:
             mom = self._state["momentum"][key]
-            mom *= dt(self.momentum)
-            mom += tmp
+            mom[...] = self.momentum * mom + increment
             flush_below(mom, decay_floor(p.dtype, self.momentum))
             p -= mom
         else:
-            p -= tmp
+            p -= increment
 
     def get_config(self) -> dict[str, Any]:
         return {

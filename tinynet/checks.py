@@ -1,0 +1,41 @@
+"""Checks of the numbers users pass to constructors (layers, optimizers, schedules).
+
+Each returns the value as a plain Python number or raises with one line that names
+the owner and the argument: ``TypeError`` for the wrong kind of value (``True`` is
+not a number here), ``ValueError`` for a number out of range.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+
+def real_number(owner: str, name: str, value: Any) -> float:
+    """``value`` as a finite float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return value
+
+
+def count(owner: str, name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def flag(owner: str, name: str, value: Any) -> bool:
+    """``value`` if it is True or False (1 and 0 are refused: they hide mistakes)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+    return value
+
+
+__all__ = ["count", "flag", "real_number"]
