@@ -2,11 +2,14 @@
 
     tinynet serve [--model PATH] [--host 127.0.0.1] [--port 8000]
     tinynet predict IMAGE [IMAGE ...] [--model PATH] [--single] [--json]
+    tinynet export MODEL OUT [--opset N]
 
 ``serve`` starts the local digit-reader page and JSON API (:mod:`tinynet.server`);
 ``predict`` reads digits from image files like ``examples/mnist_predict.py``, through
 the same :func:`tinynet.vision.read_digits`. Both use the shipped pretrained MNIST
-model unless ``--model`` names a saved tinynet model (.npz).
+model unless ``--model`` names a saved tinynet model (.npz). ``export`` converts a
+model between tinynet (.npz), ONNX (.onnx) and Keras (.keras) files
+(:mod:`tinynet.interop.convert`).
 """
 
 from __future__ import annotations
@@ -98,7 +101,35 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--json", action="store_true", help="one JSON object per image and line"
     )
+    _add_export_parser(sub)
     return parser
+
+
+def _add_export_parser(sub: Any) -> None:
+    export = sub.add_parser(
+        "export",
+        help="convert a model to ONNX or Keras (or a Keras model to tinynet)",
+        description="Convert MODEL (a tinynet .npz or a Keras .keras file) to OUT; "
+        "the suffix of OUT chooses the format: .onnx (ONNX, for onnxruntime and "
+        "other runtimes), .keras (Keras 3) or .npz (tinynet).",
+    )
+    export.add_argument("model", metavar="MODEL", help="a .npz or .keras model")
+    export.add_argument("out", metavar="OUT", help="the .onnx, .keras or .npz to write")
+    export.add_argument(
+        "--opset", type=int, default=None, help="ONNX opset (default 17)"
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .interop.convert import convert
+
+    try:
+        convert(args.model, args.out, opset=args.opset)
+    except (ImportError, OSError, ValueError, TypeError) as exc:
+        print(f"tinynet export: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -165,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     with _one_blas_thread():
         if args.command == "serve":
             return _serve(args)
+        if args.command == "export":
+            return _export(args)
         return _predict(args)
 
 
