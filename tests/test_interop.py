@@ -214,7 +214,7 @@ def test_from_keras_reads_layers_spelt_the_keras_way():
     ("layer", "message"),
     [
         (L.Lambda(lambda t: t * 2, name="doubler"), "'doubler' \\(Lambda\\) runs"),
-        (L.Conv2D(2, 3, dilation_rate=2, name="dil"), "'dil'.*dilation_rate=2"),
+        (L.Conv2D(2, 3, dilation_rate=2, name="dil"), r"'dil'.*dilation_rate=\(2, 2\)"),
         (L.Dense(3, activation="gelu", name="g"), "'g'.*activation 'gelu'"),
         (L.LayerNormalization(name="ln"), "'ln' \\(LayerNormalization\\) has no"),
         (L.Activation("elu", name="elu"), "'elu'.*activation 'elu'"),

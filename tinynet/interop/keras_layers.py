@@ -147,21 +147,10 @@ def _require(klayer: Any, config: dict[str, Any], **expected: Any) -> None:
     """Refuse options tinynet does not implement (channels first, dilation, ...)."""
     for key, want in expected.items():
         got = config.get(key, want)
-        if isinstance(got, list | tuple) and not isinstance(want, list | tuple):
-            got = tuple(got) if len(set(got)) != 1 else got[0]
+        # A config read back from a .keras file has lists where Keras has tuples.
+        got = tuple(got) if isinstance(got, list) else got
         if got != want:
             raise _refuse(klayer, f"has {key}={got!r}; tinynet supports {want!r}")
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    return (
-        (int(value[0]), int(value[1]))
-        if isinstance(value, list | tuple)
-        else (
-            int(value),
-            int(value),
-        )
-    )
 
 
 def _from_dense(klayer: Any, c: dict[str, Any]) -> Layer:
@@ -169,13 +158,13 @@ def _from_dense(klayer: Any, c: dict[str, Any]) -> Layer:
 
 
 def _from_conv2d(klayer: Any, c: dict[str, Any]) -> Layer:
-    _require(klayer, c, data_format="channels_last", dilation_rate=1, groups=1)
+    _require(klayer, c, data_format="channels_last", dilation_rate=(1, 1), groups=1)
     if c["padding"] not in ("valid", "same"):
         raise _refuse(klayer, f"has padding={c['padding']!r}")
     return Conv2D(
         c["filters"],
-        _pair(c["kernel_size"]),
-        strides=_pair(c["strides"]),
+        c["kernel_size"],
+        strides=c["strides"],
         padding=c["padding"],
         activation=_activation(klayer, c),
         use_bias=c["use_bias"],
@@ -185,8 +174,7 @@ def _from_conv2d(klayer: Any, c: dict[str, Any]) -> Layer:
 def _from_pool(cls: type[Layer]) -> Callable[[Any, dict[str, Any]], Layer]:
     def convert(klayer: Any, c: dict[str, Any]) -> Layer:
         _require(klayer, c, data_format="channels_last")
-        strides = None if c.get("strides") is None else _pair(c["strides"])
-        return cls(_pair(c["pool_size"]), strides=strides, padding=c["padding"])
+        return cls(c["pool_size"], strides=c["strides"], padding=c["padding"])
 
     return convert
 
