@@ -105,21 +105,18 @@ Converter = Callable[[GraphBuilder, Any, Flow, str], Flow]
 
 
 # ------------------------------------------------------------------ activations
-def _relu(g: GraphBuilder, layer: ReLU, x: Flow, name: str) -> Flow:
-    return Flow(g.node("Relu", [x.name], name), x.rank, x.channels_first)
+def _elementwise(op: str) -> Converter:
+    """A parameter-free element-wise op, which works in either layout."""
+
+    def convert(g: GraphBuilder, layer: Layer, x: Flow, name: str) -> Flow:
+        return Flow(g.node(op, [x.name], name), x.rank, x.channels_first)
+
+    return convert
 
 
 def _leaky_relu(g: GraphBuilder, layer: LeakyReLU, x: Flow, name: str) -> Flow:
     out = g.node("LeakyRelu", [x.name], name, alpha=layer.alpha)
     return Flow(out, x.rank, x.channels_first)
-
-
-def _sigmoid(g: GraphBuilder, layer: Sigmoid, x: Flow, name: str) -> Flow:
-    return Flow(g.node("Sigmoid", [x.name], name), x.rank, x.channels_first)
-
-
-def _tanh(g: GraphBuilder, layer: Tanh, x: Flow, name: str) -> Flow:
-    return Flow(g.node("Tanh", [x.name], name), x.rank, x.channels_first)
 
 
 def _softmax(g: GraphBuilder, layer: Softmax, x: Flow, name: str) -> Flow:
@@ -251,10 +248,10 @@ CONVERTERS: dict[type[Layer], Converter] = {
     Flatten: _flatten,
     Dropout: _dropout,
     Rescaling: _rescaling,
-    ReLU: _relu,
+    ReLU: _elementwise("Relu"),
     LeakyReLU: _leaky_relu,
-    Sigmoid: _sigmoid,
-    Tanh: _tanh,
+    Sigmoid: _elementwise("Sigmoid"),
+    Tanh: _elementwise("Tanh"),
     Softmax: _softmax,
 }
 
