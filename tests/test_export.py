@@ -66,35 +66,30 @@ def randomize(model, seed: int = 0):
 
 @pytest.fixture(scope="module")
 def mnist_test(real_mnist_dir):
-    """The 10,000 MNIST test images as (N, 28, 28) floats in [0, 1], and labels."""
-    (x_train, y_train), (x_test, y_test) = mnist.load_data(real_mnist_dir)
+    """3,000 MNIST training images and labels, and the 10,000 test images, as
+    (N, 28, 28) floats in [0, 1]."""
+    (x_train, y_train), (x_test, _) = mnist.load_data(real_mnist_dir)
     scale = np.float32(1 / 255)
-    return x_train[:3000] * scale, y_train[:3000], x_test * scale, y_test
+    return x_train[:3000] * scale, y_train[:3000], x_test * scale
 
 
 # ------------------------------------------------------------- real MNIST models
-@pytest.mark.slow
-def test_shipped_model_gives_the_same_predictions_on_all_mnist_test_images(
-    mnist_test, tmp_path
-):
-    _, _, x_test, y_test = mnist_test
+def test_shipped_model_file_gives_the_same_predictions(mnist_test, tmp_path):
+    _, _, x_test = mnist_test
     model = tn.load_pretrained("mnist")
     path = tmp_path / "mnist.onnx"
     to_onnx(model, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = x_test[..., None]
+    x = x_test[:2000, ..., None]
     theirs = session.run(None, {"input": x})[0]
     ours = model.predict(x)
     assert np.abs(theirs - ours).max() < PROB_TOL
     np.testing.assert_array_equal(theirs.argmax(1), ours.argmax(1))
-    # The shipped model's recorded accuracy, reproduced by onnxruntime.
-    accuracy = np.mean(theirs.argmax(1) == y_test)
-    assert accuracy == pytest.approx(model.metadata["test_accuracy"], abs=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "classic_cnn"])
 def test_reference_models_give_the_same_predictions(mnist_test, kind):
-    x_train, y_train, x_test, _ = mnist_test
+    x_train, y_train, x_test = mnist_test
     model = zoo.MODELS[kind](seed=0)
     if kind == "classic_cnn":
         x_train, x_test = x_train[..., None], x_test[..., None]
@@ -227,6 +222,10 @@ def test_the_file_has_a_dynamic_batch_axis_and_metadata(tmp_path):
         np.testing.assert_allclose(out, model.predict(x), atol=PROB_TOL)
 
 
+def test_export_is_reachable_from_the_top_level_package():
+    assert tn.export.to_onnx is to_onnx
+
+
 def test_classes_default_to_the_output_indices():
     model = tn.Sequential([tn.Dense(3, activation="softmax")], input_shape=(4,))
     props = {p.key: p.value for p in build_onnx(model).metadata_props}
@@ -282,6 +281,7 @@ def test_cli_exports_a_saved_model(tmp_path, capsys):
         (["missing.npz", "out.onnx"], "missing.npz: no such file"),
         (["model.npz", "out.txt"], "'.txt'"),
         (["model.npz", "out.onnx", "--opset", "5"], "opset must be in"),
+        (["model.npz", "out.npz", "--opset", "13"], "--opset applies only"),
     ],
 )
 def test_cli_export_errors_are_one_line(tmp_path, monkeypatch, capsys, args, message):
@@ -291,4 +291,4 @@ def test_cli_export_errors_are_one_line(tmp_path, monkeypatch, capsys, args, mes
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "out.onnx").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]

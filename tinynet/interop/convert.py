@@ -61,4 +61,6 @@ def convert(
 
         save_keras(to_keras(model), dst)
     else:
-        model.save(dst, **model.metadata)
+        from ..saving import save_model
+
+        save_model(model, dst, metadata=model.metadata)
