@@ -140,7 +140,13 @@ def image_models(draw):
         layers.append(tn.GlobalAvgPool2D())
     else:
         layers += [tn.Flatten(), tn.Dropout(0.3)]
-    layers.append(tn.Dense(draw(st.integers(2, 6)), activation=draw(ACTIVATIONS)))
+    layers.append(
+        tn.Dense(
+            draw(st.integers(2, 6)),
+            activation=draw(ACTIVATIONS),
+            use_bias=draw(st.booleans()),
+        )
+    )
     if draw(st.booleans()):
         layers.append(tn.BatchNorm())
     layers.append(tn.Dense(draw(st.integers(2, 5)), activation="softmax"))
@@ -245,6 +251,13 @@ def test_an_unsupported_layer_is_named_and_nothing_is_written(tmp_path):
         to_onnx(model, path)
     assert path.read_bytes() == b"previous"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_only_a_sequential_exports():
+    with pytest.raises(TypeError, match="expected a tinynet Sequential"):
+        build_onnx(tn.Dense(3))
+    with pytest.raises(TypeError, match="opset must be an int"):
+        build_onnx(tn.Sequential([tn.Dense(2)], input_shape=(3,)), opset="17")
 
 
 @pytest.mark.parametrize("opset", [12, 10_000])

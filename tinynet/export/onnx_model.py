@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import __version__
 from ..layers.activations import Softmax
+from ..model import Sequential
 from ..saving import atomic_write
 
 #: Opset 17 is what most deployed runtimes (onnxruntime >= 1.12, TensorRT 8.6,
@@ -50,7 +51,7 @@ def _check_opset(onnx: Any, opset: Any) -> int:
     return int(opset)
 
 
-def _metadata(model: Any) -> dict[str, str]:
+def _metadata(model: Sequential) -> dict[str, str]:
     """ONNX metadata_props: who wrote the file, the classes, and tinynet's metadata
     (how the model was trained, its accuracy) as JSON."""
     props = {
@@ -67,7 +68,7 @@ def _metadata(model: Any) -> dict[str, str]:
     return props
 
 
-def build_onnx(model: Any, *, opset: int = DEFAULT_OPSET) -> Any:
+def build_onnx(model: Sequential, *, opset: int = DEFAULT_OPSET) -> Any:
     """The ``onnx.ModelProto`` of ``model``, validated by
     ``onnx.checker.check_model(..., full_check=True)`` (which also infers and checks
     every intermediate shape).
@@ -76,9 +77,13 @@ def build_onnx(model: Any, *, opset: int = DEFAULT_OPSET) -> Any:
     ------
     ValueError
         Naming the first layer that has no ONNX converter, or for a bad ``opset``.
+    TypeError
+        If ``model`` is not a ``Sequential`` or ``opset`` not an int.
     ImportError
         If the ``onnx`` package is not installed.
     """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"to_onnx: expected a tinynet Sequential, got {model!r}")
     onnx = _import_onnx()
     from onnx import TensorProto, helper
 

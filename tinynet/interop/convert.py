@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+
+from ..model import Sequential
 
 READABLE = (".npz", ".keras")
 WRITABLE = (".onnx", ".keras", ".npz")
 
 
-def load_any(path: str | os.PathLike) -> Any:
+def load_any(path: str | os.PathLike) -> Sequential:
     """A tinynet model from a tinynet ``.npz`` or (through ``from_keras``) a
     ``.keras`` file."""
     path = Path(path)

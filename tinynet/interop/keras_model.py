@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..model import Sequential
+
 KERAS_MISSING = (
     "Keras interop needs Keras 3 and a backend: pip install keras tensorflow-cpu "
     '(or pip install -e ".[bench]" in a clone)'
@@ -28,7 +30,7 @@ def _import_keras() -> Any:
     return keras
 
 
-def to_keras(model: Any) -> Any:
+def to_keras(model: Sequential) -> Any:
     """The Keras 3 ``Sequential`` equivalent to ``model``, with its weights.
 
     Same input shape, layer names and dtype; each tinynet layer becomes its Keras
@@ -41,9 +43,13 @@ def to_keras(model: Any) -> Any:
     ------
     ValueError
         Naming a layer that has no Keras equivalent.
+    TypeError
+        If ``model`` is not a ``Sequential``.
     ImportError
         If Keras is not installed.
     """
+    if not isinstance(model, Sequential):
+        raise TypeError(f"to_keras: expected a tinynet Sequential, got {model!r}")
     keras = _import_keras()
     from .keras_layers import keras_layers_for, keras_weights_of
 
@@ -99,7 +105,7 @@ def load_keras(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: Keras cannot load it safely: {first_line}") from None
 
 
-def from_keras(keras_model_or_path: Any) -> Any:
+def from_keras(keras_model_or_path: Any) -> Sequential:
     """A tinynet ``Sequential`` equivalent to a Keras ``Sequential`` (or ``.keras``
     file), with its weights.
 
@@ -113,7 +119,6 @@ def from_keras(keras_model_or_path: Any) -> Any:
     ``tinynet serve`` read.
     """
     keras = _import_keras()
-    from ..model import Sequential
     from .keras_layers import tinynet_layer_for
 
     kmodel = keras_model_or_path
@@ -146,7 +151,7 @@ def from_keras(keras_model_or_path: Any) -> Any:
     return model
 
 
-def keras_weights(kmodel: Any, model: Any) -> dict[str, np.ndarray]:
+def keras_weights(kmodel: Any, model: Sequential) -> dict[str, np.ndarray]:
     """The weights of the Keras model ``kmodel`` under ``model``'s keys (``"0.W"``,
     ``"1.moving_mean"``), for ``model.set_weights``.
 
