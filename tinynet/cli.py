@@ -116,7 +116,10 @@ def _add_export_parser(sub: Any) -> None:
     export.add_argument("model", metavar="MODEL", help="a .npz or .keras model")
     export.add_argument("out", metavar="OUT", help="the .onnx, .keras or .npz to write")
     export.add_argument(
-        "--opset", type=int, default=None, help="ONNX opset (default 17)"
+        "--opset",
+        type=int,
+        metavar="N",
+        help="ONNX operator set, 13 or newer (default 17, which most runtimes read)",
     )
 
 
