@@ -162,9 +162,11 @@ def test_every_layer_and_option_exports(model, seed):
 
 
 @pytest.mark.parametrize("opset", [13, 17, onnx.defs.onnx_opset_version()])
-def test_mlp_with_every_activation_at_each_opset(opset):
+def test_batchnorm_on_a_sequence_and_every_activation_at_each_opset(opset):
     model = tn.Sequential(
         [
+            tn.BatchNorm(),  # over the last axis of a (N, 5, 3) input
+            tn.Softmax(),
             tn.Flatten(),
             tn.Dense(8, activation="tanh"),
             tn.BatchNorm(),
