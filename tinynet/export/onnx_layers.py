@@ -130,8 +130,13 @@ def _owned_activation(g: GraphBuilder, owner: Layer, x: Flow, name: str) -> Flow
     activation = owner.activation
     if activation is None:
         return x
-    kind = type(activation).__name__.lower()
-    return CONVERTERS[type(activation)](g, activation, x, f"{name}_{kind}")
+    convert = CONVERTERS.get(type(activation))
+    if convert is None:
+        raise ValueError(
+            f"to_onnx: the {type(activation).__name__} activation of {name!r} has "
+            "no ONNX export"
+        )
+    return convert(g, activation, x, f"{name}_{type(activation).__name__.lower()}")
 
 
 # ----------------------------------------------------------- layers with weights

@@ -31,8 +31,8 @@ from ..layers.reshape import Flatten
 K = keras.layers
 
 # ------------------------------------------------------------ tinynet -> Keras
-#: Activations a Keras layer takes by name (``Dense(10, activation="relu")``).
-_KERAS_ACTIVATION_NAMES = {ReLU: "relu", Sigmoid: "sigmoid", Tanh: "tanh"}
+#: The activation layers Keras spells ``Activation(name)``.
+_KERAS_ACTIVATION_NAMES = {Sigmoid: "sigmoid", Tanh: "tanh"}
 
 
 def _activation_layer(layer: Layer, name: str | None, dtype: str) -> Any:
@@ -43,7 +43,10 @@ def _activation_layer(layer: Layer, name: str | None, dtype: str) -> Any:
         return K.Softmax(axis=-1, name=name, dtype=dtype)
     if type(layer) is ReLU:
         return K.ReLU(name=name, dtype=dtype)
-    return K.Activation(_KERAS_ACTIVATION_NAMES[type(layer)], name=name, dtype=dtype)
+    if type(layer) in _KERAS_ACTIVATION_NAMES:
+        keras_name = _KERAS_ACTIVATION_NAMES[type(layer)]
+        return K.Activation(keras_name, name=name, dtype=dtype)
+    raise _no_keras_twin(layer)
 
 
 def _with_activation(main: Any, layer: Dense | Conv2D, dtype: str) -> list[Any]:
@@ -105,9 +108,13 @@ def keras_layers_for(layer: Layer, dtype: str) -> list[Any]:
         return [K.GlobalAveragePooling2D(name=name, dtype=dtype)]
     if kind in activations.ACTIVATIONS.values():
         return [_activation_layer(layer, name, dtype)]
-    raise ValueError(
-        f"to_keras: {layer.describe()} is a {kind.__name__}, which has no Keras "
-        "equivalent"
+    raise _no_keras_twin(layer)
+
+
+def _no_keras_twin(layer: Layer) -> ValueError:
+    return ValueError(
+        f"to_keras: {layer.describe()} is a {type(layer).__name__}, which has no "
+        "Keras equivalent"
     )
 
 
