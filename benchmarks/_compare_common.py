@@ -163,33 +163,17 @@ def tinynet_model(kind: str, seed: int = 0, dtype: str = "float32") -> Any:
 
 
 def keras_weights_for_tinynet(kmodel: Any, tmodel: Any) -> dict[str, np.ndarray]:
-    """Keras' weights renamed to tinynet's parameter keys, with no reshaping at all.
+    """Keras' weights renamed to tinynet's parameter keys, with no reshaping at all
+    (``tinynet.interop.keras_weights``, which ``from_keras`` uses too).
 
     Both libraries store Dense kernels as (in, out) and Conv2D kernels as
     (kh, kw, cin, cout), and both flatten NHWC maps in (h, w, c) order, so each
     Keras kernel/bias pair maps one-to-one onto the next tinynet layer with
     parameters. Raises ValueError naming the first mismatch.
     """
-    k_layers = [layer for layer in kmodel.layers if layer.weights]
-    t_layers = [(i, layer) for i, layer in enumerate(tmodel.layers) if layer.params]
-    if len(k_layers) != len(t_layers):
-        raise ValueError(
-            f"keras_weights_for_tinynet: {len(k_layers)} Keras layers have weights, "
-            f"{len(t_layers)} tinynet layers have parameters"
-        )
-    out: dict[str, np.ndarray] = {}
-    for klayer, (i, tlayer) in zip(k_layers, t_layers, strict=True):
-        kernel, bias = (np.asarray(w) for w in klayer.get_weights())
-        for key, value in (("W", kernel), ("b", bias)):
-            target = tlayer.params[key]
-            if value.shape != target.shape:
-                raise ValueError(
-                    f"keras_weights_for_tinynet: Keras layer {klayer.name!r} weight "
-                    f"{key} has shape {value.shape}, tinynet '{i}.{key}' "
-                    f"({type(tlayer).__name__}) expects {target.shape}"
-                )
-            out[f"{i}.{key}"] = value.astype(target.dtype)
-    return out
+    from tinynet.interop import keras_weights
+
+    return keras_weights(kmodel, tmodel)
 
 
 # ------------------------------------------------------------------------ parity

@@ -41,7 +41,16 @@ from .pretrained import load_pretrained  # noqa: E402
 from .saving import load_model  # noqa: E402
 from .training import History  # noqa: E402
 
-_LAZY = ("datasets", "metrics", "plots", "vision", "augment", "zoo")
+_LAZY = (
+    "datasets",
+    "metrics",
+    "plots",
+    "vision",
+    "augment",
+    "zoo",
+    "export",
+    "interop",
+)
 
 
 def __getattr__(name: str) -> Any:

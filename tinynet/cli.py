@@ -2,11 +2,14 @@
 
     tinynet serve [--model PATH] [--host 127.0.0.1] [--port 8000]
     tinynet predict IMAGE [IMAGE ...] [--model PATH] [--single] [--json]
+    tinynet export MODEL OUT [--opset N]
 
 ``serve`` starts the local digit-reader page and JSON API (:mod:`tinynet.server`);
 ``predict`` reads digits from image files like ``examples/mnist_predict.py``, through
 the same :func:`tinynet.vision.read_digits`. Both use the shipped pretrained MNIST
-model unless ``--model`` names a saved tinynet model (.npz).
+model unless ``--model`` names a saved tinynet model (.npz). ``export`` converts a
+model between tinynet (.npz), ONNX (.onnx) and Keras (.keras) files
+(:mod:`tinynet.interop.convert`).
 """
 
 from __future__ import annotations
@@ -101,7 +104,38 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--json", action="store_true", help="one JSON object per image and line"
     )
+    _add_export_parser(sub)
     return parser
+
+
+def _add_export_parser(sub: Any) -> None:
+    export = sub.add_parser(
+        "export",
+        help="convert a model to ONNX or Keras (or a Keras model to tinynet)",
+        description="Convert MODEL (a tinynet .npz or a Keras .keras file) to OUT; "
+        "the suffix of OUT chooses the format: .onnx (ONNX, for onnxruntime and "
+        "other runtimes), .keras (Keras 3) or .npz (tinynet).",
+    )
+    export.add_argument("model", metavar="MODEL", help="a .npz or .keras model")
+    export.add_argument("out", metavar="OUT", help="the .onnx, .keras or .npz to write")
+    export.add_argument(
+        "--opset",
+        type=int,
+        metavar="N",
+        help="ONNX operator set, 13 or newer (default 17, which most runtimes read)",
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .interop.convert import convert
+
+    try:
+        convert(args.model, args.out, opset=args.opset)
+    except (ImportError, OSError, ValueError, TypeError) as exc:
+        print(f"tinynet export: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -152,14 +186,16 @@ def _predict(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tinynet`` console script; returns the exit status.
 
-    Both commands read one image at a time, so the BLAS runs on one thread (see
-    :mod:`tinynet.threads`) unless the user set its thread count.
+    ``predict`` and ``serve`` read one image at a time, so the BLAS runs on one
+    thread (see :mod:`tinynet.threads`) unless the user set its thread count.
     """
     args = build_parser().parse_args(argv)
     try:
         with single_threaded_blas(unless_user_chose=True):
             if args.command == "serve":
                 return _serve(args)
+            if args.command == "export":
+                return _export(args)
             return _predict(args)
     except KeyboardInterrupt:
         print(f"tinynet {args.command}: interrupted", file=sys.stderr)
