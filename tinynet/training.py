@@ -7,15 +7,19 @@ module a description of the procedure (Keras keeps the same split in its trainer
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
 from .callbacks import Callback
 from .losses import SoftmaxCrossEntropy
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -41,6 +45,15 @@ class History:
 
     def __getitem__(self, key: str) -> list[float]:
         return self.history[key]
+
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
+        """Loss and accuracy per epoch (see ``tinynet.plots.plot_history``).
+
+        Returns the Figure, which a notebook shows inline; ``path`` also writes a PNG.
+        """
+        from .plots import plot_history  # matplotlib only when plotting
+
+        return plot_history(self, path)
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
@@ -115,43 +128,131 @@ def split_validation(
 
 
 # ------------------------------------------------------------------ progress
+class TerminalView:
+    """A terminal: the bar is redrawn in place with carriage returns."""
+
+    live, interval, only_when_bar_grows = True, 0.1, False
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def draw(self, line: str) -> None:
+        self.stream.write(f"\r{line}  ")
+        self.stream.flush()
+
+    def finish(self, line: str) -> None:
+        self.stream.write(f"\r{line}{' ' * 8}\n")
+        self.stream.flush()
+
+
+class LogView:
+    """A file or pipe (logs, CI): no bar, one line per finished epoch."""
+
+    live, interval, only_when_bar_grows = False, 0.0, False
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def draw(self, line: str) -> None: ...
+
+    def finish(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+class NotebookView:
+    """A Jupyter cell: one output, replaced in place, holding every epoch's line.
+
+    Each redraw is a message to the browser, so an epoch redraws only when the bar
+    grows by a cell (at most ``ProgressBar.width`` times) and never faster than
+    ``interval``; the saved notebook keeps only the final lines.
+    """
+
+    live, interval, only_when_bar_grows = True, 0.2, True
+
+    def __init__(self) -> None:
+        from .notebook import LiveOutput
+
+        self.output = LiveOutput()
+        self.lines: list[str] = []
+
+    def draw(self, line: str) -> None:
+        self.output.show("\n".join([*self.lines, line]))
+
+    def finish(self, line: str) -> None:
+        self.lines.append(line)
+        self.output.show("\n".join(self.lines))
+
+
+ProgressView = TerminalView | LogView | NotebookView
+
+
+def progress_view(stream: TextIO | None = None) -> ProgressView:
+    """Where ``fit`` reports progress: the notebook, a terminal, or a log stream.
+
+    Parameters
+    ----------
+    stream : where to write; default ``sys.stdout``, shown in place in a notebook.
+    """
+    from .notebook import in_notebook
+
+    if stream is None and in_notebook():
+        return NotebookView()
+    stream = stream or sys.stdout
+    if hasattr(stream, "isatty") and stream.isatty():
+        return TerminalView(stream)
+    return LogView(stream)
+
+
 class ProgressBar:
     """One line per epoch: ``3/12 [=====> ] 234/469 loss 0.1234 accuracy 0.97 ETA 4s``.
 
-    Redraws in place on a terminal; elsewhere (logs, CI) prints only the final line.
+    ``view`` says where it goes (see ``progress_view``): redrawn in place on a
+    terminal or in a notebook; in a log, only the finished line.
     """
 
-    def __init__(self, total: int, prefix: str, stream: TextIO | None = None) -> None:
+    width = 24
+
+    def __init__(
+        self,
+        total: int,
+        prefix: str,
+        stream: TextIO | None = None,
+        *,
+        view: ProgressView | None = None,
+    ) -> None:
         self.total, self.prefix = total, prefix
-        self.stream = stream or sys.stdout
-        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.view = view if view is not None else progress_view(stream)
         self.start = time.perf_counter()
         self._last_draw = 0.0
+        self._last_filled = -1
 
     def update(self, done: int, logs: dict[str, float]) -> None:
-        now = time.perf_counter()
-        if not self.live or (now - self._last_draw < 0.1 and done < self.total):
+        if not self.view.live:
             return
-        self._last_draw = now
+        now = time.perf_counter()
+        filled = int(self.width * done / self.total)
+        if now - self._last_draw < self.view.interval:
+            return
+        if self.view.only_when_bar_grows and filled == self._last_filled:
+            return
+        self._last_draw, self._last_filled = now, filled
         elapsed = now - self.start
         eta = elapsed / done * (self.total - done) if done else 0.0
-        width = 24
-        filled = int(width * done / self.total)
         bar = (
             "=" * max(filled - 1, 0)
-            + (">" if filled < width else "=")
-            + " " * (width - filled)
+            + (">" if filled < self.width else "=")
+            + " " * (self.width - filled)
         )
-        self.stream.write(
-            f"\r{self.prefix} [{bar}] {done}/{self.total} {_fmt(logs)} ETA {eta:.0f}s  "
+        self.view.draw(
+            f"{self.prefix} [{bar}] {done}/{self.total} {_fmt(logs)} ETA {eta:.0f}s"
         )
-        self.stream.flush()
 
     def finish(self, logs: dict[str, float]) -> None:
         elapsed = time.perf_counter() - self.start
-        line = f"{self.prefix} {self.total}/{self.total} {elapsed:.1f}s {_fmt(logs)}"
-        self.stream.write(("\r" if self.live else "") + line + " " * 8 + "\n")
-        self.stream.flush()
+        self.view.finish(
+            f"{self.prefix} {self.total}/{self.total} {elapsed:.1f}s {_fmt(logs)}"
+        )
 
 
 def _fmt(logs: dict[str, float]) -> str:
@@ -185,7 +286,8 @@ def fit(
     seed : seeds the Generator that drives shuffling, dropout and augmentation; None
         continues the model's own Generator (itself seeded by ``Sequential(seed=...)``).
     augment : ``augment(x_batch, rng) -> x_batch`` applied to each training batch.
-    verbose : 0 silent, 1 progress bar per epoch.
+    verbose : 0 silent, 1 progress bar per epoch: redrawn in place in a terminal or a
+        notebook (one output for the whole fit), one line per epoch in a log file.
     """
     if model.optimizer is None or model.loss is None:
         raise RuntimeError("call model.compile(optimizer=..., loss=...) before fit()")
@@ -225,6 +327,7 @@ def fit(
         cb.on_train_begin()
 
     steps = math.ceil(len(x) / batch_size)
+    view = progress_view() if verbose else None
     try:
         for epoch in range(epochs):
             model.optimizer.set_epoch(epoch)
@@ -232,7 +335,11 @@ def fit(
                 cb.on_epoch_begin(epoch)
             started = time.perf_counter()
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            bar = ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}") if verbose else None
+            bar = (
+                ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}", view=view)
+                if view is not None
+                else None
+            )
             loss_sum, hits, seen = 0.0, 0, 0
             for step in range(steps):
                 idx = order[step * batch_size : (step + 1) * batch_size]
