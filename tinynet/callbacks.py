@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,65 @@ class LearningRateScheduler(Callback):
                 f"schedule returned an invalid learning rate {lr} at epoch {epoch}"
             )
         self.model.optimizer.learning_rate = lr
+
+
+class LivePlot(Callback):
+    """Loss and metrics per epoch, training and validation, in one figure kept current.
+
+    In a notebook the figure is displayed once and replaced in place after each epoch;
+    with ``path`` it is also written to that PNG (outside a notebook, only there).
+    Drawing is skipped for an epoch when the last drawing cost more than
+    ``max_overhead`` of the training time since it, so the plot never slows training
+    by more than that; the final state is always drawn when training ends.
+
+    Parameters
+    ----------
+    path : PNG file rewritten after each drawing (optional in a notebook).
+    max_overhead : the largest fraction of training time spent drawing.
+    """
+
+    def __init__(
+        self, path: str | Path | None = None, *, max_overhead: float = 0.02
+    ) -> None:
+        if not 0 < max_overhead <= 1:
+            raise ValueError(f"max_overhead must be in (0, 1], got {max_overhead}")
+        self.path = path
+        self.max_overhead = max_overhead
+        self.figure: Any = None
+        self.draws = 0
+
+    def on_train_begin(self) -> None:
+        from .notebook import LiveOutput, in_notebook
+        from .training import History
+
+        self.output = LiveOutput() if in_notebook() else None
+        if self.output is None and self.path is None:
+            raise ValueError(
+                "LivePlot: not running in a notebook, so give it a path to draw to "
+                "(LivePlot('curves.png'))"
+            )
+        self.history = History()
+        self._drawn_at = time.perf_counter()
+        self._draw_cost = 0.0
+        self._pending = False
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.history.append(epoch, logs)
+        self._pending = True
+        since = time.perf_counter() - self._drawn_at
+        if self._draw_cost <= self.max_overhead * since:
+            self._draw()
+
+    def on_train_end(self) -> None:
+        if self._pending:
+            self._draw()
+
+    def _draw(self) -> None:
+        started = time.perf_counter()
+        self.figure = self.history.plot(self.path)
+        if self.output is not None:
+            self.output.show(self.figure)
+        self._drawn_at = time.perf_counter()
+        self._draw_cost = self._drawn_at - started
+        self._pending = False
+        self.draws += 1
