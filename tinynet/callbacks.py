@@ -195,7 +195,7 @@ class LivePlot(Callback):
         self.draws = 0
 
     def on_train_begin(self) -> None:
-        from .notebook import LiveOutput, in_notebook
+        from .jupyter import LiveOutput, in_notebook
         from .training import History
 
         self.output = LiveOutput() if in_notebook() else None

@@ -371,7 +371,7 @@ class Sequential:
 
     def _repr_html_(self) -> str:
         """The summary table, for Jupyter."""
-        from .notebook import summary_html
+        from .jupyter import summary_html
 
         return summary_html(self)
 

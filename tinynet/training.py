@@ -171,7 +171,7 @@ class NotebookView:
     live, interval, only_when_bar_grows = True, 0.2, True
 
     def __init__(self) -> None:
-        from .notebook import LiveOutput
+        from .jupyter import LiveOutput
 
         self.output = LiveOutput()
         self.lines: list[str] = []
@@ -194,7 +194,7 @@ def progress_view(stream: TextIO | None = None) -> ProgressView:
     ----------
     stream : where to write; default ``sys.stdout``, shown in place in a notebook.
     """
-    from .notebook import in_notebook
+    from .jupyter import in_notebook
 
     if stream is None and in_notebook():
         return NotebookView()
