@@ -225,3 +225,5 @@ def test_history_plots_itself(tmp_path):
     check_png(fig, path)
     lines = [ax.get_lines()[-1].get_ydata().tolist() for ax in fig.axes]
     assert lines == [history["loss"], history["accuracy"]]
+    with pytest.raises(ValueError, match="no epoch has finished"):
+        History().plot()

@@ -51,6 +51,8 @@ class History:
 
         Returns the Figure, which a notebook shows inline; ``path`` also writes a PNG.
         """
+        if not self.epoch:
+            raise ValueError("History.plot: no epoch has finished yet, nothing to plot")
         from .plots import plot_history  # matplotlib only when plotting
 
         return plot_history(self, path)
