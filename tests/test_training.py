@@ -1,14 +1,11 @@
 """fit / evaluate: learning, determinism, validation, bad input, NaN stop, progress."""
 
-import io
-import re
-
 import numpy as np
 import pytest
 from model_helpers import mlp, spirals
 
 from tinynet import optimizers
-from tinynet.training import LogView, ProgressBar, TerminalView, split_validation
+from tinynet.training import split_validation
 
 
 def trained(seed=0, epochs=30, **fit_kwargs):
@@ -137,33 +134,6 @@ def test_verbose_zero_is_silent_and_verbose_one_reports_each_epoch(capsys):
     assert len(lines) == 2 and "\r" not in out
     assert lines[0].startswith("Epoch 1/2") and lines[1].startswith("Epoch 2/2")
     assert "loss" in out
-
-
-class Terminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
-def test_a_terminal_gets_a_bar_redrawn_in_place():
-    stream = Terminal()
-    bar = ProgressBar(4, "Epoch 1/1", stream)
-    assert isinstance(bar.view, TerminalView)
-    bar.update(1, {"loss": 0.5})
-    bar.finish({"loss": 0.25})
-    out = stream.getvalue()
-    assert out.startswith("\rEpoch 1/1 [") and "1/4 loss 0.5000" in out
-    assert out.count("\n") == 1 and out.endswith("\n")
-    assert "\rEpoch 1/1 4/4" in out and "loss 0.2500" in out
-
-
-def test_a_log_file_gets_the_finished_line_only():
-    stream = io.StringIO()
-    bar = ProgressBar(4, "Epoch 2/3", stream)
-    assert isinstance(bar.view, LogView)
-    for done in range(1, 5):
-        bar.update(done, {"loss": 1.0 / done})
-    bar.finish({"loss": 0.25, "lr": 0.1})
-    assert re.fullmatch(r"Epoch 2/3 4/4 \d+\.\ds loss 0\.2500\n", stream.getvalue())
 
 
 def test_augment_receives_the_fit_generator_and_each_batch():
