@@ -150,7 +150,7 @@ def test_learning_rate_scheduler_sets_the_rate_each_epoch():
         LearningRateScheduler(0.1)
 
 
-def test_live_plot_draws_the_history_to_its_file(tmp_path):
+def test_live_plot_writes_the_history_to_its_file(tmp_path):
     x, y = spirals(20)
     model = mlp()
     model.compile(metrics=["accuracy"])
@@ -164,8 +164,8 @@ def test_live_plot_draws_the_history_to_its_file(tmp_path):
         verbose=0,
         callbacks=[live],
     )
-    # The first epoch draws; with a budget of ~0 the next ones wait for the end.
-    assert live.draws == 2
+    # The first epoch writes; with a budget of ~0 the next ones wait for the end.
+    assert live.writes == 2
     assert (tmp_path / "curves.png").stat().st_size > 0
     loss_axes, acc_axes = live.figure.axes
     plotted = {line.get_label().split(" ")[0] for line in loss_axes.get_lines()}

@@ -3,9 +3,10 @@ notebook detection. Inside a kernel see test_notebooks.py."""
 
 import re
 
+import pytest
 from model_helpers import mlp
 
-from tinynet.jupyter import in_notebook
+from tinynet.jupyter import curves_svg, in_notebook
 
 
 def test_a_model_shows_its_summary_as_an_html_table():
@@ -30,3 +31,19 @@ def test_the_model_name_is_escaped():
 
 def test_pytest_is_not_a_notebook():
     assert not in_notebook()
+
+
+def test_the_live_svg_draws_every_series_up_to_its_last_value():
+    history = {
+        "loss": [0.9, 0.5, 0.3],
+        "val_loss": [0.8, 0.6, float("nan")],
+        "accuracy": [0.7, 0.8, 0.9],
+        "lr": [0.1, 0.1, 0.1],
+    }
+    svg = curves_svg(history)
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    polylines = re.findall(r'<polyline points="([^"]*)"', svg)
+    assert [len(p.split()) for p in polylines] == [3, 2, 3]  # NaN left out; no lr
+    assert "loss 0.3000" in svg and "accuracy 0.9000" in svg and "lr" not in svg
+    with pytest.raises(ValueError, match="no key ending in 'loss'"):
+        curves_svg({"lr": [0.1]})

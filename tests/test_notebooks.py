@@ -80,7 +80,9 @@ model = tinynet.Sequential(
     seed=0,
 )
 model.compile(metrics=["accuracy"])
-history = model.fit(x, y, epochs=3, batch_size=4, seed=0)  # 400 steps per epoch
+live = tinynet.LivePlot()
+# 1600 examples in batches of 4: 400 steps per epoch
+history = model.fit(x, y, epochs=3, batch_size=4, seed=0, callbacks=[live])
 """
 
 
@@ -92,8 +94,10 @@ def test_fit_in_a_notebook_updates_one_output_a_bounded_number_of_times(tmp_path
     client_nb = nbformat.read(path, as_version=4)
     client = CountingClient(client_nb, timeout=120, kernel_name="python3")
     client.execute()
-    (out,) = client_nb.cells[0].outputs  # one output, no pile-up of lines
-    assert out.output_type == "display_data"
+    # One output for the progress, one for the curves: no pile-up of lines.
+    out, curves = client_nb.cells[0].outputs
+    assert out.output_type == curves.output_type == "display_data"
+    assert "image/png" in curves.data  # the final figure replaced the live SVG
     lines = out.data["text/plain"].splitlines()
     assert [line.split(" ")[:2] for line in lines] == [
         ["Epoch", "1/3"],
@@ -102,8 +106,8 @@ def test_fit_in_a_notebook_updates_one_output_a_bounded_number_of_times(tmp_path
     ]
     assert all("400/400" in line and "accuracy" in line for line in lines)
     counts = client.counts[0]
-    assert counts.get("stream", 0) == 0 and counts["display_data"] == 1
-    # At most one redraw per cell of the bar, plus the finished line, per epoch
-    # (against 400 steps per epoch).
+    assert counts.get("stream", 0) == 0 and counts["display_data"] == 2
+    # Per epoch, at most one redraw per cell of the bar plus the finished line (of
+    # 400 steps) and one of the curves; then the final figure.
     bar_width = 24
-    assert counts["update_display_data"] <= 3 * (bar_width + 2)
+    assert 3 <= counts["update_display_data"] <= 3 * (bar_width + 2 + 1) + 1

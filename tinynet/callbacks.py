@@ -172,16 +172,18 @@ class LearningRateScheduler(Callback):
 class LivePlot(Callback):
     """Loss and metrics per epoch, training and validation, in one figure kept current.
 
-    In a notebook the figure is displayed once and replaced in place after each epoch;
-    with ``path`` it is also written to that PNG (outside a notebook, only there).
-    Drawing is skipped for an epoch when the last drawing cost more than
-    ``max_overhead`` of the training time since it, so the plot never slows training
-    by more than that; the final state is always drawn when training ends.
+    In a notebook one output shows the curves, replaced in place after every epoch by
+    a small hand-drawn SVG (under a millisecond to draw, so it costs nothing next to
+    an epoch); when training ends it becomes the full figure of ``History.plot``.
+    With ``path``, that figure's PNG is also rewritten (outside a notebook, only
+    that): after an epoch only when the last write cost at most ``max_overhead`` of
+    the training time since it, so the file never slows training by more than that,
+    and always when training ends.
 
     Parameters
     ----------
-    path : PNG file rewritten after each drawing (optional in a notebook).
-    max_overhead : the largest fraction of training time spent drawing.
+    path : PNG file kept current (optional in a notebook).
+    max_overhead : the largest fraction of training time spent writing the PNG.
     """
 
     def __init__(
@@ -192,7 +194,7 @@ class LivePlot(Callback):
         self.path = path
         self.max_overhead = max_overhead
         self.figure: Any = None
-        self.draws = 0
+        self.writes = 0
 
     def on_train_begin(self) -> None:
         from .jupyter import LiveOutput, in_notebook
@@ -205,27 +207,35 @@ class LivePlot(Callback):
                 "(LivePlot('curves.png'))"
             )
         self.history = History()
-        self._drawn_at = time.perf_counter()
-        self._draw_cost = 0.0
-        self._pending = False
+        self._written_at = time.perf_counter()
+        self._write_cost = 0.0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        from .jupyter import curves_svg
+
         self.history.append(epoch, logs)
-        self._pending = True
-        since = time.perf_counter() - self._drawn_at
-        if self._draw_cost <= self.max_overhead * since:
-            self._draw()
+        if self.output is not None:
+            self.output.show(
+                {
+                    "image/svg+xml": curves_svg(self.history.history),
+                    "text/plain": f"learning curves, epoch {epoch + 1}",
+                }
+            )
+        since = time.perf_counter() - self._written_at
+        if self.path is not None and self._write_cost <= self.max_overhead * since:
+            self._write()
 
     def on_train_end(self) -> None:
-        if self._pending:
-            self._draw()
-
-    def _draw(self) -> None:
-        started = time.perf_counter()
-        self.figure = self.history.plot(self.path)
+        if not self.history.epoch:
+            return
+        self.figure = self._write() if self.path is not None else self.history.plot()
         if self.output is not None:
             self.output.show(self.figure)
-        self._drawn_at = time.perf_counter()
-        self._draw_cost = self._drawn_at - started
-        self._pending = False
-        self.draws += 1
+
+    def _write(self) -> Any:
+        started = time.perf_counter()
+        figure = self.history.plot(self.path)
+        self._written_at = time.perf_counter()
+        self._write_cost = self._written_at - started
+        self.writes += 1
+        return figure
