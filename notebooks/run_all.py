@@ -31,7 +31,7 @@ NOTEBOOKS = [
 QUICK: dict[str, dict[str, Any]] = {
     "mnist_end_to_end.ipynb": {"TRAIN_LIMIT": 1200, "TEST_LIMIT": 500, "EPOCHS": 1},
     "backprop_from_scratch.ipynb": {"TRAIN_LIMIT": 512, "TEST_LIMIT": 500, "EPOCHS": 1},
-    "tinynet_vs_keras.ipynb": {"TRAIN_LIMIT": 512, "TEST_LIMIT": 1000, "EPOCHS": 1},
+    "tinynet_vs_keras.ipynb": {"TRAIN_LIMIT": 512, "TEST_LIMIT": 1000, "REPEATS": 1},
 }
 NEEDS_KERAS = {"tinynet_vs_keras.ipynb"}
 
