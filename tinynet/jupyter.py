@@ -1,4 +1,5 @@
-"""How tinynet shows itself in Jupyter: outputs updated in place, HTML summaries.
+"""How tinynet shows itself in Jupyter: outputs updated in place, HTML summaries and
+live learning curves.
 
 IPython is never imported here unless it is already running the code, so scripts and
 the test suite do not need it installed.
