@@ -34,7 +34,7 @@ def test_notebook_runs_top_to_bottom(name, real_mnist_dir):
     env = {**os.environ, "TINYNET_DATA": str(real_mnist_dir.parent)}
     nb = run_all.execute(NOTEBOOKS / name, run_all.QUICK[name], timeout=300, env=env)
     figures = [out for out in outputs(nb) if "image/png" in out.get("data", {})]
-    assert len(figures) >= 2
+    assert figures  # every notebook draws
     for out in outputs(nb):
         if out.get("name") == "stderr":
             continue  # TensorFlow's import notices are not ours
