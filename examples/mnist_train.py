@@ -169,18 +169,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
         wrong = np.flatnonzero(y_pred != y_test)
-        written = [
-            plots.plot_history(history.history, args.plots / "learning_curves.png"),
-            plots.plot_confusion_matrix(cm, args.plots / "confusion_matrix.png"),
-            plots.plot_misclassified(
-                x_test[wrong].reshape(-1, 28, 28),
-                y_test[wrong],
-                y_pred[wrong],
-                args.plots / "misclassified.png",
-                probabilities=probs[wrong],
-            ),
-        ]
-        print("\nplots: " + ", ".join(str(p) for p in written))
+        curves, matrix, mistakes = (
+            args.plots / name
+            for name in (
+                "learning_curves.png",
+                "confusion_matrix.png",
+                "misclassified.png",
+            )
+        )
+        history.plot(curves)
+        plots.plot_confusion_matrix(cm, matrix)
+        plots.plot_misclassified(
+            x_test[wrong].reshape(-1, 28, 28),
+            y_test[wrong],
+            y_pred[wrong],
+            mistakes,
+            probabilities=probs[wrong],
+        )
+        print(f"\nplots: {curves}, {matrix}, {mistakes}")
 
     if args.out:
         command = "python examples/mnist_train.py " + shlex.join(

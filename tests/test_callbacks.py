@@ -1,11 +1,16 @@
-"""EarlyStopping, ModelCheckpoint and LearningRateScheduler."""
+"""EarlyStopping, ModelCheckpoint, LearningRateScheduler and LivePlot."""
 
 import numpy as np
 import pytest
 from model_helpers import mlp, spirals
 
 import tinynet
-from tinynet.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint
+from tinynet.callbacks import (
+    EarlyStopping,
+    LearningRateScheduler,
+    LivePlot,
+    ModelCheckpoint,
+)
 
 
 class FakeModel:
@@ -143,3 +148,36 @@ def test_learning_rate_scheduler_sets_the_rate_each_epoch():
     np.testing.assert_allclose(history["lr"], [0.1, 0.05, 0.1 / 3])
     with pytest.raises(TypeError):
         LearningRateScheduler(0.1)
+
+
+def test_live_plot_writes_the_history_to_its_file(tmp_path):
+    x, y = spirals(20)
+    model = mlp()
+    model.compile(metrics=["accuracy"])
+    live = LivePlot(tmp_path / "curves.png", max_overhead=1e-9)
+    history = model.fit(
+        x,
+        y,
+        epochs=4,
+        batch_size=8,
+        validation_data=(x, y),
+        verbose=0,
+        callbacks=[live],
+    )
+    # The first epoch writes; with a budget of ~0 the next ones wait for the end.
+    assert live.writes == 2
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    loss_axes, acc_axes = live.figure.axes
+    plotted = {line.get_label().split(" ")[0] for line in loss_axes.get_lines()}
+    assert {"loss", "val_loss"} <= plotted
+    assert acc_axes.get_lines()[-1].get_ydata().tolist() == history["val_accuracy"]
+
+
+def test_live_plot_outside_a_notebook_needs_a_path():
+    x, y = spirals(20)
+    model = mlp()
+    model.compile()
+    with pytest.raises(ValueError, match="give it a path"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[LivePlot()])
+    with pytest.raises(ValueError, match="max_overhead"):
+        LivePlot("c.png", max_overhead=0)

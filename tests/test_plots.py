@@ -1,19 +1,25 @@
-"""Plots: every function writes a real, sensibly sized PNG; bad input raises."""
+"""Plots: every function returns a Figure a notebook shows inline and, given a path,
+writes a real, sensibly sized PNG; bad input raises."""
+
+import io
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from tinynet import plots
+from tinynet import History, plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def check_png(path, min_wh=(250, 150), max_wh=(3000, 3000)):
+def check_png(fig, path, min_wh=(250, 150), max_wh=(3000, 3000)):
+    assert isinstance(fig, plots.InlineFigure)
     assert path.read_bytes()[:8] == PNG_MAGIC
     img = imread(path)
     h, w = img.shape[:2]
+    shown = imread(io.BytesIO(fig._repr_png_()))  # what a notebook shows
+    assert shown.shape == img.shape
     assert min_wh[0] <= w <= max_wh[0] and min_wh[1] <= h <= max_wh[1], (w, h)
     assert img[..., :3].std() > 0.02  # something was drawn
     leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".")]
@@ -39,9 +45,8 @@ HISTORY = {
 
 
 def test_history(tmp_path):
-    out = plots.plot_history(HISTORY, tmp_path / "h.png")
-    assert out == tmp_path / "h.png"
-    img = check_png(out)
+    path = tmp_path / "h.png"
+    img = check_png(plots.plot_history(HISTORY, path), path)
     assert img.shape[1] > 1.8 * img.shape[0]  # two panels side by side
 
 
@@ -49,8 +54,8 @@ def test_history_object_loss_only_and_nested_folder(tmp_path):
     class History:
         history = {"loss": [1.0, 0.5]}
 
-    out = plots.plot_history(History(), tmp_path / "new" / "dir" / "h.png")
-    img = check_png(out)
+    path = tmp_path / "new" / "dir" / "h.png"
+    img = check_png(plots.plot_history(History(), path), path)
     assert img.shape[1] < 1.6 * img.shape[0]  # one panel only
 
 
@@ -73,13 +78,11 @@ def test_existing_file_survives_a_failed_write(tmp_path, monkeypatch):
 def test_confusion_matrix(tmp_path):
     rng = np.random.default_rng(0)
     cm = rng.integers(0, 20, (10, 10)) + np.diag(rng.integers(800, 1100, 10))
-    check_png(plots.plot_confusion_matrix(cm, tmp_path / "cm.png"), min_wh=(400, 400))
+    path = tmp_path / "cm.png"
+    check_png(plots.plot_confusion_matrix(cm, path), path, min_wh=(400, 400))
     labels = ["cat", "dog", "bird"]
-    check_png(
-        plots.plot_confusion_matrix(
-            np.eye(3, dtype=int) * 5, tmp_path / "c3.png", labels
-        )
-    )
+    path = tmp_path / "c3.png"
+    check_png(plots.plot_confusion_matrix(np.eye(3, dtype=int) * 5, path, labels), path)
 
 
 def test_misclassified(tmp_path):
@@ -89,17 +92,17 @@ def test_misclassified(tmp_path):
     pred[::3] = (pred[::3] + 1) % 10  # 17 mistakes
     probs = np.full((50, 10), 0.05)
     probs[np.arange(50), pred] = 0.55
-    out = plots.plot_misclassified(x, y, pred, tmp_path / "m.png", probabilities=probs)
-    check_png(out, min_wh=(400, 300))
-    few = plots.plot_misclassified(
-        x / 255.0, y, pred, tmp_path / "m4.png", max_images=4
-    )
-    check_png(few)
+    path = tmp_path / "m.png"
+    out = plots.plot_misclassified(x, y, pred, path, probabilities=probs)
+    check_png(out, path, min_wh=(400, 300))
+    path = tmp_path / "m4.png"
+    check_png(plots.plot_misclassified(x / 255.0, y, pred, path, max_images=4), path)
 
 
 def test_misclassified_none_wrong(tmp_path):
     x = fake_digits(3)
-    check_png(plots.plot_misclassified(x, [1, 2, 3], [1, 2, 3], tmp_path / "n.png"))
+    path = tmp_path / "n.png"
+    check_png(plots.plot_misclassified(x, [1, 2, 3], [1, 2, 3], path), path)
 
 
 @pytest.mark.parametrize("k", [1, 4])
@@ -109,17 +112,17 @@ def test_prediction(tmp_path, k):
     inputs = fake_digits(k).astype(np.float32) / 255.0
     probs = rng.dirichlet(np.ones(10), size=k)
     model_input = inputs[0] if k == 1 else list(inputs)
-    out = plots.plot_prediction(original, model_input, probs, tmp_path / f"p{k}.png")
-    check_png(out, min_wh=(500, 250))
+    path = tmp_path / f"p{k}.png"
+    out = plots.plot_prediction(original, model_input, probs, path)
+    check_png(out, path, min_wh=(500, 250))
 
 
 def test_prediction_grey_original_and_digit_names(tmp_path):
     x = fake_digits(2)
     probs = np.full((2, 10), 0.1)
-    out = plots.plot_prediction(
-        x[0], x[..., None], probs, tmp_path / "g.png", digits=["?", "?"]
-    )
-    check_png(out)
+    path = tmp_path / "g.png"
+    out = plots.plot_prediction(x[0], x[..., None], probs, path, digits=["?", "?"])
+    check_png(out, path)
 
 
 @pytest.mark.parametrize(
@@ -204,3 +207,23 @@ def test_bad_inputs_raise(tmp_path, call, err, pattern):
     with pytest.raises(err, match=pattern):
         call(path)
     assert not path.exists()
+
+
+def test_without_a_path_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fig = plots.plot_history(HISTORY)
+    assert fig._repr_png_()[:8] == PNG_MAGIC
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_history_plots_itself(tmp_path):
+    history = History()
+    for epoch, (loss, acc) in enumerate([(0.9, 0.6), (0.4, 0.8), (0.3, 0.9)]):
+        history.append(epoch, {"loss": loss, "accuracy": acc, "lr": 0.01})
+    path = tmp_path / "h.png"
+    fig = history.plot(path)
+    check_png(fig, path)
+    lines = [ax.get_lines()[-1].get_ydata().tolist() for ax in fig.axes]
+    assert lines == [history["loss"], history["accuracy"]]
+    with pytest.raises(ValueError, match="no epoch has finished"):
+        History().plot()

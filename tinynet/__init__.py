@@ -19,7 +19,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 from . import callbacks, gradcheck, initializers, layers, losses, optimizers  # noqa: E402
-from .callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint  # noqa: E402
+from .callbacks import (  # noqa: E402
+    EarlyStopping,
+    LearningRateScheduler,
+    LivePlot,
+    ModelCheckpoint,
+)
 from .layers import (  # noqa: E402
     AvgPool2D,
     BatchNorm,
@@ -71,6 +76,7 @@ __all__ = [
     "History",
     "LeakyReLU",
     "LearningRateScheduler",
+    "LivePlot",
     "MaxPool2D",
     "ModelCheckpoint",
     "ReLU",

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,3 +167,75 @@ class LearningRateScheduler(Callback):
                 f"schedule returned an invalid learning rate {lr} at epoch {epoch}"
             )
         self.model.optimizer.learning_rate = lr
+
+
+class LivePlot(Callback):
+    """Loss and metrics per epoch, training and validation, in one figure kept current.
+
+    In a notebook one output shows the curves, replaced in place after every epoch by
+    a small hand-drawn SVG (under a millisecond to draw, so it costs nothing next to
+    an epoch); when training ends it becomes the full figure of ``History.plot``.
+    With ``path``, that figure's PNG is also rewritten (outside a notebook, only
+    that): after an epoch only when the last write cost at most ``max_overhead`` of
+    the training time since it, so the file never slows training by more than that,
+    and always when training ends.
+
+    Parameters
+    ----------
+    path : PNG file kept current (optional in a notebook).
+    max_overhead : the largest fraction of training time spent writing the PNG.
+    """
+
+    def __init__(
+        self, path: str | Path | None = None, *, max_overhead: float = 0.02
+    ) -> None:
+        if not 0 < max_overhead <= 1:
+            raise ValueError(f"max_overhead must be in (0, 1], got {max_overhead}")
+        self.path = path
+        self.max_overhead = max_overhead
+        self.figure: Any = None
+        self.writes = 0
+
+    def on_train_begin(self) -> None:
+        from .jupyter import LiveOutput, in_notebook
+        from .training import History
+
+        self.output = LiveOutput() if in_notebook() else None
+        if self.output is None and self.path is None:
+            raise ValueError(
+                "LivePlot: not running in a notebook, so give it a path to draw to "
+                "(LivePlot('curves.png'))"
+            )
+        self.history = History()
+        self._written_at = time.perf_counter()
+        self._write_cost = 0.0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        from .jupyter import curves_svg
+
+        self.history.append(epoch, logs)
+        if self.output is not None:
+            self.output.show(
+                {
+                    "image/svg+xml": curves_svg(self.history.history),
+                    "text/plain": f"learning curves, epoch {epoch + 1}",
+                }
+            )
+        since = time.perf_counter() - self._written_at
+        if self.path is not None and self._write_cost <= self.max_overhead * since:
+            self._write()
+
+    def on_train_end(self) -> None:
+        if not self.history.epoch:
+            return
+        self.figure = self._write() if self.path is not None else self.history.plot()
+        if self.output is not None:
+            self.output.show(self.figure)
+
+    def _write(self) -> Any:
+        started = time.perf_counter()
+        figure = self.history.plot(self.path)
+        self._written_at = time.perf_counter()
+        self._write_cost = self._written_at - started
+        self.writes += 1
+        return figure

@@ -345,5 +345,11 @@ class Sequential:
 
         load_weights(self, path)
 
+    def _repr_html_(self) -> str:
+        """The summary table, for Jupyter."""
+        from .jupyter import summary_html
+
+        return summary_html(self)
+
     def __repr__(self) -> str:
         return f"Sequential({len(self.layers)} layers, input_shape={self.input_shape})"

@@ -1,16 +1,18 @@
-"""Figures for training and prediction, written as PNG files.
+"""Figures for training and prediction: shown inline in a notebook, or PNG files.
 
 Matplotlib is used through ``Figure`` and the Agg canvas directly, never
 ``pyplot``: no display is needed, no global backend is switched under the
 caller's feet, and figures are freed when they go out of scope. Every function
-writes its PNG atomically (temporary file in the same folder, then
-``os.replace``) and returns the path.
+returns an ``InlineFigure``, which Jupyter shows as a PNG; given a ``path``, it
+also writes that PNG atomically (temporary file in the same folder, then
+``os.replace``).
 
 Images are MNIST-style (white ink on black) and are shown that way.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -23,16 +25,32 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 __all__ = [
+    "InlineFigure",
     "plot_confusion_matrix",
     "plot_history",
     "plot_misclassified",
     "plot_prediction",
 ]
 
+PathLike = str | os.PathLike[str] | None
 _TRAIN, _VAL, _HIGHLIGHT = "#1f77b4", "#d62728", "#2ca02c"
+_DPI = 100
 
 
-def _save(fig: Figure, path: str | os.PathLike[str], where: str) -> Path:
+class InlineFigure(Figure):
+    """A matplotlib Figure that Jupyter displays inline, with no pyplot involved."""
+
+    def _repr_png_(self) -> bytes:
+        FigureCanvasAgg(self)
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=_DPI)
+        return buffer.getvalue()
+
+
+def _save(fig: InlineFigure, path: PathLike, where: str) -> InlineFigure:
+    """Write ``fig`` to ``path`` (a PNG) when one is given; return ``fig``."""
+    if path is None:
+        return fig
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{where}: path must end in .png, got {str(path)!r}")
@@ -42,12 +60,12 @@ def _save(fig: Figure, path: str | os.PathLike[str], where: str) -> Path:
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
         with open(tmp, "xb") as f:
-            fig.savefig(f, format="png", dpi=100)
+            fig.savefig(f, format="png", dpi=_DPI)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+    return fig
 
 
 def _images(x: Any, name: str, where: str) -> np.ndarray:
@@ -71,7 +89,9 @@ def _grey_range(x: np.ndarray) -> tuple[float, float]:
 # ----------------------------------------------------------------- history
 
 
-def plot_history(history: Mapping[str, Sequence[float]] | Any, path) -> Path:
+def plot_history(
+    history: Mapping[str, Sequence[float]] | Any, path: PathLike = None
+) -> InlineFigure:
     """Loss and accuracy per epoch, training against validation.
 
     Parameters
@@ -81,7 +101,7 @@ def plot_history(history: Mapping[str, Sequence[float]] | Any, path) -> Path:
         "val_accuracy"}``. Keys ending in ``loss`` go to the left panel, keys
         ending in ``accuracy``/``acc`` to the right; ``val_`` keys are dashed
         and their best epoch is marked.
-    path : where to write the PNG.
+    path : where to also write the PNG (optional).
     """
     where = "plot_history"
     history = getattr(history, "history", history)
@@ -106,7 +126,7 @@ def plot_history(history: Mapping[str, Sequence[float]] | Any, path) -> Path:
             f"{where}: no key ending in 'loss' or 'accuracy' in {sorted(series)}"
         )
     panels = [(p, t) for p, t in ((loss, "Loss"), (acc, "Accuracy")) if p]
-    fig = Figure(figsize=(5.2 * len(panels), 4.0), layout="constrained")
+    fig = InlineFigure(figsize=(5.2 * len(panels), 4.0), layout="constrained")
     for i, (group, title) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         for key, values in sorted(
@@ -147,7 +167,9 @@ def plot_history(history: Mapping[str, Sequence[float]] | Any, path) -> Path:
 # -------------------------------------------------------- confusion matrix
 
 
-def plot_confusion_matrix(cm: Any, path, labels: Sequence[Any] | None = None) -> Path:
+def plot_confusion_matrix(
+    cm: Any, path: PathLike = None, labels: Sequence[Any] | None = None
+) -> InlineFigure:
     """Heat map of a confusion matrix with the count in every cell.
 
     Correct predictions (the diagonal) are shaded blue by recall; mistakes are
@@ -157,7 +179,7 @@ def plot_confusion_matrix(cm: Any, path, labels: Sequence[Any] | None = None) ->
     Parameters
     ----------
     cm : (C, C) integer counts, rows = true class, columns = predicted.
-    path : where to write the PNG.
+    path : where to also write the PNG (optional).
     labels : C display names (default ``0..C-1``).
     """
     where = "plot_confusion_matrix"
@@ -187,7 +209,7 @@ def plot_confusion_matrix(cm: Any, path, labels: Sequence[Any] | None = None) ->
         reds(0.85 * off_norm(off)),
     )
     size = max(4.5, 0.55 * c + 1.5)
-    fig = Figure(figsize=(size + 0.8, size), layout="constrained")
+    fig = InlineFigure(figsize=(size + 0.8, size), layout="constrained")
     ax = fig.add_subplot()
     ax.imshow(rgba, interpolation="nearest")
     fontsize = 9 if c <= 12 else 7
@@ -228,10 +250,10 @@ def plot_misclassified(
     images: Any,
     y_true: Any,
     y_pred: Any,
-    path,
+    path: PathLike = None,
     max_images: int = 36,
     probabilities: Any = None,
-) -> Path:
+) -> InlineFigure:
     """Grid of the images whose prediction is wrong, titled ``true -> pred``.
 
     Parameters
@@ -239,6 +261,7 @@ def plot_misclassified(
     images : (N, H, W) or (N, H, W, 1); uint8 0-255 or float 0-1.
     y_true, y_pred : (N,) int labels. Only samples with ``y_true != y_pred``
         are drawn, so the whole test set may be passed.
+    path : where to also write the PNG (optional).
     max_images : at most this many are drawn.
     probabilities : optional (N, C) predicted probabilities; then the most
         confident mistakes come first and each title shows the confidence.
@@ -272,7 +295,7 @@ def plot_misclassified(
     n = len(wrong)
     cols = int(min(max(n, 1), 9, np.ceil(np.sqrt(max(n, 1)) * 1.3)))
     grid_rows = max(1, int(np.ceil(n / cols)))
-    fig = Figure(
+    fig = InlineFigure(
         figsize=(max(4.0, 1.35 * cols + 0.3), 1.55 * grid_rows + 0.6),
         layout="constrained",
     )
@@ -301,9 +324,9 @@ def plot_prediction(
     original_image: Any,
     model_input: Any,
     probabilities: Any,
-    path,
+    path: PathLike = None,
     digits: Sequence[Any] | None = None,
-) -> Path:
+) -> InlineFigure:
     """The original picture, each 28x28 input the network saw, and its scores.
 
     Parameters
@@ -312,6 +335,7 @@ def plot_prediction(
     model_input : one (28, 28) input, or a list / array (k, 28, 28[, 1]) of the
         k digits read from the picture, left to right.
     probabilities : (10,) or (k, 10) class probabilities per input.
+    path : where to also write the PNG (optional).
     digits : k names shown above each input (default: the argmax class).
     """
     where = "plot_prediction"
@@ -343,7 +367,7 @@ def plot_prediction(
         raise ValueError(f"{where}: expected {k} digits, got {len(names)}")
     c = probs.shape[1]
     if k == 1:
-        fig = Figure(figsize=(10, 3.4), layout="constrained")
+        fig = InlineFigure(figsize=(10, 3.4), layout="constrained")
         gs = fig.add_gridspec(1, 3, width_ratios=[1.3, 1, 1.6])
         ax_orig = fig.add_subplot(gs[0, 0])
         input_axes, bar_axes = [fig.add_subplot(gs[0, 1])], [fig.add_subplot(gs[0, 2])]
@@ -352,7 +376,7 @@ def plot_prediction(
         top_h = float(np.clip(k * orig.shape[0] / orig.shape[1], 0.6, 2.5))
         width = max(6.0, 1.7 * k)
         height = (top_h + 2.2) * width / k + 0.6
-        fig = Figure(figsize=(width, height), layout="constrained")
+        fig = InlineFigure(figsize=(width, height), layout="constrained")
         gs = fig.add_gridspec(3, k, height_ratios=[top_h, 1, 1])
         ax_orig = fig.add_subplot(gs[0, :])
         input_axes = [fig.add_subplot(gs[1, j]) for j in range(k)]

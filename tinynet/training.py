@@ -1,4 +1,4 @@
-"""The training loop: batching, shuffling, validation, History and the progress bar.
+"""The training loop: batching, shuffling, validation and History.
 
 Kept out of ``model.py`` so the model stays a description of the computation and this
 module a description of the procedure (Keras keeps the same split in its trainers).
@@ -7,15 +7,20 @@ module a description of the procedure (Keras keeps the same split in its trainer
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .callbacks import Callback
 from .losses import SoftmaxCrossEntropy
+from .progress import ProgressBar, progress_view
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -41,6 +46,17 @@ class History:
 
     def __getitem__(self, key: str) -> list[float]:
         return self.history[key]
+
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
+        """Loss and accuracy per epoch (see ``tinynet.plots.plot_history``).
+
+        Returns the Figure, which a notebook shows inline; ``path`` also writes a PNG.
+        """
+        if not self.epoch:
+            raise ValueError("History.plot: no epoch has finished yet, nothing to plot")
+        from .plots import plot_history  # matplotlib only when plotting
+
+        return plot_history(self, path)
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
@@ -150,50 +166,6 @@ def split_validation(
     return (x[train], y[train]), (x[val], y[val])
 
 
-# ------------------------------------------------------------------ progress
-class ProgressBar:
-    """One line per epoch: ``3/12 [=====> ] 234/469 loss 0.1234 accuracy 0.97 ETA 4s``.
-
-    Redraws in place on a terminal; elsewhere (logs, CI) prints only the final line.
-    """
-
-    def __init__(self, total: int, prefix: str, stream: TextIO | None = None) -> None:
-        self.total, self.prefix = total, prefix
-        self.stream = stream or sys.stdout
-        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.perf_counter()
-        self._last_draw = 0.0
-
-    def update(self, done: int, logs: dict[str, float]) -> None:
-        now = time.perf_counter()
-        if not self.live or (now - self._last_draw < 0.1 and done < self.total):
-            return
-        self._last_draw = now
-        elapsed = now - self.start
-        eta = elapsed / done * (self.total - done) if done else 0.0
-        width = 24
-        filled = int(width * done / self.total)
-        bar = (
-            "=" * max(filled - 1, 0)
-            + (">" if filled < width else "=")
-            + " " * (width - filled)
-        )
-        self.stream.write(
-            f"\r{self.prefix} [{bar}] {done}/{self.total} {_fmt(logs)} ETA {eta:.0f}s  "
-        )
-        self.stream.flush()
-
-    def finish(self, logs: dict[str, float]) -> None:
-        elapsed = time.perf_counter() - self.start
-        line = f"{self.prefix} {self.total}/{self.total} {elapsed:.1f}s {_fmt(logs)}"
-        self.stream.write(("\r" if self.live else "") + line + " " * 8 + "\n")
-        self.stream.flush()
-
-
-def _fmt(logs: dict[str, float]) -> str:
-    return " ".join(f"{k} {v:.4f}" for k, v in logs.items() if k not in ("lr", "time"))
-
-
 # ---------------------------------------------------------------------- loop
 def fit(
     model: Any,
@@ -221,7 +193,8 @@ def fit(
     seed : seeds the Generator that drives shuffling, dropout and augmentation; None
         continues the model's own Generator (itself seeded by ``Sequential(seed=...)``).
     augment : ``augment(x_batch, rng) -> x_batch`` applied to each training batch.
-    verbose : 0 silent, 1 progress bar per epoch.
+    verbose : 0 silent, 1 progress bar per epoch: redrawn in place in a terminal or a
+        notebook (one output for the whole fit), one line per epoch in a log file.
     """
     if model.optimizer is None or model.loss is None:
         raise RuntimeError("call model.compile(optimizer=..., loss=...) before fit()")
@@ -261,6 +234,7 @@ def fit(
         cb.on_train_begin()
 
     steps = math.ceil(len(x) / batch_size)
+    view = progress_view() if verbose else None
     try:
         for epoch in range(epochs):
             model.optimizer.set_epoch(epoch)
@@ -268,7 +242,11 @@ def fit(
                 cb.on_epoch_begin(epoch)
             started = time.perf_counter()
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            bar = ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}") if verbose else None
+            bar = (
+                ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}", view=view)
+                if view is not None
+                else None
+            )
             loss_sum, hits, seen = 0.0, 0, 0
             for step in range(steps):
                 idx = order[step * batch_size : (step + 1) * batch_size]
