@@ -1,16 +1,21 @@
-"""Read a file that a stranger may have handed us: only a regular file, only so big.
+"""Open or read a file that a stranger may have named: only a regular file, only so big.
 
 A path can name a FIFO (reading it waits forever for a writer), a device
 (``/dev/zero`` never ends), a directory or a symlink to any of them.
-:func:`read_regular_file` refuses all of these from their ``stat`` before opening,
+:func:`open_regular_file` refuses all of these from their ``stat`` before opening,
 opens without blocking and checks again on the open descriptor (the path may have
-been swapped in between), and never reads more than the cap.
+been swapped in between); it returns the open file, for readers that take only the
+parts they need (a zip's directory, then its members). :func:`read_regular_file`
+reads the whole file through it and never reads more than the cap.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from typing import BinaryIO
+
+__all__ = ["open_regular_file", "read_regular_file"]
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -48,23 +53,41 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int, what: str) -> byt
         permission denied or another OS error. One line naming the path.
     """
     name = os.fspath(path)
+    with open_regular_file(name, max_bytes, what) as f:
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise ValueError(f"{name}: cannot read the file ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise ValueError(_too_big(name, max_bytes, what))
+    return data
+
+
+def open_regular_file(path: str | os.PathLike, max_bytes: int, what: str) -> BinaryIO:
+    """Open a regular file of at most ``max_bytes`` bytes for binary reading.
+
+    Parameters and errors as :func:`read_regular_file`; the size is checked from
+    ``stat`` when opening, so a reader must still bound what it reads.
+    """
+    name = os.fspath(path)
     try:
         _check_regular(os.stat(name), name, max_bytes, what)
         # O_NONBLOCK: should the path have become a FIFO since the stat, open returns
         # at once instead of waiting for a writer; fstat below then refuses it.
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        with os.fdopen(fd, "rb") as f:
-            _check_regular(os.fstat(f.fileno()), name, max_bytes, what)
-            data = f.read(max_bytes + 1)
+        try:
+            _check_regular(os.fstat(fd), name, max_bytes, what)
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
     except FileNotFoundError:
         raise FileNotFoundError(f"{name}: no such file") from None
     except PermissionError:
         raise ValueError(f"{name}: permission denied") from None
     except OSError as exc:
         raise ValueError(f"{name}: cannot read the file ({exc.strerror})") from None
-    if len(data) > max_bytes:
-        raise ValueError(_too_big(name, max_bytes, what))
-    return data
 
 
 def _check_regular(st: os.stat_result, name: str, max_bytes: int, what: str) -> None:

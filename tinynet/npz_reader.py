@@ -4,7 +4,7 @@
 can list millions of entries, and a ``.npy`` header can declare any shape. Here
 every cost is known, and capped, before it is paid:
 
-1. the file is a regular file under a size cap (``regular_file``);
+1. the file is a regular file under a size cap (:mod:`tinynet.files`);
 2. the zip's end record gives the size of its directory, capped before the
    directory is parsed;
 3. each member is a stored or deflated ``.npy`` that inflates at most
@@ -34,7 +34,7 @@ from typing import IO, NoReturn
 
 import numpy as np
 
-from .regular_file import open_regular_file
+from .files import open_regular_file
 
 __all__ = ["ArrayHeader", "CheckedNpz"]
 
