@@ -74,8 +74,9 @@ def bench_conv(
     import numpy as np
 
     from tinynet import Sequential
-    from tinynet.kernels import batch_split, reference
+    from tinynet.kernels import reference
     from tinynet.layers import Conv2D, MaxPool2D
+    from tinynet.threads import single_threaded_blas
 
     rng = np.random.default_rng(0)
     layer = Conv2D(filters, 3, activation="relu")
@@ -88,7 +89,7 @@ def bench_conv(
     dout = rng.standard_normal((BATCH, ho, wo, filters), dtype=np.float32)
     dpool = rng.standard_normal((BATCH, ho // 2, wo // 2, filters), dtype=np.float32)
     # As inside a model: the layers split the batch, the BLAS runs single-threaded.
-    with batch_split.single_threaded_blas():
+    with single_threaded_blas():
         fwd = time_call(lambda: layer.forward(x, training=True), repeat=repeat)
         layer.forward(x, training=True)
         bwd = time_call(lambda: layer.backward(dout), repeat=repeat)

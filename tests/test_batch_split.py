@@ -68,13 +68,6 @@ def test_a_failing_share_propagates_after_every_share_finished(two_threads):
     assert batch_split.run(lambda s, e: e - s, 10) == [5, 5]  # still usable
 
 
-def test_single_threaded_blas_restores_the_setting():
-    before = blas_threads()
-    with batch_split.single_threaded_blas():
-        assert set(blas_threads()) == {1}
-    assert blas_threads() == before
-
-
 def test_winograd_results_do_not_depend_on_the_thread_count(two_threads):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((11, 9, 9, 8)).astype(np.float32)

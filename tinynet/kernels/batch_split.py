@@ -17,29 +17,33 @@ plan's ConvPool step).
 
 The BLAS is limited to one thread while the shares run (each matmul then runs on the
 thread that called it), and restored afterwards. A plan with steps that split the
-batch runs its whole step so (``tinynet.plan``, :func:`single_threaded_blas`); a
-model without any (an MLP) keeps every BLAS thread for its Dense layers. The split is
-fixed by the batch size and the thread count, so results are reproducible for a
-given thread count.
+batch runs its whole step so (``tinynet.plan``, with
+:func:`tinynet.threads.single_threaded_blas`): OpenBLAS's threads spin for up to
+~0.1 s after a multi-threaded call, so even one small multi-threaded matmul between
+two splits (the convnet's Dense layer) left a spinning thread on the core the split
+needed (classic convnet, 2 threads: 35.7 -> 19.6 ms per training step, median of
+60). A model without such steps (an MLP) keeps every BLAS thread for its Dense
+layers. The split is fixed by the batch size and the thread count, so results are
+reproducible for a given thread count.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numba
+
+from ..threads import single_threaded_blas
 
 T = TypeVar("T")
 
 _LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
-_BLAS: list[Any] | None = None  # threadpoolctl's BLAS controllers, found once
 
 
 def _forget_pool_in_child() -> None:
@@ -65,38 +69,6 @@ def shares(n: int, parts: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, n))
     bounds = [n * i // parts for i in range(parts + 1)]
     return [(bounds[i], bounds[i + 1]) for i in range(parts)]
-
-
-def _blas() -> list[Any]:
-    """threadpoolctl's controllers of the BLAS libraries loaded (NumPy's at least)."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController().select(user_api="blas").lib_controllers
-    return _BLAS
-
-
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Limit the BLAS to one thread inside the block (about 1 us to set and restore).
-
-    Also what a model whose layers split the batch runs under, for the whole step:
-    OpenBLAS's threads spin for up to ~0.1 s after a multi-threaded call, so even
-    one small multi-threaded matmul between two splits (the convnet's Dense layer)
-    left a spinning thread on the core the split needed. Measured on the classic
-    convnet at 2 threads: 35.7 -> 19.6 ms per training step (median of 60).
-    """
-    libs = [(lib, lib.get_num_threads()) for lib in _blas()]
-    for lib, before in libs:
-        if before != 1:
-            lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, before in libs:
-            if before != 1:
-                lib.set_num_threads(before)
 
 
 def run(work: Callable[[int, int], T], n: int) -> list[T]:

@@ -40,6 +40,7 @@ import numpy as np
 from ..kernels import batch_split
 from ..layers.base import Layer
 from ..losses import Loss
+from ..threads import single_threaded_blas
 from .conv2d import Conv2DStep
 from .conv_pool import ConvPool
 from .dense_dropout import DenseDropout
@@ -116,7 +117,7 @@ class Plan:
     def threads(self) -> contextlib.AbstractContextManager[Any]:
         """The threading every step runs under (module docstring)."""
         if self.splits_batch:
-            return batch_split.single_threaded_blas()
+            return single_threaded_blas()
         return contextlib.nullcontext()
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
