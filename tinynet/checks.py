@@ -16,10 +16,10 @@ def real_number(owner: str, name: str, value: Any) -> float:
     """``value`` as a finite float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-    return value
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{owner}: {name} must be finite, got {number!r}")
+    return number
 
 
 def count(owner: str, name: str, value: Any, minimum: int) -> int:

@@ -19,6 +19,7 @@ import numbers
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .layers.activations import Sigmoid, Softmax, log_softmax, sigmoid, softmax
 from .layers.base import Layer
@@ -40,7 +41,7 @@ def _check_pred(pred: Any, who: str, ndim: int | None = None) -> np.ndarray:
     return pred
 
 
-def _check_same_shape(pred: np.ndarray, target: Any, who: str) -> np.ndarray:
+def _check_same_shape(pred: np.ndarray, target: npt.ArrayLike, who: str) -> np.ndarray:
     target = np.asarray(target)
     if target.dtype == object or not np.issubdtype(target.dtype, np.number):
         raise TypeError(f"{who}: targets must be numeric, got dtype {target.dtype}")
@@ -108,7 +109,7 @@ class SoftmaxCrossEntropy(Loss):
                 "SoftmaxCrossEntropy: label_smoothing must be a number in [0, 1), "
                 f"got {label_smoothing!r}"
             )
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing: float = float(label_smoothing)
 
     @staticmethod
     def probabilities(logits: np.ndarray) -> np.ndarray:

@@ -68,7 +68,7 @@ class _Elementwise(Layer):
 
     def _cached(self, dout: np.ndarray) -> Any:
         cache = self._take_cache()
-        self._check_dout(dout, (dout.shape[0], *self.output_shape))
+        self._check_dout(dout, dout.shape[0])
         return cache
 
     def get_config(self) -> dict[str, Any]:
@@ -116,7 +116,7 @@ class LeakyReLU(_Elementwise):
             raise ValueError(
                 f"{self.describe()}: alpha must be a finite number >= 0, got {alpha!r}"
             )
-        self.alpha = float(alpha)
+        self.alpha: float = float(alpha)
 
     def _run(self, x: np.ndarray, training: bool) -> np.ndarray:
         slope = self._slope(x > 0, x.dtype)

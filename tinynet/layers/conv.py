@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
@@ -67,14 +67,18 @@ class Conv2D(ActivationMixin, Layer):
             or filters <= 0
         ):
             raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
-        self.filters = int(filters)
-        self.kernel_size = as_pair(kernel_size, "kernel_size", who)
-        self.strides = as_pair(strides, "strides", who)
-        self.padding = check_padding(padding, who)
-        self.use_bias = flag(who, "use_bias", use_bias)
+        self.filters: int = int(filters)
+        self.kernel_size: tuple[int, int] = as_pair(kernel_size, "kernel_size", who)
+        self.strides: tuple[int, int] = as_pair(strides, "strides", who)
+        self.padding: str = check_padding(padding, who)
+        self.use_bias: bool = flag(who, "use_bias", use_bias)
         try:
-            self.kernel_initializer = initializers.get(kernel_initializer)
-            self.bias_initializer = initializers.get(bias_initializer)
+            self.kernel_initializer: initializers.Initializer = initializers.get(
+                kernel_initializer
+            )
+            self.bias_initializer: initializers.Initializer = initializers.get(
+                bias_initializer
+            )
         except (TypeError, ValueError) as err:
             raise type(err)(f"{who}: {err}") from None
         self._init_activation(activation)
@@ -108,11 +112,15 @@ class Conv2D(ActivationMixin, Layer):
         self._store(training, ConvCache(x, cols, w))
         return self._activate(z, training)
 
+    @overload
+    def backward(self, dout: np.ndarray) -> np.ndarray: ...
+    @overload
+    def backward(self, dout: np.ndarray, *, need_dx: bool) -> np.ndarray | None: ...
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         """dout : (N, ho, wo, F) -> dx : (N, H, W, C) (None if not ``need_dx``);
         fills grads["W"], grads["b"]."""
         x, cols, w = self._take_cache()
-        self._check_dout(dout, (x.shape[0], *self.output_shape))
+        self._check_dout(dout, x.shape[0])
         dz = np.ascontiguousarray(self._activation_backward(dout), dtype=x.dtype)
         dx, dw, db = conv.conv2d_grads(
             dz, x, cols, w, self.strides, self.padding, need_dx

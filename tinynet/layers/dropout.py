@@ -40,7 +40,7 @@ class Dropout(Layer):
             raise ValueError(
                 f"{self.describe()}: rate must be a number in [0, 1), got {rate!r}"
             )
-        self.rate = float(rate)
+        self.rate: float = float(rate)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """x : (N, ...) -> y of the same shape; the cache is the mask m."""
@@ -65,7 +65,7 @@ class Dropout(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout : (N, ...) -> dx = dout * m."""
         mask: np.ndarray = self._take_cache()
-        self._check_dout(dout, mask.shape)
+        self._check_dout(dout, mask.shape[0])
         return dout * mask
 
     def get_config(self) -> dict[str, Any]:

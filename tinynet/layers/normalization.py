@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
@@ -93,9 +93,13 @@ class BatchNorm(Layer):
         y += beta
         return y.reshape(x.shape)
 
+    @overload
+    def backward(self, dout: np.ndarray) -> np.ndarray: ...
+    @overload
+    def backward(self, dout: np.ndarray, *, need_dx: bool) -> np.ndarray | None: ...
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         xh, inv_std, ones = self._take_cache()
-        self._check_dout(dout, (dout.shape[0], *self.output_shape))
+        self._check_dout(dout, dout.shape[0])
         d2 = dout.reshape(xh.shape)
         m = xh.shape[0]
         self.grads["beta"][...] = ones @ d2
@@ -140,7 +144,7 @@ class Rescaling(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         shape = self._take_cache()
-        self._check_dout(dout, shape)
+        self._check_dout(dout, shape[0])
         return dout * self.scale
 
     def get_config(self) -> dict[str, Any]:
