@@ -21,7 +21,7 @@ _KINDS = (
 )
 
 
-def read_regular_file(path: str | os.PathLike, max_bytes: int, what: str) -> bytes:
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> bytes:
     """All the bytes of a regular file of at most ``max_bytes`` bytes.
 
     Parameters

@@ -114,7 +114,7 @@ def check_layer(
         )
     x = np.ascontiguousarray(x).copy()
     g = np.random.default_rng(seed + 1).standard_normal(
-        (x.shape[0], *layer.output_shape)
+        (x.shape[0], *layer.built_shapes()[1])
     )
 
     def run(inp: np.ndarray) -> np.ndarray:

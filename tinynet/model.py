@@ -300,7 +300,7 @@ class Sequential:
             rows.append(
                 (
                     f"{layer.name} ({type(layer).__name__})",
-                    str((None, *layer.output_shape)),
+                    str((None, *layer.built_shapes()[1])),
                     f"{layer.count_params():,}",
                 )
             )

@@ -88,7 +88,7 @@ class CheckedNpz:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         max_file_bytes: int,
         max_directory_bytes: int,

@@ -25,7 +25,9 @@ _KINDS = (
 )
 
 
-def open_regular_file(path: str | os.PathLike, max_bytes: int, what: str) -> BinaryIO:
+def open_regular_file(
+    path: str | os.PathLike[str], max_bytes: int, what: str
+) -> BinaryIO:
     """Open a regular file of at most ``max_bytes`` bytes for binary reading.
 
     Parameters

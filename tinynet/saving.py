@@ -55,7 +55,9 @@ MAX_INFLATION = 20  # tinynet writes stored members; weights deflate less than 2
 _MAX_SLOTS = 3  # optimizer arrays per parameter (centred RMSprop with momentum: 3)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]
+) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over
     ``path``. On any error the temporary file is removed and ``path`` is untouched.
 
@@ -127,7 +129,9 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _check_finite(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+def _check_finite(
+    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]
+) -> None:
     """Refuse to write weights no one can use, so a diverged run never replaces a
     good file."""
     for key, value in arrays.items():
@@ -139,7 +143,7 @@ def _check_finite(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> 
 
 
 def _write_npz(
-    path: str | os.PathLike, config: dict, arrays: dict[str, np.ndarray]
+    path: str | os.PathLike[str], config: dict, arrays: dict[str, np.ndarray]
 ) -> None:
     _check_finite(path, arrays)
     entries = {CONFIG_KEY: np.array(json.dumps(config)), **arrays}
@@ -157,7 +161,7 @@ def _model_config(model: Any) -> dict[str, Any]:
 
 def save_model(
     model: Any,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
     include_optimizer: bool = False,
     metadata: dict[str, Any] | None = None,
@@ -200,7 +204,7 @@ def save_model(
     _write_npz(path, config, arrays)
 
 
-def save_weights(model: Any, path: str | os.PathLike) -> None:
+def save_weights(model: Any, path: str | os.PathLike[str]) -> None:
     """Write only the parameters and buffers, plus the architecture to check against."""
     config = {
         "format": WEIGHTS_FORMAT,
@@ -345,7 +349,7 @@ def _assign(path: Path, model: Any, npz: CheckedNpz) -> None:
     copy_checked(targets, arrays, source=str(path), same_dtype=True)
 
 
-def load_model(path: str | os.PathLike) -> Any:
+def load_model(path: str | os.PathLike[str]) -> Any:
     """Rebuild a ``Sequential`` saved by ``model.save``; compiled if it was when saved.
 
     The metadata stored with it is available as ``model.metadata``. Any file that is
@@ -390,7 +394,7 @@ def load_model(path: str | os.PathLike) -> Any:
     return model
 
 
-def load_weights(model: Any, path: str | os.PathLike) -> None:
+def load_weights(model: Any, path: str | os.PathLike[str]) -> None:
     """Load weights saved by ``save_weights`` (or ``save``) into a model of the same
     architecture. The layer classes and every shape and dtype must match."""
     path = Path(path)

@@ -122,7 +122,7 @@ class Layer:
         cls = type(self).__name__
         return f"{cls} {self.name!r}" if self.name else cls
 
-    def _built_shapes(self) -> tuple[Shape, Shape]:
+    def built_shapes(self) -> tuple[Shape, Shape]:
         """``(input_shape, output_shape)``; a RuntimeError if the layer is not built."""
         if self.input_shape is None or self.output_shape is None:
             raise RuntimeError(
@@ -133,7 +133,7 @@ class Layer:
 
     def check_input(self, x: np.ndarray) -> None:
         """Raise a ValueError naming this layer unless ``x`` is (N, *input_shape)."""
-        input_shape, _ = self._built_shapes()
+        input_shape, _ = self.built_shapes()
         if not isinstance(x, np.ndarray):
             raise TypeError(
                 f"{self.describe()}: expected a numpy array, got {type(x).__name__}"
@@ -163,7 +163,7 @@ class Layer:
     def _check_dout(self, dout: np.ndarray, batch: int) -> None:
         """Raise a ValueError naming this layer unless ``dout`` is
         (batch, *output_shape)."""
-        expected = (batch, *self._built_shapes()[1])
+        expected = (batch, *self.built_shapes()[1])
         if dout.shape != expected:
             raise ValueError(
                 f"{self.describe()}: backward expected a gradient of shape {expected}, "

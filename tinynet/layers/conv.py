@@ -109,7 +109,7 @@ class Conv2D(ActivationMixin, Layer):
         w = self.params["W"].astype(x.dtype, copy=False)
         b = self.params["b"].astype(x.dtype, copy=False) if self.use_bias else None
         z, cols = conv.conv2d(x, w, b, self.strides, self.padding, training)
-        self._store(training, ConvCache(x, cols, w))
+        self._store(training, None if cols is None else ConvCache(x, cols, w))
         return self._activate(z, training)
 
     @overload

@@ -66,7 +66,8 @@ class Dropout(Layer):
         """dout : (N, ...) -> dx = dout * m."""
         mask: np.ndarray = self._take_cache()
         self._check_dout(dout, mask.shape[0])
-        return dout * mask
+        dx: np.ndarray = dout * mask
+        return dx
 
     def get_config(self) -> dict[str, Any]:
         return {"rate": self.rate, "name": self.name}

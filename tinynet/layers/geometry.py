@@ -22,7 +22,7 @@ def as_pair(value: Any, what: str, who: str) -> tuple[int, int]:
     """``3 -> (3, 3)``, ``(3, 2) -> (3, 2)``; anything else but positive ints raises."""
     pair = value if isinstance(value, tuple | list) else (value, value)
     if len(pair) != 2 or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) > 0
         for v in pair
     ):
         raise ValueError(

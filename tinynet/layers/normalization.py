@@ -71,7 +71,8 @@ class BatchNorm(Layer):
         if not training:
             self._store(False, None)
             inv_std = 1.0 / np.sqrt(self.buffers["moving_var"] + self.epsilon)
-            return (x - self.buffers["moving_mean"]) * (gamma * inv_std) + beta
+            y: np.ndarray = (x - self.buffers["moving_mean"]) * (gamma * inv_std) + beta
+            return y
 
         # Work on the (M, C) view: channel sums become BLAS matrix-vector products
         # and einsum reductions, which avoid NumPy's temporaries over leading axes
@@ -107,7 +108,7 @@ class BatchNorm(Layer):
         if not need_dx:
             return None
         # dx = gamma * inv_std / m * (m * dout - sum(dout) - xh * sum(dout * xh))
-        dx = xh * (self.grads["gamma"] / m)
+        dx: np.ndarray = xh * (self.grads["gamma"] / m)
         dx += self.grads["beta"] / m
         np.subtract(d2, dx, out=dx)
         dx *= self.params["gamma"] * inv_std

@@ -134,7 +134,8 @@ class GlobalAvgPool2D(Layer):
         self.check_input(x)
         x = float_input(x, self.dtype)
         self._store(training, x.shape)
-        return x.mean(axis=(1, 2), dtype=x.dtype)
+        y: np.ndarray = x.mean(axis=(1, 2), dtype=x.dtype)
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout : (N, C) -> dx : (N, H, W, C)."""

@@ -58,7 +58,7 @@ class ImageError(ValueError):
 
 
 def load_image(
-    source: str | os.PathLike | bytes,
+    source: str | os.PathLike[str] | bytes,
     *,
     max_pixels: int = MAX_PIXELS,
     max_side: int | None = None,
@@ -95,7 +95,7 @@ def load_image(
 
 
 def load_image_scaled(
-    source: str | os.PathLike | bytes,
+    source: str | os.PathLike[str] | bytes,
     *,
     max_pixels: int = MAX_PIXELS,
     max_side: int | None = None,
@@ -151,10 +151,10 @@ def load_image_scaled(
     return np.ascontiguousarray(image), original_long / max(image.shape)
 
 
-def _read_bytes(source: str | os.PathLike | bytes) -> tuple[bytes, str]:
+def _read_bytes(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
     if isinstance(source, bytes | bytearray | memoryview):
         data, name = bytes(source), "<bytes>"
-    elif isinstance(source, str | os.PathLike):
+    elif isinstance(source, str | os.PathLike[str]):
         name = os.fspath(source)
         try:
             data = read_regular_file(source, MAX_FILE_BYTES, "image")

@@ -115,7 +115,7 @@ def default_model() -> Any:
 
 
 def read_digits(
-    source: str | os.PathLike | bytes | np.ndarray,
+    source: str | os.PathLike[str] | bytes | np.ndarray,
     model: Any = None,
     *,
     multi: bool = True,
