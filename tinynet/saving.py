@@ -27,7 +27,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from .model_limits import (
 )
 from .npz_reader import CheckedNpz
 from .weights import copy_checked
+
+if TYPE_CHECKING:  # model.py imports this module
+    from .model import Sequential
 
 FORMAT = "tinynet-model"
 WEIGHTS_FORMAT = "tinynet-weights"
@@ -143,11 +146,12 @@ def _check_finite(
 
 
 def _write_npz(
-    path: str | os.PathLike[str], config: dict, arrays: dict[str, np.ndarray]
+    path: str | os.PathLike[str], config: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> None:
     _check_finite(path, arrays)
     entries = {CONFIG_KEY: np.array(json.dumps(config)), **arrays}
-    atomic_write(path, lambda f: np.savez(f, **entries))
+    # mypy matches **entries against savez's allow_pickle: bool keyword as well.
+    atomic_write(path, lambda f: np.savez(f, **entries))  # type: ignore[arg-type]
 
 
 def _model_config(model: Any) -> dict[str, Any]:
@@ -229,7 +233,9 @@ def _open(path: Path) -> CheckedNpz:
     )
 
 
-def _read_config(path: Path, npz: CheckedNpz, formats: tuple[str, ...]) -> dict:
+def _read_config(
+    path: Path, npz: CheckedNpz, formats: tuple[str, ...]
+) -> dict[str, Any]:
     """The file's JSON config, if it is one of ``formats`` in a version we read."""
     if CONFIG_KEY not in npz.keys:
         raise ValueError(f"{path}: not a tinynet file (no {CONFIG_KEY!r} entry)")
@@ -310,7 +316,9 @@ def _check_entries(
             )
 
 
-def _build_from_config(path: Path, config: dict, npz: CheckedNpz) -> Any:
+def _build_from_config(
+    path: Path, config: dict[str, Any], npz: CheckedNpz
+) -> Sequential:
     """The model the config describes, built only after its weights were found in
     the file's headers with the right shapes."""
     from .model import Sequential
@@ -349,7 +357,7 @@ def _assign(path: Path, model: Any, npz: CheckedNpz) -> None:
     copy_checked(targets, arrays, source=str(path), same_dtype=True)
 
 
-def load_model(path: str | os.PathLike[str]) -> Any:
+def load_model(path: str | os.PathLike[str]) -> Sequential:
     """Rebuild a ``Sequential`` saved by ``model.save``; compiled if it was when saved.
 
     The metadata stored with it is available as ``model.metadata``. Any file that is
