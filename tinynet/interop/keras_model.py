@@ -122,7 +122,7 @@ def from_keras(keras_model_or_path: Any) -> Sequential:
     from .keras_layers import tinynet_layer_for
 
     kmodel = keras_model_or_path
-    if isinstance(kmodel, str | os.PathLike[str]):
+    if isinstance(kmodel, str | os.PathLike):
         kmodel = load_keras(kmodel)
     if type(kmodel) is not keras.Sequential:
         raise ValueError(

@@ -154,7 +154,7 @@ def load_image_scaled(
 def _read_bytes(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
     if isinstance(source, bytes | bytearray | memoryview):
         data, name = bytes(source), "<bytes>"
-    elif isinstance(source, str | os.PathLike[str]):
+    elif isinstance(source, str | os.PathLike):
         name = os.fspath(source)
         try:
             data = read_regular_file(source, MAX_FILE_BYTES, "image")
@@ -202,6 +202,7 @@ def _decode_unchanged(data: bytes, kind: str, name: str) -> tuple[np.ndarray, in
     to apply."""
     buf = np.frombuffer(data, np.uint8)
     exif = None
+    image: cv2.typing.MatLike | None
     with _decoding(name):
         if hasattr(cv2, "imdecodeWithMetadata"):  # OpenCV >= 4.12
             # By keyword: 4.12-4.14 bind (buf, metadata, flags), 5.x (buf, flags).
