@@ -15,12 +15,12 @@ activation layer and ``on_probabilities`` and backpropagates through the layer.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .checks import is_real
 from .layers.activations import Sigmoid, Softmax, log_softmax, sigmoid, softmax
 from .layers.base import Layer
 from .registry import from_spec, to_spec
@@ -100,16 +100,12 @@ class SoftmaxCrossEntropy(Loss):
     output_activation = Softmax
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
-        if (
-            isinstance(label_smoothing, bool)
-            or not isinstance(label_smoothing, numbers.Real)
-            or not 0.0 <= label_smoothing < 1.0
-        ):
+        if not is_real(label_smoothing) or not 0.0 <= label_smoothing < 1.0:
             raise ValueError(
                 "SoftmaxCrossEntropy: label_smoothing must be a number in [0, 1), "
                 f"got {label_smoothing!r}"
             )
-        self.label_smoothing: float = float(label_smoothing)
+        self.label_smoothing = float(label_smoothing)
 
     @staticmethod
     def probabilities(logits: np.ndarray) -> np.ndarray:

@@ -13,11 +13,11 @@ with non-default arguments, by a layer spec ``{"class_name": "LeakyReLU", "confi
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
+from ..checks import is_real
 from .base import Layer, Shape
 
 # ------------------------------------------------------------------ pure functions
@@ -114,16 +114,11 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, alpha: float = 0.3, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        if (
-            isinstance(alpha, bool)
-            or not isinstance(alpha, numbers.Real)
-            or not np.isfinite(alpha)
-            or alpha < 0
-        ):
+        if not is_real(alpha) or not np.isfinite(alpha) or alpha < 0:
             raise ValueError(
                 f"{self.describe()}: alpha must be a finite number >= 0, got {alpha!r}"
             )
-        self.alpha: float = float(alpha)
+        self.alpha = float(alpha)
 
     def _run(self, x: np.ndarray, training: bool) -> np.ndarray:
         slope = self._slope(x > 0, x.dtype)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, NamedTuple, overload
 
 import numpy as np
 
 from .. import initializers
-from ..checks import flag
+from ..checks import flag, is_integer
 from ..kernels import conv
 from .activations import ActivationMixin
 from .base import Layer, Shape
@@ -61,24 +60,16 @@ class Conv2D(ActivationMixin, Layer):
     ) -> None:
         super().__init__(name=name)
         who = self.describe()
-        if (
-            not isinstance(filters, numbers.Integral)
-            or isinstance(filters, bool)
-            or filters <= 0
-        ):
+        if not is_integer(filters) or filters <= 0:
             raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
-        self.filters: int = int(filters)
-        self.kernel_size: tuple[int, int] = as_pair(kernel_size, "kernel_size", who)
-        self.strides: tuple[int, int] = as_pair(strides, "strides", who)
-        self.padding: str = check_padding(padding, who)
-        self.use_bias: bool = flag(who, "use_bias", use_bias)
+        self.filters = int(filters)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", who)
+        self.strides = as_pair(strides, "strides", who)
+        self.padding = check_padding(padding, who)
+        self.use_bias = flag(who, "use_bias", use_bias)
         try:
-            self.kernel_initializer: initializers.Initializer = initializers.get(
-                kernel_initializer
-            )
-            self.bias_initializer: initializers.Initializer = initializers.get(
-                bias_initializer
-            )
+            self.kernel_initializer = initializers.get(kernel_initializer)
+            self.bias_initializer = initializers.get(bias_initializer)
         except (TypeError, ValueError) as err:
             raise type(err)(f"{who}: {err}") from None
         self._init_activation(activation)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
+from ..checks import is_real
 from ..kernels.dropout import dropout
 from .base import Layer
 
@@ -32,15 +32,11 @@ class Dropout(Layer):
 
     def __init__(self, rate: float, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, numbers.Real)
-            or not 0.0 <= rate < 1.0
-        ):
+        if not is_real(rate) or not 0.0 <= rate < 1.0:
             raise ValueError(
                 f"{self.describe()}: rate must be a number in [0, 1), got {rate!r}"
             )
-        self.rate: float = float(rate)
+        self.rate = float(rate)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """x : (N, ...) -> y of the same shape; the cache is the mask m."""
