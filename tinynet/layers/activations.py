@@ -13,7 +13,7 @@ with non-default arguments, by a layer spec ``{"class_name": "LeakyReLU", "confi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -261,11 +261,12 @@ def serialize(activation: Layer | None) -> str | dict[str, Any] | None:
 # -------------------------------------------------------- owned activation mixin
 
 
-class ActivationMixin:
+class ActivationMixin(Layer):
     """Optional activation owned by a layer (Dense, Conv2D).
 
     Put it before ``Layer`` in the bases (``class Dense(ActivationMixin, Layer)``) so
-    its ``astype`` runs first. The owner calls, in order:
+    its ``astype`` runs first (it derives from Layer, so its ``super()`` is
+    Layer's to a type checker too). The owner calls, in order:
 
     - ``_init_activation(activation)`` in ``__init__``;
     - ``_build_activation(out_shape, rng, dtype)`` at the end of ``_build``;
@@ -309,8 +310,8 @@ class ActivationMixin:
         activation, self.activation = self.activation, None
         return activation
 
-    def astype(self, dtype: Any) -> Any:
-        super().astype(dtype)  # type: ignore[misc]
+    def astype(self, dtype: Any) -> Self:
+        super().astype(dtype)
         if self.activation is not None:
             self.activation.astype(dtype)
         return self

@@ -31,7 +31,7 @@ its parameters; after that it maps a batch forward and a gradient backward::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class Layer:
         """Default for parameter-free, shape-preserving layers."""
         return input_shape
 
-    def astype(self, dtype: Any) -> Layer:
+    def astype(self, dtype: Any) -> Self:
         """Cast parameters, gradients and buffers to ``dtype`` in place."""
         self.dtype = np.dtype(dtype)
         for store in (self.params, self.grads, self.buffers):
