@@ -116,10 +116,11 @@ def _sample(x: np.ndarray, inv: np.ndarray, src_offset: np.ndarray) -> np.ndarra
     bot_r -= top_r
     bot_r *= sy
     bot_r += top_r
-    return bot_r
+    blended: np.ndarray = bot_r  # (N, H, W), in bot_r's memory
+    return blended
 
 
-def _morph(x: np.ndarray, size: int, op) -> np.ndarray:
+def _morph(x: np.ndarray, size: int, op: np.ufunc) -> np.ndarray:
     """Grey dilation (``op=np.maximum``) or erosion (``np.minimum``), separable.
 
     ``size`` 3: centred 3x3 square; ``size`` 2: the 2x2 square at the pixel and
@@ -132,7 +133,7 @@ def _morph(x: np.ndarray, size: int, op) -> np.ndarray:
     rows = op(p[:, :, :w], p[:, :, 1 : w + 1])
     if size == 3:
         op(rows, p[:, :, 2 : w + 2], out=rows)
-    out = op(rows[:, :h], rows[:, 1 : h + 1])
+    out: np.ndarray = op(rows[:, :h], rows[:, 1 : h + 1])
     if size == 3:
         op(out, rows[:, 2 : h + 2], out=out)
     return out
@@ -313,7 +314,7 @@ class Augmenter:
             )
         n, h, w = x3.shape
         u = rng.random((n, 8))  # drawn even for n == 0 or zero ranges: same stream
-        fill_u = rng.random(n)
+        fill_u = rng.random((n,))
         images = x3
         if self.stroke_prob > 0 and n:
             images = self._strokes(x3, u[:, 6], u[:, 7])
@@ -335,8 +336,8 @@ class Augmenter:
         """
         idx = np.flatnonzero(chosen)
         ink = x[idx] > 0.1
-        rows, cols = ink.any(axis=2), ink.any(axis=1)
-        has_ink = rows.any(axis=1)
+        rows, cols = np.any(ink, axis=2), np.any(ink, axis=1)
+        has_ink = np.any(rows, axis=1)
         idx, rows, cols = idx[has_ink], rows[has_ink], cols[has_ink]
         if not idx.size:
             return

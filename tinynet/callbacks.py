@@ -84,6 +84,7 @@ class EarlyStopping(Callback):
         self.patience = patience
         self.restore_best_weights = restore_best_weights
         self.best_epoch: int | None = None
+        self.best_weights: dict[str, np.ndarray] | None = None
         self.stop_reason: str | None = None
 
     def on_train_begin(self) -> None:

@@ -26,7 +26,7 @@ _KINDS = (
 )
 
 
-def read_regular_file(path: str | os.PathLike, max_bytes: int, what: str) -> bytes:
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int, what: str) -> bytes:
     """All the bytes of a regular file of at most ``max_bytes`` bytes.
 
     Parameters
@@ -63,7 +63,9 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int, what: str) -> byt
     return data
 
 
-def open_regular_file(path: str | os.PathLike, max_bytes: int, what: str) -> BinaryIO:
+def open_regular_file(
+    path: str | os.PathLike[str], max_bytes: int, what: str
+) -> BinaryIO:
     """Open a regular file of at most ``max_bytes`` bytes for binary reading.
 
     Parameters and errors as :func:`read_regular_file`; the size is checked from

@@ -23,11 +23,11 @@ must return ``dL/dx`` and fill ``grads[k] = dL/dparams[k]`` for every k.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from .layers.base import Layer
+from .layers.base import Shape
 
 DEFAULT_EPS = 1e-5
 DEFAULT_FLOOR = 1e-8
@@ -83,8 +83,26 @@ def numerical_gradient(
     return grad
 
 
+class Differentiable(Protocol):
+    """What :func:`check_layer` uses: a built Layer, or a step of a model's plan."""
+
+    rng: np.random.Generator | None
+
+    @property
+    def dtype(self) -> np.dtype: ...
+    @property
+    def output_shape(self) -> Shape | None: ...
+    @property
+    def params(self) -> dict[str, np.ndarray]: ...
+    @property
+    def grads(self) -> dict[str, np.ndarray]: ...
+    def describe(self) -> str: ...
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray: ...
+    def backward(self, dout: np.ndarray) -> np.ndarray | None: ...
+
+
 def check_layer(
-    layer: Layer,
+    layer: Differentiable,
     x: np.ndarray,
     *,
     eps: float = DEFAULT_EPS,
@@ -112,6 +130,8 @@ def check_layer(
             f"{layer.describe()}: gradient checks run in float64; got layer dtype "
             f"{layer.dtype} and input dtype {x.dtype}"
         )
+    if layer.output_shape is None:
+        raise RuntimeError(f"{layer.describe()} is not built")
     x = np.ascontiguousarray(x).copy()
     g = np.random.default_rng(seed + 1).standard_normal(
         (x.shape[0], *layer.output_shape)
@@ -128,6 +148,8 @@ def check_layer(
 
     run(x)
     dx = layer.backward(g)
+    if dx is None:
+        raise RuntimeError(f"{layer.describe()}: backward returned no input gradient")
     analytic = {"x": dx.copy(), **{k: v.copy() for k, v in layer.grads.items()}}
 
     errors = {"x": rel_error(analytic["x"], numerical_gradient(loss, x, eps))}

@@ -15,11 +15,12 @@ activation layer and ``on_probabilities`` and backpropagates through the layer.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from .checks import is_real
 from .layers.activations import Sigmoid, Softmax, log_softmax, sigmoid, softmax
 from .layers.base import Layer
 from .registry import from_spec, to_spec
@@ -40,7 +41,7 @@ def _check_pred(pred: Any, who: str, ndim: int | None = None) -> np.ndarray:
     return pred
 
 
-def _check_same_shape(pred: np.ndarray, target: Any, who: str) -> np.ndarray:
+def _check_same_shape(pred: np.ndarray, target: npt.ArrayLike, who: str) -> np.ndarray:
     target = np.asarray(target)
     if target.dtype == object or not np.issubdtype(target.dtype, np.number):
         raise TypeError(f"{who}: targets must be numeric, got dtype {target.dtype}")
@@ -99,11 +100,7 @@ class SoftmaxCrossEntropy(Loss):
     output_activation = Softmax
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
-        if (
-            isinstance(label_smoothing, bool)
-            or not isinstance(label_smoothing, numbers.Real)
-            or not 0.0 <= label_smoothing < 1.0
-        ):
+        if not is_real(label_smoothing) or not 0.0 <= label_smoothing < 1.0:
             raise ValueError(
                 "SoftmaxCrossEntropy: label_smoothing must be a number in [0, 1), "
                 f"got {label_smoothing!r}"

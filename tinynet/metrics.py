@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "accuracy",
@@ -21,7 +22,7 @@ __all__ = [
 ]
 
 
-def _labels(y: Any, name: str, where: str) -> np.ndarray:
+def _labels(y: npt.ArrayLike, name: str, where: str) -> np.ndarray:
     """``y`` as an int64 vector of labels; 2-D scores become their argmax."""
     y = np.asarray(y)
     if y.ndim == 2:
@@ -29,7 +30,8 @@ def _labels(y: Any, name: str, where: str) -> np.ndarray:
             raise ValueError(f"{where}: {name} has shape {y.shape}, with no classes")
         if not (np.issubdtype(y.dtype, np.number) and y.dtype != np.bool_):
             raise TypeError(f"{where}: {name} scores must be numeric, got {y.dtype}")
-        return np.argmax(y, axis=1).astype(np.int64)
+        winners: np.ndarray = np.argmax(y, axis=1)
+        return winners.astype(np.int64)
     if y.ndim != 1:
         raise ValueError(
             f"{where}: {name} must be labels (N,) or scores (N, C), got shape {y.shape}"
@@ -102,7 +104,7 @@ def confusion_matrix(
     return np.bincount(t * c + p, minlength=c * c).reshape(c, c).astype(np.int64)
 
 
-def _check_cm(cm: Any, where: str) -> np.ndarray:
+def _check_cm(cm: npt.ArrayLike, where: str) -> np.ndarray:
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] == 0:
         raise ValueError(f"{where}: expected a square (C, C) matrix, got {cm.shape}")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
@@ -189,7 +190,7 @@ class Sequential:
         return self
 
     # ------------------------------------------------------------- running
-    def check_inputs(self, x: Any, what: str = "x") -> np.ndarray:
+    def check_inputs(self, x: npt.ArrayLike, what: str = "x") -> np.ndarray:
         """Return ``x`` as an array of the model's dtype, or raise saying why not."""
         try:
             x = np.asarray(x)
@@ -299,7 +300,7 @@ class Sequential:
             rows.append(
                 (
                     f"{layer.name} ({type(layer).__name__})",
-                    str((None, *layer.output_shape)),
+                    str((None, *layer.built_shapes()[1])),
                     f"{layer.count_params():,}",
                 )
             )

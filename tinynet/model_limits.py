@@ -192,16 +192,16 @@ def _rank(who: str, shape: Shape, rank: int, expected: str) -> None:
 Rule = Callable[[Any, Shape, str], tuple[Shape, dict[str, Shape]]]
 
 
-def _dense(layer: Any, shape: Shape, who: str) -> tuple:
+def _dense(layer: Any, shape: Shape, who: str) -> tuple[Shape, dict[str, Shape]]:
     _rank(who, shape, 1, "(features,)")
     _at_most(who, "units", layer.units, MAX_UNITS)
-    own = {"param/W": (shape[0], layer.units)}
+    own: dict[str, Shape] = {"param/W": (shape[0], layer.units)}
     if layer.use_bias:
         own["param/b"] = (layer.units,)
     return (layer.units,), own
 
 
-def _windows(layer: Any, shape: Shape, who: str, window: Any) -> tuple:
+def _windows(layer: Any, shape: Shape, who: str, window: Any) -> Shape:
     """Output (height, width) of a sliding window; Keras' "valid"/"same" rule."""
     _rank(who, shape, 3, "(height, width, channels)")
     _at_most(who, "window", window, MAX_WINDOW)
@@ -215,34 +215,34 @@ def _windows(layer: Any, shape: Shape, who: str, window: Any) -> tuple:
     return tuple(out)
 
 
-def _conv(layer: Any, shape: Shape, who: str) -> tuple:
+def _conv(layer: Any, shape: Shape, who: str) -> tuple[Shape, dict[str, Shape]]:
     height, width = _windows(layer, shape, who, layer.kernel_size)
     _at_most(who, "filters", layer.filters, MAX_UNITS)
-    own = {"param/W": (*layer.kernel_size, shape[2], layer.filters)}
+    own: dict[str, Shape] = {"param/W": (*layer.kernel_size, shape[2], layer.filters)}
     if layer.use_bias:
         own["param/b"] = (layer.filters,)
     return (height, width, layer.filters), own
 
 
-def _pool(layer: Any, shape: Shape, who: str) -> tuple:
+def _pool(layer: Any, shape: Shape, who: str) -> tuple[Shape, dict[str, Shape]]:
     return (*_windows(layer, shape, who, layer.pool_size), shape[2]), {}
 
 
-def _global_pool(layer: Any, shape: Shape, who: str) -> tuple:
+def _global_pool(layer: Any, shape: Shape, who: str) -> tuple[Shape, dict[str, Shape]]:
     _rank(who, shape, 3, "(height, width, channels)")
     return (shape[2],), {}
 
 
-def _flatten(layer: Any, shape: Shape, who: str) -> tuple:
+def _flatten(layer: Any, shape: Shape, who: str) -> tuple[Shape, dict[str, Shape]]:
     return (math.prod(shape),), {}
 
 
-def _batch_norm(layer: Any, shape: Shape, who: str) -> tuple:
+def _batch_norm(layer: Any, shape: Shape, who: str) -> tuple[Shape, dict[str, Shape]]:
     names = ("param/gamma", "param/beta", "buffer/moving_mean", "buffer/moving_var")
     return shape, dict.fromkeys(names, (shape[-1],))
 
 
-def _same(layer: Any, shape: Shape, who: str) -> tuple:
+def _same(layer: Any, shape: Shape, who: str) -> tuple[Shape, dict[str, Shape]]:
     return shape, {}
 
 

@@ -88,7 +88,7 @@ class CheckedNpz:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         max_file_bytes: int,
         max_directory_bytes: int,
@@ -217,6 +217,7 @@ def _directory_bytes(f: IO[bytes]) -> int:
     at = tail.rfind(_END_RECORD)
     if at < 0 or len(tail) - at < 22:
         raise zipfile.BadZipFile("no zip end record")
+    directory: int
     (directory,) = struct.unpack_from("<L", tail, at + 12)
     if directory != 0xFFFFFFFF:
         return directory

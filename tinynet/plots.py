@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "InlineFigure",
@@ -68,7 +70,7 @@ def _save(fig: InlineFigure, path: PathLike, where: str) -> InlineFigure:
     return fig
 
 
-def _images(x: Any, name: str, where: str) -> np.ndarray:
+def _images(x: npt.ArrayLike, name: str, where: str) -> np.ndarray:
     """``(N, H, W)`` float images from (N, H, W) or (N, H, W, 1), any numeric dtype."""
     x = np.asarray(x)
     if x.ndim == 4 and x.shape[-1] == 1:
@@ -153,7 +155,9 @@ def plot_history(
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        locator = ax.xaxis.get_major_locator()
+        if isinstance(locator, MaxNLocator):  # the default AutoLocator is one
+            locator.set_params(integer=True)
         if title == "Loss" and all(np.nanmin(v) > 0 for v in group.values()):
             # Losses fall by orders of magnitude; a log axis keeps late epochs readable.
             spread = max(np.nanmax(v) for v in group.values()) / min(

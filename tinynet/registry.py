@@ -8,18 +8,28 @@ ever imported or evaluated from a file: an unknown name is refused.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["from_spec", "to_spec"]
 
+T = TypeVar("T")
 
-def _known(registry: dict[str, type], kind: str) -> str:
+
+class Configurable(Protocol):
+    """What a registered class provides: its constructor arguments."""
+
+    def get_config(self) -> dict[str, Any]: ...
+
+
+def _known(registry: Mapping[str, type], kind: str) -> str:
     plural = kind + ("es" if kind.endswith("s") else "s")
     return f"known {plural}: {', '.join(sorted(registry))}"
 
 
-def to_spec(obj: Any, registry: dict[str, type], kind: str) -> dict[str, Any]:
+def to_spec(
+    obj: Configurable, registry: Mapping[str, type], kind: str
+) -> dict[str, Any]:
     """``{"class_name": ..., "config": obj.get_config()}`` for a registered class.
 
     Parameters
@@ -45,11 +55,11 @@ def to_spec(obj: Any, registry: dict[str, type], kind: str) -> dict[str, Any]:
 
 def from_spec(
     spec: Any,
-    registry: dict[str, type],
+    registry: Mapping[str, type[T]],
     kind: str,
     *,
     prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-) -> Any:
+) -> T:
     """Rebuild an object from ``{"class_name": ..., "config": {...}}``.
 
     Parameters

@@ -27,7 +27,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from .model_limits import (
 from .npz_reader import CheckedNpz
 from .weights import copy_checked
 
+if TYPE_CHECKING:  # model.py imports this module
+    from .model import Sequential
+
 FORMAT = "tinynet-model"
 WEIGHTS_FORMAT = "tinynet-weights"
 FORMAT_VERSION = 1
@@ -55,7 +58,9 @@ MAX_INFLATION = 20  # tinynet writes stored members; weights deflate less than 2
 _MAX_SLOTS = 3  # optimizer arrays per parameter (centred RMSprop with momentum: 3)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]
+) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over
     ``path``. On any error the temporary file is removed and ``path`` is untouched.
 
@@ -127,7 +132,9 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _check_finite(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+def _check_finite(
+    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]
+) -> None:
     """Refuse to write weights no one can use, so a diverged run never replaces a
     good file."""
     for key, value in arrays.items():
@@ -139,11 +146,12 @@ def _check_finite(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> 
 
 
 def _write_npz(
-    path: str | os.PathLike, config: dict, arrays: dict[str, np.ndarray]
+    path: str | os.PathLike[str], config: dict[str, Any], arrays: dict[str, np.ndarray]
 ) -> None:
     _check_finite(path, arrays)
     entries = {CONFIG_KEY: np.array(json.dumps(config)), **arrays}
-    atomic_write(path, lambda f: np.savez(f, **entries))
+    # mypy matches **entries against savez's allow_pickle: bool keyword as well.
+    atomic_write(path, lambda f: np.savez(f, **entries))  # type: ignore[arg-type]
 
 
 def _model_config(model: Any) -> dict[str, Any]:
@@ -157,7 +165,7 @@ def _model_config(model: Any) -> dict[str, Any]:
 
 def save_model(
     model: Any,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
     include_optimizer: bool = False,
     metadata: dict[str, Any] | None = None,
@@ -200,7 +208,7 @@ def save_model(
     _write_npz(path, config, arrays)
 
 
-def save_weights(model: Any, path: str | os.PathLike) -> None:
+def save_weights(model: Any, path: str | os.PathLike[str]) -> None:
     """Write only the parameters and buffers, plus the architecture to check against."""
     config = {
         "format": WEIGHTS_FORMAT,
@@ -225,7 +233,9 @@ def _open(path: Path) -> CheckedNpz:
     )
 
 
-def _read_config(path: Path, npz: CheckedNpz, formats: tuple[str, ...]) -> dict:
+def _read_config(
+    path: Path, npz: CheckedNpz, formats: tuple[str, ...]
+) -> dict[str, Any]:
     """The file's JSON config, if it is one of ``formats`` in a version we read."""
     if CONFIG_KEY not in npz.keys:
         raise ValueError(f"{path}: not a tinynet file (no {CONFIG_KEY!r} entry)")
@@ -306,7 +316,9 @@ def _check_entries(
             )
 
 
-def _build_from_config(path: Path, config: dict, npz: CheckedNpz) -> Any:
+def _build_from_config(
+    path: Path, config: dict[str, Any], npz: CheckedNpz
+) -> Sequential:
     """The model the config describes, built only after its weights were found in
     the file's headers with the right shapes."""
     from .model import Sequential
@@ -345,7 +357,7 @@ def _assign(path: Path, model: Any, npz: CheckedNpz) -> None:
     copy_checked(targets, arrays, source=str(path), same_dtype=True)
 
 
-def load_model(path: str | os.PathLike) -> Any:
+def load_model(path: str | os.PathLike[str]) -> Sequential:
     """Rebuild a ``Sequential`` saved by ``model.save``; compiled if it was when saved.
 
     The metadata stored with it is available as ``model.metadata``. Any file that is
@@ -390,7 +402,7 @@ def load_model(path: str | os.PathLike) -> Any:
     return model
 
 
-def load_weights(model: Any, path: str | os.PathLike) -> None:
+def load_weights(model: Any, path: str | os.PathLike[str]) -> None:
     """Load weights saved by ``save_weights`` (or ``save``) into a model of the same
     architecture. The layer classes and every shape and dtype must match."""
     path = Path(path)

@@ -130,7 +130,7 @@ class ExponentialDecay(LearningRateSchedule):
         exponent = t / self.decay_steps
         if self.staircase:
             exponent = math.floor(exponent)
-        return self.initial_learning_rate * self.decay_rate**exponent
+        return self.initial_learning_rate * float(self.decay_rate**exponent)
 
     def get_config(self) -> dict[str, Any]:
         return {

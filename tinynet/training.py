@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .callbacks import Callback
 from .losses import SoftmaxCrossEntropy
@@ -63,7 +64,7 @@ class History:
 
 
 # ---------------------------------------------------------------- validation
-def check_targets(model: Any, y: Any, n: int, what: str = "y") -> np.ndarray:
+def check_targets(model: Any, y: npt.ArrayLike, n: int, what: str = "y") -> np.ndarray:
     """Check targets against the model's output and loss; return them as an array.
 
     Classification losses take integer labels (N,) in [0, classes) or one-hot rows
@@ -284,12 +285,10 @@ def fit(
                     cb.on_epoch_end(epoch, logs)
             if model.stop_training:
                 if history.stop_reason is None:
+                    # Callbacks that stop training (EarlyStopping) say why.
+                    reasons = (getattr(cb, "stop_reason", None) for cb in callbacks)
                     history.stop_reason = next(
-                        (
-                            cb.stop_reason
-                            for cb in callbacks
-                            if getattr(cb, "stop_reason", None)
-                        ),
+                        (reason for reason in reasons if reason),
                         "stopped by a callback",
                     )
                 break

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .layers.activations import ReLU
+from .layers.base import Layer
 from .layers.conv import Conv2D
 from .layers.dense import Dense
 from .layers.dropout import Dropout
@@ -65,7 +66,7 @@ def mnist_cnn(*, seed: int | None = None, dtype: str = "float32") -> Sequential:
     Convolutions and the dense layer carry no bias, since BatchNorm's beta replaces it.
     """
 
-    def conv_bn_relu(filters: int) -> list:
+    def conv_bn_relu(filters: int) -> list[Layer]:
         return [Conv2D(filters, 3, use_bias=False), BatchNorm(momentum=0.9), ReLU()]
 
     return Sequential(

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 _CHUNK = 1 << 16
 _USER_AGENT = "tinynet-datasets/1 (+python urllib)"
@@ -76,7 +76,9 @@ class _Progress:
         self.stream.flush()
 
 
-def _stream_to(url: str, fileobj, label: str, timeout: float, stream) -> None:
+def _stream_to(
+    url: str, fileobj: IO[bytes], label: str, timeout: float, stream: TextIO | None
+) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         length = response.headers.get("Content-Length")

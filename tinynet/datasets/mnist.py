@@ -148,7 +148,9 @@ def _check_payload(payload: Payload, spec: _Spec) -> None:
         )
 
 
-def _load_file(key: str, path: Path, verify: bool, name: str | None = None):
+def _load_file(
+    key: str, path: Path, verify: bool, name: str | None = None
+) -> np.ndarray:
     spec = FILES[key]
     payload = read_payload(path, name=name)
     # Structure first: "truncated" or "bad magic" says more than a hash mismatch.
@@ -248,6 +250,10 @@ def load_data(
                 _not_found_message("Downloading is off (download=False).")
             )
         files = find(_fetch_missing())
+        if files is None:  # the download put all four there: files went missing
+            raise MnistNotFoundError(
+                _not_found_message("The downloaded files are gone.")
+            )
     arrays = {key: _load_file(key, files[key], verify) for key in FILES}
     for split in ("train", "test"):
         x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]

@@ -125,7 +125,9 @@ def _softmax(g: GraphBuilder, layer: Softmax, x: Flow, name: str) -> Flow:
     return Flow(out, x.rank, x.channels_first)
 
 
-def _owned_activation(g: GraphBuilder, owner: Layer, x: Flow, name: str) -> Flow:
+def _owned_activation(
+    g: GraphBuilder, owner: Dense | Conv2D, x: Flow, name: str
+) -> Flow:
     """Apply the activation a Dense or Conv2D owns, if any."""
     activation = owner.activation
     if activation is None:
@@ -154,7 +156,8 @@ def _pads(layer: Conv2D | MaxPool2D | AvgPool2D, window: tuple[int, int]) -> lis
     after) or none for "valid"; the amount after is what the last window reaches
     beyond the input."""
     before, after = [], []
-    for size, k, s in zip(layer.input_shape[:2], window, layer.strides, strict=True):
+    height_width = layer.built_shapes()[0][:2]
+    for size, k, s in zip(height_width, window, layer.strides, strict=True):
         out, pad_before = window_geometry(size, k, s, layer.padding)
         before.append(pad_before)
         after.append(max((out - 1) * s + k - size - pad_before, 0))

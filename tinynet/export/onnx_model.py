@@ -43,7 +43,7 @@ def _check_opset(onnx: Any, opset: Any) -> int:
     newest = onnx.defs.onnx_opset_version()
     if isinstance(opset, bool) or not isinstance(opset, numbers.Integral):
         raise TypeError(f"to_onnx: opset must be an int, got {opset!r}")
-    if not MIN_OPSET <= opset <= newest:
+    if not MIN_OPSET <= int(opset) <= newest:
         raise ValueError(
             f"to_onnx: opset must be in [{MIN_OPSET}, {newest}] (the newest this "
             f"onnx {onnx.__version__} knows), got {opset}"
@@ -135,7 +135,9 @@ def build_onnx(model: Sequential, *, opset: int = DEFAULT_OPSET) -> Any:
     return proto
 
 
-def to_onnx(model: Any, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET) -> None:
+def to_onnx(
+    model: Any, path: str | os.PathLike[str], *, opset: int = DEFAULT_OPSET
+) -> None:
     """Write ``model`` to ``path`` as an ONNX file for inference elsewhere.
 
     The graph computes what ``model.predict`` computes, in float32: input ``"input"``

@@ -13,7 +13,7 @@ READABLE = (".npz", ".keras")
 WRITABLE = (".onnx", ".keras", ".npz")
 
 
-def load_any(path: str | os.PathLike) -> Sequential:
+def load_any(path: str | os.PathLike[str]) -> Sequential:
     """A tinynet model from a tinynet ``.npz`` or (through ``from_keras``) a
     ``.keras`` file."""
     path = Path(path)
@@ -32,7 +32,10 @@ def load_any(path: str | os.PathLike) -> Sequential:
 
 
 def convert(
-    src: str | os.PathLike, dst: str | os.PathLike, *, opset: int | None = None
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    opset: int | None = None,
 ) -> None:
     """Read the model in ``src`` and write it to ``dst``; ``opset`` for ONNX only.
 

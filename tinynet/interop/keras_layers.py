@@ -32,7 +32,7 @@ K = keras.layers
 
 # ------------------------------------------------------------ tinynet -> Keras
 #: The activation layers Keras spells ``Activation(name)``.
-_KERAS_ACTIVATION_NAMES = {Sigmoid: "sigmoid", Tanh: "tanh"}
+_KERAS_ACTIVATION_NAMES: dict[type[Layer], str] = {Sigmoid: "sigmoid", Tanh: "tanh"}
 
 
 def _activation_layer(layer: Layer, name: str | None, dtype: str) -> Any:
@@ -67,10 +67,11 @@ def keras_layers_for(layer: Layer, dtype: str) -> list[Any]:
         If ``layer`` is of a class without a Keras twin, naming it.
     """
     name, kind = layer.name, type(layer)
-    if kind is Dense:
+    # ``type(layer) is``, not isinstance: a subclass may compute something else.
+    if type(layer) is Dense:
         dense = K.Dense(layer.units, use_bias=layer.use_bias, name=name, dtype=dtype)
         return _with_activation(dense, layer, dtype)
-    if kind is Conv2D:
+    if type(layer) is Conv2D:
         conv = K.Conv2D(
             layer.filters,
             layer.kernel_size,
@@ -81,7 +82,7 @@ def keras_layers_for(layer: Layer, dtype: str) -> list[Any]:
             dtype=dtype,
         )
         return _with_activation(conv, layer, dtype)
-    if kind in (MaxPool2D, AvgPool2D):
+    if type(layer) is MaxPool2D or type(layer) is AvgPool2D:
         pool = K.MaxPooling2D if kind is MaxPool2D else K.AveragePooling2D
         return [
             pool(
@@ -92,15 +93,15 @@ def keras_layers_for(layer: Layer, dtype: str) -> list[Any]:
                 dtype=dtype,
             )
         ]
-    if kind is BatchNorm:
+    if type(layer) is BatchNorm:
         return [
             K.BatchNormalization(
                 momentum=layer.momentum, epsilon=layer.epsilon, name=name, dtype=dtype
             )
         ]
-    if kind is Rescaling:
+    if type(layer) is Rescaling:
         return [K.Rescaling(layer.scale, layer.offset, name=name, dtype=dtype)]
-    if kind is Dropout:
+    if type(layer) is Dropout:
         return [K.Dropout(layer.rate, name=name, dtype=dtype)]
     if kind is Flatten:
         return [K.Flatten(name=name, dtype=dtype)]
@@ -178,7 +179,9 @@ def _from_conv2d(klayer: Any, c: dict[str, Any]) -> Layer:
     )
 
 
-def _from_pool(cls: type[Layer]) -> Callable[[Any, dict[str, Any]], Layer]:
+def _from_pool(
+    cls: type[MaxPool2D] | type[AvgPool2D],
+) -> Callable[[Any, dict[str, Any]], Layer]:
     def convert(klayer: Any, c: dict[str, Any]) -> Layer:
         _require(klayer, c, data_format="channels_last")
         return cls(c["pool_size"], strides=c["strides"], padding=c["padding"])

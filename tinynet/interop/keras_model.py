@@ -66,7 +66,7 @@ def to_keras(model: Sequential) -> Any:
     return kmodel
 
 
-def save_keras(kmodel: Any, path: str | os.PathLike) -> None:
+def save_keras(kmodel: Any, path: str | os.PathLike[str]) -> None:
     """``kmodel.save(path)``, atomically: Keras writes a ``.keras`` file in a
     temporary folder beside ``path``, which is then renamed into place."""
     path = Path(path)
@@ -82,7 +82,7 @@ def save_keras(kmodel: Any, path: str | os.PathLike) -> None:
         os.replace(staged, path)
 
 
-def load_keras(path: str | os.PathLike) -> Any:
+def load_keras(path: str | os.PathLike[str]) -> Any:
     """Read a ``.keras`` file with Keras' safe mode, uncompiled.
 
     Safe mode refuses to deserialise Python code (the bytecode of a Lambda layer),

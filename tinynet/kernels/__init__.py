@@ -16,9 +16,11 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numba
+
+Kernel = TypeVar("Kernel", bound=Callable[..., Any])
 
 PADDINGS = ("valid", "same")
 
@@ -30,7 +32,8 @@ PADDINGS = ("valid", "same")
 # It cannot run two parallel launches at once (it aborts the process), hence the
 # lock below around every launch, which makes the kernels safe to call from threads.
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    # Numba's stubs do not list its config attributes.
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
 _LAUNCH_LOCK = threading.Lock()
 
 # NumPy's error model: a float division by zero gives inf or nan, as in NumPy,
@@ -38,10 +41,10 @@ _LAUNCH_LOCK = threading.Lock()
 # every division keeps LLVM from vectorising the loop around it: Adam's update
 # (one division per entry) ran 3.6x faster with this model (401,920 float32
 # entries, one thread: 889 -> 249 us). No kernel here divides by zero on purpose.
-_JIT_OPTIONS = {"cache": True, "error_model": "numpy"}
+_JIT_OPTIONS: dict[str, Any] = {"cache": True, "error_model": "numpy"}
 
 
-def parallel_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
+def parallel_kernel(fn: Kernel) -> Kernel:
     """Compile ``fn`` lazily with ``njit(cache=True, parallel=True)`` and NumPy's
     error model.
 
@@ -56,10 +59,12 @@ def parallel_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
             return jitted(*args)
 
     launch.jitted = jitted  # type: ignore[attr-defined]
-    return launch
+    # Called with fn's positional arguments (kernels take no keywords), launch
+    # returns what fn returns: to a type checker it is fn.
+    return cast(Kernel, launch)
 
 
-def serial_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
+def serial_kernel(fn: Kernel) -> Kernel:
     """Compile ``fn`` lazily with ``njit(cache=True, nogil=True)`` and NumPy's error
     model: one thread.
 
@@ -76,7 +81,9 @@ def serial_kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
         return jitted(*args)
 
     launch.jitted = jitted  # type: ignore[attr-defined]
-    return launch
+    # Called with fn's positional arguments (kernels take no keywords), launch
+    # returns what fn returns: to a type checker it is fn.
+    return cast(Kernel, launch)
 
 
 def window_geometry(

@@ -306,10 +306,10 @@ def conv2d_forward(
     pl: int,
     ho: int,
     wo: int,
-    cols: np.ndarray,
+    cols: np.ndarray | None,
     relu: bool = False,
     pool: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``y = conv(x, w) + b`` (then ``max(y, 0)`` if ``relu``) via im2col and matmuls.
 
     Parameters
@@ -337,30 +337,33 @@ def conv2d_forward(
     k = kh * kw * c
     w2d = w.reshape(k, f)
     pix = ho * wo
-    y2d = None if pool is not None else np.empty((n * pix, f), dtype=x.dtype)
-    if relu or pool is not None:
-        b = np.zeros(f, x.dtype) if b is None else b
+    # Empty with a pool, whose output is never stored whole (here and below, an
+    # array of 0 rows stands for "not needed", so that each buffer is an array).
+    y2d = np.empty((0 if pool is not None else n * pix, f), dtype=x.dtype)
     if b is not None:
         b = b.astype(x.dtype, copy=False)
+    # The fused epilogues always add a bias.
+    bias = np.zeros(f, x.dtype) if b is None else b
 
     def share(start: int, stop: int) -> None:
         step = images_per_chunk(stop - start, pix * max(k, f) * x.itemsize)
-        own_cols = None if cols is not None else np.empty((step * pix, k), x.dtype)
-        own_z = None if pool is None else np.empty((step * pix, f), x.dtype)
+        # Scratch for the chunks where cols or y2d does not hold their rows.
+        own_cols = np.empty((0 if cols is not None else step * pix, k), x.dtype)
+        own_z = np.empty((0 if pool is None else step * pix, f), x.dtype)
         for s in range(start, stop, step):
             e = min(stop, s + step)
             rows = slice(s * pix, e * pix)
-            chunk = cols[rows] if own_cols is None else own_cols[: (e - s) * pix]
+            chunk = cols[rows] if cols is not None else own_cols[: (e - s) * pix]
             im2col(x[s:e], kh, kw, sh, sw, pt, pl, ho, wo, chunk)
-            z = y2d[rows] if own_z is None else own_z[: (e - s) * pix]
+            z = y2d[rows] if pool is None else own_z[: (e - s) * pix]
             np.matmul(chunk, w2d, out=z)
             if pool is not None:
                 out, argmax = pool
                 convpool.pool_bias_relu(
-                    z.reshape(e - s, ho, wo, f), b, relu, out[s:e], argmax[s:e]
+                    z.reshape(e - s, ho, wo, f), bias, relu, out[s:e], argmax[s:e]
                 )
             elif relu:
-                bias_relu(z, b)
+                bias_relu(z, bias)
             elif b is not None:
                 add_bias(z, b)
 
@@ -411,7 +414,7 @@ def conv2d_backward(
     k = kh * kw * c
     pix = ho * wo
     dout = np.ascontiguousarray(dout)
-    dout2d = dout.reshape(n * pix, f) if pool is None else None
+    dout2d = dout.reshape(-1, f)  # one row per output pixel (read without a pool)
     y2d = None if y is None else np.ascontiguousarray(y).reshape(n * pix, f)
     w2d_t = w.reshape(k, f).T
     # The weight gradient is computed with more rows than columns, (k, f) or (f, k):
@@ -429,7 +432,7 @@ def conv2d_backward(
     def share(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         dw = np.zeros((k, f) if tall else (f, k), dtype=dout.dtype)
         db = np.zeros(f, dtype=dout.dtype)
-        if direct:
+        if direct and pool is not None:
             p, argmax, relu = pool[:3]
             rows = slice(start * pix, stop * pix)
             convpool.pooled_weight_grad(
@@ -440,8 +443,9 @@ def conv2d_backward(
         step = images_per_chunk(stop - start, pix * max(k, f) * dout.itemsize)
         ones = np.ones(step * pix, dtype=dout.dtype)
         masked = y is not None or pool is not None
-        dz_own = np.empty((step * pix, f), dtype=dout.dtype) if masked else None
-        dcols = np.empty((step * pix, k), dtype=dout.dtype) if need_dx else None
+        # Scratch (of 0 rows when not needed).
+        dz_own = np.empty((step * pix if masked else 0, f), dtype=dout.dtype)
+        dcols = np.empty((step * pix if need_dx else 0, k), dtype=dout.dtype)
         for s in range(start, stop, step):
             e = min(stop, s + step)
             rows = slice(s * pix, e * pix)

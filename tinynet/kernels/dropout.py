@@ -45,7 +45,7 @@ _MIX_2 = np.uint64(0x94D049BB133111EB)
 
 
 @numba.njit(inline="always")
-def random_bits(key, k):
+def random_bits(key: np.uint64, k: int) -> np.uint32:
     """``u_k``, the uint32 of entry ``k`` (an int >= 0) under ``key`` (a uint64)."""
     s = key + np.uint64(k + 1) * _GAMMA
     s = (s ^ (s >> np.uint64(30))) * _MIX_1
@@ -54,7 +54,14 @@ def random_bits(key, k):
 
 
 @serial_kernel
-def dropout_forward(x, key, threshold, scale, y, mask):
+def dropout_forward(
+    x: np.ndarray,
+    key: np.uint64,
+    threshold: np.uint32,
+    scale: np.floating,
+    y: np.ndarray,
+    mask: np.ndarray,
+) -> np.ndarray:
     """``mask_k = scale * [u_k >= threshold]``, ``y = x * mask``; returns ``y``.
 
     x, y, mask : 1-D, same length and float dtype; ``scale`` of that dtype.
@@ -69,7 +76,13 @@ def dropout_forward(x, key, threshold, scale, y, mask):
 
 
 @serial_kernel
-def bias_relu_dropout(z, b, key, threshold, scale):
+def bias_relu_dropout(
+    z: np.ndarray,
+    b: np.ndarray,
+    key: np.uint64,
+    threshold: np.uint32,
+    scale: np.floating,
+) -> np.ndarray:
     """In place: ``z = max(z + b, 0) * scale * [u_k >= threshold]``, ``k`` the
     row-major index of the entry; returns ``z``.
 
@@ -88,7 +101,9 @@ def bias_relu_dropout(z, b, key, threshold, scale):
 
 
 @serial_kernel
-def relu_dropout_backward(dout, y, scale, dz, db):
+def relu_dropout_backward(
+    dout: np.ndarray, y: np.ndarray, scale: np.floating, dz: np.ndarray, db: np.ndarray
+) -> np.ndarray:
     """``dz = dout * scale * [y > 0]`` (the factor 1 or 0, so an infinite ``dout``
     gives NaN where dropped, as the two layers' products do) and the bias gradient
     ``db = sum_n dz[n]``, added row after row; returns ``dz``.
@@ -115,7 +130,8 @@ def keep_threshold(rate: float) -> np.uint32:
 
 def keep_scale(rate: float, dtype: np.dtype) -> np.floating:
     """What a kept entry is multiplied by, ``1 / (1 - rate)``, in ``dtype``."""
-    return np.dtype(dtype).type(1.0 / (1.0 - rate))
+    scale: np.floating = np.dtype(dtype).type(1.0 / (1.0 - rate))
+    return scale
 
 
 def dropout(

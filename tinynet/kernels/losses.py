@@ -15,7 +15,9 @@ from . import serial_kernel
 
 
 @serial_kernel
-def softmax_cross_entropy_labels(z, labels, on, off, dz):
+def softmax_cross_entropy_labels(
+    z: np.ndarray, labels: np.ndarray, on: np.floating, off: np.floating, dz: np.ndarray
+) -> float:
     """Mean loss over the rows and its gradient, for targets ``y`` that are ``on``
     at each row's label and ``off`` elsewhere (``on = 1, off = 0`` without label
     smoothing). Per row, with ``m = max_j z_j``::
@@ -47,4 +49,4 @@ def softmax_cross_entropy_labels(z, labels, on, off, dz):
             log_p = (z[i, j] - m) - log_sum
             total -= y * log_p
             dz[i, j] = (np.exp(log_p) * y_sum - y) / n
-    return total / n
+    return float(total / n)

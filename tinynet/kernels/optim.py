@@ -49,8 +49,18 @@ PARALLEL_MIN_SIZE = 1 << 21
 
 
 @numba.njit(inline="always")
-def _adam_entry(p, g, m, v, i, one_minus_beta_1, one_minus_beta_2, epsilon, alpha,
-                floors):  # fmt: skip
+def _adam_entry(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    i: int,
+    one_minus_beta_1: np.floating,
+    one_minus_beta_2: np.floating,
+    epsilon: np.floating,
+    alpha: np.floating,
+    floors: tuple[np.floating, ...],
+) -> None:
     g_floor, m_floor, v_floor, step_floor = floors
     # ``x - x`` is a zero of x's own type (a literal 0 widens the variable to
     # float64). Selects, not branches, so that LLVM vectorises the loop; each
@@ -69,16 +79,34 @@ def _adam_entry(p, g, m, v, i, one_minus_beta_1, one_minus_beta_2, epsilon, alph
 
 
 @parallel_kernel
-def _adam_parallel(p, g, m, v, one_minus_beta_1, one_minus_beta_2, epsilon, alpha,
-                   floors):  # fmt: skip
+def _adam_parallel(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    one_minus_beta_1: np.floating,
+    one_minus_beta_2: np.floating,
+    epsilon: np.floating,
+    alpha: np.floating,
+    floors: tuple[np.floating, ...],
+) -> None:
     for i in prange(p.size):
         _adam_entry(p, g, m, v, i, one_minus_beta_1, one_minus_beta_2, epsilon,
                     alpha, floors)  # fmt: skip
 
 
 @serial_kernel
-def _adam_serial(p, g, m, v, one_minus_beta_1, one_minus_beta_2, epsilon, alpha,
-                 floors):  # fmt: skip
+def _adam_serial(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    one_minus_beta_1: np.floating,
+    one_minus_beta_2: np.floating,
+    epsilon: np.floating,
+    alpha: np.floating,
+    floors: tuple[np.floating, ...],
+) -> None:
     for i in range(p.size):
         _adam_entry(p, g, m, v, i, one_minus_beta_1, one_minus_beta_2, epsilon,
                     alpha, floors)  # fmt: skip
@@ -131,7 +159,7 @@ def adam_update(
 
 
 @serial_kernel
-def _flush_below_flat(a, floor):
+def _flush_below_flat(a: np.ndarray, floor: np.floating) -> None:
     for i in range(a.size):
         x = a[i]
         a[i] = x if abs(x) >= floor else x - x  # keeps a NaN

@@ -298,7 +298,19 @@ def maxpool_backward(
     return out
 
 
-def _window_counts(h, w, ph, pw, sh, sw, pt, pl, ho, wo, dtype):
+def _window_counts(
+    h: int,
+    w: int,
+    ph: int,
+    pw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    ho: int,
+    wo: int,
+    dtype: np.dtype,
+) -> np.ndarray:
     """(1, ho, wo, 1): how many real (non-padding) entries each window holds."""
     ones = np.ones((1, h, w, 1), dtype=dtype)
     op = _padded(ones, pt, pl, (ho - 1) * sh + ph, (wo - 1) * sw + pw, 0.0)
@@ -422,7 +434,7 @@ def winograd_input_transform_adjoint(
 
 
 # --------------------------------------------------------------------------- dropout
-def random_bits(key, k):
+def random_bits(key: int | np.uint64, k: int | np.ndarray) -> np.ndarray:
     """SplitMix64 as written in ``kernels.dropout``, on an array of entry indices."""
     s = np.uint64(key) + (np.asarray(k, dtype=np.uint64) + np.uint64(1)) * np.uint64(
         0x9E3779B97F4A7C15
@@ -432,30 +444,60 @@ def random_bits(key, k):
     return ((s ^ (s >> np.uint64(31))) >> np.uint64(32)).astype(np.uint32)
 
 
-def _mask(key, threshold, scale, shape, dtype):
+def _mask(
+    key: int | np.uint64,
+    threshold: int | np.uint32,
+    scale: float | np.floating,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+) -> np.ndarray:
     keep = random_bits(key, np.arange(int(np.prod(shape)))).reshape(shape) >= threshold
     return np.where(keep, scale, 0).astype(dtype)
 
 
-def dropout_forward(x, key, threshold, scale, y, mask):
+def dropout_forward(
+    x: np.ndarray,
+    key: np.uint64,
+    threshold: np.uint32,
+    scale: np.floating,
+    y: np.ndarray,
+    mask: np.ndarray,
+) -> np.ndarray:
     mask[...] = _mask(key, threshold, scale, x.shape, x.dtype)
     y[...] = x * mask
     return y
 
 
-def bias_relu_dropout(z, b, key, threshold, scale):
+def bias_relu_dropout(
+    z: np.ndarray,
+    b: np.ndarray,
+    key: np.uint64,
+    threshold: np.uint32,
+    scale: np.floating,
+) -> np.ndarray:
     z[...] = np.maximum(z + b, 0) * _mask(key, threshold, scale, z.shape, z.dtype)
     return z
 
 
-def relu_dropout_backward(dout, y, scale, dz, db):
+def relu_dropout_backward(
+    dout: np.ndarray, y: np.ndarray, scale: np.floating, dz: np.ndarray, db: np.ndarray
+) -> np.ndarray:
     dz[...] = dout * scale * (y > 0)
     db[...] = np.sum(dz, axis=0)
     return dz
 
 
 # ------------------------------------------------------------------ optimizers, loss
-def adam_update(p, g, m, v, beta_1, beta_2, epsilon, alpha):
+def adam_update(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    beta_1: float,
+    beta_2: float,
+    epsilon: float,
+    alpha: float,
+) -> None:
     """``kernels.optim.adam_update``: Adam with its flushes, in place on p, m, v.
 
     Moments below ``tiny / (1 - beta)`` become 0, ``g * g`` is 0 for ``|g| <
@@ -475,13 +517,15 @@ def adam_update(p, g, m, v, beta_1, beta_2, epsilon, alpha):
     p -= dt(alpha) * ratio
 
 
-def flush_below(a, floor):
+def flush_below(a: np.ndarray, floor: float) -> np.ndarray:
     """``kernels.optim.flush_below``: entries with ``|a| < floor`` become 0."""
     a[np.abs(a) < floor] = 0
     return a
 
 
-def softmax_cross_entropy_labels(z, labels, on, off, dz):
+def softmax_cross_entropy_labels(
+    z: np.ndarray, labels: np.ndarray, on: np.floating, off: np.floating, dz: np.ndarray
+) -> float:
     """``kernels.losses.softmax_cross_entropy_labels``: mean cross-entropy of
     ``softmax(z)`` against targets ``on`` at each label and ``off`` elsewhere, and
     its gradient written into ``dz``."""
@@ -491,11 +535,18 @@ def softmax_cross_entropy_labels(z, labels, on, off, dz):
     log_p = z - z.max(axis=1, keepdims=True)
     log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
     dz[...] = (np.exp(log_p) * y.sum(axis=1, keepdims=True) - y) / n
-    return -float(np.sum(y * log_p, dtype=np.float64)) / n
+    return -float(np.sum(y * log_p, dtype=np.float64) / n)
 
 
 # ------------------------------------------- spec-level entry points (the layers')
-def conv2d(x, w, b, strides, padding, keep_cols=True):
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    strides: tuple[int, int],
+    padding: str,
+    keep_cols: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``kernels.conv.conv2d``: ``(y, cols)`` with Keras' padding rule."""
     n, h, wd, _ = x.shape
     kh, kw, c, _ = w.shape
@@ -505,7 +556,15 @@ def conv2d(x, w, b, strides, padding, keep_cols=True):
     return y, cols if keep_cols else None
 
 
-def conv2d_grads(dout, x, cols, w, strides, padding, need_dx=True):
+def conv2d_grads(
+    dout: np.ndarray,
+    x: np.ndarray,
+    cols: np.ndarray,
+    w: np.ndarray,
+    strides: tuple[int, int],
+    padding: str,
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """``kernels.conv.conv2d_grads``: ``(dx, dw, db)`` of :func:`conv2d`."""
     _, _, pt, pl = window_placement(
         x.shape[1], x.shape[2], w.shape[:2], strides, padding
@@ -513,7 +572,9 @@ def conv2d_grads(dout, x, cols, w, strides, padding, need_dx=True):
     return conv2d_backward(dout, x, cols, w, *strides, pt, pl, need_dx)
 
 
-def max_pool2d(x, pool_size, strides, padding):
+def max_pool2d(
+    x: np.ndarray, pool_size: tuple[int, int], strides: tuple[int, int], padding: str
+) -> tuple[np.ndarray, np.ndarray]:
     """``kernels.pool.max_pool2d``: ``(y, argmax)``."""
     n, h, w, c = x.shape
     ho, wo, pt, pl = window_placement(h, w, pool_size, strides, padding)
@@ -522,14 +583,23 @@ def max_pool2d(x, pool_size, strides, padding):
     return maxpool_forward(x, *pool_size, *strides, pt, pl, y, argmax)
 
 
-def max_pool2d_backward(dout, argmax, x_shape, pool_size, strides, padding):
+def max_pool2d_backward(
+    dout: np.ndarray,
+    argmax: np.ndarray,
+    x_shape: tuple[int, ...],
+    pool_size: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str,
+) -> np.ndarray:
     """``kernels.pool.max_pool2d_backward``."""
     _, _, pt, pl = window_placement(x_shape[1], x_shape[2], pool_size, strides, padding)
     dx = np.empty(x_shape, dtype=dout.dtype)
     return maxpool_backward(dout, argmax, *pool_size, *strides, pt, pl, dx)
 
 
-def avg_pool2d(x, pool_size, strides, padding):
+def avg_pool2d(
+    x: np.ndarray, pool_size: tuple[int, int], strides: tuple[int, int], padding: str
+) -> np.ndarray:
     """``kernels.pool.avg_pool2d``."""
     n, h, w, c = x.shape
     ho, wo, pt, pl = window_placement(h, w, pool_size, strides, padding)
@@ -537,14 +607,22 @@ def avg_pool2d(x, pool_size, strides, padding):
     return avgpool_forward(x, *pool_size, *strides, pt, pl, y)
 
 
-def avg_pool2d_backward(dout, x_shape, pool_size, strides, padding):
+def avg_pool2d_backward(
+    dout: np.ndarray,
+    x_shape: tuple[int, ...],
+    pool_size: tuple[int, int],
+    strides: tuple[int, int],
+    padding: str,
+) -> np.ndarray:
     """``kernels.pool.avg_pool2d_backward``."""
     _, _, pt, pl = window_placement(x_shape[1], x_shape[2], pool_size, strides, padding)
     dx = np.empty(x_shape, dtype=dout.dtype)
     return avgpool_backward(dout, *pool_size, *strides, pt, pl, dx)
 
 
-def dropout(x, key, rate):
+def dropout(
+    x: np.ndarray, key: np.uint64, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
     """``kernels.dropout.dropout``: ``(y, mask)``, ``mask = [u >= t] / (1 - rate)``."""
     threshold = np.uint32(min(round(rate * 2.0**32), 2**32 - 1))
     mask = _mask(key, threshold, 1.0 / (1.0 - rate), x.shape, x.dtype)

@@ -338,12 +338,12 @@ def conv3x3_pool_forward(
         step = images_per_chunk(stop - start, 16 * pq * max(c, f) * x.itemsize)
         # Scratch for the share, reused chunk after chunk: fresh memory per chunk
         # (first-touch page faults, taken one thread at a time) did not scale.
-        own_v = np.empty((16, step * pq, c), x.dtype) if v is None else None
+        own_v = np.empty((16, step * pq if v is None else 0, c), x.dtype)
         m = np.empty((16, step * pq, f), x.dtype)
         for s in range(start, stop, step):
             e = min(stop, s + step)
             k = (e - s) * pq
-            vc = own_v[:, :k] if own_v is not None else v[:, s * pq : e * pq]
+            vc = v[:, s * pq : e * pq] if v is not None else own_v[:, :k]
             input_transform(x[s:e], pt, pl, po, qo, vc)
             np.matmul(vc, u, out=m[:, :k])
             output_transform_pool(m[:, :k], b, relu, out[s:e], argmax[s:e])
@@ -390,7 +390,7 @@ def conv3x3_pool_backward(
         db = np.zeros(f, dtype=dout.dtype)
         step = images_per_chunk(stop - start, 16 * pq * max(c, f) * dout.itemsize)
         dm_own = np.empty((16, step * pq, f), dtype=dout.dtype)
-        dv_own = np.empty((16, step * pq, c), dtype=dout.dtype) if need_dx else None
+        dv_own = np.empty((16, step * pq if need_dx else 0, c), dtype=dout.dtype)
         du_chunk = np.empty((16, c, f), dtype=dout.dtype)
         for s in range(start, stop, step):
             e = min(stop, s + step)

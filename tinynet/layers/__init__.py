@@ -53,4 +53,23 @@ def layer_from_config(spec: Any) -> Layer:
     return from_spec(spec, LAYERS, "layer")
 
 
-__all__ = ["LAYERS", "Layer", "layer_from_config", "layer_to_config"]
+__all__ = [
+    "LAYERS",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool2D",
+    "Layer",
+    "LeakyReLU",
+    "MaxPool2D",
+    "ReLU",
+    "Rescaling",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "layer_from_config",
+    "layer_to_config",
+]

@@ -13,11 +13,11 @@ with non-default arguments, by a layer spec ``{"class_name": "LeakyReLU", "confi
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
+from ..checks import is_real
 from .base import Layer, Shape
 
 # ------------------------------------------------------------------ pure functions
@@ -30,7 +30,8 @@ def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     overflowing: the largest exponent is exp(0) = 1.
     """
     e = np.exp(z - np.max(z, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    p: np.ndarray = e / np.sum(e, axis=axis, keepdims=True)
+    return p
 
 
 def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -40,7 +41,10 @@ def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     ``np.log(softmax(z))`` gives ``-inf``.
     """
     shifted = z - np.max(z, axis=axis, keepdims=True)
-    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    log_p: np.ndarray = shifted - np.log(
+        np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    )
+    return log_p
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -50,7 +54,8 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     for z < 0, which also keeps full relative precision for large negative z.
     """
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+    s: np.ndarray = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return s.astype(z.dtype, copy=False)
 
 
 # ------------------------------------------------------------------------ layers
@@ -66,9 +71,9 @@ class _Elementwise(Layer):
         self.check_input(x)
         return self._run(x, training)
 
-    def _cached(self, dout: np.ndarray) -> Any:
-        cache = self._take_cache()
-        self._check_dout(dout, (dout.shape[0], *self.output_shape))
+    def _cached(self, dout: np.ndarray) -> np.ndarray:
+        cache: np.ndarray = self._take_cache()
+        self._check_dout(dout, dout.shape[0])
         return cache
 
     def get_config(self) -> dict[str, Any]:
@@ -86,11 +91,13 @@ class ReLU(_Elementwise):
     # 128x26x26x32 float32: 0.9 ms against 12 ms), and ReLUs run on the largest arrays.
     def _run(self, x: np.ndarray, training: bool) -> np.ndarray:
         self._store(training, x > 0 if training else None)
-        return np.maximum(x, x.dtype.type(0))
+        y: np.ndarray = np.maximum(x, x.dtype.type(0))
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         positive = self._cached(dout)
-        return np.multiply(dout, positive, dtype=dout.dtype)
+        dx: np.ndarray = np.multiply(dout, positive, dtype=dout.dtype)
+        return dx
 
 
 class LeakyReLU(_Elementwise):
@@ -107,12 +114,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, alpha: float = 0.3, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        if (
-            isinstance(alpha, bool)
-            or not isinstance(alpha, numbers.Real)
-            or not np.isfinite(alpha)
-            or alpha < 0
-        ):
+        if not is_real(alpha) or not np.isfinite(alpha) or alpha < 0:
             raise ValueError(
                 f"{self.describe()}: alpha must be a finite number >= 0, got {alpha!r}"
             )
@@ -121,10 +123,12 @@ class LeakyReLU(_Elementwise):
     def _run(self, x: np.ndarray, training: bool) -> np.ndarray:
         slope = self._slope(x > 0, x.dtype)
         self._store(training, slope)
-        return x * slope
+        y: np.ndarray = x * slope
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * self._cached(dout)
+        dx: np.ndarray = dout * self._cached(dout)
+        return dx
 
     def _slope(self, positive: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """dy/dx: 1 where x > 0, alpha elsewhere (arithmetic, not np.where: faster)."""
@@ -151,7 +155,8 @@ class Sigmoid(_Elementwise):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         y = self._cached(dout)
-        return dout * y * (1 - y)
+        dx: np.ndarray = dout * y * (1 - y)
+        return dx
 
 
 class Tanh(_Elementwise):
@@ -162,13 +167,14 @@ class Tanh(_Elementwise):
     """
 
     def _run(self, x: np.ndarray, training: bool) -> np.ndarray:
-        y = np.tanh(x)
+        y: np.ndarray = np.tanh(x)
         self._store(training, y)
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         y = self._cached(dout)
-        return dout * (1 - y * y)
+        dx: np.ndarray = dout * (1 - y * y)
+        return dx
 
 
 class Softmax(_Elementwise):
@@ -186,7 +192,8 @@ class Softmax(_Elementwise):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         p = self._cached(dout)
-        return p * (dout - np.sum(dout * p, axis=-1, keepdims=True))
+        dx: np.ndarray = p * (dout - np.sum(dout * p, axis=-1, keepdims=True))
+        return dx
 
 
 ACTIVATIONS: dict[str, type[Layer]] = {
@@ -254,11 +261,12 @@ def serialize(activation: Layer | None) -> str | dict[str, Any] | None:
 # -------------------------------------------------------- owned activation mixin
 
 
-class ActivationMixin:
+class ActivationMixin(Layer):
     """Optional activation owned by a layer (Dense, Conv2D).
 
     Put it before ``Layer`` in the bases (``class Dense(ActivationMixin, Layer)``) so
-    its ``astype`` runs first. The owner calls, in order:
+    its ``astype`` runs first (it derives from Layer, so its ``super()`` is
+    Layer's to a type checker too). The owner calls, in order:
 
     - ``_init_activation(activation)`` in ``__init__``;
     - ``_build_activation(out_shape, rng, dtype)`` at the end of ``_build``;
@@ -302,8 +310,8 @@ class ActivationMixin:
         activation, self.activation = self.activation, None
         return activation
 
-    def astype(self, dtype: Any) -> Any:
-        super().astype(dtype)  # type: ignore[misc]
+    def astype(self, dtype: Any) -> Self:
+        super().astype(dtype)
         if self.activation is not None:
             self.activation.astype(dtype)
         return self

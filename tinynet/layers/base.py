@@ -31,7 +31,7 @@ its parameters; after that it maps a batch forward and a gradient backward::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class Layer:
         """Default for parameter-free, shape-preserving layers."""
         return input_shape
 
-    def astype(self, dtype: Any) -> Layer:
+    def astype(self, dtype: Any) -> Self:
         """Cast parameters, gradients and buffers to ``dtype`` in place."""
         self.dtype = np.dtype(dtype)
         for store in (self.params, self.grads, self.buffers):
@@ -122,21 +122,26 @@ class Layer:
         cls = type(self).__name__
         return f"{cls} {self.name!r}" if self.name else cls
 
-    def check_input(self, x: np.ndarray) -> None:
-        """Raise a ValueError naming this layer unless ``x`` is (N, *input_shape)."""
-        if not self.built:
+    def built_shapes(self) -> tuple[Shape, Shape]:
+        """``(input_shape, output_shape)``; a RuntimeError if the layer is not built."""
+        if self.input_shape is None or self.output_shape is None:
             raise RuntimeError(
                 f"{self.describe()} is not built: call build(input_shape) or put it "
                 "in a Sequential with an input_shape"
             )
+        return self.input_shape, self.output_shape
+
+    def check_input(self, x: np.ndarray) -> None:
+        """Raise a ValueError naming this layer unless ``x`` is (N, *input_shape)."""
+        input_shape, _ = self.built_shapes()
         if not isinstance(x, np.ndarray):
             raise TypeError(
                 f"{self.describe()}: expected a numpy array, got {type(x).__name__}"
             )
-        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
+        if x.ndim != len(input_shape) + 1 or x.shape[1:] != input_shape:
             raise ValueError(
                 f"{self.describe()}: expected input of shape "
-                f"(batch, {', '.join(map(str, self.input_shape))}), got {x.shape}"
+                f"(batch, {', '.join(map(str, input_shape))}), got {x.shape}"
             )
 
     def _store(self, training: bool, cache: Any) -> None:
@@ -155,7 +160,10 @@ class Layer:
             )
         return self._cache
 
-    def _check_dout(self, dout: np.ndarray, expected: Shape) -> None:
+    def _check_dout(self, dout: np.ndarray, batch: int) -> None:
+        """Raise a ValueError naming this layer unless ``dout`` is
+        (batch, *output_shape)."""
+        expected = (batch, *self.built_shapes()[1])
         if dout.shape != expected:
             raise ValueError(
                 f"{self.describe()}: backward expected a gradient of shape {expected}, "

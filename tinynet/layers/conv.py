@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
 from .. import initializers
-from ..checks import flag
+from ..checks import flag, is_integer
 from ..kernels import conv
 from .activations import ActivationMixin
 from .base import Layer, Shape
@@ -61,11 +60,7 @@ class Conv2D(ActivationMixin, Layer):
     ) -> None:
         super().__init__(name=name)
         who = self.describe()
-        if (
-            not isinstance(filters, numbers.Integral)
-            or isinstance(filters, bool)
-            or filters <= 0
-        ):
+        if not is_integer(filters) or filters <= 0:
             raise ValueError(f"{who}: filters must be a positive int, got {filters!r}")
         self.filters = int(filters)
         self.kernel_size = as_pair(kernel_size, "kernel_size", who)
@@ -105,14 +100,18 @@ class Conv2D(ActivationMixin, Layer):
         w = self.params["W"].astype(x.dtype, copy=False)
         b = self.params["b"].astype(x.dtype, copy=False) if self.use_bias else None
         z, cols = conv.conv2d(x, w, b, self.strides, self.padding, training)
-        self._store(training, ConvCache(x, cols, w))
+        self._store(training, None if cols is None else ConvCache(x, cols, w))
         return self._activate(z, training)
 
+    @overload
+    def backward(self, dout: np.ndarray) -> np.ndarray: ...
+    @overload
+    def backward(self, dout: np.ndarray, *, need_dx: bool) -> np.ndarray | None: ...
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         """dout : (N, ho, wo, F) -> dx : (N, H, W, C) (None if not ``need_dx``);
         fills grads["W"], grads["b"]."""
         x, cols, w = self._take_cache()
-        self._check_dout(dout, (x.shape[0], *self.output_shape))
+        self._check_dout(dout, x.shape[0])
         dz = np.ascontiguousarray(self._activation_backward(dout), dtype=x.dtype)
         dx, dw, db = conv.conv2d_grads(
             dz, x, cols, w, self.strides, self.padding, need_dx

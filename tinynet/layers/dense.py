@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -71,10 +71,14 @@ class Dense(ActivationMixin, Layer):
         self._store(training, x)
         return self._activate(z, training)
 
+    @overload
+    def backward(self, dout: np.ndarray) -> np.ndarray: ...
+    @overload
+    def backward(self, dout: np.ndarray, *, need_dx: bool) -> np.ndarray | None: ...
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         """dout : (N, units) -> dx : (N, in) (None if not ``need_dx``); fills grads."""
         x: np.ndarray = self._take_cache()
-        self._check_dout(dout, (x.shape[0], self.units))
+        self._check_dout(dout, x.shape[0])
         dz = self._activation_backward(dout)
         # Into the existing arrays: anyone holding grads["W"] sees the update.
         np.matmul(x.T, dz, out=self.grads["W"])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
+from ..checks import is_real
 from ..kernels.dropout import dropout
 from .base import Layer
 
@@ -32,11 +32,7 @@ class Dropout(Layer):
 
     def __init__(self, rate: float, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, numbers.Real)
-            or not 0.0 <= rate < 1.0
-        ):
+        if not is_real(rate) or not 0.0 <= rate < 1.0:
             raise ValueError(
                 f"{self.describe()}: rate must be a number in [0, 1), got {rate!r}"
             )
@@ -65,8 +61,9 @@ class Dropout(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout : (N, ...) -> dx = dout * m."""
         mask: np.ndarray = self._take_cache()
-        self._check_dout(dout, mask.shape)
-        return dout * mask
+        self._check_dout(dout, mask.shape[0])
+        dx: np.ndarray = dout * mask
+        return dx
 
     def get_config(self) -> dict[str, Any]:
         return {"rate": self.rate, "name": self.name}

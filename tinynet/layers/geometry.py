@@ -8,11 +8,11 @@ layer module imports the other.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
+from ..checks import is_integer
 from ..kernels import PADDINGS, window_geometry
 
 Shape = tuple[int, ...]
@@ -21,10 +21,7 @@ Shape = tuple[int, ...]
 def as_pair(value: Any, what: str, who: str) -> tuple[int, int]:
     """``3 -> (3, 3)``, ``(3, 2) -> (3, 2)``; anything else but positive ints raises."""
     pair = value if isinstance(value, tuple | list) else (value, value)
-    if len(pair) != 2 or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
-        for v in pair
-    ):
+    if len(pair) != 2 or not all(is_integer(v) and v > 0 for v in pair):
         raise ValueError(
             f"{who}: {what} must be a positive int or a pair of positive ints, "
             f"got {value!r}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
@@ -71,7 +71,8 @@ class BatchNorm(Layer):
         if not training:
             self._store(False, None)
             inv_std = 1.0 / np.sqrt(self.buffers["moving_var"] + self.epsilon)
-            return (x - self.buffers["moving_mean"]) * (gamma * inv_std) + beta
+            y: np.ndarray = (x - self.buffers["moving_mean"]) * (gamma * inv_std) + beta
+            return y
 
         # Work on the (M, C) view: channel sums become BLAS matrix-vector products
         # and einsum reductions, which avoid NumPy's temporaries over leading axes
@@ -93,9 +94,13 @@ class BatchNorm(Layer):
         y += beta
         return y.reshape(x.shape)
 
+    @overload
+    def backward(self, dout: np.ndarray) -> np.ndarray: ...
+    @overload
+    def backward(self, dout: np.ndarray, *, need_dx: bool) -> np.ndarray | None: ...
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         xh, inv_std, ones = self._take_cache()
-        self._check_dout(dout, (dout.shape[0], *self.output_shape))
+        self._check_dout(dout, dout.shape[0])
         d2 = dout.reshape(xh.shape)
         m = xh.shape[0]
         self.grads["beta"][...] = ones @ d2
@@ -103,7 +108,7 @@ class BatchNorm(Layer):
         if not need_dx:
             return None
         # dx = gamma * inv_std / m * (m * dout - sum(dout) - xh * sum(dout * xh))
-        dx = xh * (self.grads["gamma"] / m)
+        dx: np.ndarray = xh * (self.grads["gamma"] / m)
         dx += self.grads["beta"] / m
         np.subtract(d2, dx, out=dx)
         dx *= self.params["gamma"] * inv_std
@@ -140,7 +145,7 @@ class Rescaling(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         shape = self._take_cache()
-        self._check_dout(dout, shape)
+        self._check_dout(dout, shape[0])
         return dout * self.scale
 
     def get_config(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class _Pool2D(Layer):
         )  # fmt: skip
 
     def _dout(self, dout: np.ndarray, n: int) -> np.ndarray:
-        self._check_dout(dout, (n, *self.output_shape))
+        self._check_dout(dout, n)
         return np.ascontiguousarray(dout, dtype=np.result_type(dout.dtype, np.float32))
 
     def get_config(self) -> dict[str, Any]:
@@ -134,12 +134,13 @@ class GlobalAvgPool2D(Layer):
         self.check_input(x)
         x = float_input(x, self.dtype)
         self._store(training, x.shape)
-        return x.mean(axis=(1, 2), dtype=x.dtype)
+        y: np.ndarray = x.mean(axis=(1, 2), dtype=x.dtype)
+        return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """dout : (N, C) -> dx : (N, H, W, C)."""
         n, h, w, c = self._take_cache()
-        self._check_dout(dout, (n, c))
+        self._check_dout(dout, n)
         dout = np.asarray(dout, dtype=np.result_type(dout.dtype, np.float32))
         share = dout / dout.dtype.type(h * w)
         return np.broadcast_to(share[:, None, None, :], (n, h, w, c)).copy()

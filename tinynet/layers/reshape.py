@@ -22,13 +22,13 @@ class Flatten(Layer):
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self.check_input(x)
-        self._store(training, x.shape[0])
+        self._store(training, x.shape)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        batch = self._take_cache()
-        self._check_dout(dout, (batch, *self.output_shape))
-        return dout.reshape(batch, *self.input_shape)
+        x_shape = self._take_cache()
+        self._check_dout(dout, x_shape[0])
+        return dout.reshape(x_shape)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}

@@ -45,25 +45,25 @@ def clip_by_global_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> flo
 
 
 def _positive(owner: str, name: str, value: Any) -> float:
-    value = real_number(owner, name, value)
-    if value <= 0:
-        raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
-    return value
+    number = real_number(owner, name, value)
+    if number <= 0:
+        raise ValueError(f"{owner}: {name} must be > 0, got {number!r}")
+    return number
 
 
 def _non_negative(owner: str, name: str, value: Any) -> float:
-    value = real_number(owner, name, value)
-    if value < 0:
-        raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
-    return value
+    number = real_number(owner, name, value)
+    if number < 0:
+        raise ValueError(f"{owner}: {name} must be >= 0, got {number!r}")
+    return number
 
 
 def _unit(owner: str, name: str, value: Any) -> float:
     """A decay factor in [0, 1): 1 would freeze the average forever."""
-    value = real_number(owner, name, value)
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}: {name} must be in [0, 1), got {value!r}")
-    return value
+    number = real_number(owner, name, value)
+    if not 0.0 <= number < 1.0:
+        raise ValueError(f"{owner}: {name} must be in [0, 1), got {number!r}")
+    return number
 
 
 class Optimizer:
@@ -118,9 +118,11 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value: Any) -> None:
-        if not isinstance(value, LearningRateSchedule):
-            value = _non_negative(self._name, "learning_rate", value)
-        self._learning_rate = value
+        self._learning_rate: float | LearningRateSchedule = (
+            value
+            if isinstance(value, LearningRateSchedule)
+            else _non_negative(self._name, "learning_rate", value)
+        )
 
     @property
     def lr(self) -> float:
@@ -168,18 +170,21 @@ class Optimizer:
 
     def _check(self, arrays: Any, what: str) -> None:
         """``arrays`` must have exactly the built keys, shapes and dtypes."""
+        specs = self._specs
+        if specs is None:
+            raise RuntimeError(f"{self._name}: {what} checked before build()")
         if not isinstance(arrays, Mapping):
             raise TypeError(
                 f"{self._name}: {what} must be a dict, got {type(arrays).__name__}"
             )
-        if arrays.keys() != self._specs.keys():
-            missing = sorted(self._specs.keys() - arrays.keys())
-            unknown = sorted(arrays.keys() - self._specs.keys())
+        if arrays.keys() != specs.keys():
+            missing = sorted(specs.keys() - arrays.keys())
+            unknown = sorted(arrays.keys() - specs.keys())
             raise ValueError(
                 f"{self._name}: {what} keys differ from the parameters this "
                 f"optimizer was built for; missing {missing}, unexpected {unknown}"
             )
-        for key, (shape, dtype) in self._specs.items():
+        for key, (shape, dtype) in specs.items():
             a = arrays[key]
             if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype:
                 raise ValueError(

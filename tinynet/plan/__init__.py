@@ -145,7 +145,9 @@ class Plan:
         """
         loss_step = self._loss_step()
 
-        def timed(what: str, i: int, kind: str) -> contextlib.AbstractContextManager:
+        def timed(
+            what: str, i: int, kind: str
+        ) -> contextlib.AbstractContextManager[None]:
             if timings is None:
                 return contextlib.nullcontext()
             return _timer(timings, f"{what} {i} {kind}", clock)

@@ -76,7 +76,7 @@ class Conv2DStep(Step):
         y, cols = conv.conv2d_forward(
             x, w, b, *layer.strides, pt, pl, ho, wo, cols, relu
         )
-        if training:
+        if cols is not None:  # training
             self._cache = Conv2DCache(x, cols, w, y if relu else None)
         else:
             self.clear()
@@ -89,7 +89,7 @@ class Conv2DStep(Step):
                 "forward(x, training=True)"
             )
         x, cols, w, y = self._cache
-        expected = (x.shape[0], *self.conv.output_shape)
+        expected = (x.shape[0], *self.conv.built_shapes()[1])
         if dout.shape != expected:
             raise ValueError(
                 f"{self.describe()}: backward expected a gradient of shape {expected}, "

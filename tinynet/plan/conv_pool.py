@@ -111,7 +111,7 @@ class ConvPool(Step):
             conv.conv2d_forward(
                 x, w, b, *self.conv.strides, pt, pl, ho, wo, kept, relu, (p, argmax)
             )
-        if training:
+        if kept is not None:  # training
             self._cache = ConvPoolCache(x, kept, w, p, argmax)
         else:
             self.clear()

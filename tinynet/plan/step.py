@@ -140,7 +140,8 @@ class LayerStep(Step):
         # Only layers with parameters take need_dx (the layer contract); a plan asks
         # it of the first of them alone.
         backward: Any = self.layer.backward
-        return backward(dout, need_dx=False)
+        dx: np.ndarray | None = backward(dout, need_dx=False)
+        return dx
 
     @property
     def kind(self) -> str:

@@ -123,7 +123,8 @@ class DigitServer(HTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        # server_address, as server_bind set it: (host str, port, ...) for IPv4/6.
+        host, port = self.socket.getsockname()[:2]
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/"
 

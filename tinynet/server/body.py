@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from email.message import Message
-from typing import BinaryIO
+from io import BufferedIOBase
 
 from .problem import HTTPProblem, too_large
 
@@ -67,7 +67,7 @@ def announced_length(headers: Message, cap: int) -> int | None:
     return length
 
 
-def read_body(rfile: BinaryIO, headers: Message, cap: int) -> bytes:
+def read_body(rfile: BufferedIOBase, headers: Message, cap: int) -> bytes:
     """The request body, at most ``cap`` bytes of the connection (else 413)."""
     length = announced_length(headers, cap)
     if length is None:
@@ -78,7 +78,7 @@ def read_body(rfile: BinaryIO, headers: Message, cap: int) -> bytes:
     return data
 
 
-def read_chunked(rfile: BinaryIO, cap: int) -> bytes:
+def read_chunked(rfile: BufferedIOBase, cap: int) -> bytes:
     """A ``Transfer-Encoding: chunked`` body; framing counts towards ``cap``."""
     parts, used = [], 0
     while True:
@@ -113,7 +113,7 @@ def read_chunked(rfile: BinaryIO, cap: int) -> bytes:
     raise HTTPProblem(400, f"more than {MAX_TRAILERS} trailer fields")
 
 
-def _read_line(rfile: BinaryIO, what: str) -> bytes:
+def _read_line(rfile: BufferedIOBase, what: str) -> bytes:
     line = rfile.readline(MAX_LINE + 1)
     if line.endswith(b"\n"):
         return line

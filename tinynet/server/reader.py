@@ -36,7 +36,8 @@ class DigitReader:
 
     def predict(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         with self._predict_lock:
-            return self.model.predict(x, batch_size=batch_size)
+            probs: np.ndarray = self.model.predict(x, batch_size=batch_size)
+        return probs
 
     def read(
         self, data: bytes, file: str, *, single: bool = False, details: bool = False

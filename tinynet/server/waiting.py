@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .problem import error_bytes
 
@@ -31,7 +32,7 @@ over as it is, and the handler reads the rest (under its own deadline)."""
 @dataclass
 class _Waiting:
     sock: socket.socket
-    address: tuple
+    address: tuple[Any, ...]
     since: float
     head: bytearray = field(default_factory=bytearray)
 
@@ -51,7 +52,7 @@ class HeadWaiter:
 
     def __init__(
         self,
-        on_head: Callable[[socket.socket, tuple, bytes], None],
+        on_head: Callable[[socket.socket, tuple[Any, ...], bytes], None],
         *,
         timeout: float,
         max_waiting: int,
@@ -71,7 +72,7 @@ class HeadWaiter:
         self._closed = False
         self._on_tick = on_tick
 
-    def add(self, sock: socket.socket, address: tuple) -> None:
+    def add(self, sock: socket.socket, address: tuple[Any, ...]) -> None:
         """Watch a new connection (any thread)."""
         with self._lock:
             self._new.append(_Waiting(sock, address, time.monotonic()))
@@ -86,8 +87,12 @@ class HeadWaiter:
                     if key.fileobj is self._wake_r:
                         self._take_new()
                     # Unless _take_new closed it to make room in this same round:
-                    elif self._waiting.get(key.fileobj) is key.data:
-                        self._read(key.data)
+                    elif (
+                        isinstance(key.fileobj, socket.socket)
+                        and (waiting := self._waiting.get(key.fileobj)) is not None
+                        and waiting is key.data
+                    ):
+                        self._read(waiting)
                 self._expire()
                 self._on_tick()
             except Exception:  # a bug: say so, and keep serving

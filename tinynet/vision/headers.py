@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 
 ACCEPTED = "PNG, JPEG, BMP, TIFF, WebP, GIF, PNM/PAM/PFM"
 
@@ -251,7 +252,7 @@ def full_depth_bytes(data: bytes, kind: str) -> int:
     return 4  # BMP, WebP, GIF: 8-bit BGRA
 
 
-_PLAIN = {
+_PLAIN: dict[str, Callable[[bytes], bool]] = {
     "jpeg": lambda data: True,
     "png": _png_plain,
     "bmp": lambda data: struct.unpack("<H", data[28:30])[0] < 32,

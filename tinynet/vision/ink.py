@@ -75,7 +75,9 @@ def find_ink(grey: np.ndarray) -> InkComponents:
         work = cv2.bitwise_not(work)
     if tiny:  # a scan the digit fills: no room for uneven light, so one paper level
         _, light = cv2.threshold(work, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        t = cv2.subtract(work, int(np.median(work[light == 0])))
+        # OpenCV takes a scalar for src2; its stubs list only arrays.
+        paper = int(np.median(work[light == 0]))
+        t = cv2.subtract(work, paper)  # type: ignore[call-overload]
     else:
         small, d = _low_res(work)
         rough = cv2.subtract(small, paper_level(small)) > MIN_CONTRAST
@@ -122,7 +124,9 @@ def find_ink(grey: np.ndarray) -> InkComponents:
     return InkComponents(labels=labels, stats=stats, ids=ids, scale=scale)
 
 
-def _label(weak: np.ndarray, strong: np.ndarray) -> tuple:
+def _label(
+    weak: np.ndarray, strong: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Components of ``weak`` that hold a ``strong`` pixel: labels, stats, their ids."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
     has_strong = np.bincount(labels[strong], minlength=n)
@@ -175,9 +179,9 @@ def ink_is_dark(grey: np.ndarray, *, tiny: bool = False) -> bool:
     r = residual[::step, ::step].astype(np.float32)
     mad = float(np.median(np.abs(r - np.median(r))))
     thr = max(8.0, 4.0 * 1.4826 * mad)
-    dark = float(np.maximum(-r - thr, 0.0).sum())
-    light = float(np.maximum(r - thr, 0.0).sum())
-    return dark >= light
+    darker = float(np.maximum(-r - thr, 0.0).sum())
+    lighter = float(np.maximum(r - thr, 0.0).sum())
+    return darker >= lighter
 
 
 def _thickest_stroke(rough: np.ndarray) -> float:
@@ -215,7 +219,8 @@ def _free_ink(mask: np.ndarray) -> np.ndarray | None:
     # Specks are not enough to judge by: a digit that fills a crop touches the border.
     if not (inner & (np.maximum(w, h) >= 0.04 * min(H, W))).any():
         return None
-    return inner[labels].astype(np.uint8)
+    free: np.ndarray = inner[labels].astype(np.uint8)
+    return free
 
 
 def remove_background(x: np.ndarray, stroke: float) -> np.ndarray:

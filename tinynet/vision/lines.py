@@ -10,6 +10,8 @@ line, the band's pixels are given back when the stroke continues on both sides.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 
@@ -71,7 +73,7 @@ def remove_paper_lines(
     return remove
 
 
-def _candidates(mask: np.ndarray):
+def _candidates(mask: np.ndarray) -> Iterator[tuple[np.ndarray, bool, float]]:
     """Yield (centre polynomial, horizontal?, thickness) per paper-line candidate."""
     h, w = mask.shape
     # Hough on a small copy (any ink in a cell counts): much faster, and the lines
@@ -117,7 +119,12 @@ def _candidates(mask: np.ndarray):
         yield centre, horizontal, thickness
 
 
-def _trace(mask: np.ndarray, seg: tuple, horizontal: bool, search: float):
+def _trace(
+    mask: np.ndarray,
+    seg: tuple[float, float, float, float],
+    horizontal: bool,
+    search: float,
+) -> tuple[np.ndarray, float] | None:
     """Follow a line near a Hough segment; return (quadratic centre, thickness).
 
     The centre is y(x) for a horizontal line, x(y) for a vertical one. Sample
@@ -129,7 +136,9 @@ def _trace(mask: np.ndarray, seg: tuple, horizontal: bool, search: float):
     x0, y0, x1, y1 = seg if horizontal else (seg[1], seg[0], seg[3], seg[2])
     length, across = img.shape[1], img.shape[0]
     slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
-    xs, ys, runs = [], [], []
+    xs_seen: list[float] = []
+    ys_seen: list[float] = []
+    runs_seen: list[int] = []
     for x in np.linspace(0.02, 0.98, SAMPLES) * (length - 1):
         xi = int(round(x))
         guess = y0 + slope * (x - x0)
@@ -145,12 +154,12 @@ def _trace(mask: np.ndarray, seg: tuple, horizontal: bool, search: float):
             start -= 1
         while end < across - 1 and img[end + 1, xi]:
             end += 1
-        xs.append(x)
-        ys.append((start + end) / 2)
-        runs.append(end - start + 1)
-    if len(xs) < SAMPLES // 2:
+        xs_seen.append(x)
+        ys_seen.append((start + end) / 2)
+        runs_seen.append(end - start + 1)
+    if len(xs_seen) < SAMPLES // 2:
         return None
-    xs, ys, runs = np.array(xs), np.array(ys), np.array(runs)
+    xs, ys, runs = np.array(xs_seen), np.array(ys_seen), np.array(runs_seen)
     thin = runs <= np.percentile(runs, 50) + 1  # not where a stroke crosses
     if thin.sum() < 4:
         return None
@@ -161,7 +170,9 @@ def _trace(mask: np.ndarray, seg: tuple, horizontal: bool, search: float):
     return centre, float(np.median(runs[thin]))
 
 
-def _draw(centre: np.ndarray, horizontal: bool, thickness: float, shape) -> np.ndarray:
+def _draw(
+    centre: np.ndarray, horizontal: bool, thickness: float, shape: tuple[int, int]
+) -> np.ndarray:
     """A band ``thickness + 3`` px wide along the traced line, across the image."""
     h, w = shape
     length = w if horizontal else h

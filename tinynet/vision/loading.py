@@ -58,7 +58,7 @@ class ImageError(ValueError):
 
 
 def load_image(
-    source: str | os.PathLike | bytes,
+    source: str | os.PathLike[str] | bytes,
     *,
     max_pixels: int = MAX_PIXELS,
     max_side: int | None = None,
@@ -95,7 +95,7 @@ def load_image(
 
 
 def load_image_scaled(
-    source: str | os.PathLike | bytes,
+    source: str | os.PathLike[str] | bytes,
     *,
     max_pixels: int = MAX_PIXELS,
     max_side: int | None = None,
@@ -151,7 +151,7 @@ def load_image_scaled(
     return np.ascontiguousarray(image), original_long / max(image.shape)
 
 
-def _read_bytes(source: str | os.PathLike | bytes) -> tuple[bytes, str]:
+def _read_bytes(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
     if isinstance(source, bytes | bytearray | memoryview):
         data, name = bytes(source), "<bytes>"
     elif isinstance(source, str | os.PathLike):
@@ -202,6 +202,7 @@ def _decode_unchanged(data: bytes, kind: str, name: str) -> tuple[np.ndarray, in
     to apply."""
     buf = np.frombuffer(data, np.uint8)
     exif = None
+    image: cv2.typing.MatLike | None
     with _decoding(name):
         if hasattr(cv2, "imdecodeWithMetadata"):  # OpenCV >= 4.12
             # By keyword: 4.12-4.14 bind (buf, metadata, flags), 5.x (buf, flags).

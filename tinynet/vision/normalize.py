@@ -119,7 +119,7 @@ def _normalise_stroke(mask: np.ndarray) -> np.ndarray:
     padded = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     if radius > 0:
         dist = cv2.distanceTransform(1 - padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        out = (dist <= radius).astype(np.uint8)
+        out: np.ndarray = (dist <= radius).astype(np.uint8)
     else:
         dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         out = (dist > -radius).astype(np.uint8)

@@ -115,7 +115,7 @@ def default_model() -> Any:
 
 
 def read_digits(
-    source: str | os.PathLike | bytes | np.ndarray,
+    source: str | os.PathLike[str] | bytes | np.ndarray,
     model: Any = None,
     *,
     multi: bool = True,
@@ -169,9 +169,13 @@ def read_digits(
     probs = np.asarray(probs, dtype=np.float32)
     _check_probabilities(probs, len(inputs), name)
     pred = probs.argmax(axis=1)
+
+    def original(v: int) -> int:  # back to the pixels of the image given
+        return int(round(v * scale))
+
     boxes = [
-        tuple(int(round(v * scale)) for v in c.box)  # back to original pixels
-        for c in crops
+        (original(x), original(y), original(w), original(h))
+        for x, y, w, h in (c.box for c in crops)
     ]
     return Reading(
         digits="".join(str(int(d)) for d in pred),

@@ -46,7 +46,7 @@ def describe(file: str, reading: Reading) -> str:
     return "\n".join(lines)
 
 
-def figure_paths(out: str | os.PathLike, files: Sequence[str]) -> list[Path]:
+def figure_paths(out: str | os.PathLike[str], files: Sequence[str]) -> list[Path]:
     """``out`` for one image; ``OUT_<stem>.png`` per image (made unique) for several."""
     out = Path(out)
     if len(files) == 1:
@@ -68,7 +68,7 @@ def read_and_report(
     *,
     single: bool = False,
     as_json: bool = False,
-    plot_paths: Sequence[str | os.PathLike] | None = None,
+    plot_paths: Sequence[str | os.PathLike[str]] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -131,7 +131,7 @@ def read_and_report(
     return failed
 
 
-def _plot(reading: Reading, path: str | os.PathLike) -> None:
+def _plot(reading: Reading, path: str | os.PathLike[str]) -> None:
     from ..plots import plot_prediction  # matplotlib only when plotting
 
     plot_prediction(

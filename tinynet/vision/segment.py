@@ -101,7 +101,8 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
     if not multi:
         groups = [_main_digit(groups, stats)]
 
-    pieces = []  # (x0, y0, mask) per digit, at working resolution
+    # (x0, y0, mask) per digit, at working resolution
+    pieces: list[tuple[int, int, np.ndarray]] = []
     for group in groups:
         x0, y0, x1, y1 = _bounds(group, stats)
         mask = np.isin(labels[y0:y1, x0:x1], group).astype(np.uint8)
