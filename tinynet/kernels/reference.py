@@ -1,12 +1,12 @@
 """Naive NumPy twins of the Numba kernels: the readable specification and test oracle.
 
 Every function here has the signature of its fast namesake in ``kernels.conv``,
-``kernels.convpool``, ``kernels.winograd``, ``kernels.pool``, ``kernels.dropout``,
-``kernels.losses`` or ``kernels.optim`` and must return the same numbers (up to
-float rounding). The spec-level entry points the layers call (``conv2d``,
-``max_pool2d``, ``dropout`` ...) are at the end. They are written for clarity,
-loop over kernel offsets, and build an explicitly padded copy of the input; speed
-does not matter.
+``kernels.convpool``, ``kernels.batchnorm``, ``kernels.winograd``, ``kernels.pool``,
+``kernels.dropout``, ``kernels.losses`` or ``kernels.optim`` and must return the
+same numbers (up to float rounding). The spec-level entry points the layers call
+(``conv2d``, ``max_pool2d``, ``dropout`` ...) are at the end. They are written for
+clarity, loop over kernel offsets, and build an explicitly padded copy of the
+input; speed does not matter.
 
 Geometry shared by all of them (NHWC): window ``(oy, ox)`` covers the rows
 ``oy*sh - pt + [0, kh)`` and columns ``ox*sw - pl + [0, kw)`` of the input; positions
@@ -242,6 +242,48 @@ def pooled_weight_grad(
     dw += cols.T @ dz.reshape(-1, f)
     db += dz.sum(axis=(0, 1, 2))
     return dw, db
+
+
+# ----------------------------------- convolution + BatchNorm + ReLU (+ 2x2 max-pool)
+def channel_moments(z: np.ndarray, shift: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """``sums += [sum of (z - shift), sum of (z - shift)^2]`` over the rows."""
+    d = z.astype(np.float64) - shift
+    sums[0] += d.sum(axis=0)
+    sums[1] += (d * d).sum(axis=0)
+    return sums
+
+
+def normalize_relu(z, mean, scale, beta, y):
+    """``y = max((z - mean) * scale + beta, 0)``."""
+    y[...] = np.maximum((z - mean) * scale + beta, 0)
+    return y
+
+
+def normalize_relu_pool(z, mean, scale, beta, out, argmax):
+    """The 2x2 max-pool of :func:`normalize_relu` and its winners, as
+    :func:`pool_bias_relu` with ``beta`` for the bias."""
+    return pool_bias_relu((z - mean) * scale, beta, True, out, argmax)
+
+
+def _relu_masked(dy: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    return dy if y is None else np.where(y > 0, dy, 0)
+
+
+def normalize_backward_sums(dy, y, z, mean, inv_std, sums):
+    """``sums += [sum of g, sum of g * xh]`` with ``g = dy * [y > 0]`` (``dy`` if
+    ``y`` is None) and ``xh = (z - mean) * inv_std``."""
+    g = _relu_masked(dy, y)
+    sums[0] += g.sum(axis=0)
+    sums[1] += (g * ((z - mean) * inv_std)).sum(axis=0)
+    return sums
+
+
+def normalize_backward(dy, y, z, mean, inv_std, scale, mean_dbeta, mean_dgamma, dz):
+    """``dz = scale * (g - mean_dbeta - xh * mean_dgamma)``, ``g`` and ``xh`` as for
+    :func:`normalize_backward_sums`."""
+    xh = (z - mean) * inv_std
+    dz[...] = scale * (_relu_masked(dy, y) - mean_dbeta - xh * mean_dgamma)
+    return dz
 
 
 # --------------------------------------------------------------------------- pooling
