@@ -51,7 +51,7 @@ def channel_moments(z: np.ndarray, shift: np.ndarray, sums: np.ndarray) -> np.nd
     for r in range(m):
         row = z[r]
         for ch in range(f):
-            d = np.float64(row[ch] - shift[ch])
+            d = np.float64(row[ch]) - shift[ch]
             s1[ch] += d
             s2[ch] += d * d
     return sums

@@ -273,8 +273,8 @@ def normalize_backward_sums(dy, y, z, mean, inv_std, sums):
     """``sums += [sum of g, sum of g * xh]`` with ``g = dy * [y > 0]`` (``dy`` if
     ``y`` is None) and ``xh = (z - mean) * inv_std``."""
     g = _relu_masked(dy, y)
-    sums[0] += g.sum(axis=0)
-    sums[1] += (g * ((z - mean) * inv_std)).sum(axis=0)
+    sums[0] += g.sum(axis=0, dtype=np.float64)
+    sums[1] += (g * ((z - mean) * inv_std)).sum(axis=0, dtype=np.float64)
     return sums
 
 
