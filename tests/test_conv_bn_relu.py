@@ -91,6 +91,8 @@ def test_training_and_inference_equal_the_layers_one_by_one(conv_kwargs, shape):
     fused, spec = (cnn(conv_kwargs, shape, f) for f in (True, False))
     assert kinds(fused)[:2] == ["ConvBNReLUPool", "ConvBNReLU"]
     assert kinds(spec)[:4] == ["Conv2D", "BatchNorm", "ReLU", "MaxPool2D"]
+    # Winograd in training needs an even conv output (8 x 8 here), at inference not.
+    assert fused.plan.steps[0].winograd == (shape[2] >= 8)
     assert pools_by_winograd(fused.layers[0]) == (shape[2] >= 8)
     spec.set_weights(fused.get_weights())
     rng = np.random.default_rng(2)

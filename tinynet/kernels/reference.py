@@ -445,6 +445,29 @@ def winograd_output_transform_pool_adjoint(
     return dm, db
 
 
+def winograd_output_transform(
+    m: np.ndarray, b: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """``Y = A^T M A + b`` per tile, the tiles laid out as the conv output."""
+    n, ho, wo, f = y.shape
+    at = _AT.astype(m.dtype)
+    m6 = m.reshape(4, 4, n, ho // 2, wo // 2, f)
+    y[...] = np.einsum("ai,ijntsf,bj->ntasbf", at, m6, at).reshape(y.shape) + b
+    return y
+
+
+def winograd_output_transform_adjoint(
+    dy: np.ndarray, dm: np.ndarray, db: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``dM = A dY A^T`` per tile; ``db`` gets the sum of ``dY`` added."""
+    n, ho, wo, f = dy.shape
+    at = _AT.astype(dm.dtype)
+    dy6 = dy.reshape(n, ho // 2, 2, wo // 2, 2, f)
+    dm[...] = np.einsum("ai,ntasbf,bj->ijntsf", at, dy6, at).reshape(16, -1, f)
+    db += dy.sum(axis=(0, 1, 2))
+    return dm, db
+
+
 def winograd_input_transform_adjoint(
     dv: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, dx: np.ndarray
 ) -> np.ndarray:
