@@ -52,16 +52,14 @@ class ConvBNReLUCache(NamedTuple):
     argmax: np.ndarray | None  # pooled: (N, ho // 2, wo // 2, F) uint8 winners
 
 
-def _over_rows(
-    work: Callable[[slice], np.ndarray], n: int, pixels: int, f: int
-) -> np.ndarray:
+def _over_rows(work: Callable[[slice], np.ndarray], n: int, pixels: int) -> np.ndarray:
     """Run ``work(rows)`` on each thread's share of ``n`` images (``pixels`` rows of
     an (M, F) view each) and add up the (2, F) float64 sums it returns."""
 
     def share(start: int, stop: int) -> np.ndarray:
         return work(slice(start * pixels, stop * pixels))
 
-    return np.sum(batch_split.run(share, n), axis=0) if n else np.zeros((2, f))
+    return np.sum(batch_split.run(share, n), axis=0)
 
 
 class ConvBNReLU(Step):
@@ -86,7 +84,10 @@ class ConvBNReLU(Step):
         super().__init__(conv_layer, norm, relu)
         self.conv, self.norm = conv_layer, norm
         self._cache: ConvBNReLUCache | None = None
+        # Scratch kept between training steps (Workspace says why): the conv input
+        # as im2col rows or Winograd planes, its output z (Winograd) and dz.
         self._kept = Workspace()
+        self._z = Workspace()
         self._dz = Workspace()
 
     @property
@@ -126,7 +127,7 @@ class ConvBNReLU(Step):
         n, c, f = x.shape[0], x.shape[3], self.conv.filters
         if self.winograd:
             kept = self._kept.get((16, n * (ho // 2) * (wo // 2), c), x.dtype)
-            z = np.empty((n, ho, wo, f), dtype=x.dtype)
+            z = self._z.get((n, ho, wo, f), x.dtype)
             winograd.conv3x3_forward(x, w, b, pt, pl, kept, z)
         else:
             kept = self._kept.get((n * ho * wo, w.size // f), x.dtype)
@@ -149,7 +150,7 @@ class ConvBNReLU(Step):
         shift = z2[0].copy()  # near the mean: the sums of squares stay exact
         sums = _over_rows(
             lambda rows: batchnorm.channel_moments(z2[rows], shift, np.zeros((2, f))),
-            n, z.shape[1] * z.shape[2], f,
+            n, z.shape[1] * z.shape[2],
         )  # fmt: skip
         offset = sums[0] / m
         mean = (shift + offset).astype(z.dtype)
@@ -220,7 +221,7 @@ class ConvBNReLU(Step):
                 dy2[rows], None if y2 is None else y2[rows], z2[rows], mean, inv_std,
                 np.zeros((2, f)),
             ),
-            n, pixels, f,
+            n, pixels,
         )  # fmt: skip
         norm = self.norm
         norm.grads["beta"][...] = sums[0]
@@ -266,8 +267,8 @@ class ConvBNReLU(Step):
 
     def clear(self) -> None:
         self._cache = None
-        self._kept.clear()
-        self._dz.clear()
+        for workspace in (self._kept, self._z, self._dz):
+            workspace.clear()
         super().clear()
 
     def describe(self) -> str:
@@ -325,7 +326,6 @@ class ConvBNReLUPool(ConvBNReLU):
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``dout`` routed to each window's winner where the pooled output is > 0,
         0 elsewhere, written to ``scratch`` (N, ho, wo, F): already masked."""
-        assert argmax is not None  # a pooled forward always keeps its winners
 
         def share(start: int, stop: int) -> None:
             convpool.unpool_relu(
