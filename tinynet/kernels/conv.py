@@ -309,6 +309,7 @@ def conv2d_forward(
     cols: np.ndarray,
     relu: bool = False,
     pool: tuple[np.ndarray, np.ndarray] | None = None,
+    y: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``y = conv(x, w) + b`` (then ``max(y, 0)`` if ``relu``) via im2col and matmuls.
 
@@ -326,6 +327,9 @@ def conv2d_forward(
         a 2x2 max-pool is then fused into the epilogue
         (:func:`tinynet.kernels.convpool.pool_bias_relu`), ``y`` is never stored
         whole, and the pooled ``out`` is returned in its place.
+    y : (N, ho, wo, F) C-contiguous buffer for the output, fully overwritten, or
+        None for a fresh array (a training step that keeps one avoids faulting in
+        new memory on every call; ignored with ``pool``).
 
     Returns
     -------
@@ -337,7 +341,12 @@ def conv2d_forward(
     k = kh * kw * c
     w2d = w.reshape(k, f)
     pix = ho * wo
-    y2d = None if pool is not None else np.empty((n * pix, f), dtype=x.dtype)
+    if pool is not None:
+        y2d = None
+    elif y is not None:
+        y2d = y.reshape(n * pix, f)
+    else:
+        y2d = np.empty((n * pix, f), dtype=x.dtype)
     if relu or pool is not None:
         b = np.zeros(f, x.dtype) if b is None else b
     if b is not None:
