@@ -591,6 +591,15 @@ def test_winograd_transforms_match_reference(case):
     fast, ref = both("output_transform_pool_adjoint", *state, out=grads)
     for got, expected in zip(fast, ref, strict=True):
         assert_close(got, expected, dtype)
+    # Every output of the tiles (no pool), and the adjoint of that.
+    y_shape = (n, 2 * th, 2 * tw, f)
+    y, y_ref = both("output_transform", m, b, out=[np.full(y_shape, np.nan, dtype)])
+    assert_close(y, y_ref, dtype)
+    dy = rng.standard_normal(y_shape).astype(dtype)
+    grads = [np.full((16, tiles, f), np.nan, dtype), np.ones(f, dtype)]
+    fast, ref = both("output_transform_adjoint", dy, out=grads)
+    for got, expected in zip(fast, ref, strict=True):
+        assert_close(got, expected, dtype)
     dv = rng.standard_normal((16, tiles, c)).astype(dtype)
     dx_buffer = [np.full(x.shape, np.nan, dtype)]
     dx, dx_ref = both("input_transform_adjoint", dv, pt, pl, th, tw, out=dx_buffer)
@@ -625,6 +634,30 @@ def test_winograd_conv_pool_matches_the_direct_reference(case, need_dx):
     ref = reference.conv2d_backward(
         dout, x, cols, weights, 1, 1, pt, pl, need_dx, None, (p, argmax, relu, ho, wo)
     )
+    assert (fast[0] is None) == (not need_dx)
+    for got, expected in zip(fast, ref, strict=True):
+        if expected is not None:
+            assert_close(got, expected, dtype)
+
+
+@given(winograd_cases(), st.booleans())
+@PROPERTY_SETTINGS
+def test_winograd_conv_matches_the_direct_reference(case, need_dx):
+    """The whole Winograd conv, every output, against the direct convolution."""
+    x, weights, b, pt, pl, ho, wo, _, rng = case
+    assume(ho % 2 == 0 and wo % 2 == 0)  # the tiles cover the output exactly
+    n, _, _, c = x.shape
+    f, dtype = weights.shape[3], x.dtype.type
+    v = np.full((16, n * (ho // 2) * (wo // 2), c), np.nan, dtype)
+    y = winograd.conv3x3_forward(
+        x, weights, b, pt, pl, v, np.full((n, ho, wo, f), np.nan, dtype)
+    )
+    cols = np.empty((n * ho * wo, 9 * c), dtype)
+    y_ref, _ = reference.conv2d_forward(x, weights, b, 1, 1, pt, pl, ho, wo, cols)
+    assert_close(y, y_ref, dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    fast = winograd.conv3x3_backward(dy, v, weights, pt, pl, x.shape, need_dx)
+    ref = reference.conv2d_backward(dy, x, cols, weights, 1, 1, pt, pl, need_dx)
     assert (fast[0] is None) == (not need_dx)
     for got, expected in zip(fast, ref, strict=True):
         if expected is not None:

@@ -309,6 +309,7 @@ def conv2d_forward(
     cols: np.ndarray | None,
     relu: bool = False,
     pool: tuple[np.ndarray, np.ndarray] | None = None,
+    y: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``y = conv(x, w) + b`` (then ``max(y, 0)`` if ``relu``) via im2col and matmuls.
 
@@ -326,6 +327,9 @@ def conv2d_forward(
         a 2x2 max-pool is then fused into the epilogue
         (:func:`tinynet.kernels.convpool.pool_bias_relu`), ``y`` is never stored
         whole, and the pooled ``out`` is returned in its place.
+    y : (N, ho, wo, F) C-contiguous buffer for the output, fully overwritten, or
+        None for a fresh array (a training step that keeps one avoids faulting in
+        new memory on every call; ignored with ``pool``).
 
     Returns
     -------
@@ -339,7 +343,12 @@ def conv2d_forward(
     pix = ho * wo
     # Empty with a pool, whose output is never stored whole (here and below, an
     # array of 0 rows stands for "not needed", so that each buffer is an array).
-    y2d = np.empty((0 if pool is not None else n * pix, f), dtype=x.dtype)
+    if pool is not None:
+        y2d = np.empty((0, f), dtype=x.dtype)
+    elif y is not None:
+        y2d = y.reshape(n * pix, f)
+    else:
+        y2d = np.empty((n * pix, f), dtype=x.dtype)
     if b is not None:
         b = b.astype(x.dtype, copy=False)
     # The fused epilogues always add a bias.

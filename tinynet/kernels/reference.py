@@ -1,12 +1,12 @@
 """Naive NumPy twins of the Numba kernels: the readable specification and test oracle.
 
 Every function here has the signature of its fast namesake in ``kernels.conv``,
-``kernels.convpool``, ``kernels.winograd``, ``kernels.pool``, ``kernels.dropout``,
-``kernels.losses`` or ``kernels.optim`` and must return the same numbers (up to
-float rounding). The spec-level entry points the layers call (``conv2d``,
-``max_pool2d``, ``dropout`` ...) are at the end. They are written for clarity,
-loop over kernel offsets, and build an explicitly padded copy of the input; speed
-does not matter.
+``kernels.convpool``, ``kernels.batchnorm``, ``kernels.winograd``, ``kernels.pool``,
+``kernels.dropout``, ``kernels.losses`` or ``kernels.optim`` and must return the
+same numbers (up to float rounding). The spec-level entry points the layers call
+(``conv2d``, ``max_pool2d``, ``dropout`` ...) are at the end. They are written for
+clarity, loop over kernel offsets, and build an explicitly padded copy of the
+input; speed does not matter.
 
 Geometry shared by all of them (NHWC): window ``(oy, ox)`` covers the rows
 ``oy*sh - pt + [0, kh)`` and columns ``ox*sw - pl + [0, kw)`` of the input; positions
@@ -244,6 +244,74 @@ def pooled_weight_grad(
     return dw, db
 
 
+# ----------------------------------- convolution + BatchNorm + ReLU (+ 2x2 max-pool)
+def channel_moments(z: np.ndarray, shift: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """``sums += [sum of (z - shift), sum of (z - shift)^2]`` over the rows."""
+    d = z.astype(np.float64) - shift
+    sums[0] += d.sum(axis=0)
+    sums[1] += (d * d).sum(axis=0)
+    return sums
+
+
+def normalize_relu(
+    z: np.ndarray, mean: np.ndarray, scale: np.ndarray, beta: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """``y = max((z - mean) * scale + beta, 0)``."""
+    y[...] = np.maximum((z - mean) * scale + beta, 0)
+    return y
+
+
+def normalize_relu_pool(
+    z: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    beta: np.ndarray,
+    out: np.ndarray,
+    argmax: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 2x2 max-pool of :func:`normalize_relu` and its winners, as
+    :func:`pool_bias_relu` with ``beta`` for the bias."""
+    return pool_bias_relu((z - mean) * scale, beta, True, out, argmax)
+
+
+def _relu_masked(dy: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    return dy if y is None else np.where(y > 0, dy, 0)
+
+
+def normalize_backward_sums(
+    dy: np.ndarray,
+    y: np.ndarray | None,
+    z: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    sums: np.ndarray,
+) -> np.ndarray:
+    """``sums += [sum of g, sum of g * xh]`` with ``g = dy * [y > 0]`` (``dy`` if
+    ``y`` is None) and ``xh = (z - mean) * inv_std``."""
+    g = _relu_masked(dy, y)
+    sums[0] += g.sum(axis=0, dtype=np.float64)
+    sums[1] += (g * ((z - mean) * inv_std)).sum(axis=0, dtype=np.float64)
+    return sums
+
+
+def normalize_backward(
+    dy: np.ndarray,
+    y: np.ndarray | None,
+    z: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    scale: np.ndarray,
+    mean_dbeta: np.ndarray,
+    mean_dgamma: np.ndarray,
+    dz: np.ndarray,
+) -> np.ndarray:
+    """``dz = scale * (g - mean_dbeta - xh * mean_dgamma)``, ``g`` and ``xh`` as for
+    :func:`normalize_backward_sums`."""
+    xh = (z - mean) * inv_std
+    dz[...] = scale * (_relu_masked(dy, y) - mean_dbeta - xh * mean_dgamma)
+    return dz
+
+
 # --------------------------------------------------------------------------- pooling
 def maxpool_forward(
     x: np.ndarray,
@@ -412,6 +480,29 @@ def winograd_output_transform_pool_adjoint(
     dy = dz.reshape(n, po, 2, qo, 2, f)
     dm[...] = np.einsum("ai,ntasbf,bj->ijntsf", at, dy, at).reshape(16, -1, f)
     db += dz.sum(axis=(0, 1, 2))
+    return dm, db
+
+
+def winograd_output_transform(
+    m: np.ndarray, b: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """``Y = A^T M A + b`` per tile, the tiles laid out as the conv output."""
+    n, ho, wo, f = y.shape
+    at = _AT.astype(m.dtype)
+    m6 = m.reshape(4, 4, n, ho // 2, wo // 2, f)
+    y[...] = np.einsum("ai,ijntsf,bj->ntasbf", at, m6, at).reshape(y.shape) + b
+    return y
+
+
+def winograd_output_transform_adjoint(
+    dy: np.ndarray, dm: np.ndarray, db: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``dM = A dY A^T`` per tile; ``db`` gets the sum of ``dY`` added."""
+    n, ho, wo, f = dy.shape
+    at = _AT.astype(dm.dtype)
+    dy6 = dy.reshape(n, ho // 2, 2, wo // 2, 2, f)
+    dm[...] = np.einsum("ai,ntasbf,bj->ijntsf", at, dy6, at).reshape(16, -1, f)
+    db += dy.sum(axis=(0, 1, 2))
     return dm, db
 
 

@@ -1,4 +1,5 @@
-"""Winograd F(2x2, 3x3) for a stride-1 3x3 convolution followed by a 2x2 max-pool.
+"""Winograd F(2x2, 3x3) for a stride-1 3x3 convolution followed by a 2x2 max-pool,
+or, for the plan's ``ConvBNReLU`` steps, with every output kept (``conv3x3_forward``).
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016). A 2x2 block
 of outputs of a 3x3 correlation needs a 4x4 block ``d`` of input; with
@@ -20,7 +21,11 @@ one pool window, so only the tiles the pool keeps are computed (25 of 36 for the
 Per image that is 16 * 25 * C * F multiply-adds against 121 * 9 * C * F for im2col
 (2.7x fewer). Measured on conv2 at batch 128, 2 threads (``benchmarks/bench_conv.py``
 and ``tinynet/plan/conv_pool.py`` have the whole picture): forward 3.0 ms against
-3.6 ms for the fused im2col path, backward 4.6 against 6.7 ms.
+3.6 ms for the fused im2col path, backward 4.6 against 6.7 ms. Every output kept
+(``conv3x3_forward``, even output sizes, 16 against 36 multiply-adds per 2x2 tile),
+on the shipped CNN's second conv (26x26x32 -> 24x24x32, batch 128, 2 threads,
+alternated in one process, median of 10): forward 13.2 ms against 14.1 ms by
+im2col, backward (dx too) 15.1 against 30.6 ms.
 
 Backward is the adjoint of the same steps (exact, as the forward is an identity in
 exact arithmetic):
@@ -37,7 +42,9 @@ tile-major layout the batched matmuls ran at half the speed.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
+import numba
 import numpy as np
 
 from . import batch_split, serial_kernel
@@ -136,6 +143,22 @@ def input_transform(
     return v
 
 
+@numba.njit(inline="always")
+def tile_outputs(m: np.ndarray, r: int, ch: int) -> tuple[float, float, float, float]:
+    """``Y = A^T M A`` of tile ``r`` in channel ``ch``: its outputs ``(y00, y01,
+    y10, y11)``. Inlined into channel loops, which stay vectorised."""
+    # S = A^T M (combine rows), then Y = S A (combine columns).
+    s00 = m[0, r, ch] + m[4, r, ch] + m[8, r, ch]
+    s01 = m[1, r, ch] + m[5, r, ch] + m[9, r, ch]
+    s02 = m[2, r, ch] + m[6, r, ch] + m[10, r, ch]
+    s03 = m[3, r, ch] + m[7, r, ch] + m[11, r, ch]
+    s10 = m[4, r, ch] - m[8, r, ch] - m[12, r, ch]
+    s11 = m[5, r, ch] - m[9, r, ch] - m[13, r, ch]
+    s12 = m[6, r, ch] - m[10, r, ch] - m[14, r, ch]
+    s13 = m[7, r, ch] - m[11, r, ch] - m[15, r, ch]
+    return s00 + s01 + s02, s01 - s02 - s03, s10 + s11 + s12, s11 - s12 - s13
+
+
 @serial_kernel
 def output_transform_pool(
     m: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
@@ -160,21 +183,72 @@ def output_transform_pool(
                 r = (bi * po + p) * qo + q
                 o, a = out[bi, p, q], argmax[bi, p, q]
                 for ch in range(f):
-                    # S = A^T M (combine rows), then Y = S A (combine columns).
-                    s00 = m[0, r, ch] + m[4, r, ch] + m[8, r, ch]
-                    s01 = m[1, r, ch] + m[5, r, ch] + m[9, r, ch]
-                    s02 = m[2, r, ch] + m[6, r, ch] + m[10, r, ch]
-                    s03 = m[3, r, ch] + m[7, r, ch] + m[11, r, ch]
-                    s10 = m[4, r, ch] - m[8, r, ch] - m[12, r, ch]
-                    s11 = m[5, r, ch] - m[9, r, ch] - m[13, r, ch]
-                    s12 = m[6, r, ch] - m[10, r, ch] - m[14, r, ch]
-                    s13 = m[7, r, ch] - m[11, r, ch] - m[15, r, ch]
-                    y00 = s00 + s01 + s02
-                    y01 = s01 - s02 - s03
-                    y10 = s10 + s11 + s12
-                    y11 = s11 - s12 - s13
+                    y00, y01, y10, y11 = tile_outputs(m, r, ch)
                     o[ch], a[ch] = window_max(y00, y01, y10, y11, b[ch], relu)
     return out, argmax
+
+
+@serial_kernel
+def output_transform(m: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``Y = A^T M A + b`` per tile, written to the tile's 2x2 block of ``y``.
+
+    Parameters
+    ----------
+    m : (16, N * P * Q, F) the products ``M[xi]``, tile ``(n, p, q)`` in column
+        ``(n * P + p) * Q + q``.
+    b : (F,) bias.
+    y : (N, 2P, 2Q, F) buffer, fully overwritten.
+
+    Returns
+    -------
+    y
+    """
+    n, ho, wo, f = y.shape
+    po, qo = ho // 2, wo // 2
+    for bi in range(n):
+        for p in range(po):
+            for q in range(qo):
+                r = (bi * po + p) * qo + q
+                o0, o1 = y[bi, 2 * p, 2 * q], y[bi, 2 * p, 2 * q + 1]
+                o2, o3 = y[bi, 2 * p + 1, 2 * q], y[bi, 2 * p + 1, 2 * q + 1]
+                for ch in range(f):
+                    y00, y01, y10, y11 = tile_outputs(m, r, ch)
+                    o0[ch] = y00 + b[ch]
+                    o1[ch] = y01 + b[ch]
+                    o2[ch] = y10 + b[ch]
+                    o3[ch] = y11 + b[ch]
+    return y
+
+
+@numba.njit(inline="always")
+def write_tile_adjoint(
+    y00: np.ndarray,
+    y01: np.ndarray,
+    y10: np.ndarray,
+    y11: np.ndarray,
+    dm: np.ndarray,
+    r: int,
+) -> None:
+    """``dM[:, r] = A dY A^T`` for the tile gradient ``dY = [[y00, y01], [y10,
+    y11]]`` (each (F,))."""
+    # U = A dY: rows y0, y0 + y1, y0 - y1, -y1 (y0, y1: the rows of dY);
+    # then dM = U A^T: columns u0, u0 + u1, u0 - u1, -u1 of each row.
+    for row in range(4):
+        o0, o1 = dm[4 * row, r], dm[4 * row + 1, r]
+        o2, o3 = dm[4 * row + 2, r], dm[4 * row + 3, r]
+        for ch in range(y00.shape[0]):
+            if row == 0:
+                u0, u1 = y00[ch], y01[ch]
+            elif row == 1:
+                u0, u1 = y00[ch] + y10[ch], y01[ch] + y11[ch]
+            elif row == 2:
+                u0, u1 = y00[ch] - y10[ch], y01[ch] - y11[ch]
+            else:
+                u0, u1 = -y10[ch], -y11[ch]
+            o0[ch] = u0
+            o1[ch] = u0 + u1
+            o2[ch] = u0 - u1
+            o3[ch] = -u1
 
 
 @serial_kernel
@@ -207,25 +281,38 @@ def output_transform_pool_adjoint(
             for j in range(qo):
                 r = (bi * po + i) * qo + j
                 window_grads(dout[bi, i, j], p[bi, i, j], argmax[bi, i, j], relu, y, db)
-                y00, y01, y10, y11 = y[0], y[1], y[2], y[3]
-                # U = A dY: rows y0, y0 + y1, y0 - y1, -y1 (y0, y1: the rows of dY);
-                # then dM = U A^T: columns u0, u0 + u1, u0 - u1, -u1 of each row.
-                for row in range(4):
-                    o0, o1 = dm[4 * row, r], dm[4 * row + 1, r]
-                    o2, o3 = dm[4 * row + 2, r], dm[4 * row + 3, r]
-                    for ch in range(f):
-                        if row == 0:
-                            u0, u1 = y00[ch], y01[ch]
-                        elif row == 1:
-                            u0, u1 = y00[ch] + y10[ch], y01[ch] + y11[ch]
-                        elif row == 2:
-                            u0, u1 = y00[ch] - y10[ch], y01[ch] - y11[ch]
-                        else:
-                            u0, u1 = -y10[ch], -y11[ch]
-                        o0[ch] = u0
-                        o1[ch] = u0 + u1
-                        o2[ch] = u0 - u1
-                        o3[ch] = -u1
+                write_tile_adjoint(y[0], y[1], y[2], y[3], dm, r)
+    return dm, db
+
+
+@serial_kernel
+def output_transform_adjoint(
+    dy: np.ndarray, dm: np.ndarray, db: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adjoint of :func:`output_transform`: ``dM = A dY A^T`` per tile, and ``db +=
+    sum of dy``.
+
+    Parameters
+    ----------
+    dy : (N, 2P, 2Q, F) gradient of the output.
+    dm : (16, N * P * Q, F) buffer, fully overwritten.
+    db : (F,) accumulator.
+
+    Returns
+    -------
+    (dm, db)
+    """
+    n, ho, wo, f = dy.shape
+    po, qo = ho // 2, wo // 2
+    for bi in range(n):
+        for i in range(po):
+            for j in range(qo):
+                r = (bi * po + i) * qo + j
+                y00, y01 = dy[bi, 2 * i, 2 * j], dy[bi, 2 * i, 2 * j + 1]
+                y10, y11 = dy[bi, 2 * i + 1, 2 * j], dy[bi, 2 * i + 1, 2 * j + 1]
+                for ch in range(f):
+                    db[ch] += y00[ch] + y01[ch] + y10[ch] + y11[ch]
+                write_tile_adjoint(y00, y01, y10, y11, dm, r)
     return dm, db
 
 
@@ -301,6 +388,41 @@ def input_transform_adjoint(
 MIN_CHANNELS = 8
 
 
+def _forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    pt: int,
+    pl: int,
+    tiles_h: int,
+    tiles_w: int,
+    v: np.ndarray | None,
+    epilogue: Callable[[np.ndarray, int, int], object],
+) -> None:
+    """Run the input transform and the 16 matrix products over each thread's share
+    of the batch, chunk by chunk; ``epilogue(m, s, e)`` consumes the products of
+    images ``[s, e)``. ``v`` as for :func:`conv3x3_pool_forward`."""
+    n, _, _, c = x.shape
+    f = w.shape[3]
+    tiles = tiles_h * tiles_w
+    u = kernel_transform(w)
+
+    def share(start: int, stop: int) -> None:
+        step = images_per_chunk(stop - start, 16 * tiles * max(c, f) * x.itemsize)
+        # Scratch for the share, reused chunk after chunk: fresh memory per chunk
+        # (first-touch page faults, taken one thread at a time) did not scale.
+        own_v = np.empty((16, step * tiles if v is None else 0, c), x.dtype)
+        m = np.empty((16, step * tiles, f), x.dtype)
+        for s in range(start, stop, step):
+            e = min(stop, s + step)
+            k = (e - s) * tiles
+            vc = v[:, s * tiles : e * tiles] if v is not None else own_v[:, :k]
+            input_transform(x[s:e], pt, pl, tiles_h, tiles_w, vc)
+            np.matmul(vc, u, out=m[:, :k])
+            epilogue(m[:, :k], s, e)
+
+    batch_split.run(share, n)
+
+
 def conv3x3_pool_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -327,29 +449,93 @@ def conv3x3_pool_forward(
     -------
     out
     """
-    n, _, _, c = x.shape
-    f = w.shape[3]
-    po, qo = out.shape[1], out.shape[2]
-    pq = po * qo
-    u = kernel_transform(w)
-    b = np.zeros(f, x.dtype) if b is None else b.astype(x.dtype, copy=False)
+    b = np.zeros(w.shape[3], x.dtype) if b is None else b.astype(x.dtype, copy=False)
 
-    def share(start: int, stop: int) -> None:
-        step = images_per_chunk(stop - start, 16 * pq * max(c, f) * x.itemsize)
-        # Scratch for the share, reused chunk after chunk: fresh memory per chunk
-        # (first-touch page faults, taken one thread at a time) did not scale.
-        own_v = np.empty((16, step * pq if v is None else 0, c), x.dtype)
-        m = np.empty((16, step * pq, f), x.dtype)
+    def epilogue(m: np.ndarray, s: int, e: int) -> None:
+        output_transform_pool(m, b, relu, out[s:e], argmax[s:e])
+
+    _forward(x, w, pt, pl, out.shape[1], out.shape[2], v, epilogue)
+    return out
+
+
+def conv3x3_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    pt: int,
+    pl: int,
+    v: np.ndarray | None,
+    y: np.ndarray,
+) -> np.ndarray:
+    """``conv3x3(x, w) + b`` (stride 1) by Winograd F(2x2, 3x3), every output.
+
+    Parameters
+    ----------
+    x, w, b, pt, pl : as for :func:`conv3x3_pool_forward`.
+    v : (16, N * ho/2 * wo/2, C) buffer for the transformed input, kept for
+        backward, or None.
+    y : (N, ho, wo, F) output buffer with even ``ho`` and ``wo`` (each 2x2 tile of
+        outputs is one Winograd tile), fully overwritten.
+
+    Returns
+    -------
+    y
+    """
+    b = np.zeros(w.shape[3], x.dtype) if b is None else b.astype(x.dtype, copy=False)
+
+    def epilogue(m: np.ndarray, s: int, e: int) -> None:
+        output_transform(m, b, y[s:e])
+
+    _forward(x, w, pt, pl, y.shape[1] // 2, y.shape[2] // 2, v, epilogue)
+    return y
+
+
+def _backward(
+    n: int,
+    tiles_h: int,
+    tiles_w: int,
+    output_adjoint: Callable[[np.ndarray, int, int, np.ndarray], object],
+    v: np.ndarray,
+    w: np.ndarray,
+    pt: int,
+    pl: int,
+    x_shape: tuple[int, int, int, int],
+    need_dx: bool,
+    dtype: np.dtype,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The adjoint of :func:`_forward` over each thread's share, chunk by chunk:
+    ``output_adjoint(dm, s, e, db)`` writes ``dM`` of images ``[s, e)`` and adds
+    their bias gradient to ``db``. Returns ``(dx, dw, db)``."""
+    c, f = w.shape[2], w.shape[3]
+    tiles = tiles_h * tiles_w
+    u_t = kernel_transform(w).transpose(0, 2, 1)
+    dx = np.empty(x_shape, dtype=dtype) if need_dx else None
+
+    def share(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        du = np.zeros((16, c, f), dtype=dtype)
+        db = np.zeros(f, dtype=dtype)
+        step = images_per_chunk(stop - start, 16 * tiles * max(c, f) * dtype.itemsize)
+        dm_own = np.empty((16, step * tiles, f), dtype=dtype)
+        dv_own = np.empty((16, step * tiles if need_dx else 0, c), dtype=dtype)
+        du_chunk = np.empty((16, c, f), dtype=dtype)
         for s in range(start, stop, step):
             e = min(stop, s + step)
-            k = (e - s) * pq
-            vc = v[:, s * pq : e * pq] if v is not None else own_v[:, :k]
-            input_transform(x[s:e], pt, pl, po, qo, vc)
-            np.matmul(vc, u, out=m[:, :k])
-            output_transform_pool(m[:, :k], b, relu, out[s:e], argmax[s:e])
+            k = (e - s) * tiles
+            dm = dm_own[:, :k]
+            output_adjoint(dm, s, e, db)
+            np.matmul(v[:, s * tiles : e * tiles].transpose(0, 2, 1), dm, out=du_chunk)
+            du += du_chunk
+            if dx is not None:
+                np.matmul(dm, u_t, out=dv_own[:, :k])
+                input_transform_adjoint(
+                    dv_own[:, :k], pt, pl, tiles_h, tiles_w, dx[s:e]
+                )
+        return du, db
 
-    batch_split.run(share, n)
-    return out
+    parts = batch_split.run(share, n)
+    du = functools.reduce(np.add, (part[0] for part in parts))
+    db = functools.reduce(np.add, (part[1] for part in parts))
+    return dx, kernel_transform_adjoint(du).astype(dtype, copy=False), db
 
 
 def conv3x3_pool_backward(
@@ -378,33 +564,35 @@ def conv3x3_pool_backward(
     -------
     dx : (N, H, W, C) or None, dw : (3, 3, C, F), db : (F,)
     """
-    n, po, qo, f = dout.shape
-    c = w.shape[2]
-    pq = po * qo
     dout = np.ascontiguousarray(dout)
-    u_t = kernel_transform(w).transpose(0, 2, 1)
-    dx = np.empty(x_shape, dtype=dout.dtype) if need_dx else None
 
-    def share(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        du = np.zeros((16, c, f), dtype=dout.dtype)
-        db = np.zeros(f, dtype=dout.dtype)
-        step = images_per_chunk(stop - start, 16 * pq * max(c, f) * dout.itemsize)
-        dm_own = np.empty((16, step * pq, f), dtype=dout.dtype)
-        dv_own = np.empty((16, step * pq if need_dx else 0, c), dtype=dout.dtype)
-        du_chunk = np.empty((16, c, f), dtype=dout.dtype)
-        for s in range(start, stop, step):
-            e = min(stop, s + step)
-            k = (e - s) * pq
-            dm = dm_own[:, :k]
-            output_transform_pool_adjoint(dout[s:e], p[s:e], argmax[s:e], relu, dm, db)
-            np.matmul(v[:, s * pq : e * pq].transpose(0, 2, 1), dm, out=du_chunk)
-            du += du_chunk
-            if dx is not None:
-                np.matmul(dm, u_t, out=dv_own[:, :k])
-                input_transform_adjoint(dv_own[:, :k], pt, pl, po, qo, dx[s:e])
-        return du, db
+    def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
+        output_transform_pool_adjoint(dout[s:e], p[s:e], argmax[s:e], relu, dm, db)
 
-    parts = batch_split.run(share, n)
-    du = functools.reduce(np.add, (part[0] for part in parts))
-    db = functools.reduce(np.add, (part[1] for part in parts))
-    return dx, kernel_transform_adjoint(du).astype(dout.dtype, copy=False), db
+    n, po, qo, _ = dout.shape
+    return _backward(
+        n, po, qo, output_adjoint, v, w, pt, pl, x_shape, need_dx, dout.dtype
+    )
+
+
+def conv3x3_backward(
+    dy: np.ndarray,
+    v: np.ndarray,
+    w: np.ndarray,
+    pt: int,
+    pl: int,
+    x_shape: tuple[int, int, int, int],
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv3x3_forward`: dy : (N, ho, wo, F) the gradient of its
+    output, ``v`` the transformed input it kept, the rest as for
+    :func:`conv3x3_pool_backward`. Returns ``(dx or None, dw, db)``."""
+    dy = np.ascontiguousarray(dy)
+
+    def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
+        output_transform_adjoint(dy[s:e], dm, db)
+
+    n, ho, wo, _ = dy.shape
+    return _backward(
+        n, ho // 2, wo // 2, output_adjoint, v, w, pt, pl, x_shape, need_dx, dy.dtype
+    )

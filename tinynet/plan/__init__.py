@@ -7,6 +7,10 @@ step runs neighbours at once, faster, with the same numbers and gradients
 
 - :class:`ConvPool` (``conv_pool.py``): Conv2D (+ ReLU) then MaxPool2D(2), one
   convolution with the pool in its epilogue, by Winograd where it pays;
+- :class:`ConvBNReLUPool` and :class:`ConvBNReLU` (``conv_bn_relu.py``): Conv2D
+  then BatchNorm and ReLU (and MaxPool2D(2)), the batch statistics, normalisation,
+  ReLU and pool in one pass over the conv output; BatchNorm folded into the
+  convolution at inference;
 - :class:`DenseDropout` (``dense_dropout.py``): Dense(ReLU) then Dropout, the bias,
   ReLU and mask in one pass;
 - :class:`Conv2DStep` (``conv2d.py``): any other Conv2D (+ ReLU), the ReLU in the
@@ -42,6 +46,7 @@ from ..layers.base import Layer
 from ..losses import Loss
 from ..threads import single_threaded_blas
 from .conv2d import Conv2DStep
+from .conv_bn_relu import ConvBNReLU, ConvBNReLUPool
 from .conv_pool import ConvPool
 from .dense_dropout import DenseDropout
 from .loss import LossStep
@@ -50,7 +55,13 @@ from .softmax_cross_entropy import SoftmaxCrossEntropyStep
 from .step import LayerStep, Step
 
 #: The composite steps a fused plan tries at each layer, in this order.
-COMPOSITE_STEPS: tuple[type[Step], ...] = (ConvPool, DenseDropout, Conv2DStep)
+COMPOSITE_STEPS: tuple[type[Step], ...] = (
+    ConvPool,
+    ConvBNReLUPool,
+    ConvBNReLU,
+    DenseDropout,
+    Conv2DStep,
+)
 
 #: The fused output activation + loss steps, tried in this order.
 LOSS_STEPS: tuple[type[LossStep], ...] = (
@@ -225,6 +236,8 @@ __all__ = [
     "COMPOSITE_STEPS",
     "LOSS_STEPS",
     "Conv2DStep",
+    "ConvBNReLU",
+    "ConvBNReLUPool",
     "ConvPool",
     "DenseDropout",
     "LayerStep",

@@ -33,6 +33,17 @@ from ..layers.pooling import MaxPool2D
 from .step import Step, Workspace
 
 
+def pools_by_winograd(conv_layer: Conv2D) -> bool:
+    """Whether ``conv_layer`` followed by a 2x2 max-pool runs by Winograd F(2x2,
+    3x3): a 3x3 stride-1 kernel over ``winograd.MIN_CHANNELS`` or more channels."""
+    return (
+        conv_layer.kernel_size == (3, 3)
+        and conv_layer.strides == (1, 1)
+        and conv_layer.input_shape is not None
+        and conv_layer.input_shape[2] >= winograd.MIN_CHANNELS
+    )
+
+
 class ConvPoolCache(NamedTuple):
     x: np.ndarray  # (N, H, W, C) the input
     kept: np.ndarray  # im2col rows (N*ho*wo, K), or Winograd planes (16, tiles, C)
@@ -72,12 +83,7 @@ class ConvPool(Step):
     @property
     def winograd(self) -> bool:
         """Whether the convolution runs by Winograd F(2x2, 3x3) (module docstring)."""
-        return (
-            self.conv.kernel_size == (3, 3)
-            and self.conv.strides == (1, 1)
-            and self.conv.input_shape is not None
-            and self.conv.input_shape[2] >= winograd.MIN_CHANNELS
-        )
+        return pools_by_winograd(self.conv)
 
     def _placement(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """``(ho, wo, pad_top, pad_left)`` of the convolution."""
@@ -160,4 +166,4 @@ class ConvPool(Step):
         )
 
 
-__all__ = ["ConvPool", "ConvPoolCache"]
+__all__ = ["ConvPool", "ConvPoolCache", "pools_by_winograd"]

@@ -1,0 +1,254 @@
+"""The plan's Conv2D -> BatchNorm -> ReLU (-> MaxPool2D) steps against the layers run
+one by one (float64), a gradient check of each, and their kernels against the naive
+twins in ``tinynet.kernels.reference``."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinynet import Sequential, optimizers
+from tinynet.gradcheck import check_layer, numerical_gradient, rel_error
+from tinynet.kernels import batchnorm, reference
+from tinynet.layers import (
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+)
+from tinynet.plan import ConvBNReLU, ConvBNReLUPool
+from tinynet.plan.conv_pool import pools_by_winograd
+
+GRAD_TOL = 1e-6
+TIGHT = {"rtol": 1e-11, "atol": 1e-13}
+
+
+def kinds(model: Sequential) -> list[str]:
+    return [step.kind for step in model.plan]
+
+
+def block(**conv_kwargs) -> list:
+    return [Conv2D(3, 3, **conv_kwargs), BatchNorm(momentum=0.8), ReLU()]
+
+
+@pytest.mark.parametrize(
+    ("layers", "expected"),
+    [
+        (block(), ["ConvBNReLU"]),
+        ([*block(), MaxPool2D(2)], ["ConvBNReLUPool"]),
+        ([*block(), MaxPool2D(3)], ["ConvBNReLU", "MaxPool2D"]),
+        ([*block(), MaxPool2D(2, padding="same")], ["ConvBNReLU", "MaxPool2D"]),
+        # The conv's own ReLU before BatchNorm is another model.
+        (block(activation="relu"), ["Conv2DStep", "BatchNorm", "ReLU"]),
+        (
+            [Conv2D(3, 3), BatchNorm(), LeakyReLU()],
+            ["Conv2DStep", "BatchNorm", "LeakyReLU"],
+        ),  # fmt: skip
+        ([Conv2D(3, 3), BatchNorm()], ["Conv2DStep", "BatchNorm"]),
+        ([Conv2D(3, 3), ReLU(), MaxPool2D(2)], ["Conv2DStep", "ReLU", "MaxPool2D"]),
+    ],
+)
+def test_conv_bn_relu_takes_only_linear_conv_batchnorm_relu(layers, expected):
+    model = Sequential([*layers, Flatten()], input_shape=(8, 8, 2))
+    assert kinds(model)[:-1] == expected
+
+
+def cnn(conv_kwargs: dict, shape: tuple, fuse: bool) -> Sequential:
+    """Two blocks as in ``tinynet.zoo.mnist_cnn``: the first pooled, the second
+    not and needing an input gradient."""
+    return Sequential(
+        [
+            *block(**conv_kwargs),
+            MaxPool2D(2),
+            Conv2D(9, 3, padding="same", use_bias=False),
+            BatchNorm(momentum=0.5, epsilon=1e-2),
+            ReLU(),
+            Flatten(),
+            Dense(5, activation="softmax"),
+        ],
+        input_shape=shape,
+        seed=1,
+        dtype="float64",
+        fuse=fuse,
+    )
+
+
+@pytest.mark.parametrize(
+    ("conv_kwargs", "shape"),
+    [
+        ({}, (12, 11, 2)),  # an odd conv output: the pool drops a column
+        ({"use_bias": False, "padding": "same"}, (9, 8, 1)),
+        ({"strides": 2, "padding": "same"}, (17, 16, 3)),
+        ({}, (10, 10, 8)),  # 3x3 over 8 channels: Winograd at inference
+    ],
+)
+def test_training_and_inference_equal_the_layers_one_by_one(conv_kwargs, shape):
+    """Loss, output, every gradient, the running statistics and predictions after
+    two training steps, to float64 rounding."""
+    fused, spec = (cnn(conv_kwargs, shape, f) for f in (True, False))
+    assert kinds(fused)[:2] == ["ConvBNReLUPool", "ConvBNReLU"]
+    assert kinds(spec)[:4] == ["Conv2D", "BatchNorm", "ReLU", "MaxPool2D"]
+    # Winograd in training needs an even conv output (8 x 8 here), at inference not.
+    assert fused.plan.steps[0].winograd == (shape[2] >= 8)
+    assert pools_by_winograd(fused.layers[0]) == (shape[2] >= 8)
+    spec.set_weights(fused.get_weights())
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, *shape)) + 0.5  # a mean for BatchNorm to remove
+    y = rng.integers(0, 5, 6)
+    results = []
+    for model in (fused, spec):
+        model.compile(optimizer=optimizers.SGD(0.1))
+        for _ in range(2):  # the second step sees updated weights and statistics
+            loss, out = model.train_step(x, y)
+        grads = {k: v.copy() for k, v in model.gradients().items()}
+        results.append((loss, out, grads, model.get_weights(), model.predict(x)))
+    (loss, out, grads, weights, probs), ref = results
+    np.testing.assert_allclose(loss, ref[0], **TIGHT)
+    np.testing.assert_allclose(out, ref[1], **TIGHT)
+    assert {"0.W", "1.gamma", "1.beta", "4.W", "5.gamma", "5.beta"} <= grads.keys()
+    assert grads.keys() == ref[2].keys()
+    for key in grads:
+        np.testing.assert_allclose(grads[key], ref[2][key], **TIGHT, err_msg=key)
+    # get_weights holds the running statistics too, and they moved.
+    assert weights.keys() == ref[3].keys()
+    for key in weights:
+        np.testing.assert_allclose(weights[key], ref[3][key], **TIGHT, err_msg=key)
+    norm = fused.layers[1]
+    assert not np.allclose(norm.buffers["moving_mean"], 0)
+    np.testing.assert_allclose(probs, ref[4], **TIGHT)
+
+
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("conv_kwargs", [{}, {"strides": 2, "padding": "same"}])
+def test_step_passes_a_gradient_check(pool, conv_kwargs):
+    """Central differences in float64 on the step: kernel, gamma and beta entry by
+    entry, the input gradient against its scale. (BatchNorm's input gradient
+    subtracts near-equal terms, so some entries are ~1e-6 of the largest and their
+    central differences carry no relative accuracy: 1e-10 absolute error on them
+    fails an entry-wise 1e-6. No conv bias: BatchNorm cancels it, its true gradient
+    is 0; the test above covers it against the layers.)"""
+    shape = (7, 8, 2)
+    layers = [*block(use_bias=False, **conv_kwargs), *([MaxPool2D(2)] * pool)]
+    model = Sequential(layers, input_shape=shape, seed=4, dtype="float64")
+    (step,) = model.plan
+    assert isinstance(step, ConvBNReLUPool if pool else ConvBNReLU)
+    step.norm.params["gamma"][...] = [1.5, -0.7, 0.9]  # a negative scale too
+    step.norm.params["beta"][...] = [0.1, 0.2, -0.3]
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, *shape))
+    errors = check_layer(step, x)
+    assert set(errors) == {"x", "W", "gamma", "beta"}
+    del errors["x"]
+    assert max(errors.values()) < GRAD_TOL, errors
+
+    dout = rng.standard_normal((3, *step.output_shape))
+    step.forward(x, training=True)
+    dx = step.backward(dout)
+    numeric = numerical_gradient(
+        lambda: float(np.sum(step.forward(x, training=True) * dout)), x
+    )
+    assert rel_error(dx, numeric, per="array") < 1e-8
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_step_without_input_gradient_and_its_guards(pool):
+    shape = (6, 6, 1)
+    layers = [*block(name="c1"), *([MaxPool2D(2)] * pool)]
+    model = Sequential(layers, input_shape=shape, seed=0, dtype="float64")
+    (step,) = model.plan
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, *shape))
+    dout = rng.standard_normal((2, *step.output_shape))
+    with pytest.raises(RuntimeError, match="without a preceding"):
+        step.backward(dout)
+    step.forward(x, training=True)
+    with pytest.raises(ValueError, match="gradient of shape"):
+        step.backward(dout[:1])
+    dx = step.backward(dout)
+    assert dx.shape == x.shape
+    with_dx = {k: v.copy() for k, v in step.grads.items()}
+    step.forward(x, training=True)
+    assert step.backward(dout, need_dx=False) is None
+    for key, grad in step.grads.items():
+        np.testing.assert_allclose(grad, with_dx[key], rtol=1e-13, err_msg=key)
+    step.forward(x)  # inference keeps nothing
+    with pytest.raises(RuntimeError, match="without a preceding"):
+        step.backward(dout)
+    with pytest.raises(ValueError, match=r"Conv2D 'c1'.*\(batch, 6, 6, 1\)"):
+        step.forward(np.zeros((2, 5, 6, 1)))
+
+
+# ----------------------------------------------------------------------- kernels
+@st.composite
+def conv_outputs(draw):
+    """(z, dy, y, mean, inv_std, scale, beta, dtype): a conv output with ties, a
+    gradient of its shape, a ReLU output to mask with, and per-channel vectors."""
+    n, ho, wo, f = (draw(st.integers(lo, hi)) for lo, hi in [(1, 3), (2, 9), (2, 9),
+                                                            (1, 19)])  # fmt: skip
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    z = rng.integers(-3, 4, (n, ho, wo, f)).astype(dtype)
+    dy = rng.standard_normal(z.shape).astype(dtype)
+    y = np.maximum(rng.standard_normal(z.shape), 0).astype(dtype)
+    mean, inv_std, beta = (rng.standard_normal(f).astype(dtype) for _ in range(3))
+    scale = rng.integers(-2, 3, f).astype(dtype)  # negative and zero scales too
+    return z, dy, y, mean, np.abs(inv_std), scale, beta, dtype
+
+
+def assert_close(fast, ref, dtype):
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fast, ref, rtol=tol, atol=tol)
+
+
+@given(conv_outputs())
+@settings(max_examples=30, deadline=None, derandomize=True)
+def test_kernels_match_reference(case):
+    z, dy, y, mean, inv_std, scale, beta, dtype = case
+    f = z.shape[3]
+    z2, dy2, y2 = (a.reshape(-1, f) for a in (z, dy, y))
+    start = np.random.default_rng(1).standard_normal((2, f))
+    for fn in (batchnorm.channel_moments, reference.channel_moments):
+        assert fn(z2, mean, start.copy()).dtype == np.float64
+    np.testing.assert_allclose(
+        batchnorm.channel_moments(z2, mean, start.copy()),
+        reference.channel_moments(z2, mean, start.copy()),
+        rtol=1e-12,
+    )
+
+    def both(name, *args, out_shapes):
+        outs = [
+            getattr(module, name)(
+                *args,
+                *(np.full(s, 9 if d == np.uint8 else np.nan, d) for s, d in out_shapes),
+            )
+            for module in (batchnorm, reference)
+        ]
+        return outs
+
+    fast, ref = both("normalize_relu", z2, mean, scale, beta, out_shapes=[
+        (z2.shape, dtype)])  # fmt: skip
+    assert_close(fast, ref, dtype)
+    pooled = (z.shape[0], z.shape[1] // 2, z.shape[2] // 2, f)
+    fast, ref = both(
+        "normalize_relu_pool", z, mean, scale, beta,
+        out_shapes=[(pooled, dtype), (pooled, np.uint8)],
+    )  # fmt: skip
+    assert_close(fast[0], ref[0], dtype)
+    np.testing.assert_array_equal(fast[1], ref[1])  # the same winners, ties included
+
+    for mask in (y2, None):
+        sums = [
+            module.normalize_backward_sums(dy2, mask, z2, mean, inv_std, start.copy())
+            for module in (batchnorm, reference)
+        ]
+        np.testing.assert_allclose(sums[0], sums[1], rtol=1e-12, atol=1e-12)
+        args = (dy2, mask, z2, mean, inv_std, scale, beta, mean * 0.5)
+        fast, ref = both("normalize_backward", *args, out_shapes=[(z2.shape, dtype)])
+        assert_close(fast, ref, dtype)
+        # In place over the gradient, as the pooled step runs it.
+        in_place = dy2.copy()
+        batchnorm.normalize_backward(in_place, *args[1:], in_place)
+        np.testing.assert_array_equal(in_place, fast)

@@ -1,0 +1,195 @@
+"""Epilogue kernels for a convolution followed by BatchNorm and ReLU (and a 2x2
+max-pool): the plan's ``ConvBNReLU`` steps (``tinynet/plan/conv_bn_relu.py``).
+
+Run as layers, the conv output ``z`` goes through memory many times in training:
+the BatchNorm layer reads it for the mean, again for the variance, writes the
+normalised ``xh`` and then ``y``; the ReLU reads ``y`` for its mask and writes a
+third array; the pool reads that. Here each pass is one kernel that touches every
+array once, over ``(M, F)`` views (``M`` = pixels of the batch, ``F`` channels),
+the channel loop innermost so it vectorises:
+
+- :func:`channel_moments` sums ``z - shift`` and its square in one read, in
+  float64 (a shift near the mean, the first row, keeps ``E[d^2] - E[d]^2`` exact
+  enough: ``tests/test_conv_bn_relu.py`` compares it with the layer in float64);
+- :func:`normalize_relu` writes ``y = max((z - mean) * scale + beta, 0)`` with
+  ``scale = gamma / sqrt(var + eps)``, or :func:`normalize_relu_pool` the 2x2
+  max-pool of it (and which entry won) without storing ``y`` whole;
+- backward, :func:`normalize_backward_sums` gives ``dbeta = sum(g)`` and
+  ``dgamma = sum(g * xh)`` of the ReLU-masked gradient ``g``, and
+  :func:`normalize_backward` writes ``dz = scale * (g - dbeta / M - xh * dgamma /
+  M)`` (the batch-norm backward of ``tinynet.layers.BatchNorm``), both recomputing
+  ``xh = (z - mean) * inv_std`` instead of reading a stored copy.
+
+Pooling the normalised values is exact as in ``kernels.convpool``: ReLU and the
+``+ beta`` are monotone, so the pool takes the maximum of ``(z - mean) * scale``
+and applies them once. ``scale`` may be negative, so the pool cannot run on ``z``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import serial_kernel
+from .convpool import window_max
+
+
+@serial_kernel
+def channel_moments(z: np.ndarray, shift: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """``sums[0] += sum over rows of (z - shift)``, ``sums[1] += sum of (z - shift)^2``.
+
+    Parameters
+    ----------
+    z : (M, F) C-contiguous; shift : (F,) a value near each channel's mean.
+    sums : (2, F) float64 accumulators, added to.
+
+    Returns
+    -------
+    sums
+    """
+    m, f = z.shape
+    s1, s2 = sums[0], sums[1]
+    for r in range(m):
+        row = z[r]
+        for ch in range(f):
+            d = np.float64(row[ch]) - shift[ch]
+            s1[ch] += d
+            s2[ch] += d * d
+    return sums
+
+
+@serial_kernel
+def normalize_relu(
+    z: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    beta: np.ndarray,
+    y: np.ndarray,
+) -> np.ndarray:
+    """``y = max((z - mean) * scale + beta, 0)``, row by row.
+
+    Parameters
+    ----------
+    z, y : (M, F) C-contiguous; ``y`` is fully overwritten.
+    mean, scale, beta : (F,) with ``scale = gamma / sqrt(var + eps)``.
+
+    Returns
+    -------
+    y
+    """
+    m, f = z.shape
+    for r in range(m):
+        zr, yr = z[r], y[r]
+        for ch in range(f):
+            yr[ch] = max((zr[ch] - mean[ch]) * scale[ch] + beta[ch], 0)
+    return y
+
+
+@serial_kernel
+def normalize_relu_pool(
+    z: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    beta: np.ndarray,
+    out: np.ndarray,
+    argmax: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 2x2 max-pool of :func:`normalize_relu`'s output, and each window's winner.
+
+    Parameters
+    ----------
+    z : (N, ho, wo, F) C-contiguous conv output.
+    mean, scale, beta : (F,) as for :func:`normalize_relu`.
+    out : (N, ho // 2, wo // 2, F) buffer, fully overwritten.
+    argmax : (N, ho // 2, wo // 2, F) uint8 buffer, fully overwritten with ``2a +
+        c`` for the winner ``z[n, 2p + a, 2q + c]`` (the first on ties).
+
+    Returns
+    -------
+    (out, argmax)
+    """
+    n = z.shape[0]
+    f = z.shape[3]
+    po, qo = out.shape[1], out.shape[2]
+    for bi in range(n):
+        for p in range(po):
+            for q in range(qo):
+                z0, z1 = z[bi, 2 * p, 2 * q], z[bi, 2 * p, 2 * q + 1]
+                z2, z3 = z[bi, 2 * p + 1, 2 * q], z[bi, 2 * p + 1, 2 * q + 1]
+                o, a = out[bi, p, q], argmax[bi, p, q]
+                for ch in range(f):
+                    mu, s = mean[ch], scale[ch]
+                    o[ch], a[ch] = window_max(
+                        (z0[ch] - mu) * s, (z1[ch] - mu) * s,
+                        (z2[ch] - mu) * s, (z3[ch] - mu) * s, beta[ch], True,
+                    )  # fmt: skip
+    return out, argmax
+
+
+@serial_kernel
+def normalize_backward_sums(
+    dy: np.ndarray,
+    y: np.ndarray | None,
+    z: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    sums: np.ndarray,
+) -> np.ndarray:
+    """``sums[0] += sum of g``, ``sums[1] += sum of g * xh`` over the rows, where
+    ``g = dy * [y > 0]`` (just ``dy`` if ``y`` is None) and ``xh = (z - mean) *
+    inv_std``: the partial ``dbeta`` and ``dgamma``.
+
+    Parameters
+    ----------
+    dy, z : (M, F) C-contiguous; y : (M, F) the ReLU's output, or None.
+    mean, inv_std : (F,) the batch statistics of the forward pass.
+    sums : (2, F) float64 accumulators, added to.
+
+    Returns
+    -------
+    sums
+    """
+    m, f = z.shape
+    s1, s2 = sums[0], sums[1]
+    for r in range(m):
+        dr, zr = dy[r], z[r]
+        for ch in range(f):
+            g = dr[ch] * (y[r, ch] > 0) if y is not None else dr[ch]
+            s1[ch] += g
+            s2[ch] += g * ((zr[ch] - mean[ch]) * inv_std[ch])
+    return sums
+
+
+@serial_kernel
+def normalize_backward(
+    dy: np.ndarray,
+    y: np.ndarray | None,
+    z: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    scale: np.ndarray,
+    mean_dbeta: np.ndarray,
+    mean_dgamma: np.ndarray,
+    dz: np.ndarray,
+) -> np.ndarray:
+    """``dz = scale * (g - mean_dbeta - xh * mean_dgamma)``, with ``g`` and ``xh`` as
+    for :func:`normalize_backward_sums`.
+
+    Parameters
+    ----------
+    dy, y, z, mean, inv_std : as for :func:`normalize_backward_sums`.
+    scale : (F,) ``gamma * inv_std``.
+    mean_dbeta, mean_dgamma : (F,) ``dbeta / M`` and ``dgamma / M`` over the batch.
+    dz : (M, F) C-contiguous, fully overwritten; may be ``dy`` itself.
+
+    Returns
+    -------
+    dz
+    """
+    m, f = z.shape
+    for r in range(m):
+        dr, zr, out = dy[r], z[r], dz[r]
+        for ch in range(f):
+            g = dr[ch] * (y[r, ch] > 0) if y is not None else dr[ch]
+            xh = (zr[ch] - mean[ch]) * inv_std[ch]
+            out[ch] = scale[ch] * (g - mean_dbeta[ch] - xh * mean_dgamma[ch])
+    return dz

@@ -1,0 +1,366 @@
+"""Conv2D (linear) -> BatchNorm -> ReLU, optionally then MaxPool2D(2), as one step.
+
+Why: the shipped CNN (``tinynet.zoo.mnist_cnn``) is four such blocks. Run as
+layers, every block writes and re-reads its full-resolution activation five or six
+times a training step (BatchNorm's mean, variance, ``xh``, ``y``; the ReLU's mask
+and output; the pool), and its inference applies BatchNorm as a separate pass.
+
+- Training: the convolution runs as in :class:`~tinynet.plan.Conv2DStep` (the
+  batch-split im2col drivers, the im2col matrix kept in a workspace), or, for a
+  3x3 stride-1 kernel over 8 or more channels with an even output, by Winograd
+  F(2x2, 3x3) over every output tile (``kernels.winograd.conv3x3_forward``; 2.25x
+  fewer multiply-adds, the transformed input kept instead of im2col); then one
+  read of its output ``z`` gives the batch mean and variance, and one pass writes
+  the normalised, rectified (and pooled) output (``tinynet.kernels.batchnorm``).
+  Backward, one pass gives ``dbeta`` and ``dgamma`` of the ReLU-masked gradient,
+  a second writes ``dz``, which the convolution's backward takes.
+- Inference: BatchNorm is folded into the convolution, ``W' = W * s``, ``b' = (b -
+  moving_mean) * s + beta`` with ``s = gamma / sqrt(moving_var + eps)`` per
+  filter, and the ReLU (and pool) run in the convolution's epilogue, as in
+  ``Conv2DStep`` and ``ConvPool`` (Winograd where ``ConvPool`` would use it).
+
+Measured on the 2-core Intel KVM machine, shipped CNN, batch 128, 2 threads,
+``benchmarks/step_times.py --models cnn`` with the layer-by-layer plan of before
+alternated, medians of 5 runs each: training step 111 -> 56 ms, ``predict``
+3.4k -> 8.5k images/s. The convolutions take most of what is left (profiled in
+one step: the second conv's Winograd forward and backward 14 and 17 ms); the batch
+statistics and normalisation passes about 1 ms each per block.
+
+The running statistics are updated exactly as ``BatchNorm.forward`` does.
+``tests/test_conv_bn_relu.py`` checks both steps against the layers run one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from ..kernels import batch_split, batchnorm, conv, convpool, window_placement, winograd
+from ..layers.activations import ReLU
+from ..layers.base import Layer
+from ..layers.conv import Conv2D
+from ..layers.geometry import float_input
+from ..layers.normalization import BatchNorm
+from ..layers.pooling import MaxPool2D
+from .conv_pool import ConvPool, pools_by_winograd
+from .step import Step, Workspace
+
+
+class ConvBNReLUCache(NamedTuple):
+    x: np.ndarray  # (N, H, W, C) the input
+    kept: np.ndarray  # im2col rows (N*ho*wo, K), or Winograd planes (16, tiles, C)
+    w: np.ndarray  # (kh, kw, C, F) in the input's dtype
+    z: np.ndarray  # (N, ho, wo, F) the convolution's output
+    mean: np.ndarray  # (F,) batch mean of z
+    inv_std: np.ndarray  # (F,) 1 / sqrt(batch variance + eps)
+    out: np.ndarray  # (N, ho, wo, F) the output, or (N, ho // 2, wo // 2, F) pooled
+    argmax: np.ndarray | None  # pooled: (N, ho // 2, wo // 2, F) uint8 winners
+
+
+def _over_rows(work: Callable[[slice], np.ndarray], n: int, pixels: int) -> np.ndarray:
+    """Run ``work(rows)`` on each thread's share of ``n`` images (``pixels`` rows of
+    an (M, F) view each) and add up the (2, F) float64 sums it returns."""
+
+    def share(start: int, stop: int) -> np.ndarray:
+        return work(slice(start * pixels, stop * pixels))
+
+    total: np.ndarray = np.sum(batch_split.run(share, n), axis=0)
+    return total
+
+
+class ConvBNReLU(Step):
+    """``Conv2D`` (no activation) -> ``BatchNorm`` -> ``ReLU``: x : (N, H, W, C) ->
+    (N, ho, wo, F), the numbers of the three layers run one by one; the gradients
+    land in the conv's and the BatchNorm's ``grads``."""
+
+    span = 3
+    splits_batch = True
+
+    @classmethod
+    def matches(cls, layers: Sequence[Layer]) -> bool:
+        return (
+            len(layers) >= cls.span
+            and type(layers[0]) is Conv2D
+            and layers[0].activation is None
+            and type(layers[1]) is BatchNorm
+            and type(layers[2]) is ReLU
+        )
+
+    def __init__(self, conv_layer: Conv2D, norm: BatchNorm, relu: ReLU) -> None:
+        super().__init__(conv_layer, norm, relu)
+        self.conv, self.norm = conv_layer, norm
+        self._cache: ConvBNReLUCache | None = None
+        # Scratch kept between training steps (Workspace says why): the conv input
+        # as im2col rows or Winograd planes, its output z and dz. Called alone, the
+        # shipped CNN's first block took 18 ms a training forward with a fresh z
+        # (page faults) against 2.5 ms; inside a whole training step, where freed
+        # arrays are recycled, the difference was within the noise.
+        self._kept = Workspace()
+        self._z = Workspace()
+        self._dz = Workspace()
+
+    @property
+    def winograd(self) -> bool:
+        """Whether the training convolution runs by Winograd F(2x2, 3x3): a 3x3
+        stride-1 kernel over ``winograd.MIN_CHANNELS`` or more channels whose output
+        tiles into 2x2 blocks exactly (even height and width)."""
+        shape = self.conv.output_shape
+        return (
+            pools_by_winograd(self.conv)
+            and shape is not None
+            and shape[0] % 2 == 0
+            and shape[1] % 2 == 0
+        )
+
+    def _placement(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """``(ho, wo, pad_top, pad_left)`` of the convolution."""
+        layer = self.conv
+        return window_placement(
+            x_shape[1], x_shape[2], layer.kernel_size, layer.strides, layer.padding
+        )
+
+    def _conv_params(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray | None]:
+        params = self.conv.params
+        w = params["W"].astype(dtype, copy=False)
+        b = params["b"].astype(dtype, copy=False) if self.conv.use_bias else None
+        return w, b
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        self.conv.check_input(x)
+        x = float_input(x, self.conv.dtype)
+        if not training:
+            self.clear()
+            return self._folded_forward(x)
+        w, b = self._conv_params(x.dtype)
+        ho, wo, pt, pl = self._placement(x.shape)
+        n, c, f = x.shape[0], x.shape[3], self.conv.filters
+        z = self._z.get((n, ho, wo, f), x.dtype)
+        if self.winograd:
+            kept = self._kept.get((16, n * (ho // 2) * (wo // 2), c), x.dtype)
+            winograd.conv3x3_forward(x, w, b, pt, pl, kept, z)
+        else:
+            kept = self._kept.get((n * ho * wo, w.size // f), x.dtype)
+            strides = self.conv.strides
+            conv.conv2d_forward(x, w, b, *strides, pt, pl, ho, wo, kept, y=z)
+        mean, inv_std = self._batch_statistics(z)
+        gamma = self.norm.params["gamma"].astype(x.dtype, copy=False)
+        beta = self.norm.params["beta"].astype(x.dtype, copy=False)
+        scale = gamma * inv_std
+        out, argmax = self._normalize(z, mean, scale, beta)
+        self._cache = ConvBNReLUCache(x, kept, w, z, mean, inv_std, out, argmax)
+        return out
+
+    def _batch_statistics(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and ``1 / sqrt(var + eps)`` of each channel of ``z`` over the
+        batch, in ``z``'s dtype; the BatchNorm's running statistics updated."""
+        n, f = z.shape[0], z.shape[3]
+        z2 = z.reshape(-1, f)
+        m = z2.shape[0]
+        shift = z2[0].copy()  # near the mean: the sums of squares stay exact
+        sums = _over_rows(
+            lambda rows: batchnorm.channel_moments(z2[rows], shift, np.zeros((2, f))),
+            n, z.shape[1] * z.shape[2],
+        )  # fmt: skip
+        offset = sums[0] / m
+        mean = (shift + offset).astype(z.dtype)
+        var = np.maximum(sums[1] / m - offset * offset, 0.0).astype(z.dtype)
+        norm = self.norm
+        # As BatchNorm.forward: in place, so the arrays others hold stay the live ones.
+        for key, stat in (("moving_mean", mean), ("moving_var", var)):
+            moving = norm.buffers[key]
+            moving *= norm.momentum
+            moving += (1.0 - norm.momentum) * stat
+        inv_std = (1.0 / np.sqrt(var + norm.epsilon)).astype(z.dtype)
+        return mean, inv_std
+
+    def _normalize(
+        self, z: np.ndarray, mean: np.ndarray, scale: np.ndarray, beta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``max((z - mean) * scale + beta, 0)``, and no winners (no pool)."""
+        n, ho, wo, f = z.shape
+        z2 = z.reshape(-1, f)
+        y2 = np.empty_like(z2)
+
+        def share(start: int, stop: int) -> None:
+            rows = slice(start * ho * wo, stop * ho * wo)
+            batchnorm.normalize_relu(z2[rows], mean, scale, beta, y2[rows])
+
+        batch_split.run(share, n)
+        return y2.reshape(z.shape), None
+
+    def _folded_weights(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """``W * s`` and ``(b - moving_mean) * s + beta``, ``s = gamma / sqrt(moving_var
+        + eps)``: the convolution that equals conv then BatchNorm at inference."""
+        w, b = self._conv_params(dtype)
+        norm = self.norm
+        inv_std = 1.0 / np.sqrt(norm.buffers["moving_var"] + norm.epsilon)
+        scale = (norm.params["gamma"] * inv_std).astype(dtype)
+        shift = norm.params["beta"] - norm.buffers["moving_mean"] * scale
+        folded_b = shift if b is None else b * scale + shift
+        return w * scale, folded_b.astype(dtype)
+
+    def _folded_forward(self, x: np.ndarray) -> np.ndarray:
+        w, b = self._folded_weights(x.dtype)
+        ho, wo, pt, pl = self._placement(x.shape)
+        y, _ = conv.conv2d_forward(
+            x, w, b, *self.conv.strides, pt, pl, ho, wo, None, relu=True
+        )
+        return y
+
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(
+                f"{self.describe()}: backward() called without a preceding "
+                "forward(x, training=True)"
+            )
+        x, kept, w, z, mean, inv_std, out, argmax = self._cache
+        if dout.shape != out.shape:
+            raise ValueError(
+                f"{self.describe()}: backward expected a gradient of shape "
+                f"{out.shape}, got {dout.shape}"
+            )
+        dout = np.ascontiguousarray(dout, dtype=x.dtype)
+        n, f = z.shape[0], z.shape[3]
+        pixels = z.shape[1] * z.shape[2]
+        z2 = z.reshape(-1, f)
+        dz2 = self._dz.get(z2.shape, z.dtype)
+        dy2, y2 = self._relu_input_grad(dout, out, argmax, dz2.reshape(z.shape))
+        sums = _over_rows(
+            lambda rows: batchnorm.normalize_backward_sums(
+                dy2[rows], None if y2 is None else y2[rows], z2[rows], mean, inv_std,
+                np.zeros((2, f)),
+            ),
+            n, pixels,
+        )  # fmt: skip
+        norm = self.norm
+        norm.grads["beta"][...] = sums[0]
+        norm.grads["gamma"][...] = sums[1]
+        m = z2.shape[0]
+        scale = norm.params["gamma"].astype(z.dtype, copy=False) * inv_std
+        mean_dbeta = (sums[0] / m).astype(z.dtype)
+        mean_dgamma = (sums[1] / m).astype(z.dtype)
+
+        def share(start: int, stop: int) -> None:
+            rows = slice(start * pixels, stop * pixels)
+            batchnorm.normalize_backward(
+                dy2[rows], None if y2 is None else y2[rows], z2[rows], mean, inv_std,
+                scale, mean_dbeta, mean_dgamma, dz2[rows],
+            )  # fmt: skip
+
+        batch_split.run(share, n)
+        _, _, pt, pl = self._placement(x.shape)
+        dz = dz2.reshape(z.shape)
+        if self.winograd:
+            dx, dw, db = winograd.conv3x3_backward(
+                dz, kept, w, pt, pl, x.shape, need_dx
+            )
+        else:
+            strides = self.conv.strides
+            dx, dw, db = conv.conv2d_backward(dz, x, kept, w, *strides, pt, pl, need_dx)
+        self.conv.grads["W"][...] = dw
+        if self.conv.use_bias:
+            self.conv.grads["b"][...] = db
+        return dx
+
+    def _relu_input_grad(
+        self,
+        dout: np.ndarray,
+        out: np.ndarray,
+        argmax: np.ndarray | None,
+        scratch: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The gradient reaching the ReLU, as ``(dy, y)`` (M, F) views: the kernels
+        mask ``dy`` where ``y == 0`` (no mask when ``y`` is None)."""
+        f = dout.shape[3]
+        return dout.reshape(-1, f), out.reshape(-1, f)
+
+    def clear(self) -> None:
+        self._cache = None
+        for workspace in (self._kept, self._z, self._dz):
+            workspace.clear()
+        super().clear()
+
+    def describe(self) -> str:
+        names = " + ".join(layer.name or type(layer).__name__ for layer in self.layers)
+        how = "Winograd F(2x2, 3x3)" if self.winograd else "im2col"
+        return (
+            f"{type(self).__name__}: {names} ({how}; batch statistics, normalisation "
+            "and ReLU in one pass; BatchNorm folded into the kernel at inference)"
+        )
+
+
+class ConvBNReLUPool(ConvBNReLU):
+    """``Conv2D`` (no activation) -> ``BatchNorm`` -> ``ReLU`` -> ``MaxPool2D(2)``
+    (stride 2, valid): x : (N, H, W, C) -> (N, ho // 2, wo // 2, F); the full-size
+    activation is never stored, the pool runs in the normalisation's pass."""
+
+    span = 4
+
+    @classmethod
+    def matches(cls, layers: Sequence[Layer]) -> bool:
+        return (
+            super().matches(layers)
+            and len(layers) >= cls.span
+            and ConvPool.matches([layers[0], layers[3]])
+        )
+
+    def __init__(
+        self, conv_layer: Conv2D, norm: BatchNorm, relu: ReLU, pool: MaxPool2D
+    ) -> None:
+        super().__init__(conv_layer, norm, relu)
+        self.layers = (conv_layer, norm, relu, pool)
+
+    def _normalize(
+        self, z: np.ndarray, mean: np.ndarray, scale: np.ndarray, beta: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The 2x2 max-pool of ``max((z - mean) * scale + beta, 0)`` and its winners."""
+        n, ho, wo, f = z.shape
+        out = np.empty((n, ho // 2, wo // 2, f), dtype=z.dtype)
+        argmax = np.empty(out.shape, dtype=np.uint8)
+
+        def share(start: int, stop: int) -> None:
+            batchnorm.normalize_relu_pool(
+                z[start:stop], mean, scale, beta, out[start:stop], argmax[start:stop]
+            )
+
+        batch_split.run(share, n)
+        return out, argmax
+
+    def _relu_input_grad(
+        self,
+        dout: np.ndarray,
+        out: np.ndarray,
+        argmax: np.ndarray | None,
+        scratch: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``dout`` routed to each window's winner where the pooled output is > 0,
+        0 elsewhere, written to ``scratch`` (N, ho, wo, F): already masked."""
+        if argmax is None:  # the pooled forward always records the winners
+            raise RuntimeError(f"{self.describe()}: no pool winners were cached")
+
+        def share(start: int, stop: int) -> None:
+            convpool.unpool_relu(
+                dout[start:stop], out[start:stop], argmax[start:stop], True,
+                scratch[start:stop],
+            )  # fmt: skip
+
+        batch_split.run(share, dout.shape[0])
+        return scratch.reshape(-1, scratch.shape[3]), None
+
+    def _folded_forward(self, x: np.ndarray) -> np.ndarray:
+        w, b = self._folded_weights(x.dtype)
+        ho, wo, pt, pl = self._placement(x.shape)
+        n, f = x.shape[0], self.conv.filters
+        p = np.empty((n, ho // 2, wo // 2, f), dtype=x.dtype)
+        argmax = np.empty(p.shape, dtype=np.uint8)
+        if pools_by_winograd(self.conv):
+            return winograd.conv3x3_pool_forward(x, w, b, pt, pl, True, None, p, argmax)
+        conv.conv2d_forward(
+            x, w, b, *self.conv.strides, pt, pl, ho, wo, None, True, (p, argmax)
+        )
+        return p
+
+
+__all__ = ["ConvBNReLU", "ConvBNReLUCache", "ConvBNReLUPool"]
