@@ -23,7 +23,7 @@ from ..layers.activations import ReLU
 from ..layers.base import Layer
 from ..layers.conv import Conv2D
 from ..layers.geometry import float_input
-from .step import Step, Workspace
+from .step import Step, Workspace, write_conv_grads
 
 
 class Conv2DCache(NamedTuple):
@@ -83,12 +83,7 @@ class Conv2DStep(Step):
         return y
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
-        if self._cache is None:
-            raise RuntimeError(
-                f"{self.describe()}: backward() called without a preceding "
-                "forward(x, training=True)"
-            )
-        x, cols, w, y = self._cache
+        x, cols, w, y = self._training_cache(self._cache)
         expected = (x.shape[0], *self.conv.built_shapes()[1])
         if dout.shape != expected:
             raise ValueError(
@@ -100,9 +95,7 @@ class Conv2DStep(Step):
         dx, dw, db = conv.conv2d_backward(
             dout, x, cols, w, *self.conv.strides, pt, pl, need_dx, y
         )
-        self.conv.grads["W"][...] = dw
-        if self.conv.use_bias:
-            self.conv.grads["b"][...] = db
+        write_conv_grads(self.conv, dw, db)
         return dx
 
     def clear(self) -> None:

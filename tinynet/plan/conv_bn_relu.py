@@ -45,7 +45,7 @@ from ..layers.geometry import float_input
 from ..layers.normalization import BatchNorm
 from ..layers.pooling import MaxPool2D
 from .conv_pool import ConvPool, pools_by_winograd
-from .step import Step, Workspace
+from .step import Step, Workspace, write_conv_grads
 
 
 class ConvBNReLUCache(NamedTuple):
@@ -210,12 +210,7 @@ class ConvBNReLU(Step):
         return y
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
-        if self._cache is None:
-            raise RuntimeError(
-                f"{self.describe()}: backward() called without a preceding "
-                "forward(x, training=True)"
-            )
-        x, kept, w, z, mean, inv_std, out, argmax = self._cache
+        x, kept, w, z, mean, inv_std, out, argmax = self._training_cache(self._cache)
         if dout.shape != out.shape:
             raise ValueError(
                 f"{self.describe()}: backward expected a gradient of shape "
@@ -259,9 +254,7 @@ class ConvBNReLU(Step):
         else:
             strides = self.conv.strides
             dx, dw, db = conv.conv2d_backward(dz, x, kept, w, *strides, pt, pl, need_dx)
-        self.conv.grads["W"][...] = dw
-        if self.conv.use_bias:
-            self.conv.grads["b"][...] = db
+        write_conv_grads(self.conv, dw, db)
         return dx
 
     def _relu_input_grad(

@@ -30,7 +30,7 @@ from ..layers.base import Layer
 from ..layers.conv import Conv2D
 from ..layers.geometry import float_input
 from ..layers.pooling import MaxPool2D
-from .step import Step, Workspace
+from .step import Step, Workspace, write_conv_grads
 
 
 def pools_by_winograd(conv_layer: Conv2D) -> bool:
@@ -124,12 +124,7 @@ class ConvPool(Step):
         return p
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
-        if self._cache is None:
-            raise RuntimeError(
-                f"{self.describe()}: backward() called without a preceding "
-                "forward(x, training=True)"
-            )
-        x, kept, w, p, argmax = self._cache
+        x, kept, w, p, argmax = self._training_cache(self._cache)
         if dout.shape != p.shape:
             raise ValueError(
                 f"{self.describe()}: backward expected a gradient of shape {p.shape}, "
@@ -147,9 +142,7 @@ class ConvPool(Step):
                 dout, x, kept, w, *self.conv.strides, pt, pl, need_dx,
                 pool=(p, argmax, relu, ho, wo),
             )  # fmt: skip
-        self.conv.grads["W"][...] = dw
-        if self.conv.use_bias:
-            self.conv.grads["b"][...] = db
+        write_conv_grads(self.conv, dw, db)
         return dx
 
     def clear(self) -> None:

@@ -81,12 +81,7 @@ class DenseDropout(Step):
         return y
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
-        if self._cache is None:
-            raise RuntimeError(
-                f"{self.describe()}: backward() called without a preceding "
-                "forward(x, training=True)"
-            )
-        x, y, scale = self._cache
+        x, y, scale = self._training_cache(self._cache)
         if dout.shape != y.shape:
             raise ValueError(
                 f"{self.describe()}: backward expected a gradient of shape {y.shape}, "

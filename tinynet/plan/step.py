@@ -8,12 +8,14 @@ neighbouring layers of the model. It reads the layers' ``params`` and writes the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..layers.base import Layer, Shape
 from ..layers.conv import Conv2D
+
+CacheT = TypeVar("CacheT")
 
 
 class Step:
@@ -90,6 +92,16 @@ class Step:
     def __repr__(self) -> str:
         return f"<{self.describe()}>"
 
+    def _training_cache(self, cache: CacheT | None) -> CacheT:
+        """``cache``, or a RuntimeError when backward comes without a training
+        forward (which is what fills it)."""
+        if cache is None:
+            raise RuntimeError(
+                f"{self.describe()}: backward() called without a preceding "
+                "forward(x, training=True)"
+            )
+        return cache
+
 
 class Workspace:
     """One array a step writes on every training forward and reads in backward,
@@ -151,4 +163,11 @@ class LayerStep(Step):
         return f"{self.layer.name} ({self.kind})"
 
 
-__all__ = ["LayerStep", "Step", "Workspace"]
+def write_conv_grads(conv: Conv2D, dw: np.ndarray, db: np.ndarray) -> None:
+    """Copy a composite step's convolution gradients into ``conv.grads``."""
+    conv.grads["W"][...] = dw
+    if conv.use_bias:
+        conv.grads["b"][...] = db
+
+
+__all__ = ["LayerStep", "Step", "Workspace", "write_conv_grads"]
