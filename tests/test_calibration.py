@@ -189,3 +189,67 @@ def test_ece_rejects_bad_inputs():
         expected_calibration_error(np.full((3, 2), 0.5), np.zeros(3, int), bins=0)
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         expected_calibration_error(np.full((3, 2), 2.0), np.zeros(3, int))
+
+
+# ------------------------------------------------------- tinynet calibrate (CLI)
+@pytest.fixture(scope="module")
+def mnist_model_file(real_mnist_dir, tmp_path_factory):
+    """Softmax regression trained briefly on MNIST, saved; and the data folder."""
+    from tinynet.datasets import mnist
+
+    (x, y), _ = mnist.load_data(real_mnist_dir)
+    model = tn.Sequential(
+        [tn.Flatten(), tn.Dense(10, activation="softmax")], input_shape=(28, 28, 1)
+    )
+    model.compile("adam")
+    model.fit(x[:3000, ..., None] / 255.0, y[:3000], epochs=2, verbose=0, seed=0)
+    path = tmp_path_factory.mktemp("calibrate") / "softmax.npz"
+    model.save(path, note="kept")
+    return path, real_mnist_dir
+
+
+def test_cli_calibrates_on_the_trainers_validation_split(mnist_model_file, capsys):
+    from tinynet.cli import main
+    from tinynet.datasets import mnist
+    from tinynet.training import split_validation
+
+    path, data = mnist_model_file
+    out = path.with_name("calibrated.npz")
+    argv = ["calibrate", str(path), "--out", str(out), "--data-dir", str(data)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "ECE validation: " in printed and "ECE test: " in printed
+    original, calibrated = tn.load_model(path), tn.load_model(out)
+    temperature = calibrated.metadata["temperature"]
+    assert f"temperature {temperature:.4f}" in printed
+    assert calibrated.metadata["note"] == "kept"  # earlier metadata survives
+    (x, y), _ = mnist.load_data(data)
+    x = (x / np.float32(255)).reshape(-1, 28, 28, 1)
+    _, (x_val, y_val) = split_validation(x, y, 5000 / 60000, np.random.default_rng(0))
+    logits = logits_from_probabilities(original.predict(x_val))
+    np.testing.assert_allclose(
+        calibrated.predict(x_val), softmax(logits / temperature), atol=1e-5
+    )
+    # the fitted temperature is the best one on that split
+    best = temperature_nll(logits, y_val, temperature)
+    assert best <= temperature_nll(logits, y_val, temperature * 1.05)
+    assert best <= temperature_nll(logits, y_val, temperature / 1.05)
+
+
+def test_cli_calibrate_errors_are_one_line(mnist_model_file, tmp_path, capsys):
+    from tinynet.cli import main
+
+    _, data = mnist_model_file
+    relu_head = tn.Sequential([tn.Flatten(), tn.Dense(10, activation="relu")],
+                              input_shape=(28, 28, 1))  # fmt: skip
+    relu_head.save(tmp_path / "relu.npz")
+    for model, phrase in (
+        (tmp_path / "relu.npz", "must end in Dense + softmax"),
+        (tmp_path / "missing.npz", "missing.npz"),
+    ):
+        argv = ["calibrate", str(model), "--out", str(tmp_path / "o.npz")]
+        assert main([*argv, "--data-dir", str(data)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tinynet calibrate: ") and phrase in err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.npz").exists()

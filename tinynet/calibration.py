@@ -43,6 +43,7 @@ __all__ = [
     "fit_temperature",
     "logits_from_probabilities",
     "reliability_diagram",
+    "softmax_dense",
     "temperature_nll",
 ]
 
@@ -107,7 +108,8 @@ def logits_from_probabilities(probs: npt.ArrayLike) -> np.ndarray:
     """
     p = _probabilities(probs, "logits_from_probabilities")
     tiny = float(np.finfo(np.float32).smallest_subnormal)
-    return np.log(np.maximum(p, tiny))
+    logits: np.ndarray = np.log(np.maximum(p, tiny))
+    return logits
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -209,8 +211,8 @@ def _check_temperature(temperature: Any, where: str) -> None:
 
 
 # ------------------------------------------------------------- fold into model
-def _output_dense(model: Any) -> Any:
-    """The Dense layer whose output the model's softmax reads (a ValueError if none).
+def softmax_dense(model: Any) -> Any:
+    """The Dense layer whose output the model's softmax reads; ValueError if none.
 
     Accepts ``Dense(..., activation="softmax")`` last, or a linear ``Dense`` followed
     by a ``Softmax`` layer.
@@ -221,7 +223,7 @@ def _output_dense(model: Any) -> Any:
     layers = list(getattr(model, "layers", []))
     name = getattr(model, "name", type(model).__name__)
     if not layers:
-        raise ValueError(f"apply_temperature: model {name!r} has no layers")
+        raise ValueError(f"model {name!r} has no layers")
     last = layers[-1]
     if isinstance(last, Dense) and isinstance(last.activation, Softmax):
         return last
@@ -230,8 +232,8 @@ def _output_dense(model: Any) -> Any:
         if isinstance(before, Dense) and before.activation is None:
             return before
     raise ValueError(
-        f"apply_temperature: model {name!r} must end in Dense + softmax to fold a "
-        f"temperature into it, but it ends in {last.describe()}"
+        f"model {name!r} must end in Dense + softmax to fold a temperature into "
+        f"it, but it ends in {last.describe()}"
     )
 
 
@@ -254,7 +256,7 @@ def apply_temperature(model: Any, temperature: float) -> None:
         If the model does not end in Dense + softmax, or T is not a positive number.
     """
     _check_temperature(temperature, "apply_temperature")
-    dense = _output_dense(model)
+    dense = softmax_dense(model)
     for key in ("W", "b"):
         if key in dense.params:
             param = dense.params[key]
@@ -281,7 +283,7 @@ def calibrate(
         The temperature fitted and applied (``model.metadata["temperature"]`` holds the
         total, if the model had been calibrated before).
     """
-    _output_dense(model)  # refuse before the (slow) predictions
+    softmax_dense(model)  # refuse before the predictions
     probs = model.predict(x_val, batch_size=batch_size)
     temperature = fit_temperature(logits_from_probabilities(probs), y_val)
     apply_temperature(model, temperature)
