@@ -21,6 +21,7 @@ from tinynet.vision import (
     read_digits,
     segment_digits,
 )
+from tinynet.vision.reading import SURE_CONFIDENCE
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MNIST_DIR = SHARED / "datasets" / "mnist"
@@ -557,6 +558,9 @@ def test_read_digits_errors_name_the_source(tmp_path):
         "confidence": None,
         "probabilities": None,
         "top3": None,
+        "sure": None,
+        "runner_up": None,
+        "sure_threshold": SURE_CONFIDENCE,
         "error": "x.png: no such file",
     }
 
