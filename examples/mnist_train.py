@@ -132,7 +132,11 @@ def calibrate_on_validation(
     )
     sets = {"validation": held_out, "test": (x_test, y_test)}
     before = calibration_errors(model, sets)
-    temperature = calibrate(model, *held_out)
+    try:
+        temperature = calibrate(model, *held_out)
+    except ValueError as err:  # e.g. a tiny validation set read without an error
+        print(f"\nnot calibrated: {err}")
+        return
     after = calibration_errors(model, sets)
     model.metadata["calibration_ece"] = {k: [before[k], after[k]] for k in sets}
     print(

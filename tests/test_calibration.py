@@ -253,3 +253,7 @@ def test_cli_calibrate_errors_are_one_line(mnist_model_file, tmp_path, capsys):
         assert err.startswith("tinynet calibrate: ") and phrase in err
         assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_the_module_is_reachable_from_tinynet():
+    assert tn.calibration.calibrate is calibrate
