@@ -238,5 +238,7 @@ def test_reliability(tmp_path):
     diagrams = {"random": reliability_diagram(probs, labels)}
     path = tmp_path / "reliability.png"
     check_png(plots.plot_reliability(diagrams, path), path, min_wh=(400, 400))
+    path = tmp_path / "with_threshold.png"
+    check_png(plots.plot_reliability(diagrams, path, threshold=0.9), path)
     with pytest.raises(ValueError, match="no diagrams"):
         plots.plot_reliability({}, tmp_path / "none.png")

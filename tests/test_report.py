@@ -13,7 +13,12 @@ import pytest
 
 from tinynet.vision import ImageError, Reading, error_dict, load_image, read_digits
 from tinynet.vision.reading import SURE_CONFIDENCE
-from tinynet.vision.report import describe, figure_paths, read_and_report
+from tinynet.vision.report import (
+    describe,
+    digit_titles,
+    figure_paths,
+    read_and_report,
+)
 
 # A PFM header with zero height: OpenCV's decoder asserts (cv2.error) instead of
 # returning None.
@@ -168,3 +173,8 @@ def test_a_digit_under_the_threshold_is_not_sure_and_names_the_runner_up():
 
 def test_error_records_have_the_same_keys_as_readings():
     assert set(error_dict("x.png", "bad")) == set(reading_with([0.5]).to_dict("x"))
+
+
+def test_figure_titles_mark_the_digits_not_sure():
+    reading = reading_with([SURE_CONFIDENCE, SURE_CONFIDENCE - 0.01], runner_up=6)
+    assert digit_titles(reading) == ["0", "0? (or 6)"]

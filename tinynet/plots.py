@@ -433,12 +433,16 @@ def plot_prediction(
 
 
 def plot_reliability(
-    diagrams: Mapping[str, Any], path: PathLike = None
+    diagrams: Mapping[str, Any],
+    path: PathLike = None,
+    threshold: float | None = None,
 ) -> InlineFigure:
     """Reliability diagram: accuracy against confidence, one line per named set.
 
     A calibrated model follows the diagonal; points below it are over-confident.
-    Bins holding no prediction are left out; each set's ECE is in the legend.
+    A point's area grows with the share of its set's predictions in the bin (so the
+    noisy, nearly empty bins do not dominate); empty bins are left out; each set's
+    ECE is in the legend.
 
     Parameters
     ----------
@@ -446,6 +450,8 @@ def plot_reliability(
         with ``confidence``, ``accuracy`` and ``counts`` arrays of one length per
         bin, and an ``ece``).
     path : where to also write the PNG (optional).
+    threshold : a confidence to mark with a vertical line (e.g. the "not sure"
+        threshold), or None.
     """
     where = "plot_reliability"
     if not diagrams:
@@ -454,9 +460,16 @@ def plot_reliability(
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], color="#888888", linestyle="--", label="calibrated")
     for name, d in diagrams.items():
-        full = np.asarray(d.counts) > 0
+        counts = np.asarray(d.counts)
+        full = counts > 0
         conf, acc = np.asarray(d.confidence)[full], np.asarray(d.accuracy)[full]
-        ax.plot(conf, acc, marker="o", label=f"{name} (ECE {d.ece:.3f})")
+        (line,) = ax.plot(conf, acc, alpha=0.6, label=f"{name} (ECE {d.ece:.3f})")
+        share = counts[full] / counts.sum()
+        ax.scatter(conf, acc, s=12 + 400 * np.sqrt(share), color=line.get_color())
+    if threshold is not None:
+        ax.axvline(threshold, color="#e08a00", linestyle=":")
+        ax.text(threshold, 0.03, f" not sure < {threshold:g}", color="#8a4b00",
+                ha="right", fontsize=8)  # fmt: skip
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("confidence (mean per bin)")

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from .loading import ImageError
 from .reading import PredictionError, Reading, error_dict, read_digits
 
-__all__ = ["describe", "figure_paths", "read_and_report", "top3_text"]
+__all__ = ["describe", "digit_titles", "figure_paths", "read_and_report", "top3_text"]
 
 
 def top3_text(row: Sequence[tuple[int, float]]) -> str:
@@ -137,6 +137,16 @@ def read_and_report(
     return failed
 
 
+def digit_titles(reading: Reading) -> list[str]:
+    """Per digit, its name in a figure: ``"7"``, or ``"7? (or 1)"`` when not sure."""
+    return [
+        d if sure else f"{d}? (or {runner_up})"
+        for d, sure, (runner_up, _) in zip(
+            reading.digits, reading.sure, reading.runner_up(), strict=True
+        )
+    ]
+
+
 def _plot(reading: Reading, path: str | os.PathLike[str]) -> None:
     from ..plots import plot_prediction  # matplotlib only when plotting
 
@@ -145,7 +155,7 @@ def _plot(reading: Reading, path: str | os.PathLike[str]) -> None:
         reading.inputs,
         reading.probabilities,
         path,
-        digits=list(reading.digits),
+        digits=digit_titles(reading),
     )
 
 
