@@ -530,10 +530,23 @@ def test_read_digits_record_and_boxes_in_original_pixels():
     assert abs(x + w - xs.max()) < 30 and abs(y + h - ys.max()) < 30
     assert max(r.image.shape) <= 1024 and r.scale > 2.9
     d = r.to_dict("photo.jpg")
-    assert list(d) == ["file", "digits", "confidence", "probabilities", "top3", "error"]
+    assert list(d) == [
+        "file",
+        "digits",
+        "confidence",
+        "probabilities",
+        "top3",
+        "sure",
+        "runner_up",
+        "sure_threshold",
+        "error",
+    ]
     assert d["file"] == "photo.jpg" and d["error"] is None and d["digits"] == "1"
     assert len(d["probabilities"]) == 1 and len(d["probabilities"][0]) == 10
     assert d["top3"][0][0] == [1, pytest.approx(0.91)]
+    assert d["sure"] == [0.91 >= SURE_CONFIDENCE] and d["runner_up"] == [
+        d["top3"][0][1]
+    ]
     assert json.loads(json.dumps(d)) == d
 
 
