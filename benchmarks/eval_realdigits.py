@@ -1,7 +1,14 @@
-"""Accuracy of the pretrained model on real handwriting, and the photo-to-answer time.
+"""Accuracy and calibration of the pretrained model on real handwriting, and the
+photo-to-answer time.
 
     python benchmarks/eval_realdigits.py [--model PATH] [--json] [--data DIR]
-        [--usps FILE] [--semeion FILE] [--timing-runs N] [--sheet OUT.png]
+        [--usps FILE] [--semeion FILE] [--no-mnist] [--timing-runs N]
+        [--sheet OUT.png] [--figures DIR]
+
+For every set: accuracy, per-class accuracy, the confusion matrix, the expected
+calibration error (ECE, 15 bins) and how the "not sure" threshold
+(``tinynet.vision.reading.SURE_CONFIDENCE``) splits the readings, plus that split for
+a range of thresholds (what the threshold was chosen from).
 
 - realdigits: 109 photos of single handwritten digits (label = first character of the
   file name, writer = second field). Read from ``--data``, else ``$TINYNET_REALDIGITS``,
@@ -10,6 +17,12 @@
   default: right only if exactly one digit is found and it is the label).
 - USPS test split and Semeion: 16x16 scans in which the digit fills the frame, written
   as dark ink on white grey images and read through the same pipeline.
+- MNIST (skipped with ``--no-mnist``): the 5,000 validation images
+  ``examples/mnist_train.py`` holds out by default (where the temperature and the
+  threshold were chosen) and the 10,000 test images.
+- ``--figures DIR``: ``errors_<set>.png``, the network inputs of the misread digits
+  titled true -> read (confidence), the most confident first, and
+  ``reliability.png``, accuracy against confidence for every set.
 - Timing: a 4000x3000 JPEG photo (a realdigits photo enlarged), from file to answer
   with the model already loaded; median and max over ``--timing-runs`` runs.
 """
@@ -30,8 +43,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tinynet.calibration import (
+    logits_from_probabilities,
+    reliability_diagram,
+    temperature_nll,
+)
+from tinynet.metrics import confusion_matrix
 from tinynet.threads import blas_threads, single_threaded_blas
 from tinynet.vision import ImageError, load_image, preprocess, read_digits
+from tinynet.vision.reading import SURE_CONFIDENCE
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -71,16 +91,59 @@ def accuracy_by(keys: list, correct: list[bool]) -> dict:
     }
 
 
+def scores(labels: np.ndarray, probs: np.ndarray, correct: np.ndarray) -> dict:
+    """Confusion matrix, calibration (ECE, NLL) and the "not sure" split of one set.
+
+    ``correct`` may be False where ``probs.argmax`` is right (an unreadable scan
+    counts as wrong); the confusion matrix and the calibration figures use the
+    model's probabilities alone.
+    """
+    confidence = probs.max(axis=1)
+    diagram = reliability_diagram(probs, labels)
+    return {
+        "confusion_matrix": confusion_matrix(
+            labels, probs.argmax(axis=1), num_classes=10
+        ).tolist(),
+        "ece": diagram.ece,
+        "nll": temperature_nll(logits_from_probabilities(probs), labels, 1.0),
+        "mean_confidence": float(confidence.mean()),
+        "not_sure": threshold_split(confidence, correct, SURE_CONFIDENCE),
+        "thresholds": {
+            f"{t:.2f}": threshold_split(confidence, correct, t)
+            for t in (*np.arange(0.5, 0.96, 0.05).round(2), 0.99)
+        },
+        "_diagram": diagram,
+    }
+
+
+def threshold_split(confidence: np.ndarray, correct: np.ndarray, t: float) -> dict:
+    """How many readings fall under confidence ``t``; how often each side is right."""
+    low = confidence < t
+
+    def rate(mask: np.ndarray) -> float | None:
+        return float(correct[mask].mean()) if mask.any() else None
+
+    return {
+        "threshold": t,
+        "fraction": float(low.mean()),
+        "accuracy_below": rate(low),
+        "accuracy_above": rate(~low),
+        "errors_flagged": int((low & ~correct).sum()),
+        "errors": int((~correct).sum()),
+    }
+
+
 def eval_realdigits(folder: Path, model) -> dict:
     files = realdigits_files(folder)
     labels = [int(p.name[0]) for p in files]
     sources = [p.name.split("_")[1] for p in files]
-    single, multi, inputs, preds = [], [], [], []
+    single, multi, inputs, preds, probs = [], [], [], [], []
     for path, label in zip(files, labels, strict=True):
         r = read_digits(path, model, multi=False)
         single.append(r.digits == str(label))
         preds.append(int(r.digits))
         inputs.append(r.inputs[0])
+        probs.append(r.probabilities[0])
         multi.append(read_digits(path, model, multi=True).digits == str(label))
     return {
         "n": len(files),
@@ -88,6 +151,7 @@ def eval_realdigits(folder: Path, model) -> dict:
         "accuracy_multi": float(np.mean(multi)),
         "per_source": accuracy_by(sources, single),
         "per_class": accuracy_by(labels, single),
+        **scores(np.array(labels), np.stack(probs), np.array(single)),
         "misread": [
             {"file": p.name, "read": d}
             for p, d, ok in zip(files, preds, single, strict=True)
@@ -96,6 +160,8 @@ def eval_realdigits(folder: Path, model) -> dict:
         "_inputs": np.stack(inputs),
         "_names": [f"{p.name[:12]} {d}" for p, d in zip(files, preds, strict=True)],
         "_ok": single,
+        "_labels": np.array(labels),
+        "_probs": np.stack(probs),
     }
 
 
@@ -108,13 +174,43 @@ def eval_scans(images: np.ndarray, labels: np.ndarray, model) -> dict:
             x[i] = preprocess(im)
         except ImageError:
             unread[i] = True
-    pred = model.predict(x.reshape(len(x), *model.input_shape), batch_size=256)
-    correct = list((pred.argmax(axis=1) == labels) & ~unread)
+    return eval_inputs(x, labels, model, unread)
+
+
+def eval_inputs(
+    x: np.ndarray, labels: np.ndarray, model, unread: np.ndarray | None = None
+) -> dict:
+    """Accuracy, per-class accuracy and :func:`scores` of (N, 28, 28) inputs."""
+    unread = np.zeros(len(x), bool) if unread is None else unread
+    probs = model.predict(x.reshape(len(x), *model.input_shape), batch_size=256)
+    correct = (probs.argmax(axis=1) == labels) & ~unread
     return {
         "n": len(labels),
         "accuracy": float(np.mean(correct)),
         "unread": int(unread.sum()),
-        "per_class": accuracy_by(labels.tolist(), correct),
+        "per_class": accuracy_by(labels.tolist(), list(correct)),
+        **scores(labels, probs, correct),
+        "_inputs": x,
+        "_labels": labels,
+        "_probs": probs,
+    }
+
+
+def eval_mnist(model) -> dict:
+    """The trainer's validation split (seed 0, 5,000 images) and the test set."""
+    from tinynet.datasets import mnist
+    from tinynet.training import split_validation
+
+    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    _, (x_val, y_val) = split_validation(
+        x_train, y_train, 5000 / 60000, np.random.default_rng(0)
+    )
+    return {
+        name: eval_inputs(x / np.float32(255), y.astype(np.int64), model)
+        for name, (x, y) in (
+            ("mnist_val", (x_val, y_val)),
+            ("mnist_test", (x_test, y_test)),
+        )
     }
 
 
@@ -168,6 +264,39 @@ def contact_sheet(inputs: np.ndarray, names: list[str], ok: list[bool], path: st
     cv2.imwrite(path, sheet)
 
 
+def write_figures(sets: dict, folder: Path) -> list[Path]:
+    """``errors_<set>.png`` per set and ``reliability.png``; returns the paths."""
+    from tinynet import plots
+
+    written = []
+    for name, r in sets.items():
+        path = folder / f"errors_{name}.png"
+        plots.plot_misclassified(
+            r["_inputs"],
+            r["_labels"],
+            r["_probs"].argmax(axis=1),
+            path,
+            probabilities=r["_probs"],
+        )
+        written.append(path)
+    path = folder / "reliability.png"
+    diagrams = {k: r["_diagram"] for k, r in sets.items()}
+    plots.plot_reliability(diagrams, path, threshold=SURE_CONFIDENCE)
+    return [*written, path]
+
+
+def print_calibration(name: str, r: dict) -> None:
+    ns = r["not_sure"]
+    below = ns["accuracy_below"]
+    print(
+        f"  ECE {r['ece']:.4f}, NLL {r['nll']:.4f} (mean confidence "
+        f"{r['mean_confidence']:.4f}); "
+        f"not sure (< {ns['threshold']}): {100 * ns['fraction']:.1f}% of {name}, "
+        f"{ns['errors_flagged']} of its {ns['errors']} errors"
+        + (f", right {100 * below:.0f}% of the time" if below is not None else "")
+    )
+
+
 def print_report(res: dict) -> None:
     rd = res.get("realdigits")
     if rd:
@@ -188,11 +317,22 @@ def print_report(res: dict) -> None:
                 "  misread: "
                 + ", ".join(f"{m['file']}->{m['read']}" for m in rd["misread"])
             )
-    for key in ("usps", "semeion"):
+        print_calibration("photos", rd)
+    for key in ("usps", "semeion", "mnist_val", "mnist_test"):
         if key in res:
-            n, acc = res[key]["n"], 100 * res[key]["accuracy"]
-            unread = res[key]["unread"]
-            print(f"{key} ({n} scans 16x16): {acc:.2f}% ({unread} unreadable)")
+            r = res[key]
+            what = "digits" if key.startswith("mnist") else "scans 16x16"
+            print(
+                f"{key} ({r['n']} {what}): {100 * r['accuracy']:.2f}% "
+                f"({r['unread']} unreadable)"
+            )
+            print(
+                "  per class: "
+                + ", ".join(
+                    f"{k} {100 * v['accuracy']:.1f}%" for k, v in r["per_class"].items()
+                )
+            )
+            print_calibration(key, r)
     if "timing" in res:
         t = res["timing"]
         print(
@@ -202,6 +342,8 @@ def print_report(res: dict) -> None:
             f"{t['median_preprocess_ms']:.1f} ms; BLAS threads "
             f"{t['blas_threads']}, load average {t['load_average']})"
         )
+    for path in res.get("figures", []):
+        print(f"figure: {path}")
     for note in res.get("skipped", []):
         print(f"skipped: {note}")
 
@@ -214,6 +356,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--semeion", default=str(SHARED / "semeion" / "semeion.data"))
     ap.add_argument("--timing-runs", type=int, default=20, help="0 to skip timing")
     ap.add_argument("--sheet", help="write the realdigits network inputs to this PNG")
+    ap.add_argument(
+        "--figures",
+        type=Path,
+        help="folder for errors_<set>.png (misread inputs) and reliability.png",
+    )
+    ap.add_argument(
+        "--no-mnist",
+        action="store_true",
+        help="skip MNIST (the validation split and the test set)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     # One image at a time, as `tinynet predict` reads them (see tinynet.threads).
@@ -238,12 +390,13 @@ def evaluate(args: argparse.Namespace) -> dict:
         model = default_model()
 
     res: dict = {"skipped": []}
+    sets: dict = {}
     folder = realdigits_dir(args.data)
     if folder.is_dir():
         rd = eval_realdigits(folder, model)
         if args.sheet:
             contact_sheet(rd["_inputs"], rd["_names"], rd["_ok"], args.sheet)
-        res["realdigits"] = {k: v for k, v in rd.items() if not k.startswith("_")}
+        sets["realdigits"] = rd
         if args.timing_runs > 0:
             photo = max(realdigits_files(folder), key=lambda p: p.stat().st_size)
             res["timing"] = time_photo(photo, model, args.timing_runs)
@@ -252,9 +405,18 @@ def evaluate(args: argparse.Namespace) -> dict:
     for key, loader in (("usps", load_usps), ("semeion", load_semeion)):
         path = Path(getattr(args, key))
         if path.is_file():
-            res[key] = eval_scans(*loader(path), model)
+            sets[key] = eval_scans(*loader(path), model)
         else:
             res["skipped"].append(f"{key}: no file {path}")
+    if not args.no_mnist:
+        try:
+            sets.update(eval_mnist(model))
+        except (OSError, ValueError) as err:
+            res["skipped"].append(f"mnist: {err}")
+    if args.figures and sets:
+        res["figures"] = [str(p) for p in write_figures(sets, args.figures)]
+    for key, r in sets.items():  # the JSON keeps the figures, not the arrays
+        res[key] = {k: v for k, v in r.items() if not k.startswith("_")}
     return res
 
 

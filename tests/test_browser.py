@@ -265,6 +265,11 @@ return {
   confidence: document.getElementById('confidence').textContent,
   bars: bars,
   top: [...document.querySelectorAll('.bar.top')].map(b => Number(b.dataset.digit)),
+  unsure: document.getElementById('unsure').hidden ? null
+    : document.getElementById('unsure').textContent,
+  unsureCards: [...document.querySelectorAll('.digit-card')].map(
+    card => card.classList.contains('not-sure')),
+  badges: [...document.querySelectorAll('.unsure-badge')].map(b => b.textContent),
   seen: [...document.querySelectorAll('.seen img')].map(
     i => [i.complete, i.naturalWidth, i.naturalHeight]),
 };
@@ -319,6 +324,63 @@ def test_draw_a_digit_and_read_it(page, model, digit):
     assert page.js(shown) == "none"
 
 
+def check_sureness(result: dict, want) -> None:
+    """ "Not sure" is shown, with the runner-up, exactly for the digits under the
+    threshold, in the line under the answer and on each such digit's card."""
+    assert result["unsureCards"] == [not s for s in want.sure]
+    runner_ups = [
+        f"maybe {d} ({100 * p:.1f} %)"
+        for sure, (d, p) in zip(want.sure, want.runner_up(), strict=True)
+        if not sure
+    ]
+    assert result["badges"] == [f"not sure: {r}" for r in runner_ups]
+    if all(want.sure):
+        assert result["unsure"] is None
+    else:
+        assert result["unsure"].startswith("Not sure")
+        assert all(r in result["unsure"] for r in runner_ups)
+
+
+@pytest.fixture(scope="module")
+def unsure_server():
+    """An untrained model: every digit it reads is far under the threshold."""
+    from tinynet.layers.dense import Dense
+    from tinynet.layers.reshape import Flatten
+    from tinynet.model import Sequential
+
+    guesser = Sequential(
+        [Flatten(), Dense(10, activation="softmax")], input_shape=(28, 28), seed=0
+    )
+    srv = DigitServer(("127.0.0.1", 0), guesser, quiet=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv, guesser
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_an_unsure_reading_says_not_sure_and_shows_the_runner_up(
+    browser, unsure_server
+):
+    srv, guesser = unsure_server
+    browser.get(srv.url)
+    browser.wait("return document.readyState === 'complete'")
+    browser.stroke("#pad", DRAWINGS["7"][1][0], "mouse")  # one stroke, one reading
+    result = browser.wait(RESULT)
+    assert result["state"] == "done", result["status"]
+    assert result["unsure"] is not None and result["badges"]
+    drawn = browser.js(
+        "return document.getElementById('pad').toDataURL('image/png').split(',')[1]"
+    )
+    want = read_digits(base64.b64decode(drawn), guesser)
+    assert result["digits"] == want.digits and not any(want.sure)
+    check_sureness(result, want)
+    # The warning stands out: it is styled (coloured), not plain text.
+    colour = browser.js(
+        "return getComputedStyle(document.getElementById('unsure')).backgroundColor"
+    )
+    assert colour not in ("rgba(0, 0, 0, 0)", "transparent")
+
+
 def real_photo(name: str) -> Path:
     path = REALDIGITS / name
     if not path.is_file():
@@ -338,6 +400,7 @@ def test_upload_a_photo(page, server, model, tmp_path):
         assert result["digits"] == photo.name[0]
     shown = [float(c.rstrip(" %")) for c in result["confidence"].split(" · ")]
     np.testing.assert_allclose(shown, np.multiply(want.confidence, 100), atol=0.051)
+    check_sureness(result, want)
     # The uploaded photo is shown with a box around each digit read.
     boxes = page.js("return document.querySelectorAll('#boxes div').length")
     assert boxes == len(want.digits)

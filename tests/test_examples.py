@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 import tinynet
@@ -39,6 +40,28 @@ def test_mlp_smoke_run_on_10000_real_images(real_mnist_dir, tmp_path):
     model = tinynet.load_model(out)
     assert abs(model.metadata["test_accuracy"] - accuracy) < 1e-4  # printed to 4 places
     assert model.metadata["command"].startswith("python examples/mnist_train.py")
+    # calibrated on the validation split by default, the temperature recorded
+    temperature = float(re.search(r"temperature (\d+\.\d+)", result.stdout).group(1))
+    assert model.metadata["temperature"] == pytest.approx(temperature, abs=5e-4)
+    assert set(model.metadata["calibration_ece"]) == {"validation", "test"}
+
+
+def test_no_calibrate_leaves_the_model_as_trained(real_mnist_dir, tmp_path):
+    out = tmp_path / "mlp.npz"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "mnist_train.py"),
+            "--model", "mlp", "--epochs", "1", "--limit", "1000", "--no-calibrate",
+            "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "calibrated" not in result.stdout
+    assert "temperature" not in tinynet.load_model(out).metadata
 
 
 def test_missing_data_folder_is_one_clear_error(tmp_path):

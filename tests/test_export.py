@@ -307,3 +307,18 @@ def test_cli_export_errors_are_one_line(tmp_path, monkeypatch, capsys, args, mes
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+def test_a_calibrated_model_exports_its_calibrated_probabilities():
+    from tinynet.calibration import apply_temperature, logits_from_probabilities
+
+    model = randomize(zoo.mnist_classic_cnn(seed=0))
+    x = np.random.default_rng(5).random((8, 28, 28, 1), dtype=np.float32)
+    logits = logits_from_probabilities(model.predict(x))
+    apply_temperature(model, 3.0)
+    theirs = assert_same_predictions(model, x)
+    z = logits / 3.0
+    want = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(
+        theirs, want / want.sum(axis=1, keepdims=True), atol=1e-5
+    )

@@ -227,3 +227,18 @@ def test_history_plots_itself(tmp_path):
     assert lines == [history["loss"], history["accuracy"]]
     with pytest.raises(ValueError, match="no epoch has finished"):
         History().plot()
+
+
+def test_reliability(tmp_path):
+    from tinynet.calibration import reliability_diagram
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(10, 0.3), size=500)
+    labels = rng.integers(0, 10, 500)
+    diagrams = {"random": reliability_diagram(probs, labels)}
+    path = tmp_path / "reliability.png"
+    check_png(plots.plot_reliability(diagrams, path), path, min_wh=(400, 400))
+    path = tmp_path / "with_threshold.png"
+    check_png(plots.plot_reliability(diagrams, path, threshold=0.9), path)
+    with pytest.raises(ValueError, match="no diagrams"):
+        plots.plot_reliability({}, tmp_path / "none.png")

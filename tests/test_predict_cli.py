@@ -225,3 +225,20 @@ def test_unloadable_model_is_one_clear_line(images, tmp_path):
     assert res.stderr.startswith("error: cannot load") and res.stderr.count("\n") == 1
     res = run()
     assert res.returncode == 2 and "usage" in res.stderr
+
+
+@pytest.mark.parametrize("command", [EXAMPLE, COMMAND], ids=["example", "tinynet"])
+def test_low_confidence_says_not_sure_with_the_runner_up(model_file, images, command):
+    """The untrained model's confidences are far under the threshold."""
+    from tinynet.vision.reading import SURE_CONFIDENCE
+
+    res = run(images["number"], "--model", model_file, "--json", command=command)
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(res.stdout)
+    assert rec["sure_threshold"] == SURE_CONFIDENCE
+    assert rec["sure"] == [c >= SURE_CONFIDENCE for c in rec["confidence"]]
+    assert rec["sure"] == [False, False]
+    assert rec["runner_up"] == [row[1] for row in rec["top3"]]
+    lines = run(images["number"], "--model", model_file, command=command).stdout
+    for line, (digit, p) in zip(lines.splitlines()[1:], rec["runner_up"], strict=True):
+        assert f"not sure (runner-up {digit} {p:.3f})" in line

@@ -11,8 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from tinynet.vision import ImageError, load_image, read_digits
-from tinynet.vision.report import describe, figure_paths, read_and_report
+from tinynet.vision import ImageError, Reading, error_dict, load_image, read_digits
+from tinynet.vision.reading import SURE_CONFIDENCE
+from tinynet.vision.report import (
+    describe,
+    digit_titles,
+    figure_paths,
+    read_and_report,
+)
 
 # A PFM header with zero height: OpenCV's decoder asserts (cv2.error) instead of
 # returning None.
@@ -130,3 +136,45 @@ def test_figure_paths():
         Path("out/fig_x_2.png"),
         Path("out/fig_y.png"),
     ]
+
+
+def reading_with(confidences: list[float], runner_up: int = 1) -> Reading:
+    """A Reading of digit 0 per confidence, the rest of the mass on ``runner_up``."""
+    k = len(confidences)
+    probs = np.zeros((k, 10), np.float32)
+    probs[:, 0] = confidences
+    probs[:, runner_up] = 1 - np.asarray(confidences)
+    return Reading(
+        digits="0" * k,
+        confidence=list(confidences),
+        probabilities=probs,
+        inputs=np.zeros((k, 28, 28), np.float32),
+        boxes=[(0, 0, 1, 1)] * k,
+        image=np.zeros((4, 4), np.uint8),
+    )
+
+
+def test_a_digit_under_the_threshold_is_not_sure_and_names_the_runner_up():
+    low = SURE_CONFIDENCE - 0.05
+    reading = reading_with([SURE_CONFIDENCE, low], runner_up=8)
+    assert reading.sure == [True, False]
+    assert [d for d, _ in reading.runner_up()] == [8, 8]
+    record = reading.to_dict("x.png")
+    assert record["sure"] == [True, False]
+    assert record["runner_up"][1] == [8, pytest.approx(1 - low, abs=1e-6)]
+    assert record["sure_threshold"] == SURE_CONFIDENCE
+    text = describe("x.png", reading).splitlines()
+    assert "not sure" not in text[1]
+    assert f"not sure (runner-up 8 {1 - low:.3f})" in text[2]
+    one = describe("y.png", reading_with([low], runner_up=3))
+    assert one.startswith(f"y.png: 0  confidence {low:.3f}  not sure (runner-up 3 ")
+    assert "not sure" not in describe("z.png", reading_with([SURE_CONFIDENCE]))
+
+
+def test_error_records_have_the_same_keys_as_readings():
+    assert set(error_dict("x.png", "bad")) == set(reading_with([0.5]).to_dict("x"))
+
+
+def test_figure_titles_mark_the_digits_not_sure():
+    reading = reading_with([SURE_CONFIDENCE, SURE_CONFIDENCE - 0.01], runner_up=6)
+    assert digit_titles(reading) == ["0", "0? (or 6)"]

@@ -36,6 +36,7 @@ from serve_helpers import (
 from tinynet.server import parse_multipart
 from tinynet.threads import USER_SETTINGS
 from tinynet.vision import read_digits
+from tinynet.vision.reading import SURE_CONFIDENCE
 from tinynet.vision.report import describe
 
 MAX_UPLOAD = 2 * 2**20
@@ -122,8 +123,13 @@ def test_raw_body_gives_the_mnist_predict_json_line(server, model, name):
         "confidence",
         "probabilities",
         "top3",
+        "sure",
+        "runner_up",
+        "sure_threshold",
         "error",
     }
+    assert out["runner_up"] == [row[1] for row in out["top3"]]
+    assert out["sure"] == [c >= out["sure_threshold"] for c in out["confidence"]]
     assert len(out["digits"]) == (2 if name == "forty-two.png" else 1)
 
 
@@ -227,7 +233,9 @@ def test_too_large_upload_gets_413_and_the_server_carries_on(server, model):
     assert reply.startswith(b"HTTP/1.1 413")
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == {
         "file": "huge.png", "digits": None, "confidence": None, "probabilities": None,
-        "top3": None, "error": "upload too large: 953.7 MB, the limit is 2 MB "
+        "top3": None, "sure": None, "runner_up": None,
+        "sure_threshold": SURE_CONFIDENCE,
+        "error": "upload too large: 953.7 MB, the limit is 2 MB "
         "(downscale the image or raise --max-upload-mb)",
     }  # fmt: skip
     # Chunked bodies are counted as they arrive.

@@ -21,6 +21,7 @@ from tinynet.vision import (
     read_digits,
     segment_digits,
 )
+from tinynet.vision.reading import SURE_CONFIDENCE
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MNIST_DIR = SHARED / "datasets" / "mnist"
@@ -529,10 +530,23 @@ def test_read_digits_record_and_boxes_in_original_pixels():
     assert abs(x + w - xs.max()) < 30 and abs(y + h - ys.max()) < 30
     assert max(r.image.shape) <= 1024 and r.scale > 2.9
     d = r.to_dict("photo.jpg")
-    assert list(d) == ["file", "digits", "confidence", "probabilities", "top3", "error"]
+    assert list(d) == [
+        "file",
+        "digits",
+        "confidence",
+        "probabilities",
+        "top3",
+        "sure",
+        "runner_up",
+        "sure_threshold",
+        "error",
+    ]
     assert d["file"] == "photo.jpg" and d["error"] is None and d["digits"] == "1"
     assert len(d["probabilities"]) == 1 and len(d["probabilities"][0]) == 10
     assert d["top3"][0][0] == [1, pytest.approx(0.91)]
+    assert d["sure"] == [0.91 >= SURE_CONFIDENCE] and d["runner_up"] == [
+        d["top3"][0][1]
+    ]
     assert json.loads(json.dumps(d)) == d
 
 
@@ -557,6 +571,9 @@ def test_read_digits_errors_name_the_source(tmp_path):
         "confidence": None,
         "probabilities": None,
         "top3": None,
+        "sure": None,
+        "runner_up": None,
+        "sure_threshold": SURE_CONFIDENCE,
         "error": "x.png: no such file",
     }
 

@@ -7,8 +7,11 @@
     model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
     history = model.fit(x_train / 255, y_train, epochs=5, batch_size=128)
 
-``vision``, ``plots`` and ``datasets`` load on first use, so ``import tinynet`` stays
-light (and never compiles a Numba kernel).
+``tinynet.calibration.calibrate(model, x_val, y_val)`` makes the probabilities honest
+(temperature scaling folded into the last layer).
+
+``vision``, ``plots``, ``datasets`` and ``calibration`` load on first use, so
+``import tinynet`` stays light (and never compiles a Numba kernel).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ _LAZY = (
     "zoo",
     "export",
     "interop",
+    "calibration",
 )
 
 

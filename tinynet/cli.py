@@ -3,13 +3,16 @@
     tinynet serve [--model PATH] [--host 127.0.0.1] [--port 8000]
     tinynet predict IMAGE [IMAGE ...] [--model PATH] [--single] [--json]
     tinynet export MODEL OUT [--opset N]
+    tinynet calibrate MODEL --out FILE [--val-split F] [--seed N] [--data-dir DIR]
 
 ``serve`` starts the local digit-reader page and JSON API (:mod:`tinynet.server`);
 ``predict`` reads digits from image files like ``examples/mnist_predict.py``, through
 the same :func:`tinynet.vision.read_digits`. Both use the shipped pretrained MNIST
 model unless ``--model`` names a saved tinynet model (.npz). ``export`` converts a
 model between tinynet (.npz), ONNX (.onnx) and Keras (.keras) files
-(:mod:`tinynet.interop.convert`).
+(:mod:`tinynet.interop.convert`). ``calibrate`` fits a temperature to an MNIST model
+on the validation images ``examples/mnist_train.py`` held out and folds it into the
+model (:mod:`tinynet.calibration`).
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="one JSON object per image and line"
     )
     _add_export_parser(sub)
+    _add_calibrate_parser(sub)
     return parser
 
 
@@ -124,6 +128,76 @@ def _add_export_parser(sub: Any) -> None:
         metavar="N",
         help="ONNX operator set, 13 or newer (default 17, which most runtimes read)",
     )
+
+
+def _add_calibrate_parser(sub: Any) -> None:
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="calibrate an MNIST model's confidence (temperature scaling)",
+        description="Fit a temperature to MODEL on the MNIST validation images that "
+        "`examples/mnist_train.py --val-split F --seed N` held out (the same random "
+        "split as fit(validation_split=F, seed=N)), fold it into the last Dense "
+        "layer and save the result to OUT. Prints the expected calibration error "
+        "before and after on those images and on the test set.",
+    )
+    calibrate.add_argument("model", metavar="MODEL", help="a tinynet .npz model")
+    calibrate.add_argument(
+        "--out", required=True, metavar="FILE", help="the calibrated .npz to write"
+    )
+    calibrate.add_argument(
+        "--val-split",
+        type=float,
+        default=5000 / 60000,
+        metavar="F",
+        help="fraction held out by the training run (default 5,000 of 60,000)",
+    )
+    calibrate.add_argument(
+        "--seed", type=int, default=0, help="the training run's seed (default 0)"
+    )
+    calibrate.add_argument(
+        "--data-dir", metavar="DIR", help="folder holding the four MNIST files"
+    )
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .calibration import calibrate, calibration_errors, softmax_dense
+    from .datasets import mnist
+    from .saving import load_model
+    from .training import split_validation
+
+    try:
+        model = load_model(args.model)
+        try:
+            softmax_dense(model)  # a model it cannot calibrate is refused first
+        except ValueError as exc:
+            raise ValueError(f"{args.model}: {exc}") from None
+        (x_train, y_train), (x_test, y_test) = mnist.load_data(args.data_dir)
+        shape = (-1, *model.input_shape)
+        x_train = (x_train / np.float32(255)).reshape(shape)
+        x_test = (x_test / np.float32(255)).reshape(shape)
+        _, held_out = split_validation(
+            x_train, y_train, args.val_split, np.random.default_rng(args.seed)
+        )
+        sets = {"validation": held_out, "test": (x_test, y_test)}
+        before = calibration_errors(model, sets)
+        temperature = calibrate(model, *held_out)
+        after = calibration_errors(model, sets)
+        model.metadata["calibration_ece"] = {k: [before[k], after[k]] for k in sets}
+        model.metadata["calibrated_on"] = (
+            f"{len(held_out[1])} MNIST training images held out with "
+            f"--val-split {args.val_split:.6g} --seed {args.seed}"
+        )
+        model.save(args.out, **model.metadata)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        print(f"tinynet calibrate: {exc}", file=sys.stderr)
+        return 2
+    print(f"temperature {temperature:.4f} (fitted on {len(held_out[1]):,} images)")
+    for name in sets:
+        print(f"ECE {name}: {before[name]:.4f} -> {after[name]:.4f}")
+    print(f"wrote {args.out}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -196,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _serve(args)
             if args.command == "export":
                 return _export(args)
+            if args.command == "calibrate":
+                return _calibrate(args)
             return _predict(args)
     except KeyboardInterrupt:
         print(f"tinynet {args.command}: interrupted", file=sys.stderr)

@@ -32,6 +32,7 @@ __all__ = [
     "plot_history",
     "plot_misclassified",
     "plot_prediction",
+    "plot_reliability",
 ]
 
 PathLike = str | os.PathLike[str] | None
@@ -425,4 +426,55 @@ def plot_prediction(
         bar.grid(axis="y", alpha=0.3)
     if k > 1:
         fig.suptitle("Read: " + " ".join(names))
+    return _save(fig, path, where)
+
+
+# ------------------------------------------------------------- calibration
+
+
+def plot_reliability(
+    diagrams: Mapping[str, Any],
+    path: PathLike = None,
+    threshold: float | None = None,
+) -> InlineFigure:
+    """Reliability diagram: accuracy against confidence, one line per named set.
+
+    A calibrated model follows the diagonal; points below it are over-confident.
+    A point's area grows with the share of its set's predictions in the bin (so the
+    noisy, nearly empty bins do not dominate); empty bins are left out; each set's
+    ECE is in the legend.
+
+    Parameters
+    ----------
+    diagrams : name -> :class:`tinynet.calibration.ReliabilityDiagram` (anything
+        with ``confidence``, ``accuracy`` and ``counts`` arrays of one length per
+        bin, and an ``ece``).
+    path : where to also write the PNG (optional).
+    threshold : a confidence to mark with a vertical line (e.g. the "not sure"
+        threshold), or None.
+    """
+    where = "plot_reliability"
+    if not diagrams:
+        raise ValueError(f"{where}: got no diagrams to draw")
+    fig = InlineFigure(figsize=(5.2, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#888888", linestyle="--", label="calibrated")
+    for name, d in diagrams.items():
+        counts = np.asarray(d.counts)
+        full = counts > 0
+        conf, acc = np.asarray(d.confidence)[full], np.asarray(d.accuracy)[full]
+        (line,) = ax.plot(conf, acc, alpha=0.6, label=f"{name} (ECE {d.ece:.3f})")
+        share = counts[full] / counts.sum()
+        ax.scatter(conf, acc, s=12 + 400 * np.sqrt(share), color=line.get_color())
+    if threshold is not None:
+        ax.axvline(threshold, color="#e08a00", linestyle=":")
+        ax.text(threshold, 0.03, f" not sure < {threshold:g}", color="#8a4b00",
+                ha="right", fontsize=8)  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("confidence (mean per bin)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability: accuracy against confidence")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
     return _save(fig, path, where)

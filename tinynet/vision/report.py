@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from .loading import ImageError
 from .reading import PredictionError, Reading, error_dict, read_digits
 
-__all__ = ["describe", "figure_paths", "read_and_report", "top3_text"]
+__all__ = ["describe", "digit_titles", "figure_paths", "read_and_report", "top3_text"]
 
 
 def top3_text(row: Sequence[tuple[int, float]]) -> str:
@@ -31,18 +31,24 @@ def describe(file: str, reading: Reading) -> str:
 
     One digit: ``file: 7  confidence 0.981  top-3: 7 0.981, 1 0.012, 2 0.004``.
     Several: ``file: 42  confidence 0.990 0.951``, then per digit
-    ``  digit 1: 4 (0.990)  top-3: ...``.
+    ``  digit 1: 4 (0.990)  top-3: ...``. A digit read with a confidence under
+    :data:`~tinynet.vision.reading.SURE_CONFIDENCE` gets ``not sure (runner-up 1
+    0.301)`` after its confidence.
     """
     top3 = reading.top3()
+    notes = [
+        "" if sure else f"  not sure (runner-up {d} {p:.3f})"
+        for sure, (d, p) in zip(reading.sure, reading.runner_up(), strict=True)
+    ]
     conf = " ".join(f"{c:.3f}" for c in reading.confidence)
     head = f"{file}: {reading.digits}  confidence {conf}"
     if len(reading.digits) == 1:
-        return f"{head}  top-3: {top3_text(top3[0])}"
+        return f"{head}{notes[0]}  top-3: {top3_text(top3[0])}"
     lines = [head]
-    for i, (d, c, row) in enumerate(
-        zip(reading.digits, reading.confidence, top3, strict=True), 1
+    for i, (d, c, note, row) in enumerate(
+        zip(reading.digits, reading.confidence, notes, top3, strict=True), 1
     ):
-        lines.append(f"  digit {i}: {d} ({c:.3f})  top-3: {top3_text(row)}")
+        lines.append(f"  digit {i}: {d} ({c:.3f}){note}  top-3: {top3_text(row)}")
     return "\n".join(lines)
 
 
@@ -131,6 +137,16 @@ def read_and_report(
     return failed
 
 
+def digit_titles(reading: Reading) -> list[str]:
+    """Per digit, its name in a figure: ``"7"``, or ``"7? (or 1)"`` when not sure."""
+    return [
+        d if sure else f"{d}? (or {runner_up})"
+        for d, sure, (runner_up, _) in zip(
+            reading.digits, reading.sure, reading.runner_up(), strict=True
+        )
+    ]
+
+
 def _plot(reading: Reading, path: str | os.PathLike[str]) -> None:
     from ..plots import plot_prediction  # matplotlib only when plotting
 
@@ -139,7 +155,7 @@ def _plot(reading: Reading, path: str | os.PathLike[str]) -> None:
         reading.inputs,
         reading.probabilities,
         path,
-        digits=list(reading.digits),
+        digits=digit_titles(reading),
     )
 
 

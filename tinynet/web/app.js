@@ -8,6 +8,7 @@ const statusLine = document.getElementById("status");
 const answer = document.getElementById("answer");
 const digitsOut = document.getElementById("digits");
 const confidenceOut = document.getElementById("confidence");
+const unsureLine = document.getElementById("unsure");
 const details = document.getElementById("details");
 const singleBox = document.getElementById("single");
 const drop = document.getElementById("drop");
@@ -165,6 +166,7 @@ function showIdle(message) {
   resultBox.dataset.state = "idle";
   statusLine.textContent = message;
   answer.hidden = true;
+  unsureLine.hidden = true;
   details.replaceChildren();
 }
 
@@ -173,6 +175,7 @@ function showError(message, status) {
   const hint = status === 422 ? " Draw or upload a digit." : "";
   statusLine.textContent = message + hint;
   answer.hidden = true;
+  unsureLine.hidden = true;
   details.replaceChildren();
   boxesLayer.replaceChildren();
 }
@@ -188,15 +191,32 @@ function showReading(r, source) {
   answer.hidden = false;
   digitsOut.textContent = r.digits;
   confidenceOut.textContent = r.confidence.map(percent).join(" · ");
+  showUnsure(r);
   details.replaceChildren(...r.probabilities.map((probs, i) => digitCard(r, probs, i)));
   // Boxes mark digits on the uploaded photo only; a drawing's answer removes them.
   if (source.kind === "upload") drawBoxes(r.boxes || []);
   else boxesLayer.replaceChildren();
 }
 
+// A digit read below the server's threshold (r.sure false) is flagged "not sure",
+// with the runner-up: in one line under the answer and on the digit's card.
+function runnerUpText(r, i) {
+  const [digit, p] = r.runner_up[i];
+  return `maybe ${digit} (${percent(p)})`;
+}
+
+function showUnsure(r) {
+  const unsure = r.sure.flatMap((sure, i) => (sure ? [] : [i]));
+  unsureLine.hidden = unsure.length === 0;
+  unsureLine.textContent = unsure.map((i) => {
+    const which = r.digits.length > 1 ? ` about digit ${i + 1} (${r.digits[i]})` : "";
+    return `Not sure${which}: ${runnerUpText(r, i)}.`;
+  }).join(" ");
+}
+
 function digitCard(r, probs, i) {
   const card = document.createElement("div");
-  card.className = "digit-card";
+  card.className = "digit-card" + (r.sure[i] ? "" : " not-sure");
   const seen = document.createElement("figure");
   seen.className = "seen";
   const img = document.createElement("img");
@@ -233,6 +253,12 @@ function digitCard(r, probs, i) {
     bars.append(bar);
   });
   card.append(seen, bars);
+  if (!r.sure[i]) {
+    const badge = document.createElement("p");
+    badge.className = "unsure-badge";
+    badge.textContent = `not sure: ${runnerUpText(r, i)}`;
+    card.append(badge);
+  }
   return card;
 }
 
