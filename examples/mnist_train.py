@@ -234,7 +234,6 @@ def main(argv: list[str] | None = None) -> int:
         try:
             model.save(
                 args.out,
-                **model.metadata,  # the temperature, when calibrated
                 command=command,
                 test_accuracy=result["accuracy"],
                 test_loss=result["loss"],

@@ -273,3 +273,13 @@ def test_non_finite_weights_are_not_saved_over_a_good_file(saved):
         model.save_weights(path)
     assert path.read_bytes() == before
     assert sorted(os.listdir(path.parent)) == ["good.npz"]
+
+
+def test_save_keeps_the_models_metadata_updated_by_keywords(tmp_path):
+    model = tinynet.Sequential([tinynet.layers.Dense(3)], input_shape=(4,), seed=0)
+    model.metadata = {"temperature": 1.5, "note": "old"}
+    model.save(tmp_path / "m.npz", note="new")
+    loaded = tinynet.load_model(tmp_path / "m.npz")
+    assert loaded.metadata == {"temperature": 1.5, "note": "new"}
+    loaded.save(tmp_path / "again.npz")
+    assert tinynet.load_model(tmp_path / "again.npz").metadata == loaded.metadata

@@ -189,7 +189,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             f"{len(held_out[1])} MNIST training images held out with "
             f"--val-split {args.val_split:.6g} --seed {args.seed}"
         )
-        model.save(args.out, **model.metadata)
+        model.save(args.out)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         print(f"tinynet calibrate: {exc}", file=sys.stderr)
         return 2

@@ -331,10 +331,19 @@ class Sequential:
     def save(
         self, path: Any, *, include_optimizer: bool = False, **metadata: Any
     ) -> None:
-        """Write architecture, weights and metadata to one ``.npz``; see saving.py."""
+        """Write architecture, weights and metadata to one ``.npz``; see saving.py.
+
+        The file keeps ``self.metadata`` (what a loaded file carried, or what
+        calibration recorded), updated by the keyword arguments given here.
+        """
         from .saving import save_model
 
-        save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
+        save_model(
+            self,
+            path,
+            include_optimizer=include_optimizer,
+            metadata={**self.metadata, **metadata},
+        )
 
     def save_weights(self, path: Any) -> None:
         from .saving import save_weights
