@@ -80,3 +80,8 @@ def test_recipe_optimizer_follows_the_recipe_schedule():
         model.train_step(x, y)
     assert seen == [RECIPE.learning_rate(t) for t in range(3)]
     assert model.loss.label_smoothing == RECIPE.label_smoothing
+
+
+def test_recipe_names_only_a_decay_it_has():
+    with pytest.raises(ValueError, match="decay must be 'cosine', got 'linear'"):
+        zoo.Recipe(1, 128, 60_000, 1e-2, 47, decay="linear")
