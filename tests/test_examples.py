@@ -64,6 +64,38 @@ def test_no_calibrate_leaves_the_model_as_trained(real_mnist_dir, tmp_path):
     assert "temperature" not in tinynet.load_model(out).metadata
 
 
+def test_speedrun_trains_on_its_recipe_and_saves(real_mnist_dir, tmp_path):
+    """``--model speedrun`` takes its batch size, schedule and loss from
+    ``zoo.SPEEDRUN_RECIPE`` and trains on every image it is given (the recipe was
+    chosen on a validation split). Measured on 2,048 images: 0.80 test accuracy
+    (seed 0); asserted > 0.5, far above chance."""
+    out = tmp_path / "speedrun.npz"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "mnist_train.py"),
+            "--model", "speedrun", "--limit", "2048",
+            "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    recipe = tinynet.zoo.SPEEDRUN_RECIPE
+    steps = recipe.total_steps(2048) // recipe.epochs
+    assert (
+        f"training on 2,048 images, validating on 0; {recipe.epochs} epochs of "
+        f"{steps} steps; adam lr {recipe.peak_learning_rate}"
+    ) in result.stdout
+    accuracy = float(re.search(r"test accuracy (\d\.\d+)", result.stdout).group(1))
+    assert accuracy > 0.5
+    assert "identical test predictions" in result.stdout
+    model = tinynet.load_model(out)
+    assert model.name == "mnist_speedrun"
+    assert abs(model.metadata["test_accuracy"] - accuracy) < 1e-4
+
+
 def test_missing_data_folder_is_one_clear_error(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "examples" / "mnist_train.py"),
