@@ -488,7 +488,8 @@ def _backward(
     tiles_h: int,
     tiles_w: int,
     output_adjoint: Callable[[np.ndarray, int, int, np.ndarray], object],
-    v: np.ndarray,
+    v: np.ndarray | None,
+    x: np.ndarray | None,
     w: np.ndarray,
     pt: int,
     pl: int,
@@ -498,7 +499,8 @@ def _backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """The adjoint of :func:`_forward` over each thread's share, chunk by chunk:
     ``output_adjoint(dm, s, e, db)`` writes ``dM`` of images ``[s, e)`` and adds
-    their bias gradient to ``db``. Returns ``(dx, dw, db)``."""
+    their bias gradient to ``db``. ``V`` is read from ``v``, or, when ``v`` is None,
+    transformed again from the input ``x`` chunk by chunk. Returns ``(dx, dw, db)``."""
     c, f = w.shape[2], w.shape[3]
     tiles = tiles_h * tiles_w
     # Contiguous: OpenBLAS took 1.35x as long for dV with a transposed view of U
@@ -512,13 +514,22 @@ def _backward(
         step = images_per_chunk(stop - start, 16 * tiles * max(c, f) * dtype.itemsize)
         dm_own = np.empty((16, step * tiles, f), dtype=dtype)
         dv_own = np.empty((16, step * tiles if need_dx else 0, c), dtype=dtype)
+        v_own = np.empty((16, step * tiles if v is None else 0, c), dtype=dtype)
         du_chunk = np.empty((16, c, f), dtype=dtype)
         for s in range(start, stop, step):
             e = min(stop, s + step)
             k = (e - s) * tiles
             dm = dm_own[:, :k]
             output_adjoint(dm, s, e, db)
-            np.matmul(v[:, s * tiles : e * tiles].transpose(0, 2, 1), dm, out=du_chunk)
+            if v is not None:
+                vc = v[:, s * tiles : e * tiles]
+            elif x is not None:
+                vc = input_transform(x[s:e], pt, pl, tiles_h, tiles_w, v_own[:, :k])
+            else:
+                raise ValueError(
+                    "Winograd backward needs the input x or its transform v"
+                )
+            np.matmul(vc.transpose(0, 2, 1), dm, out=du_chunk)
             du += du_chunk
             if dx is not None:
                 np.matmul(dm, u_t, out=dv_own[:, :k])
@@ -566,21 +577,23 @@ def conv3x3_pool_backward(
 
     n, po, qo, _ = dout.shape
     return _backward(
-        n, po, qo, output_adjoint, v, w, pt, pl, x_shape, need_dx, dout.dtype
+        n, po, qo, output_adjoint, v, None, w, pt, pl, x_shape, need_dx, dout.dtype
     )
 
 
 def conv3x3_backward(
     dy: np.ndarray,
-    v: np.ndarray,
+    v: np.ndarray | None,
     w: np.ndarray,
     pt: int,
     pl: int,
     x_shape: tuple[int, int, int, int],
     need_dx: bool = True,
+    x: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv3x3_forward`: dy : (N, ho, wo, F) the gradient of its
-    output, ``v`` the transformed input it kept, the rest as for
+    output, ``v`` the transformed input it kept, or None and ``x`` the input (then
+    ``V`` is transformed again chunk by chunk, in cache), the rest as for
     :func:`conv3x3_pool_backward`. Returns ``(dx or None, dw, db)``."""
     dy = np.ascontiguousarray(dy)
 
@@ -589,5 +602,6 @@ def conv3x3_backward(
 
     n, ho, wo, _ = dy.shape
     return _backward(
-        n, ho // 2, wo // 2, output_adjoint, v, w, pt, pl, x_shape, need_dx, dy.dtype
-    )
+        n, ho // 2, wo // 2, output_adjoint, v, x, w, pt, pl, x_shape, need_dx,
+        dy.dtype,
+    )  # fmt: skip

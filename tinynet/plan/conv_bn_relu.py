@@ -9,7 +9,10 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
   batch-split im2col drivers, the im2col matrix kept in a workspace), or, for a
   3x3 stride-1 kernel over 8 or more channels with an even output, by Winograd
   F(2x2, 3x3) over every output tile (``kernels.winograd.conv3x3_forward``; 2.25x
-  fewer multiply-adds, the transformed input kept instead of im2col); then one
+  fewer multiply-adds; nothing kept but ``x``: backward transforms it again chunk
+  by chunk, in cache, which beat writing the whole transformed input and reading
+  it back, 38 MB on the second conv at batch 128, by 7% of that conv's training
+  CPU time, and kept the memory); then one
   read of its output ``z`` gives the batch mean and variance, and one pass writes
   the normalised, rectified (and pooled) output (``tinynet.kernels.batchnorm``).
   Backward, one pass gives ``dbeta`` and ``dgamma`` of the ReLU-masked gradient,
@@ -50,7 +53,7 @@ from .step import Step, Workspace, write_conv_grads
 
 class ConvBNReLUCache(NamedTuple):
     x: np.ndarray  # (N, H, W, C) the input
-    kept: np.ndarray  # im2col rows (N*ho*wo, K), or Winograd planes (16, tiles, C)
+    kept: np.ndarray | None  # im2col rows (N*ho*wo, K); None by Winograd
     w: np.ndarray  # (kh, kw, C, F) in the input's dtype
     z: np.ndarray  # (N, ho, wo, F) the convolution's output
     mean: np.ndarray  # (F,) batch mean of z
@@ -93,7 +96,7 @@ class ConvBNReLU(Step):
         self.conv, self.norm = conv_layer, norm
         self._cache: ConvBNReLUCache | None = None
         # Scratch kept between training steps (Workspace says why): the conv input
-        # as im2col rows or Winograd planes, its output z and dz. Called alone, the
+        # as im2col rows (not by Winograd), its output z and dz. Called alone, the
         # shipped CNN's first block took 18 ms a training forward with a fresh z
         # (page faults) against 2.5 ms; inside a whole training step, where freed
         # arrays are recycled, the difference was within the noise.
@@ -135,11 +138,11 @@ class ConvBNReLU(Step):
             return self._folded_forward(x)
         w, b = self._conv_params(x.dtype)
         ho, wo, pt, pl = self._placement(x.shape)
-        n, c, f = x.shape[0], x.shape[3], self.conv.filters
+        n, f = x.shape[0], self.conv.filters
         z = self._z.get((n, ho, wo, f), x.dtype)
+        kept: np.ndarray | None = None
         if self.winograd:
-            kept = self._kept.get((16, n * (ho // 2) * (wo // 2), c), x.dtype)
-            winograd.conv3x3_forward(x, w, b, pt, pl, kept, z)
+            winograd.conv3x3_forward(x, w, b, pt, pl, None, z)
         else:
             kept = self._kept.get((n * ho * wo, w.size // f), x.dtype)
             strides = self.conv.strides
@@ -249,9 +252,11 @@ class ConvBNReLU(Step):
         dz = dz2.reshape(z.shape)
         if self.winograd:
             dx, dw, db = winograd.conv3x3_backward(
-                dz, kept, w, pt, pl, x.shape, need_dx
+                dz, None, w, pt, pl, x.shape, need_dx, x
             )
         else:
+            if kept is None:  # the im2col forward always keeps its rows
+                raise RuntimeError(f"{self.describe()}: no im2col rows were cached")
             strides = self.conv.strides
             dx, dw, db = conv.conv2d_backward(dz, x, kept, w, *strides, pt, pl, need_dx)
         write_conv_grads(self.conv, dw, db)
