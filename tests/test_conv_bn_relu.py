@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tinynet import Sequential, optimizers
 from tinynet.gradcheck import check_layer, numerical_gradient, rel_error
-from tinynet.kernels import batchnorm, reference
+from tinynet.kernels import batchnorm, conv, reference
 from tinynet.layers import (
     BatchNorm,
     Conv2D,
@@ -119,6 +119,14 @@ def test_training_and_inference_equal_the_layers_one_by_one(conv_kwargs, shape):
     norm = fused.layers[1]
     assert not np.allclose(norm.buffers["moving_mean"], 0)
     np.testing.assert_allclose(probs, ref[4], **TIGHT)
+
+
+def test_winograd_training_in_chunks_of_one_image(monkeypatch):
+    """Every image its own chunk: the batch statistics, summed chunk by chunk about
+    each chunk's first row, and the chunked backward still equal the layers'."""
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    assert conv.images_per_chunk(6, 100) == 1
+    test_training_and_inference_equal_the_layers_one_by_one({}, (10, 10, 8))
 
 
 @pytest.mark.parametrize("pool", [False, True])

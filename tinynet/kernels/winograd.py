@@ -381,7 +381,7 @@ def input_transform_adjoint(
 MIN_CHANNELS = 8
 
 
-def _forward(
+def forward_chunks(
     x: np.ndarray,
     w: np.ndarray,
     pt: int,
@@ -393,7 +393,9 @@ def _forward(
 ) -> None:
     """Run the input transform and the 16 matrix products over each thread's share
     of the batch, chunk by chunk; ``epilogue(m, s, e)`` consumes the products of
-    images ``[s, e)``. ``v`` as for :func:`conv3x3_pool_forward`."""
+    images ``[s, e)`` while they are in cache (a composite step may take more than
+    the output transform there: ``tinynet.plan.ConvBNReLU`` takes the batch
+    statistics). ``v`` as for :func:`conv3x3_pool_forward`."""
     n, _, _, c = x.shape
     f = w.shape[3]
     tiles = tiles_h * tiles_w
@@ -447,7 +449,7 @@ def conv3x3_pool_forward(
     def epilogue(m: np.ndarray, s: int, e: int) -> None:
         output_transform_pool(m, b, relu, out[s:e], argmax[s:e])
 
-    _forward(x, w, pt, pl, out.shape[1], out.shape[2], v, epilogue)
+    forward_chunks(x, w, pt, pl, out.shape[1], out.shape[2], v, epilogue)
     return out
 
 
@@ -479,11 +481,11 @@ def conv3x3_forward(
     def epilogue(m: np.ndarray, s: int, e: int) -> None:
         output_transform(m, b, y[s:e])
 
-    _forward(x, w, pt, pl, y.shape[1] // 2, y.shape[2] // 2, v, epilogue)
+    forward_chunks(x, w, pt, pl, y.shape[1] // 2, y.shape[2] // 2, v, epilogue)
     return y
 
 
-def _backward(
+def backward_chunks(
     n: int,
     tiles_h: int,
     tiles_w: int,
@@ -497,7 +499,7 @@ def _backward(
     need_dx: bool,
     dtype: np.dtype,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """The adjoint of :func:`_forward` over each thread's share, chunk by chunk:
+    """The adjoint of :func:`forward_chunks` over each thread's share, chunk by chunk:
     ``output_adjoint(dm, s, e, db)`` writes ``dM`` of images ``[s, e)`` and adds
     their bias gradient to ``db``. ``V`` is read from ``v``, or, when ``v`` is None,
     transformed again from the input ``x`` chunk by chunk. Returns ``(dx, dw, db)``."""
@@ -576,7 +578,7 @@ def conv3x3_pool_backward(
         output_transform_pool_adjoint(dout[s:e], p[s:e], argmax[s:e], relu, dm, db)
 
     n, po, qo, _ = dout.shape
-    return _backward(
+    return backward_chunks(
         n, po, qo, output_adjoint, v, None, w, pt, pl, x_shape, need_dx, dout.dtype
     )
 
@@ -601,7 +603,7 @@ def conv3x3_backward(
         output_transform_adjoint(dy[s:e], dm, db)
 
     n, ho, wo, _ = dy.shape
-    return _backward(
+    return backward_chunks(
         n, ho // 2, wo // 2, output_adjoint, v, x, w, pt, pl, x_shape, need_dx,
         dy.dtype,
     )  # fmt: skip

@@ -140,14 +140,21 @@ class ConvBNReLU(Step):
         ho, wo, pt, pl = self._placement(x.shape)
         n, f = x.shape[0], self.conv.filters
         z = self._z.get((n, ho, wo, f), x.dtype)
+        z2 = z.reshape(-1, f)
         kept: np.ndarray | None = None
         if self.winograd:
-            winograd.conv3x3_forward(x, w, b, pt, pl, None, z)
+            sums, shift = self._winograd_forward(x, w, b, pt, pl, z)
         else:
             kept = self._kept.get((n * ho * wo, w.size // f), x.dtype)
             strides = self.conv.strides
             conv.conv2d_forward(x, w, b, *strides, pt, pl, ho, wo, kept, y=z)
-        mean, inv_std = self._batch_statistics(z)
+            shift = z2[0].astype(np.float64)  # near the mean: E[d^2] - E[d]^2 exact
+
+            def moments(rows: slice) -> np.ndarray:
+                return batchnorm.channel_moments(z2[rows], shift, np.zeros((2, f)))
+
+            sums = _over_rows(moments, n, ho * wo)
+        mean, inv_std = self._batch_statistics(sums, shift, z2.shape[0], z.dtype)
         gamma = self.norm.params["gamma"].astype(x.dtype, copy=False)
         beta = self.norm.params["beta"].astype(x.dtype, copy=False)
         scale = gamma * inv_std
@@ -155,27 +162,67 @@ class ConvBNReLU(Step):
         self._cache = ConvBNReLUCache(x, kept, w, z, mean, inv_std, out, argmax)
         return out
 
-    def _batch_statistics(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The mean and ``1 / sqrt(var + eps)`` of each channel of ``z`` over the
-        batch, in ``z``'s dtype; the BatchNorm's running statistics updated."""
-        n, f = z.shape[0], z.shape[3]
+    def _winograd_forward(
+        self,
+        x: np.ndarray,
+        w: np.ndarray,
+        b: np.ndarray | None,
+        pt: int,
+        pl: int,
+        z: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``z = conv3x3(x, w) + b`` by Winograd, and ``(sums, shift)``: the (2, F)
+        sums of ``z - shift`` and its square, with ``shift`` = ``z``'s first row.
+
+        Each chunk's sums are taken right after its output transform, while it is
+        in cache, about the chunk's own first row (chunks run in parallel), then
+        moved to the common shift: ``sum (d + delta) = S1 + m delta``, ``sum (d +
+        delta)^2 = S2 + 2 delta S1 + m delta^2``.
+        """
+        n, ho, wo, f = z.shape
+        pixels = ho * wo
         z2 = z.reshape(-1, f)
-        m = z2.shape[0]
-        shift = z2[0].copy()  # near the mean: the sums of squares stay exact
-        sums = _over_rows(
-            lambda rows: batchnorm.channel_moments(z2[rows], shift, np.zeros((2, f))),
-            n, z.shape[1] * z.shape[2],
-        )  # fmt: skip
+        bias = np.zeros(f, x.dtype) if b is None else b
+        # Per chunk, at its first image (zero for the other images).
+        partial = np.zeros((n, 2, f))
+        shifts = np.zeros((n, f))
+        rows_of = np.zeros((n, 1))
+
+        def epilogue(m: np.ndarray, s: int, e: int) -> None:
+            winograd.output_transform(m, bias, z[s:e])
+            shifts[s] = z2[s * pixels]
+            rows_of[s] = (e - s) * pixels
+            batchnorm.channel_moments(
+                z2[s * pixels : e * pixels], shifts[s], partial[s]
+            )
+
+        winograd.forward_chunks(x, w, pt, pl, ho // 2, wo // 2, None, epilogue)
+        delta = shifts - shifts[0]
+        s1, s2 = partial[:, 0], partial[:, 1]
+        sums = np.stack(
+            [
+                np.sum(s1 + rows_of * delta, axis=0),
+                np.sum(s2 + 2 * delta * s1 + rows_of * delta * delta, axis=0),
+            ]
+        )
+        return sums, shifts[0]
+
+    def _batch_statistics(
+        self, sums: np.ndarray, shift: np.ndarray, m: int, dtype: np.dtype
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and ``1 / sqrt(var + eps)`` of each channel over the batch, in
+        ``dtype``, from the (2, F) sums of ``z - shift`` and its square over ``m``
+        rows; the BatchNorm's running statistics updated."""
         offset = sums[0] / m
-        mean = (shift + offset).astype(z.dtype)
-        var = np.maximum(sums[1] / m - offset * offset, 0.0).astype(z.dtype)
+        mean = (shift + offset).astype(dtype)
+        var = np.maximum(sums[1] / m - offset * offset, 0.0).astype(dtype)
         norm = self.norm
         # As BatchNorm.forward: in place, so the arrays others hold stay the live ones.
         for key, stat in (("moving_mean", mean), ("moving_var", var)):
             moving = norm.buffers[key]
             moving *= norm.momentum
             moving += (1.0 - norm.momentum) * stat
-        inv_std = (1.0 / np.sqrt(var + norm.epsilon)).astype(z.dtype)
+        inv_std = (1.0 / np.sqrt(var + norm.epsilon)).astype(dtype)
         return mean, inv_std
 
     def _normalize(
@@ -240,23 +287,31 @@ class ConvBNReLU(Step):
         mean_dbeta = (sums[0] / m).astype(z.dtype)
         mean_dgamma = (sums[1] / m).astype(z.dtype)
 
-        def share(start: int, stop: int) -> None:
+        def normalize_backward(start: int, stop: int) -> None:
             rows = slice(start * pixels, stop * pixels)
             batchnorm.normalize_backward(
                 dy2[rows], None if y2 is None else y2[rows], z2[rows], mean, inv_std,
                 scale, mean_dbeta, mean_dgamma, dz2[rows],
             )  # fmt: skip
 
-        batch_split.run(share, n)
         _, _, pt, pl = self._placement(x.shape)
         dz = dz2.reshape(z.shape)
         if self.winograd:
-            dx, dw, db = winograd.conv3x3_backward(
-                dz, None, w, pt, pl, x.shape, need_dx, x
-            )
+            # dz chunk by chunk, just before the output transform's adjoint reads it
+            # (in cache), rather than in a pass of its own.
+            def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
+                normalize_backward(s, e)
+                winograd.output_transform_adjoint(dz[s:e], dm, db)
+
+            ho, wo = z.shape[1], z.shape[2]
+            dx, dw, db = winograd.backward_chunks(
+                n, ho // 2, wo // 2, output_adjoint, None, x, w, pt, pl, x.shape,
+                need_dx, z.dtype,
+            )  # fmt: skip
         else:
             if kept is None:  # the im2col forward always keeps its rows
                 raise RuntimeError(f"{self.describe()}: no im2col rows were cached")
+            batch_split.run(normalize_backward, n)
             strides = self.conv.strides
             dx, dw, db = conv.conv2d_backward(dz, x, kept, w, *strides, pt, pl, need_dx)
         write_conv_grads(self.conv, dw, db)
