@@ -246,6 +246,12 @@ def test_kernels_match_reference(case):
     )  # fmt: skip
     assert_close(fast[0], ref[0], dtype)
     np.testing.assert_array_equal(fast[1], ref[1])  # the same winners, ties included
+    dout = np.random.default_rng(2).standard_normal(pooled).astype(dtype)
+    sums = [
+        module.pooled_backward_sums(dout, *fast, z, mean, inv_std, start.copy())
+        for module in (batchnorm, reference)
+    ]
+    np.testing.assert_allclose(sums[0], sums[1], rtol=1e-12, atol=1e-12)
 
     for mask in (y2, None):
         sums = [

@@ -260,7 +260,8 @@ class ConvBNReLU(Step):
         return y
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
-        x, kept, w, z, mean, inv_std, out, argmax = self._training_cache(self._cache)
+        cache = self._training_cache(self._cache)
+        x, kept, w, z, mean, inv_std, out, argmax = cache
         if dout.shape != out.shape:
             raise ValueError(
                 f"{self.describe()}: backward expected a gradient of shape "
@@ -270,15 +271,9 @@ class ConvBNReLU(Step):
         n, f = z.shape[0], z.shape[3]
         pixels = z.shape[1] * z.shape[2]
         z2 = z.reshape(-1, f)
-        dz2 = self._dz.get(z2.shape, z.dtype)
-        dy2, y2 = self._relu_input_grad(dout, out, argmax, dz2.reshape(z.shape))
-        sums = _over_rows(
-            lambda rows: batchnorm.normalize_backward_sums(
-                dy2[rows], None if y2 is None else y2[rows], z2[rows], mean, inv_std,
-                np.zeros((2, f)),
-            ),
-            n, pixels,
-        )  # fmt: skip
+        dz = self._dz.get(z.shape, z.dtype)
+        dz2 = dz.reshape(-1, f)
+        sums = self._gradient_sums(dout, cache)
         norm = self.norm
         norm.grads["beta"][...] = sums[0]
         norm.grads["gamma"][...] = sums[1]
@@ -289,13 +284,13 @@ class ConvBNReLU(Step):
 
         def normalize_backward(start: int, stop: int) -> None:
             rows = slice(start * pixels, stop * pixels)
+            dy, y = self._relu_input_grad(dout, out, argmax, start, stop, dz)
             batchnorm.normalize_backward(
-                dy2[rows], None if y2 is None else y2[rows], z2[rows], mean, inv_std,
-                scale, mean_dbeta, mean_dgamma, dz2[rows],
+                dy, y, z2[rows], mean, inv_std, scale, mean_dbeta, mean_dgamma,
+                dz2[rows],
             )  # fmt: skip
 
         _, _, pt, pl = self._placement(x.shape)
-        dz = dz2.reshape(z.shape)
         if self.winograd:
             # dz chunk by chunk, just before the output transform's adjoint reads it
             # (in cache), rather than in a pass of its own.
@@ -317,17 +312,34 @@ class ConvBNReLU(Step):
         write_conv_grads(self.conv, dw, db)
         return dx
 
+    def _gradient_sums(self, dout: np.ndarray, cache: ConvBNReLUCache) -> np.ndarray:
+        """``[dbeta, dgamma]`` (2, F): the sums of the gradient ``g`` reaching the
+        BatchNorm's output and of ``g * xh`` over the batch."""
+        z, mean, inv_std, out = cache.z, cache.mean, cache.inv_std, cache.out
+        f = z.shape[3]
+        dy2, y2, z2 = dout.reshape(-1, f), out.reshape(-1, f), z.reshape(-1, f)
+
+        def sums(rows: slice) -> np.ndarray:
+            return batchnorm.normalize_backward_sums(
+                dy2[rows], y2[rows], z2[rows], mean, inv_std, np.zeros((2, f))
+            )
+
+        return _over_rows(sums, z.shape[0], z.shape[1] * z.shape[2])
+
     def _relu_input_grad(
         self,
         dout: np.ndarray,
         out: np.ndarray,
         argmax: np.ndarray | None,
+        start: int,
+        stop: int,
         scratch: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The gradient reaching the ReLU, as ``(dy, y)`` (M, F) views: the kernels
-        mask ``dy`` where ``y == 0`` (no mask when ``y`` is None)."""
+        """The gradient reaching the ReLU for images ``[start, stop)``, as ``(dy,
+        y)`` (rows, F) views: the kernels mask ``dy`` where ``y == 0`` (no mask when
+        ``y`` is None)."""
         f = dout.shape[3]
-        return dout.reshape(-1, f), out.reshape(-1, f)
+        return dout[start:stop].reshape(-1, f), out[start:stop].reshape(-1, f)
 
     def clear(self) -> None:
         self._cache = None
@@ -381,26 +393,45 @@ class ConvBNReLUPool(ConvBNReLU):
         batch_split.run(share, n)
         return out, argmax
 
+    def _gradient_sums(self, dout: np.ndarray, cache: ConvBNReLUCache) -> np.ndarray:
+        """As for the step without pool, read from the pooled arrays and ``z`` at the
+        winners (``batchnorm.pooled_backward_sums``): the routed gradient is never
+        written whole."""
+        z, mean, inv_std, out = cache.z, cache.mean, cache.inv_std, cache.out
+        argmax = self._winners(cache.argmax)
+
+        def share(start: int, stop: int) -> np.ndarray:
+            return batchnorm.pooled_backward_sums(
+                dout[start:stop], out[start:stop], argmax[start:stop], z[start:stop],
+                mean, inv_std, np.zeros((2, z.shape[3])),
+            )  # fmt: skip
+
+        total: np.ndarray = np.sum(batch_split.run(share, z.shape[0]), axis=0)
+        return total
+
     def _relu_input_grad(
         self,
         dout: np.ndarray,
         out: np.ndarray,
         argmax: np.ndarray | None,
+        start: int,
+        stop: int,
         scratch: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``dout`` routed to each window's winner where the pooled output is > 0,
-        0 elsewhere, written to ``scratch`` (N, ho, wo, F): already masked."""
+        0 elsewhere, for images ``[start, stop)``, written to ``scratch[start:stop]``
+        ((N, ho, wo, F)) and returned as (rows, F): already masked."""
+        rows = scratch[start:stop]
+        convpool.unpool_relu(
+            dout[start:stop], out[start:stop], self._winners(argmax)[start:stop],
+            True, rows,
+        )  # fmt: skip
+        return rows.reshape(-1, rows.shape[3]), None
+
+    def _winners(self, argmax: np.ndarray | None) -> np.ndarray:
         if argmax is None:  # the pooled forward always records the winners
             raise RuntimeError(f"{self.describe()}: no pool winners were cached")
-
-        def share(start: int, stop: int) -> None:
-            convpool.unpool_relu(
-                dout[start:stop], out[start:stop], argmax[start:stop], True,
-                scratch[start:stop],
-            )  # fmt: skip
-
-        batch_split.run(share, dout.shape[0])
-        return scratch.reshape(-1, scratch.shape[3]), None
+        return argmax
 
     def _folded_forward(self, x: np.ndarray) -> np.ndarray:
         w, b = self._folded_weights(x.dtype)
