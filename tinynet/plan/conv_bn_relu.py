@@ -27,7 +27,11 @@ Measured on the 2-core Intel KVM machine, shipped CNN, batch 128, 2 threads,
 alternated, medians of 5 runs each: training step 111 -> 56 ms, ``predict``
 3.4k -> 8.5k images/s. The convolutions take most of what is left (profiled in
 one step: the second conv's Winograd forward and backward 14 and 17 ms); the batch
-statistics and normalisation passes about 1 ms each per block.
+statistics and normalisation passes about 1 ms each per block. On the AMD EPYC
+VM (2026-12-03, 1 thread, CPU time, ``benchmarks/cnn_step_profile.py``) a step
+takes ~110 ms: the Winograd matrix products ~39 ms (~90% of the matmul rate),
+the Winograd transforms ~36 ms, the BatchNorm/ReLU/pool passes ~19 ms, the
+first (1-channel, im2col) block ~14 ms.
 
 The running statistics are updated exactly as ``BatchNorm.forward`` does.
 ``tests/test_conv_bn_relu.py`` checks both steps against the layers run one by one.
