@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tinynet import Sequential, optimizers
 from tinynet.gradcheck import check_layer, numerical_gradient, rel_error
-from tinynet.kernels import batchnorm, reference
+from tinynet.kernels import batchnorm, conv, reference
 from tinynet.layers import (
     BatchNorm,
     Conv2D,
@@ -119,6 +119,14 @@ def test_training_and_inference_equal_the_layers_one_by_one(conv_kwargs, shape):
     norm = fused.layers[1]
     assert not np.allclose(norm.buffers["moving_mean"], 0)
     np.testing.assert_allclose(probs, ref[4], **TIGHT)
+
+
+def test_winograd_training_in_chunks_of_one_image(monkeypatch):
+    """Every image its own chunk: the batch statistics, summed chunk by chunk about
+    each chunk's first row, and the chunked backward still equal the layers'."""
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    assert conv.images_per_chunk(6, 100) == 1
+    test_training_and_inference_equal_the_layers_one_by_one({}, (10, 10, 8))
 
 
 @pytest.mark.parametrize("pool", [False, True])
@@ -238,6 +246,12 @@ def test_kernels_match_reference(case):
     )  # fmt: skip
     assert_close(fast[0], ref[0], dtype)
     np.testing.assert_array_equal(fast[1], ref[1])  # the same winners, ties included
+    dout = np.random.default_rng(2).standard_normal(pooled).astype(dtype)
+    sums = [
+        module.pooled_backward_sums(dout, *fast, z, mean, inv_std, start.copy())
+        for module in (batchnorm, reference)
+    ]
+    np.testing.assert_allclose(sums[0], sums[1], rtol=1e-12, atol=1e-12)
 
     for mask in (y2, None):
         sums = [

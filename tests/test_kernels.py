@@ -656,12 +656,16 @@ def test_winograd_conv_matches_the_direct_reference(case, need_dx):
     y_ref, _ = reference.conv2d_forward(x, weights, b, 1, 1, pt, pl, ho, wo, cols)
     assert_close(y, y_ref, dtype)
     dy = rng.standard_normal(y.shape).astype(dtype)
-    fast = winograd.conv3x3_backward(dy, v, weights, pt, pl, x.shape, need_dx)
     ref = reference.conv2d_backward(dy, x, cols, weights, 1, 1, pt, pl, need_dx)
-    assert (fast[0] is None) == (not need_dx)
-    for got, expected in zip(fast, ref, strict=True):
-        if expected is not None:
-            assert_close(got, expected, dtype)
+    # From the kept transform, and from x (transformed again, chunk by chunk).
+    for kept, x_again in ((v, None), (None, x)):
+        fast = winograd.conv3x3_backward(
+            dy, kept, weights, pt, pl, x.shape, need_dx, x_again
+        )
+        assert (fast[0] is None) == (not need_dx)
+        for got, expected in zip(fast, ref, strict=True):
+            if expected is not None:
+                assert_close(got, expected, dtype)
 
 
 def test_winograd_kernel_transform_and_its_adjoint():

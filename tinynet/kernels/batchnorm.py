@@ -18,7 +18,9 @@ the channel loop innermost so it vectorises:
   ``dgamma = sum(g * xh)`` of the ReLU-masked gradient ``g``, and
   :func:`normalize_backward` writes ``dz = scale * (g - dbeta / M - xh * dgamma /
   M)`` (the batch-norm backward of ``tinynet.layers.BatchNorm``), both recomputing
-  ``xh = (z - mean) * inv_std`` instead of reading a stored copy.
+  ``xh = (z - mean) * inv_std`` instead of reading a stored copy; after a pool,
+  :func:`pooled_backward_sums` takes the same sums from the pooled gradient and
+  ``z`` at the winners, so the routed gradient is written only chunk by chunk.
 
 Pooling the normalised values is exact as in ``kernels.convpool``: ReLU and the
 ``+ beta`` are monotone, so the pool takes the maximum of ``(z - mean) * scale``
@@ -193,3 +195,51 @@ def normalize_backward(
             xh = (zr[ch] - mean[ch]) * inv_std[ch]
             out[ch] = scale[ch] * (g - mean_dbeta[ch] - xh * mean_dgamma[ch])
     return dz
+
+
+@serial_kernel
+def pooled_backward_sums(
+    dout: np.ndarray,
+    out: np.ndarray,
+    argmax: np.ndarray,
+    z: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    sums: np.ndarray,
+) -> np.ndarray:
+    """:func:`normalize_backward_sums` of the gradient a 2x2 max-pool after the ReLU
+    routes back (``convpool.unpool_relu`` with ``relu``), without writing it: ``g =
+    dout * [out > 0]`` at each window's winner and 0 elsewhere, so one read of the
+    pooled arrays and of ``z`` at the winners gives ``dbeta`` and ``dgamma``.
+
+    Parameters
+    ----------
+    dout, out, argmax : (N, P, Q, F) the pooled output's gradient, the pooled output
+        and the winners (as :func:`normalize_relu_pool` writes them).
+    z : (N, ho, wo, F) the conv output, ``ho // 2 == P``, ``wo // 2 == Q``.
+    mean, inv_std : (F,) the batch statistics of the forward pass.
+    sums : (2, F) float64 accumulators, added to.
+
+    Returns
+    -------
+    sums
+    """
+    n, po, qo, f = dout.shape
+    s1, s2 = sums[0], sums[1]
+    for bi in range(n):
+        for i in range(po):
+            for j in range(qo):
+                d, pv, a = dout[bi, i, j], out[bi, i, j], argmax[bi, i, j]
+                z0, z1 = z[bi, 2 * i, 2 * j], z[bi, 2 * i, 2 * j + 1]
+                z2, z3 = z[bi, 2 * i + 1, 2 * j], z[bi, 2 * i + 1, 2 * j + 1]
+                for ch in range(f):
+                    # 0/1 mask multiplies vectorise; selects compiled to scalar code.
+                    g = d[ch] * (pv[ch] > 0)
+                    k = a[ch]
+                    zk = (
+                        z0[ch] * (k == 0) + z1[ch] * (k == 1)
+                        + z2[ch] * (k == 2) + z3[ch] * (k == 3)
+                    )  # fmt: skip
+                    s1[ch] += g
+                    s2[ch] += g * ((zk - mean[ch]) * inv_std[ch])
+    return sums

@@ -312,6 +312,23 @@ def normalize_backward(
     return dz
 
 
+def pooled_backward_sums(
+    dout: np.ndarray,
+    out: np.ndarray,
+    argmax: np.ndarray,
+    z: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    sums: np.ndarray,
+) -> np.ndarray:
+    """:func:`normalize_backward_sums` of :func:`unpool_relu`'s gradient (ReLU on)."""
+    g = unpool_relu(dout, out, argmax, True, np.empty(z.shape, dout.dtype))
+    f = z.shape[3]
+    return normalize_backward_sums(
+        g.reshape(-1, f), None, z.reshape(-1, f), mean, inv_std, sums
+    )
+
+
 # --------------------------------------------------------------------------- pooling
 def maxpool_forward(
     x: np.ndarray,

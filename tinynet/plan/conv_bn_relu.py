@@ -9,7 +9,10 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
   batch-split im2col drivers, the im2col matrix kept in a workspace), or, for a
   3x3 stride-1 kernel over 8 or more channels with an even output, by Winograd
   F(2x2, 3x3) over every output tile (``kernels.winograd.conv3x3_forward``; 2.25x
-  fewer multiply-adds, the transformed input kept instead of im2col); then one
+  fewer multiply-adds; nothing kept but ``x``: backward transforms it again chunk
+  by chunk, in cache, which beat writing the whole transformed input and reading
+  it back, 38 MB on the second conv at batch 128, by 7% of that conv's training
+  CPU time, and kept the memory); then one
   read of its output ``z`` gives the batch mean and variance, and one pass writes
   the normalised, rectified (and pooled) output (``tinynet.kernels.batchnorm``).
   Backward, one pass gives ``dbeta`` and ``dgamma`` of the ReLU-masked gradient,
@@ -24,7 +27,11 @@ Measured on the 2-core Intel KVM machine, shipped CNN, batch 128, 2 threads,
 alternated, medians of 5 runs each: training step 111 -> 56 ms, ``predict``
 3.4k -> 8.5k images/s. The convolutions take most of what is left (profiled in
 one step: the second conv's Winograd forward and backward 14 and 17 ms); the batch
-statistics and normalisation passes about 1 ms each per block.
+statistics and normalisation passes about 1 ms each per block. On the AMD EPYC
+VM (2026-12-03, 1 thread, CPU time, ``benchmarks/cnn_step_profile.py``) a step
+takes ~110 ms: the Winograd matrix products ~39 ms (~90% of the matmul rate),
+the Winograd transforms ~36 ms, the BatchNorm/ReLU/pool passes ~19 ms, the
+first (1-channel, im2col) block ~14 ms.
 
 The running statistics are updated exactly as ``BatchNorm.forward`` does.
 ``tests/test_conv_bn_relu.py`` checks both steps against the layers run one by one.
@@ -50,7 +57,7 @@ from .step import Step, Workspace, write_conv_grads
 
 class ConvBNReLUCache(NamedTuple):
     x: np.ndarray  # (N, H, W, C) the input
-    kept: np.ndarray  # im2col rows (N*ho*wo, K), or Winograd planes (16, tiles, C)
+    kept: np.ndarray | None  # im2col rows (N*ho*wo, K); None by Winograd
     w: np.ndarray  # (kh, kw, C, F) in the input's dtype
     z: np.ndarray  # (N, ho, wo, F) the convolution's output
     mean: np.ndarray  # (F,) batch mean of z
@@ -93,7 +100,7 @@ class ConvBNReLU(Step):
         self.conv, self.norm = conv_layer, norm
         self._cache: ConvBNReLUCache | None = None
         # Scratch kept between training steps (Workspace says why): the conv input
-        # as im2col rows or Winograd planes, its output z and dz. Called alone, the
+        # as im2col rows (not by Winograd), its output z and dz. Called alone, the
         # shipped CNN's first block took 18 ms a training forward with a fresh z
         # (page faults) against 2.5 ms; inside a whole training step, where freed
         # arrays are recycled, the difference was within the noise.
@@ -135,16 +142,23 @@ class ConvBNReLU(Step):
             return self._folded_forward(x)
         w, b = self._conv_params(x.dtype)
         ho, wo, pt, pl = self._placement(x.shape)
-        n, c, f = x.shape[0], x.shape[3], self.conv.filters
+        n, f = x.shape[0], self.conv.filters
         z = self._z.get((n, ho, wo, f), x.dtype)
+        z2 = z.reshape(-1, f)
+        kept: np.ndarray | None = None
         if self.winograd:
-            kept = self._kept.get((16, n * (ho // 2) * (wo // 2), c), x.dtype)
-            winograd.conv3x3_forward(x, w, b, pt, pl, kept, z)
+            sums, shift = self._winograd_forward(x, w, b, pt, pl, z)
         else:
             kept = self._kept.get((n * ho * wo, w.size // f), x.dtype)
             strides = self.conv.strides
             conv.conv2d_forward(x, w, b, *strides, pt, pl, ho, wo, kept, y=z)
-        mean, inv_std = self._batch_statistics(z)
+            shift = z2[0].astype(np.float64)  # near the mean: E[d^2] - E[d]^2 exact
+
+            def moments(rows: slice) -> np.ndarray:
+                return batchnorm.channel_moments(z2[rows], shift, np.zeros((2, f)))
+
+            sums = _over_rows(moments, n, ho * wo)
+        mean, inv_std = self._batch_statistics(sums, shift, z2.shape[0], z.dtype)
         gamma = self.norm.params["gamma"].astype(x.dtype, copy=False)
         beta = self.norm.params["beta"].astype(x.dtype, copy=False)
         scale = gamma * inv_std
@@ -152,27 +166,67 @@ class ConvBNReLU(Step):
         self._cache = ConvBNReLUCache(x, kept, w, z, mean, inv_std, out, argmax)
         return out
 
-    def _batch_statistics(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The mean and ``1 / sqrt(var + eps)`` of each channel of ``z`` over the
-        batch, in ``z``'s dtype; the BatchNorm's running statistics updated."""
-        n, f = z.shape[0], z.shape[3]
+    def _winograd_forward(
+        self,
+        x: np.ndarray,
+        w: np.ndarray,
+        b: np.ndarray | None,
+        pt: int,
+        pl: int,
+        z: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``z = conv3x3(x, w) + b`` by Winograd, and ``(sums, shift)``: the (2, F)
+        sums of ``z - shift`` and its square, with ``shift`` = ``z``'s first row.
+
+        Each chunk's sums are taken right after its output transform, while it is
+        in cache, about the chunk's own first row (chunks run in parallel), then
+        moved to the common shift: ``sum (d + delta) = S1 + m delta``, ``sum (d +
+        delta)^2 = S2 + 2 delta S1 + m delta^2``.
+        """
+        n, ho, wo, f = z.shape
+        pixels = ho * wo
         z2 = z.reshape(-1, f)
-        m = z2.shape[0]
-        shift = z2[0].copy()  # near the mean: the sums of squares stay exact
-        sums = _over_rows(
-            lambda rows: batchnorm.channel_moments(z2[rows], shift, np.zeros((2, f))),
-            n, z.shape[1] * z.shape[2],
-        )  # fmt: skip
+        bias = np.zeros(f, x.dtype) if b is None else b
+        # Per chunk, at its first image (zero for the other images).
+        partial = np.zeros((n, 2, f))
+        shifts = np.zeros((n, f))
+        rows_of = np.zeros((n, 1))
+
+        def epilogue(m: np.ndarray, s: int, e: int) -> None:
+            winograd.output_transform(m, bias, z[s:e])
+            shifts[s] = z2[s * pixels]
+            rows_of[s] = (e - s) * pixels
+            batchnorm.channel_moments(
+                z2[s * pixels : e * pixels], shifts[s], partial[s]
+            )
+
+        winograd.forward_chunks(x, w, pt, pl, ho // 2, wo // 2, None, epilogue)
+        delta = shifts - shifts[0]
+        s1, s2 = partial[:, 0], partial[:, 1]
+        sums = np.stack(
+            [
+                np.sum(s1 + rows_of * delta, axis=0),
+                np.sum(s2 + 2 * delta * s1 + rows_of * delta * delta, axis=0),
+            ]
+        )
+        return sums, shifts[0]
+
+    def _batch_statistics(
+        self, sums: np.ndarray, shift: np.ndarray, m: int, dtype: np.dtype
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and ``1 / sqrt(var + eps)`` of each channel over the batch, in
+        ``dtype``, from the (2, F) sums of ``z - shift`` and its square over ``m``
+        rows; the BatchNorm's running statistics updated."""
         offset = sums[0] / m
-        mean = (shift + offset).astype(z.dtype)
-        var = np.maximum(sums[1] / m - offset * offset, 0.0).astype(z.dtype)
+        mean = (shift + offset).astype(dtype)
+        var = np.maximum(sums[1] / m - offset * offset, 0.0).astype(dtype)
         norm = self.norm
         # As BatchNorm.forward: in place, so the arrays others hold stay the live ones.
         for key, stat in (("moving_mean", mean), ("moving_var", var)):
             moving = norm.buffers[key]
             moving *= norm.momentum
             moving += (1.0 - norm.momentum) * stat
-        inv_std = (1.0 / np.sqrt(var + norm.epsilon)).astype(z.dtype)
+        inv_std = (1.0 / np.sqrt(var + norm.epsilon)).astype(dtype)
         return mean, inv_std
 
     def _normalize(
@@ -210,7 +264,8 @@ class ConvBNReLU(Step):
         return y
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
-        x, kept, w, z, mean, inv_std, out, argmax = self._training_cache(self._cache)
+        cache = self._training_cache(self._cache)
+        x, kept, w, z, mean, inv_std, out, argmax = cache
         if dout.shape != out.shape:
             raise ValueError(
                 f"{self.describe()}: backward expected a gradient of shape "
@@ -220,15 +275,9 @@ class ConvBNReLU(Step):
         n, f = z.shape[0], z.shape[3]
         pixels = z.shape[1] * z.shape[2]
         z2 = z.reshape(-1, f)
-        dz2 = self._dz.get(z2.shape, z.dtype)
-        dy2, y2 = self._relu_input_grad(dout, out, argmax, dz2.reshape(z.shape))
-        sums = _over_rows(
-            lambda rows: batchnorm.normalize_backward_sums(
-                dy2[rows], None if y2 is None else y2[rows], z2[rows], mean, inv_std,
-                np.zeros((2, f)),
-            ),
-            n, pixels,
-        )  # fmt: skip
+        dz = self._dz.get(z.shape, z.dtype)
+        dz2 = dz.reshape(-1, f)
+        sums = self._gradient_sums(dout, cache)
         norm = self.norm
         norm.grads["beta"][...] = sums[0]
         norm.grads["gamma"][...] = sums[1]
@@ -237,37 +286,64 @@ class ConvBNReLU(Step):
         mean_dbeta = (sums[0] / m).astype(z.dtype)
         mean_dgamma = (sums[1] / m).astype(z.dtype)
 
-        def share(start: int, stop: int) -> None:
+        def normalize_backward(start: int, stop: int) -> None:
             rows = slice(start * pixels, stop * pixels)
+            dy, y = self._relu_input_grad(dout, out, argmax, start, stop, dz)
             batchnorm.normalize_backward(
-                dy2[rows], None if y2 is None else y2[rows], z2[rows], mean, inv_std,
-                scale, mean_dbeta, mean_dgamma, dz2[rows],
+                dy, y, z2[rows], mean, inv_std, scale, mean_dbeta, mean_dgamma,
+                dz2[rows],
             )  # fmt: skip
 
-        batch_split.run(share, n)
         _, _, pt, pl = self._placement(x.shape)
-        dz = dz2.reshape(z.shape)
         if self.winograd:
-            dx, dw, db = winograd.conv3x3_backward(
-                dz, kept, w, pt, pl, x.shape, need_dx
-            )
+            # dz chunk by chunk, just before the output transform's adjoint reads it
+            # (in cache), rather than in a pass of its own.
+            def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
+                normalize_backward(s, e)
+                winograd.output_transform_adjoint(dz[s:e], dm, db)
+
+            ho, wo = z.shape[1], z.shape[2]
+            dx, dw, db = winograd.backward_chunks(
+                n, ho // 2, wo // 2, output_adjoint, None, x, w, pt, pl, x.shape,
+                need_dx, z.dtype,
+            )  # fmt: skip
         else:
+            if kept is None:  # the im2col forward always keeps its rows
+                raise RuntimeError(f"{self.describe()}: no im2col rows were cached")
+            batch_split.run(normalize_backward, n)
             strides = self.conv.strides
             dx, dw, db = conv.conv2d_backward(dz, x, kept, w, *strides, pt, pl, need_dx)
         write_conv_grads(self.conv, dw, db)
         return dx
+
+    def _gradient_sums(self, dout: np.ndarray, cache: ConvBNReLUCache) -> np.ndarray:
+        """``[dbeta, dgamma]`` (2, F): the sums of the gradient ``g`` reaching the
+        BatchNorm's output and of ``g * xh`` over the batch."""
+        z, mean, inv_std, out = cache.z, cache.mean, cache.inv_std, cache.out
+        f = z.shape[3]
+        dy2, y2, z2 = dout.reshape(-1, f), out.reshape(-1, f), z.reshape(-1, f)
+
+        def sums(rows: slice) -> np.ndarray:
+            return batchnorm.normalize_backward_sums(
+                dy2[rows], y2[rows], z2[rows], mean, inv_std, np.zeros((2, f))
+            )
+
+        return _over_rows(sums, z.shape[0], z.shape[1] * z.shape[2])
 
     def _relu_input_grad(
         self,
         dout: np.ndarray,
         out: np.ndarray,
         argmax: np.ndarray | None,
+        start: int,
+        stop: int,
         scratch: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The gradient reaching the ReLU, as ``(dy, y)`` (M, F) views: the kernels
-        mask ``dy`` where ``y == 0`` (no mask when ``y`` is None)."""
+        """The gradient reaching the ReLU for images ``[start, stop)``, as ``(dy,
+        y)`` (rows, F) views: the kernels mask ``dy`` where ``y == 0`` (no mask when
+        ``y`` is None)."""
         f = dout.shape[3]
-        return dout.reshape(-1, f), out.reshape(-1, f)
+        return dout[start:stop].reshape(-1, f), out[start:stop].reshape(-1, f)
 
     def clear(self) -> None:
         self._cache = None
@@ -321,26 +397,45 @@ class ConvBNReLUPool(ConvBNReLU):
         batch_split.run(share, n)
         return out, argmax
 
+    def _gradient_sums(self, dout: np.ndarray, cache: ConvBNReLUCache) -> np.ndarray:
+        """As for the step without pool, read from the pooled arrays and ``z`` at the
+        winners (``batchnorm.pooled_backward_sums``): the routed gradient is never
+        written whole."""
+        z, mean, inv_std, out = cache.z, cache.mean, cache.inv_std, cache.out
+        argmax = self._winners(cache.argmax)
+
+        def share(start: int, stop: int) -> np.ndarray:
+            return batchnorm.pooled_backward_sums(
+                dout[start:stop], out[start:stop], argmax[start:stop], z[start:stop],
+                mean, inv_std, np.zeros((2, z.shape[3])),
+            )  # fmt: skip
+
+        total: np.ndarray = np.sum(batch_split.run(share, z.shape[0]), axis=0)
+        return total
+
     def _relu_input_grad(
         self,
         dout: np.ndarray,
         out: np.ndarray,
         argmax: np.ndarray | None,
+        start: int,
+        stop: int,
         scratch: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``dout`` routed to each window's winner where the pooled output is > 0,
-        0 elsewhere, written to ``scratch`` (N, ho, wo, F): already masked."""
+        0 elsewhere, for images ``[start, stop)``, written to ``scratch[start:stop]``
+        ((N, ho, wo, F)) and returned as (rows, F): already masked."""
+        rows = scratch[start:stop]
+        convpool.unpool_relu(
+            dout[start:stop], out[start:stop], self._winners(argmax)[start:stop],
+            True, rows,
+        )  # fmt: skip
+        return rows.reshape(-1, rows.shape[3]), None
+
+    def _winners(self, argmax: np.ndarray | None) -> np.ndarray:
         if argmax is None:  # the pooled forward always records the winners
             raise RuntimeError(f"{self.describe()}: no pool winners were cached")
-
-        def share(start: int, stop: int) -> None:
-            convpool.unpool_relu(
-                dout[start:stop], out[start:stop], argmax[start:stop], True,
-                scratch[start:stop],
-            )  # fmt: skip
-
-        batch_split.run(share, dout.shape[0])
-        return scratch.reshape(-1, scratch.shape[3]), None
+        return argmax
 
     def _folded_forward(self, x: np.ndarray) -> np.ndarray:
         w, b = self._folded_weights(x.dtype)

@@ -1,0 +1,198 @@
+"""Where a training step of the shipped CNN (``tinynet.zoo.mnist_cnn``) spends its
+time: each plan step's forward and backward, and the kernels inside them, with the
+convolutions' GFLOP/s next to this machine's float32 matmul rate measured in the
+same run.
+
+    python benchmarks/cnn_step_profile.py --threads 1 --steps 20 --out profile.json
+
+One thread and ``process_time`` by default: other processes on a shared machine
+barely change this process's CPU time, so the breakdown stays readable there. The
+kernel times come from wrapping the kernel modules' functions for the run (a
+benchmark's business, never the library's); the matrix products are what a conv
+step's time leaves after its kernels. FLOP counts are those of the direct
+convolution (2 x N x ho x wo x kh x kw x C x F per pass, backward twice that with
+an input gradient, once without), so a Winograd step can exceed the matmul rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import _common
+
+KERNELS = {
+    "winograd": [
+        "input_transform",
+        "output_transform",
+        "input_transform_adjoint",
+        "output_transform_adjoint",
+    ],
+    "batchnorm": [
+        "channel_moments",
+        "normalize_relu",
+        "normalize_relu_pool",
+        "normalize_backward_sums",
+        "normalize_backward",
+    ],
+    "conv": ["im2col", "col2im"],
+    "convpool": ["unpool_relu"],
+}
+
+
+def time_kernels(totals: dict[str, float], clock: Any) -> None:
+    """Wrap the kernels of :data:`KERNELS` so each call adds its time to ``totals``."""
+    import importlib
+
+    for module_name, names in KERNELS.items():
+        module = importlib.import_module(f"tinynet.kernels.{module_name}")
+        for name in names:
+            kernel = getattr(module, name)
+
+            def timed(*args: Any, _kernel: Any = kernel, _name: str = name) -> Any:
+                start = clock()
+                result = _kernel(*args)
+                totals[_name] += clock() - start
+                return result
+
+            setattr(module, name, functools.wraps(kernel)(timed))
+
+
+def conv_flops(model: Any, batch: int) -> dict[int, tuple[float, float]]:
+    """Direct-convolution FLOP of each conv step's (forward, backward), by index."""
+    flops = {}
+    for i, step in enumerate(model.plan):
+        conv = step.layers[0]
+        if type(conv).__name__ != "Conv2D":
+            continue
+        ho, wo, f = conv.output_shape
+        kh, kw, c, _ = conv.params["W"].shape
+        forward = 2.0 * batch * ho * wo * kh * kw * c * f
+        flops[i] = (forward, forward * (1 if i == model.plan.first_trained else 2))
+    return flops
+
+
+def matmul_peak(clock: Any, size: int = 2048) -> float:
+    """One thread's float32 matmul rate in GFLOP/s by ``clock``, best of 5: the BLAS
+    as the convolutions run it (one thread per share of the batch)."""
+    import numpy as np
+
+    from tinynet.threads import single_threaded_blas
+
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    best = float("inf")
+    with single_threaded_blas():
+        for _ in range(5):
+            start = clock()
+            a @ a
+            best = min(best, clock() - start)
+    return 2.0 * size**3 / best / 1e9
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20, help="timed train steps")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    _common.pin_threads(args.threads)
+    _common.warn_if_busy()
+
+    import numpy as np
+
+    from tinynet import zoo
+
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    kernel_totals: dict[str, float] = collections.defaultdict(float)
+    time_kernels(kernel_totals, clock)
+    model = zoo.mnist_cnn(seed=0)
+    model.compile(optimizer="adam", loss="cross_entropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((args.batch, *model.input_shape), dtype=np.float32)
+    y = rng.integers(0, 10, args.batch)
+    for _ in range(3):
+        model.train_step(x, y)
+    kernel_totals.clear()
+    steps: dict[str, list[float]] = collections.defaultdict(list)
+    optimizer, whole = [], []
+    for _ in range(args.steps):
+        start = clock()
+        model.plan.loss_and_gradients(x, y, timings=steps, clock=clock)
+        middle = clock()
+        model.optimizer.step(model.parameters(), model.gradients())
+        optimizer.append(clock() - middle)
+        whole.append(clock() - start)
+    peak = matmul_peak(clock) * args.threads
+
+    flops = conv_flops(model, args.batch)
+    rows, record = [], {}
+    for key, times in steps.items():
+        what, index, kind = key.split(" ")
+        ms = 1e3 * statistics.median(times)
+        flop = flops.get(int(index), (0.0, 0.0))[what == "backward"]
+        rate = flop / ms / 1e6 if flop and what != "loss" else None
+        rows.append(
+            [
+                f"{what} {index}",
+                kind,
+                ms,
+                rate or "",
+                f"{rate / peak:.0%}" if rate else "",
+            ]
+        )
+        record[key] = {"ms": ms, "direct_gflops": rate}
+    rows.append(
+        [
+            "optimizer",
+            type(model.optimizer).__name__,
+            1e3 * statistics.median(optimizer),
+            "",
+            "",
+        ]
+    )
+    step_ms = 1e3 * statistics.median(whole)
+    total_flop = sum(f + b for f, b in flops.values())
+    rows.append(
+        [
+            "whole step",
+            "",
+            step_ms,
+            total_flop / step_ms / 1e6,
+            f"{total_flop / step_ms / 1e6 / peak:.0%}",
+        ]
+    )
+    print(_common.format_table(["piece", "step", "ms", "GFLOP/s", "of peak"], rows))
+    kernel_ms = {k: 1e3 * v / args.steps for k, v in kernel_totals.items()}
+    print("\nkernels, ms per training step (summed over the conv steps):")
+    print(
+        _common.format_table(
+            ["kernel", "ms"], sorted(kernel_ms.items(), key=lambda kv: -kv[1])
+        )
+    )
+    print(f"\nfloat32 matmul peak, {args.threads} thread(s): {peak:.0f} GFLOP/s")
+    if args.out is not None:
+        _common.write_json(args.out, {
+            "machine": _common.machine_info(),
+            "date": time.strftime("%Y-%m-%d"),
+            "threads": args.threads,
+            "clock": args.clock,
+            "batch": args.batch,
+            "steps": args.steps,
+            "matmul_peak_gflops": peak,
+            "train_step_ms": step_ms,
+            "pieces": record,
+            "kernels_ms": kernel_ms,
+        })  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Training-step time and batch predict rate of several tinynet checkouts, one step
+at a time in turn, so that every checkout sees the same load on a shared machine.
+
+    python benchmarks/interleaved_steps.py --threads 1 --clock cpu \\
+        --rounds 30 /path/to/old /path/to/new
+
+Each checkout runs in its own long-lived subprocess (``PYTHONPATH`` set to it)
+holding a built, warmed-up model; the parent asks each in turn for one training
+step (and, every fifth round, one ``predict`` of 1024 images) and collects the
+times the child measured. ``benchmarks/step_times.py`` alternates whole runs
+instead: on a machine whose load changes by the minute, its ratios drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import _common
+
+CHILD = """
+import os, sys, time
+import numpy as np
+from tinynet import zoo
+model = zoo.{model}(seed=0)
+model.compile(optimizer="adam", loss="cross_entropy")
+rng = np.random.default_rng(0)
+x = rng.random(({batch}, *model.input_shape), dtype=np.float32)
+y = rng.integers(0, 10, {batch})
+images = rng.random((1024, *model.input_shape), dtype=np.float32)
+for _ in range(3):
+    model.train_step(x, y)
+model.predict(images, batch_size=256)
+clock = time.process_time if "{clock}" == "cpu" else time.perf_counter
+print("ready", flush=True)
+for line in sys.stdin:
+    start = clock()
+    if line.strip() == "train":
+        model.train_step(x, y)
+    else:
+        model.predict(images, batch_size=256)
+    print(clock() - start, flush=True)
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkouts", nargs="+", type=Path)
+    parser.add_argument("--model", default="mnist_cnn")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    _common.pin_threads(args.threads)
+    load = _common.warn_if_busy()
+    code = CHILD.format(model=args.model, batch=args.batch, clock=args.clock)
+    children = []
+    for checkout in args.checkouts:
+        env = dict(os.environ, PYTHONPATH=str(checkout.resolve()))
+        child = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, text=True, cwd="/",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        if child.stdout is None or child.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{checkout}: the benchmark child did not start")
+        children.append(child)
+
+    def ask(child: Any, what: str) -> float:
+        child.stdin.write(what + "\n")
+        child.stdin.flush()
+        return float(child.stdout.readline())
+
+    train: list[list[float]] = [[] for _ in children]
+    predict: list[list[float]] = [[] for _ in children]
+    for r in range(args.rounds):
+        order = list(range(len(children)))[:: 1 if r % 2 == 0 else -1]
+        for i in order:
+            train[i].append(ask(children[i], "train"))
+        if r % 5 == 0:
+            for i in order:
+                predict[i].append(ask(children[i], "predict"))
+    for child in children:
+        if child.stdin is not None:
+            child.stdin.close()
+        child.wait()
+    results = {
+        str(checkout): {
+            "train_step_ms_median": 1e3 * statistics.median(train[i]),
+            "train_step_ms_best": 1e3 * min(train[i]),
+            "predict_images_per_s_median": 1024 / statistics.median(predict[i]),
+        }
+        for i, checkout in enumerate(args.checkouts)
+    }
+    record = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": _common.machine_info(),
+        "load_average_at_start": load,
+        "model": args.model,
+        "threads": args.threads,
+        "clock": args.clock,
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "results": results,
+    }
+    print(json.dumps(record, indent=2))
+    if args.out is not None:
+        _common.write_json(args.out, record, sort_keys=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
