@@ -5,6 +5,7 @@ Tests marked by ``real_mnist`` read the real files from ``$TINYNET_DATA/mnist``
 when they are absent. The rest use tiny fake MNIST files written to tmp_path.
 """
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -15,6 +16,7 @@ import pytest
 
 from tinynet.datasets import mnist
 from tinynet.datasets.idx import CorruptFileError, encode_idx
+from tinynet.datasets.idx_dataset import IdxFile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +30,8 @@ def real_mnist_dir() -> Path:
 
 
 def write_fake_mnist(folder: Path, n_train=6, n_test=4, gz=True, seed=0):
-    """Write four small valid IDX files; return their FILES table and arrays."""
+    """Write four small valid IDX files; return a spec that accepts them (MNIST's,
+    with their checksums) and the arrays."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {
@@ -38,20 +41,19 @@ def write_fake_mnist(folder: Path, n_train=6, n_test=4, gz=True, seed=0):
         "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
     }
     files = {}
-    for key, spec in mnist.FILES.items():
+    for key, spec in mnist.SPEC.files.items():
         data = encode_idx(arrays[key])
         name = spec.name + (".gz" if gz else "")
         (folder / name).write_bytes(gzip.compress(data, mtime=0) if gz else data)
-        files[key] = mnist._Spec(spec.name, hashlib.sha256(data).hexdigest(), len(data))
-    return files, arrays
+        files[key] = IdxFile(spec.name, hashlib.sha256(data).hexdigest(), len(data))
+    return dataclasses.replace(mnist.SPEC, files=files), arrays
 
 
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
-    """No TINYNET_DATA, the cache under tmp_path, and no way out to a network."""
+    """No TINYNET_DATA and the cache under tmp_path (no test here downloads)."""
     monkeypatch.delenv("TINYNET_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(mnist, "MIRRORS", ("http://127.0.0.1:9/",))
     return tmp_path
 
 
@@ -85,7 +87,7 @@ def test_real_mnist_via_explicit_path():
 
 def test_explicit_path_missing_files_names_folder_and_files(isolated):
     folder = isolated / "half"
-    files, _ = write_fake_mnist(folder)
+    write_fake_mnist(folder)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     (folder / "train-images-idx3-ubyte.gz").unlink()
     with pytest.raises(FileNotFoundError) as info:
@@ -97,26 +99,23 @@ def test_explicit_path_missing_files_names_folder_and_files(isolated):
 
 
 def test_explicit_path_does_not_fall_back(isolated, monkeypatch):
-    files, _ = write_fake_mnist(isolated / "data" / "mnist")
-    monkeypatch.setattr(mnist, "FILES", files)
+    spec, _ = write_fake_mnist(isolated / "data" / "mnist")
     monkeypatch.setenv("TINYNET_DATA", str(isolated / "data"))
     with pytest.raises(FileNotFoundError, match=r"nowhere.*does not exist"):
-        mnist.load_data(isolated / "nowhere")
+        spec.load_data(isolated / "nowhere")
 
 
 def test_tinynet_data_before_cache(isolated, monkeypatch):
-    files, arrays = write_fake_mnist(isolated / "data" / "mnist", seed=1)
+    spec, arrays = write_fake_mnist(isolated / "data" / "mnist", seed=1)
     write_fake_mnist(isolated / "cache" / "tinynet" / "mnist", seed=2)
-    monkeypatch.setattr(mnist, "FILES", files)
     monkeypatch.setenv("TINYNET_DATA", str(isolated / "data"))
-    (x, _), _ = mnist.load_data(download=False)
+    (x, _), _ = spec.load_data(download=False)
     np.testing.assert_array_equal(x, arrays["train_images"])
 
 
-def test_cache_honours_xdg_cache_home(isolated, monkeypatch):
-    files, arrays = write_fake_mnist(isolated / "cache" / "tinynet" / "mnist", gz=False)
-    monkeypatch.setattr(mnist, "FILES", files)
-    (_, _), (x, y) = mnist.load_data(download=False)
+def test_cache_honours_xdg_cache_home(isolated):
+    spec, arrays = write_fake_mnist(isolated / "cache" / "tinynet" / "mnist", gz=False)
+    (_, _), (x, y) = spec.load_data(download=False)
     np.testing.assert_array_equal(x, arrays["test_images"])
     np.testing.assert_array_equal(y, arrays["test_labels"])
 
@@ -146,13 +145,13 @@ def test_verify_false_loads_structurally_valid_copy(isolated):
     np.testing.assert_array_equal(y, arrays["train_labels"])
 
 
-def test_sha_mismatch_with_right_size(isolated, monkeypatch):
-    files, _ = write_fake_mnist(isolated / "fake")
-    spec = files["test_labels"]
-    files["test_labels"] = spec._replace(sha256="0" * 64)
-    monkeypatch.setattr(mnist, "FILES", files)
+def test_sha_mismatch_with_right_size(isolated):
+    spec, _ = write_fake_mnist(isolated / "fake")
+    files = dict(spec.files)
+    files["test_labels"] = dataclasses.replace(files["test_labels"], sha256="0" * 64)
+    spec = dataclasses.replace(spec, files=files)
     with pytest.raises(CorruptFileError, match=r"t10k-labels.*SHA-256.*0000"):
-        mnist.load_data(isolated / "fake")
+        spec.load_data(isolated / "fake")
 
 
 def test_image_and_label_counts_must_match(isolated):
