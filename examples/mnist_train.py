@@ -2,6 +2,7 @@
 
     python examples/mnist_train.py                       # the MLP, 20 epochs
     python examples/mnist_train.py --model cnn --augment --epochs 15 --out cnn.npz
+    python examples/mnist_train.py --dataset fashion --model classic_cnn  # clothes
 
 Steps: load MNIST (local files or a verified download), scale pixels to [0, 1], train
 with a held-out validation set, evaluate on the 10,000 test images, print per-class
@@ -23,18 +24,25 @@ import numpy as np
 import tinynet
 from tinynet import metrics, optimizers, plots, zoo
 from tinynet.augment import Augmenter
-from tinynet.datasets import mnist
+from tinynet.datasets import fashion_mnist, mnist
 
 DEFAULTS = {  # model -> (epochs, learning rate, schedule)
     "mlp": (20, 1e-3, "cosine"),
     "classic_cnn": (12, 2e-3, "cosine"),
     "cnn": (15, 2e-3, "cosine"),
 }
+DATASETS = {"mnist": mnist.SPEC, "fashion": fashion_mnist.SPEC}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=sorted(zoo.MODELS), default="mlp")
+    p.add_argument(
+        "--dataset",
+        choices=sorted(DATASETS),
+        default="mnist",
+        help="mnist: handwritten digits; fashion: Fashion-MNIST's photos of clothes",
+    )
     p.add_argument("--epochs", type=int, help="default: 20 mlp, 12 classic_cnn, 15 cnn")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, help="peak learning rate (default per model)")
@@ -58,8 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--data-dir",
         type=Path,
-        help="folder holding the four MNIST files "
-        "(default: $TINYNET_DATA/mnist, then ~/.cache/tinynet/mnist, then download)",
+        help="folder holding the data set's four IDX files (default: "
+        "$TINYNET_DATA/mnist or fashion-mnist, then ~/.cache/tinynet/, then "
+        "/usr/share/datasets/fashion-mnist for Fashion-MNIST, then download)",
     )
     p.add_argument(
         "--limit", type=int, help="train on the first N training images only"
@@ -110,8 +119,9 @@ def make_optimizer(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    dataset = DATASETS[args.dataset]
     try:
-        (x_train, y_train), (x_test, y_test) = mnist.load_data(args.data_dir)
+        (x_train, y_train), (x_test, y_test) = dataset.load_data(args.data_dir)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -156,15 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     probs = model.predict(x_test)
     y_pred = probs.argmax(axis=1)
     result = model.evaluate(x_test, y_test)
-    cm = metrics.confusion_matrix(y_test, y_pred, num_classes=10)
+    names = dataset.class_names
+    cm = metrics.confusion_matrix(y_test, y_pred, num_classes=len(names))
     print(
         f"\ntrained in {train_seconds:.0f} s "
         f"({train_seconds / len(history.epoch):.1f} s/epoch)"
     )
     print(f"test accuracy {result['accuracy']:.4f}, test loss {result['loss']:.4f}\n")
-    print(metrics.classification_report(y_test, y_pred))
-    print("confusion matrix (rows: true digit, columns: predicted)")
-    print(metrics.format_confusion_matrix(cm))
+    print(metrics.classification_report(y_test, y_pred, names))
+    print("confusion matrix (rows: true class, columns: predicted)")
+    print(metrics.format_confusion_matrix(cm, names))
 
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
@@ -178,13 +189,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         history.plot(curves)
-        plots.plot_confusion_matrix(cm, matrix)
+        plots.plot_confusion_matrix(cm, matrix, labels=names)
         plots.plot_misclassified(
             x_test[wrong].reshape(-1, 28, 28),
             y_test[wrong],
             y_pred[wrong],
             mistakes,
             probabilities=probs[wrong],
+            labels=names,
         )
         print(f"\nplots: {curves}, {matrix}, {mistakes}")
 
@@ -201,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                 train_seconds=round(train_seconds, 1),
                 date=date.today().isoformat(),
                 tinynet_version=tinynet.__version__,
+                dataset=dataset.name,
+                class_names=list(names),
             )
         except (OSError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
