@@ -7,16 +7,15 @@ when they are absent. The rest use tiny fake MNIST files written to tmp_path.
 
 import dataclasses
 import gzip
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from dataset_helpers import write_fake_dataset
 
 from tinynet.datasets import mnist
 from tinynet.datasets.idx import CorruptFileError, encode_idx
-from tinynet.datasets.idx_dataset import IdxFile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,26 +26,6 @@ def real_mnist_dir() -> Path:
     if not (folder / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found in {folder} (set TINYNET_DATA)")
     return folder
-
-
-def write_fake_mnist(folder: Path, n_train=6, n_test=4, gz=True, seed=0):
-    """Write four small valid IDX files; return a spec that accepts them (MNIST's,
-    with their checksums) and the arrays."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-    files = {}
-    for key, spec in mnist.SPEC.files.items():
-        data = encode_idx(arrays[key])
-        name = spec.name + (".gz" if gz else "")
-        (folder / name).write_bytes(gzip.compress(data, mtime=0) if gz else data)
-        files[key] = IdxFile(spec.name, hashlib.sha256(data).hexdigest(), len(data))
-    return dataclasses.replace(mnist.SPEC, files=files), arrays
 
 
 @pytest.fixture
@@ -87,7 +66,7 @@ def test_real_mnist_via_explicit_path():
 
 def test_explicit_path_missing_files_names_folder_and_files(isolated):
     folder = isolated / "half"
-    write_fake_mnist(folder)
+    write_fake_dataset(folder)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     (folder / "train-images-idx3-ubyte.gz").unlink()
     with pytest.raises(FileNotFoundError) as info:
@@ -99,22 +78,24 @@ def test_explicit_path_missing_files_names_folder_and_files(isolated):
 
 
 def test_explicit_path_does_not_fall_back(isolated, monkeypatch):
-    spec, _ = write_fake_mnist(isolated / "data" / "mnist")
+    spec, _ = write_fake_dataset(isolated / "data" / "mnist")
     monkeypatch.setenv("TINYNET_DATA", str(isolated / "data"))
     with pytest.raises(FileNotFoundError, match=r"nowhere.*does not exist"):
         spec.load_data(isolated / "nowhere")
 
 
 def test_tinynet_data_before_cache(isolated, monkeypatch):
-    spec, arrays = write_fake_mnist(isolated / "data" / "mnist", seed=1)
-    write_fake_mnist(isolated / "cache" / "tinynet" / "mnist", seed=2)
+    spec, arrays = write_fake_dataset(isolated / "data" / "mnist", seed=1)
+    write_fake_dataset(isolated / "cache" / "tinynet" / "mnist", seed=2)
     monkeypatch.setenv("TINYNET_DATA", str(isolated / "data"))
     (x, _), _ = spec.load_data(download=False)
     np.testing.assert_array_equal(x, arrays["train_images"])
 
 
 def test_cache_honours_xdg_cache_home(isolated):
-    spec, arrays = write_fake_mnist(isolated / "cache" / "tinynet" / "mnist", gz=False)
+    spec, arrays = write_fake_dataset(
+        isolated / "cache" / "tinynet" / "mnist", gz=False
+    )
     (_, _), (x, y) = spec.load_data(download=False)
     np.testing.assert_array_equal(x, arrays["test_images"])
     np.testing.assert_array_equal(y, arrays["test_labels"])
@@ -133,20 +114,20 @@ def test_not_found_without_download_says_where_to_put_files(isolated):
 
 def test_checksum_mismatch_names_file(isolated):
     # Structurally valid files whose content is not MNIST.
-    write_fake_mnist(isolated / "fake")
+    write_fake_dataset(isolated / "fake")
     with pytest.raises(CorruptFileError, match=r"train-images.*(size|SHA-256)"):
         mnist.load_data(isolated / "fake")
 
 
 def test_verify_false_loads_structurally_valid_copy(isolated):
-    _, arrays = write_fake_mnist(isolated / "fake", n_train=3)
+    _, arrays = write_fake_dataset(isolated / "fake", n_train=3)
     (x, y), _ = mnist.load_data(isolated / "fake", verify=False)
     np.testing.assert_array_equal(x, arrays["train_images"])
     np.testing.assert_array_equal(y, arrays["train_labels"])
 
 
 def test_sha_mismatch_with_right_size(isolated):
-    spec, _ = write_fake_mnist(isolated / "fake")
+    spec, _ = write_fake_dataset(isolated / "fake")
     files = dict(spec.files)
     files["test_labels"] = dataclasses.replace(files["test_labels"], sha256="0" * 64)
     spec = dataclasses.replace(spec, files=files)
@@ -156,7 +137,7 @@ def test_sha_mismatch_with_right_size(isolated):
 
 def test_image_and_label_counts_must_match(isolated):
     folder = isolated / "fake"
-    write_fake_mnist(folder, n_train=5)
+    write_fake_dataset(folder, n_train=5)
     labels = encode_idx(np.zeros(4, np.uint8))
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
     with pytest.raises(CorruptFileError, match=r"5 images.*4 labels"):
@@ -165,7 +146,7 @@ def test_image_and_label_counts_must_match(isolated):
 
 def test_corrupt_label_value_is_reported(isolated):
     folder = isolated / "fake"
-    write_fake_mnist(folder)
+    write_fake_dataset(folder)
     labels = encode_idx(np.array([1, 2, 3, 11], np.uint8))
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
     with pytest.raises(CorruptFileError, match=r"t10k-labels.*label 11"):
