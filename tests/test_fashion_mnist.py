@@ -53,14 +53,6 @@ def damaged_dir(real_fashion_dir, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """No TINYNET_DATA and the cache under tmp_path."""
-    monkeypatch.delenv("TINYNET_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path
-
-
 # ---------------------------------------------------------------- the real files
 
 

@@ -28,14 +28,6 @@ def real_mnist_dir() -> Path:
     return folder
 
 
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """No TINYNET_DATA and the cache under tmp_path (no test here downloads)."""
-    monkeypatch.delenv("TINYNET_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path
-
-
 # ---------------------------------------------------------------- real data
 
 
