@@ -15,8 +15,11 @@ has the four files, and always checked against the SHA-256 of the published payl
     fashion_mnist.SPEC.class_names[y_test[0]]  # 'Ankle boot'
 
 The checksums are of the decompressed files. The publisher lists MD5s of its ``.gz``
-files; Debian's package re-writes their gzip headers (no file name, a new time
-stamp), so its ``.gz`` bytes differ while every payload is the publisher's.
+files; Debian's package rewrites their gzip headers (it drops the file name and
+sets the time stamp to the package's date), so its ``.gz`` bytes differ. With the
+original headers put back (the file names and the 2017-08-31 time stamps), all four
+of Debian's files reproduce the publisher's MD5s, so its payloads, and these
+SHA-256s, are the publisher's.
 """
 
 from __future__ import annotations
