@@ -96,6 +96,13 @@ def test_class_names_name_every_label():
     assert fashion_mnist.SPEC.class_names[9] == "Ankle boot"
 
 
+def test_a_spec_needs_the_four_files():
+    files = dict(fashion_mnist.SPEC.files)
+    del files["test_labels"]
+    with pytest.raises(ValueError, match=r"fashion-mnist: files must have the keys"):
+        dataclasses.replace(fashion_mnist.SPEC, files=files)
+
+
 # ------------------------------------------------------------- a damaged file
 
 

@@ -36,6 +36,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -90,6 +91,8 @@ class IdxDataset:
                 f"{self.name}: files must have the keys {SPLIT_FILES}, got "
                 f"{tuple(self.files)}"
             )
+        # Frozen all the way down: a spec is shared by every load of its data set.
+        object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
 
     @property
     def num_classes(self) -> int:
