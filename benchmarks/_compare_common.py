@@ -45,17 +45,29 @@ def thread_env(threads: int, base: dict[str, str] | None = None) -> dict[str, st
 
 
 # -------------------------------------------------------------------------- data
-def load_mnist(
-    kind: str, limit: int | None = None, test_limit: int | None = None
+DATASETS = ("mnist", "fashion")
+
+
+def load_images(
+    kind: str,
+    limit: int | None = None,
+    test_limit: int | None = None,
+    dataset: str = "mnist",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """MNIST scaled to [0, 1] float32: ``x_train, y_train, x_test, y_test``.
+    """MNIST or Fashion-MNIST scaled to [0, 1] float32: ``x_train, y_train, x_test,
+    y_test``.
 
     ``x`` is (N, 28, 28) for the MLP and (N, 28, 28, 1) for the CNN; labels are int64.
     ``limit`` keeps the first ``limit`` training images (quick runs).
     """
-    from tinynet.datasets import mnist
+    from tinynet.datasets import fashion_mnist, mnist
 
-    (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    specs = {"mnist": mnist.SPEC, "fashion": fashion_mnist.SPEC}
+    if dataset not in specs:
+        raise ValueError(
+            f"load_images: dataset must be one of {DATASETS}, got {dataset!r}"
+        )
+    (x_train, y_train), (x_test, y_test) = specs[dataset].load_data()
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
     if test_limit:
@@ -106,6 +118,7 @@ def inference_timings(
 def add_worker_args(parser: argparse.ArgumentParser) -> None:
     """The options both workers take (``keras_compare.benchmark_args`` passes them)."""
     parser.add_argument("--model", choices=KINDS, default="mlp")
+    parser.add_argument("--dataset", choices=DATASETS, default="mnist")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--test-limit", type=int, default=None)

@@ -40,7 +40,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    x, y, xt, yt = cc.load_mnist(args.model, args.limit, args.test_limit)
+    x, y, xt, yt = cc.load_images(args.model, args.limit, args.test_limit, args.dataset)
     keras.utils.set_random_seed(args.seed)
     model = cc.keras_model(args.model)
     model.compile(

@@ -28,7 +28,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     import tinynet
     from tinynet.optimizers import Adam
 
-    x, y, xt, yt = cc.load_mnist(args.model, args.limit, args.test_limit)
+    x, y, xt, yt = cc.load_images(args.model, args.limit, args.test_limit, args.dataset)
     model = cc.tinynet_model(args.model, seed=args.seed)
     model.compile(optimizer=Adam(learning_rate=1e-3), loss="cross_entropy")
 
@@ -82,7 +82,7 @@ def run_breakdown(args: argparse.Namespace) -> dict:
     """Per-layer milliseconds of a training step on the first batch of MNIST."""
     from tinynet.optimizers import Adam
 
-    x, y, _, _ = cc.load_mnist(args.model, args.batch_size)
+    x, y, _, _ = cc.load_images(args.model, args.batch_size, dataset=args.dataset)
     model = cc.tinynet_model(args.model, seed=args.seed)
     model.compile(optimizer=Adam(learning_rate=1e-3), loss="cross_entropy")
     cpu_time = args.threads == 1

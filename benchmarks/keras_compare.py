@@ -1,4 +1,5 @@
-"""tinynet vs Keras 3 (TensorFlow CPU) on MNIST: the same two models, the same data.
+"""tinynet vs Keras 3 (TensorFlow CPU) on MNIST or Fashion-MNIST: the same two
+models, the same data.
 
 Models (built identically in both; see ``_compare_common``):
 
@@ -7,7 +8,7 @@ Models (built identically in both; see ``_compare_common``):
 - CNN: Conv 32 3x3 relu -> MaxPool 2 -> Conv 64 3x3 relu -> MaxPool 2 -> Flatten
   -> Dropout 0.5 -> Dense 10 softmax
 
-Both train on the same MNIST arrays (float32 in [0, 1]) with Adam(1e-3), batch 128,
+Both train on the same arrays (float32 in [0, 1]) with Adam(1e-3), batch 128,
 for the same number of epochs, each framework in its own subprocess pinned to the
 same thread count (TensorFlow intra-/inter-op threads; OpenMP, OpenBLAS, MKL and
 Numba threads), runs alternating Keras-first and tinynet-first so that drift in the
@@ -22,11 +23,15 @@ Usage (from the repository root, with ``pip install -e ".[bench]"`` done)::
     python benchmarks/keras_compare.py --epochs 3 --repeats 5  # published figures
     python benchmarks/keras_compare.py --epochs 3              # one seed, ~4 min
     python benchmarks/keras_compare.py --epochs 2 --limit 5000  # quick check
+    python benchmarks/keras_compare.py --dataset fashion --models cnn --epochs 12 \
+        --repeats 3 --no-parity --latency-repeat 20   # Fashion-MNIST accuracy
 
 Run it on a quiet machine: with other processes on the cores, multi-threaded BLAS
 (tinynet) suffers far more than TensorFlow's thread pool, and the figures mislead.
 
-Writes ``benchmarks/results/keras_compare.json`` and ``keras_compare.png``.
+Writes ``benchmarks/results/keras_compare.json``, ``keras_compare.png`` (speed) and
+``keras_compare_accuracy.png`` (test accuracy per seed, training loss per epoch);
+``fashion_compare.*`` with ``--dataset fashion``.
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ TARGETS = [
     ),
 ]
 OUTPUT_TOL, GRAD_TOL = 1e-5, 1e-4
+DATASET_TITLES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 
 
 def run_worker(
@@ -111,6 +117,7 @@ def run_worker(
 
 def benchmark_args(model: str, seed: int, args: argparse.Namespace) -> list[str]:
     extra = ["--model", model, "--epochs", str(args.epochs), "--seed", str(seed)]
+    extra += ["--dataset", args.dataset]
     extra += ["--batch-size", str(args.batch_size)]
     extra += ["--predict-batch", str(args.predict_batch)]
     extra += ["--latency-repeat", str(args.latency_repeat)]
@@ -278,13 +285,79 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig.suptitle(
         f"tinynet {meta['versions'].get('tinynet', '?')} vs Keras "
         f"{meta['versions'].get('keras', '?')} / TensorFlow "
-        f"{meta['versions'].get('tensorflow', '?')} - MNIST, batch 128, "
+        f"{meta['versions'].get('tensorflow', '?')} - {meta['dataset']}, batch 128, "
         f"{meta['threads']} threads each, {meta['epochs']} epochs - "
         f"{meta['machine']['cpu']} ({meta['date'][:10]}, load average before "
         f"{meta['loadavg_before'].split()[0]})",
         fontsize=10,
     )
     fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_accuracy(report: dict[str, Any], path: Path) -> None:
+    """Per model: each seed's test accuracy and their mean, then the training loss
+    per epoch (thin: each seed, thick: the mean), Keras beside tinynet."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    models = list(report["results"])
+    colors = {"keras": "#d62728", "tinynet": "#1f77b4"}
+    fig, axes = plt.subplots(
+        len(models), 2, figsize=(10, 3.6 * len(models)), squeeze=False
+    )
+    for (ax_acc, ax_loss), model in zip(axes, models, strict=True):
+        for j, fw in enumerate(FRAMEWORKS):
+            runs = report["runs"][model][fw]
+            acc = 100 * np.array([r["test_accuracy"] for r in runs])
+            ax_acc.scatter(np.full(len(acc), j), acc, color=colors[fw], alpha=0.6)
+            ax_acc.hlines(acc.mean(), j - 0.25, j + 0.25, color=colors[fw], lw=2.5)
+            spread = f" \u00b1 {acc.std(ddof=1):.2f}" if len(acc) > 1 else ""
+            ax_acc.annotate(
+                f"{acc.mean():.2f}%{spread}",
+                (j + 0.28, acc.mean()),
+                va="center",
+                fontsize=9,
+            )
+            losses = np.array([r["train_loss"] for r in runs])
+            epochs = np.arange(1, losses.shape[1] + 1)
+            for run_loss in losses:
+                ax_loss.plot(epochs, run_loss, color=colors[fw], alpha=0.25, lw=1)
+            ax_loss.plot(epochs, losses.mean(axis=0), color=colors[fw], lw=2, label=fw)
+        ax_acc.set_xticks(range(len(FRAMEWORKS)), FRAMEWORKS)
+        ax_acc.set_xlim(-0.5, len(FRAMEWORKS) - 0.1)
+        n_seeds = len(report["runs"][model]["keras"])
+        ax_acc.set_title(
+            f"{model.upper()}: test accuracy (%), {n_seeds} seed(s), mean"
+            + (" \u00b1 s.d." if n_seeds > 1 else ""),
+            fontsize=10,
+        )
+        ax_acc.grid(axis="y", alpha=0.3)
+        ax_loss.set_title(f"{model.upper()}: training loss per epoch", fontsize=10)
+        ax_loss.set_xlabel("epoch")
+        ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_loss.grid(alpha=0.3)
+        ax_loss.legend()
+    meta = report["meta"]
+    fig.suptitle(
+        f"{meta['dataset']}: tinynet {meta['versions'].get('tinynet', '?')} vs Keras "
+        f"{meta['versions'].get('keras', '?')}, the same model, Adam 1e-3, batch "
+        f"{meta['batch_size']}, {meta['epochs']} epochs on {meta['train_images']:,} "
+        f"images ({meta['date'][:10]})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG atomically (a temporary file, then ``os.replace``)."""
+    import matplotlib.pyplot as plt
+
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
@@ -304,6 +377,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", default="mlp,cnn", help="comma list: mlp,cnn")
+    parser.add_argument(
+        "--dataset",
+        choices=cc.DATASETS,
+        default="mnist",
+        help="fashion: Fashion-MNIST (results go to fashion_compare.*)",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None, help="training images used")
     parser.add_argument("--test-limit", type=int, default=None)
@@ -325,10 +404,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tinynet-python", default=sys.executable)
     parser.add_argument("--no-parity", action="store_true")
     parser.add_argument(
-        "--json", type=Path, default=HERE / "results" / "keras_compare.json"
+        "--json", type=Path, help="default: results/keras_compare.json (MNIST)"
     )
     parser.add_argument(
-        "--png", type=Path, default=HERE / "results" / "keras_compare.png"
+        "--png", type=Path, help="speed figure; its accuracy twin is *_accuracy.png"
     )
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument(
@@ -343,6 +422,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if m not in cc.KINDS:
             parser.error(f"--models: unknown model {m!r}; choose from {cc.KINDS}")
     pythons = {"keras": args.keras_python, "tinynet": args.tinynet_python}
+    stem = "keras_compare" if args.dataset == "mnist" else f"{args.dataset}_compare"
+    args.json = args.json or HERE / "results" / f"{stem}.json"
+    args.png = args.png or HERE / "results" / f"{stem}.png"
 
     load_before = loadavg()
     _common.warn_if_busy()
@@ -396,6 +478,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "command": "python benchmarks/keras_compare.py "
             + " ".join(sys.argv[1:] if argv is None else argv),
             "machine": cc.machine_info(),
+            "dataset": DATASET_TITLES[args.dataset],
             "versions": versions,
             "threads": args.threads,
             "epochs": args.epochs,
@@ -424,7 +507,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"\nwrote {args.json}")
     if not args.no_plot:
         plot(report, args.png)
-        print(f"wrote {args.png}")
+        accuracy_png = args.png.with_name(f"{args.png.stem}_accuracy.png")
+        plot_accuracy(report, accuracy_png)
+        print(f"wrote {args.png} and {accuracy_png}")
     return report
 
 

@@ -3,6 +3,7 @@
     python examples/mnist_train.py                       # the MLP, 20 epochs
     python examples/mnist_train.py --model cnn --augment --epochs 15 --out cnn.npz
     python examples/mnist_train.py --model speedrun --out s.npz  # ~99% in seconds
+    python examples/mnist_train.py --dataset fashion --model classic_cnn  # clothes
 
 Steps: load MNIST (local files or a verified download), scale pixels to [0, 1], train
 with a held-out validation set (none for a model with its own recipe, tinynet.zoo.
@@ -27,7 +28,7 @@ import tinynet
 from tinynet import metrics, optimizers, zoo
 from tinynet.augment import Augmenter
 from tinynet.calibration import calibrate, calibration_errors
-from tinynet.datasets import mnist
+from tinynet.datasets import fashion_mnist, mnist
 from tinynet.training import split_validation
 
 DEFAULTS = {  # model -> (epochs, learning rate, schedule)
@@ -39,6 +40,7 @@ DEFAULTS = {  # model -> (epochs, learning rate, schedule)
         for name, recipe in zoo.RECIPES.items()
     },
 }
+DATASETS = {"mnist": mnist.SPEC, "fashion": fashion_mnist.SPEC}
 
 
 RELOAD_CHECK_IMAGES = 1000  # the saved model must reproduce these predictions
@@ -47,6 +49,12 @@ RELOAD_CHECK_IMAGES = 1000  # the saved model must reproduce these predictions
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=sorted(zoo.MODELS), default="mlp")
+    p.add_argument(
+        "--dataset",
+        choices=sorted(DATASETS),
+        default="mnist",
+        help="mnist: handwritten digits; fashion: Fashion-MNIST's photos of clothes",
+    )
     p.add_argument(
         "--epochs",
         type=int,
@@ -74,8 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--data-dir",
         type=Path,
-        help="folder holding the four MNIST files "
-        "(default: $TINYNET_DATA/mnist, then ~/.cache/tinynet/mnist, then download)",
+        help="folder holding the data set's four IDX files (default: "
+        "$TINYNET_DATA/mnist or fashion-mnist, then ~/.cache/tinynet/, then "
+        "/usr/share/datasets/fashion-mnist for Fashion-MNIST, then download)",
     )
     p.add_argument(
         "--limit", type=int, help="train on the first N training images only"
@@ -112,6 +121,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(
                 f"--{name.replace('_', '-')} must be a positive integer, got {value}"
             )
+    if args.augment and args.dataset != "mnist":
+        p.error(
+            "--augment draws handwriting (slants, pen strokes, digit shapes): "
+            "it is for --dataset mnist only"
+        )
     if not 0 <= args.val_split < 1:
         p.error(f"--val-split must be in [0, 1), got {args.val_split}")
     return args
@@ -167,8 +181,9 @@ def calibrate_on_validation(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    dataset = DATASETS[args.dataset]
     try:
-        (x_train, y_train), (x_test, y_test) = mnist.load_data(args.data_dir)
+        (x_train, y_train), (x_test, y_test) = dataset.load_data(args.data_dir)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -221,15 +236,16 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy": metrics.accuracy(y_test, y_pred),
         "loss": model.loss.on_probabilities(probs, y_test)[0],  # as evaluate() does
     }
-    cm = metrics.confusion_matrix(y_test, y_pred, num_classes=10)
+    names = dataset.class_names
+    cm = metrics.confusion_matrix(y_test, y_pred, num_classes=len(names))
     print(
         f"\ntrained in {train_seconds:.1f} s "
         f"({train_seconds / len(history.epoch):.1f} s/epoch)"
     )
     print(f"test accuracy {result['accuracy']:.4f}, test loss {result['loss']:.4f}\n")
-    print(metrics.classification_report(y_test, y_pred))
-    print("confusion matrix (rows: true digit, columns: predicted)")
-    print(metrics.format_confusion_matrix(cm))
+    print(metrics.classification_report(y_test, y_pred, names))
+    print("confusion matrix (rows: true class, columns: predicted)")
+    print(metrics.format_confusion_matrix(cm, names))
 
     if args.plots:
         from tinynet import plots  # matplotlib only when plotting
@@ -245,13 +261,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         history.plot(curves)
-        plots.plot_confusion_matrix(cm, matrix)
+        plots.plot_confusion_matrix(cm, matrix, labels=names)
         plots.plot_misclassified(
             x_test[wrong].reshape(-1, 28, 28),
             y_test[wrong],
             y_pred[wrong],
             mistakes,
             probabilities=probs[wrong],
+            labels=names,
         )
         print(f"\nplots: {curves}, {matrix}, {mistakes}")
 
@@ -268,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                 train_seconds=round(train_seconds, 1),
                 date=date.today().isoformat(),
                 tinynet_version=tinynet.__version__,
+                dataset=dataset.name,
+                class_names=list(names),
             )
         except (OSError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)

@@ -21,3 +21,12 @@ def real_mnist_dir() -> Path:
     if not (folder / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found in {folder} (set TINYNET_DATA)")
     return folder
+
+
+@pytest.fixture
+def isolated(monkeypatch, tmp_path) -> Path:
+    """No ``TINYNET_DATA`` and the user cache under tmp_path, so a data-set lookup
+    sees only the folders a test writes (and system folders such as Debian's)."""
+    monkeypatch.delenv("TINYNET_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path

@@ -7,6 +7,7 @@ The server has one route per mirror behaviour:
 hangs up halfway.
 """
 
+import dataclasses
 import gzip
 import hashlib
 import http.server
@@ -20,6 +21,7 @@ import pytest
 from tinynet.datasets import download as dl
 from tinynet.datasets import mnist
 from tinynet.datasets.idx import encode_idx
+from tinynet.datasets.idx_dataset import IdxFile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,9 +144,9 @@ def _fake_mnist_payloads(seed=0):
         "test_labels": rng.integers(0, 10, 3, dtype=np.uint8),
     }
     files, served = {}, {}
-    for key, spec in mnist.FILES.items():
+    for key, spec in mnist.SPEC.files.items():
         data = encode_idx(arrays[key])
-        files[key] = mnist._Spec(spec.name, hashlib.sha256(data).hexdigest(), len(data))
+        files[key] = IdxFile(spec.name, hashlib.sha256(data).hexdigest(), len(data))
         served[spec.name + ".gz"] = gzip.compress(data, mtime=0)
     return files, served, arrays
 
@@ -155,55 +157,59 @@ def fake_env(monkeypatch, tmp_path, server):
     files, served, arrays = _fake_mnist_payloads()
     handler.files.update(served)
     handler.alt.update(_fake_mnist_payloads(seed=1)[1])
-    monkeypatch.setattr(mnist, "FILES", files)
     monkeypatch.delenv("TINYNET_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    return base, handler, arrays, tmp_path / "tinynet" / "mnist"
+    spec = dataclasses.replace(mnist.SPEC, files=files)
+    return base, handler, arrays, tmp_path / "tinynet" / "mnist", spec
 
 
-def test_load_data_downloads_into_cache_once(fake_env, monkeypatch):
-    base, handler, arrays, cache = fake_env
-    monkeypatch.setattr(mnist, "MIRRORS", (f"{base}/bad/", f"{base}/good/"))
-    (x, y), (xt, yt) = mnist.load_data()
+def _with_mirrors(spec, *mirrors):
+    return dataclasses.replace(spec, mirrors=mirrors)
+
+
+def test_load_data_downloads_into_cache_once(fake_env):
+    base, handler, arrays, cache, spec = fake_env
+    spec = _with_mirrors(spec, f"{base}/bad/", f"{base}/good/")
+    (x, y), (xt, yt) = spec.load_data()
     np.testing.assert_array_equal(x, arrays["train_images"])
     np.testing.assert_array_equal(yt, arrays["test_labels"])
-    assert _leftovers(cache) == sorted(s.name + ".gz" for s in mnist.FILES.values())
+    assert _leftovers(cache) == sorted(s.name + ".gz" for s in spec.files.values())
     n_hits = len(handler.hits)
     assert n_hits == 8  # each file: corrupt mirror, then the good one
-    mnist.load_data()
+    spec.load_data()
     assert len(handler.hits) == n_hits  # second call reads the cache
 
 
-def test_load_data_only_fetches_missing_files(fake_env, monkeypatch):
-    base, handler, arrays, cache = fake_env
-    monkeypatch.setattr(mnist, "MIRRORS", (f"{base}/good/",))
-    mnist.load_data()
+def test_load_data_only_fetches_missing_files(fake_env):
+    base, handler, arrays, cache, spec = fake_env
+    spec = _with_mirrors(spec, f"{base}/good/")
+    spec.load_data()
     (cache / "t10k-labels-idx1-ubyte.gz").unlink()
     handler.hits.clear()
-    mnist.load_data()
+    spec.load_data()
     assert handler.hits == ["/good/t10k-labels-idx1-ubyte.gz"]
 
 
-def test_offline_error_names_mirrors_and_folders(fake_env, monkeypatch):
-    base, handler, arrays, cache = fake_env
+def test_offline_error_names_mirrors_and_folders(fake_env):
+    base, handler, arrays, cache, spec = fake_env
     # Port 9 (discard) on loopback: nothing listens, the connection is refused.
     mirrors = (f"{base}/missing/", "http://127.0.0.1:9/mnist/")
-    monkeypatch.setattr(mnist, "MIRRORS", mirrors)
+    spec = _with_mirrors(spec, *mirrors)
     with pytest.raises(mnist.MnistNotFoundError) as info:
-        mnist.load_data()
+        spec.load_data()
     msg = str(info.value)
     assert all(m in msg for m in mirrors)
     assert str(cache) in msg and "train-images-idx3-ubyte.gz" in msg
     assert _leftovers(cache) == []
 
 
-def test_corrupt_everywhere_leaves_cache_empty(fake_env, monkeypatch):
-    base, handler, arrays, cache = fake_env
-    monkeypatch.setattr(mnist, "MIRRORS", (f"{base}/bad/", f"{base}/cut/"))
+def test_corrupt_everywhere_leaves_cache_empty(fake_env):
+    base, handler, arrays, cache, spec = fake_env
+    spec = _with_mirrors(spec, f"{base}/bad/", f"{base}/cut/")
     with pytest.raises(
         mnist.MnistNotFoundError, match="downloaded train-images.*magic"
     ):
-        mnist.load_data()
+        spec.load_data()
     assert _leftovers(cache) == []
 
 
@@ -213,30 +219,30 @@ def test_real_mnist_download_over_loopback(server, monkeypatch, tmp_path):
     if not (src / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found in {src} (set TINYNET_DATA)")
     base, handler = server
-    for spec in mnist.FILES.values():
-        handler.files[spec.name + ".gz"] = (src / (spec.name + ".gz")).read_bytes()
+    for file in mnist.SPEC.files.values():
+        handler.files[file.name + ".gz"] = (src / (file.name + ".gz")).read_bytes()
     # The served copy is re-gzipped (as mirrors do): only the payload hash holds.
     name = "t10k-labels-idx1-ubyte.gz"
     handler.files[name] = gzip.compress(gzip.decompress(handler.files[name]), 1)
     monkeypatch.delenv("TINYNET_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(mnist, "MIRRORS", (f"{base}/good/",))
-    (x, y), (xt, yt) = mnist.load_data()
+    spec = _with_mirrors(mnist.SPEC, f"{base}/good/")
+    (x, y), (xt, yt) = spec.load_data()
     assert x.shape == (60000, 28, 28) and yt.shape == (10000,)
     assert yt[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 
-def test_checksum_mismatch_tries_next_mirror(fake_env, monkeypatch):
-    base, handler, arrays, cache = fake_env
-    monkeypatch.setattr(mnist, "MIRRORS", (f"{base}/alt/", f"{base}/good/"))
-    (x, _), _ = mnist.load_data()
+def test_checksum_mismatch_tries_next_mirror(fake_env):
+    base, handler, arrays, cache, spec = fake_env
+    spec = _with_mirrors(spec, f"{base}/alt/", f"{base}/good/")
+    (x, _), _ = spec.load_data()
     np.testing.assert_array_equal(x, arrays["train_images"])
     assert sum(h.startswith("/alt/") for h in handler.hits) == 4
 
 
-def test_checksum_mismatch_only_is_a_clear_error(fake_env, monkeypatch):
-    base, handler, arrays, cache = fake_env
-    monkeypatch.setattr(mnist, "MIRRORS", (f"{base}/alt/",))
+def test_checksum_mismatch_only_is_a_clear_error(fake_env):
+    base, handler, arrays, cache, spec = fake_env
+    spec = _with_mirrors(spec, f"{base}/alt/")
     with pytest.raises(mnist.MnistNotFoundError, match=r"alt/train-images.*SHA-256"):
-        mnist.load_data()
+        spec.load_data()
     assert _leftovers(cache) == []

@@ -106,6 +106,16 @@ def test_missing_data_folder_is_one_clear_error(tmp_path):
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_handwriting_augmentation_is_refused_for_fashion_mnist():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "mnist_train.py"),
+         "--dataset", "fashion", "--augment"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--augment" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_diverged_run_keeps_the_previous_model_file(real_mnist_dir, tmp_path):
     out = tmp_path / "mlp.npz"
     out.write_bytes(b"the previous model")

@@ -5,13 +5,14 @@ Tests marked by ``real_mnist`` read the real files from ``$TINYNET_DATA/mnist``
 when they are absent. The rest use tiny fake MNIST files written to tmp_path.
 """
 
+import dataclasses
 import gzip
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from dataset_helpers import write_fake_dataset
 
 from tinynet.datasets import mnist
 from tinynet.datasets.idx import CorruptFileError, encode_idx
@@ -25,34 +26,6 @@ def real_mnist_dir() -> Path:
     if not (folder / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST not found in {folder} (set TINYNET_DATA)")
     return folder
-
-
-def write_fake_mnist(folder: Path, n_train=6, n_test=4, gz=True, seed=0):
-    """Write four small valid IDX files; return their FILES table and arrays."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {
-        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
-        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
-    }
-    files = {}
-    for key, spec in mnist.FILES.items():
-        data = encode_idx(arrays[key])
-        name = spec.name + (".gz" if gz else "")
-        (folder / name).write_bytes(gzip.compress(data, mtime=0) if gz else data)
-        files[key] = mnist._Spec(spec.name, hashlib.sha256(data).hexdigest(), len(data))
-    return files, arrays
-
-
-@pytest.fixture
-def isolated(monkeypatch, tmp_path):
-    """No TINYNET_DATA, the cache under tmp_path, and no way out to a network."""
-    monkeypatch.delenv("TINYNET_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(mnist, "MIRRORS", ("http://127.0.0.1:9/",))
-    return tmp_path
 
 
 # ---------------------------------------------------------------- real data
@@ -85,7 +58,7 @@ def test_real_mnist_via_explicit_path():
 
 def test_explicit_path_missing_files_names_folder_and_files(isolated):
     folder = isolated / "half"
-    files, _ = write_fake_mnist(folder)
+    write_fake_dataset(folder)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     (folder / "train-images-idx3-ubyte.gz").unlink()
     with pytest.raises(FileNotFoundError) as info:
@@ -97,26 +70,25 @@ def test_explicit_path_missing_files_names_folder_and_files(isolated):
 
 
 def test_explicit_path_does_not_fall_back(isolated, monkeypatch):
-    files, _ = write_fake_mnist(isolated / "data" / "mnist")
-    monkeypatch.setattr(mnist, "FILES", files)
+    spec, _ = write_fake_dataset(isolated / "data" / "mnist")
     monkeypatch.setenv("TINYNET_DATA", str(isolated / "data"))
     with pytest.raises(FileNotFoundError, match=r"nowhere.*does not exist"):
-        mnist.load_data(isolated / "nowhere")
+        spec.load_data(isolated / "nowhere")
 
 
 def test_tinynet_data_before_cache(isolated, monkeypatch):
-    files, arrays = write_fake_mnist(isolated / "data" / "mnist", seed=1)
-    write_fake_mnist(isolated / "cache" / "tinynet" / "mnist", seed=2)
-    monkeypatch.setattr(mnist, "FILES", files)
+    spec, arrays = write_fake_dataset(isolated / "data" / "mnist", seed=1)
+    write_fake_dataset(isolated / "cache" / "tinynet" / "mnist", seed=2)
     monkeypatch.setenv("TINYNET_DATA", str(isolated / "data"))
-    (x, _), _ = mnist.load_data(download=False)
+    (x, _), _ = spec.load_data(download=False)
     np.testing.assert_array_equal(x, arrays["train_images"])
 
 
-def test_cache_honours_xdg_cache_home(isolated, monkeypatch):
-    files, arrays = write_fake_mnist(isolated / "cache" / "tinynet" / "mnist", gz=False)
-    monkeypatch.setattr(mnist, "FILES", files)
-    (_, _), (x, y) = mnist.load_data(download=False)
+def test_cache_honours_xdg_cache_home(isolated):
+    spec, arrays = write_fake_dataset(
+        isolated / "cache" / "tinynet" / "mnist", gz=False
+    )
+    (_, _), (x, y) = spec.load_data(download=False)
     np.testing.assert_array_equal(x, arrays["test_images"])
     np.testing.assert_array_equal(y, arrays["test_labels"])
 
@@ -134,30 +106,30 @@ def test_not_found_without_download_says_where_to_put_files(isolated):
 
 def test_checksum_mismatch_names_file(isolated):
     # Structurally valid files whose content is not MNIST.
-    write_fake_mnist(isolated / "fake")
+    write_fake_dataset(isolated / "fake")
     with pytest.raises(CorruptFileError, match=r"train-images.*(size|SHA-256)"):
         mnist.load_data(isolated / "fake")
 
 
 def test_verify_false_loads_structurally_valid_copy(isolated):
-    _, arrays = write_fake_mnist(isolated / "fake", n_train=3)
+    _, arrays = write_fake_dataset(isolated / "fake", n_train=3)
     (x, y), _ = mnist.load_data(isolated / "fake", verify=False)
     np.testing.assert_array_equal(x, arrays["train_images"])
     np.testing.assert_array_equal(y, arrays["train_labels"])
 
 
-def test_sha_mismatch_with_right_size(isolated, monkeypatch):
-    files, _ = write_fake_mnist(isolated / "fake")
-    spec = files["test_labels"]
-    files["test_labels"] = spec._replace(sha256="0" * 64)
-    monkeypatch.setattr(mnist, "FILES", files)
+def test_sha_mismatch_with_right_size(isolated):
+    spec, _ = write_fake_dataset(isolated / "fake")
+    files = dict(spec.files)
+    files["test_labels"] = dataclasses.replace(files["test_labels"], sha256="0" * 64)
+    spec = dataclasses.replace(spec, files=files)
     with pytest.raises(CorruptFileError, match=r"t10k-labels.*SHA-256.*0000"):
-        mnist.load_data(isolated / "fake")
+        spec.load_data(isolated / "fake")
 
 
 def test_image_and_label_counts_must_match(isolated):
     folder = isolated / "fake"
-    write_fake_mnist(folder, n_train=5)
+    write_fake_dataset(folder, n_train=5)
     labels = encode_idx(np.zeros(4, np.uint8))
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
     with pytest.raises(CorruptFileError, match=r"5 images.*4 labels"):
@@ -166,7 +138,7 @@ def test_image_and_label_counts_must_match(isolated):
 
 def test_corrupt_label_value_is_reported(isolated):
     folder = isolated / "fake"
-    write_fake_mnist(folder)
+    write_fake_dataset(folder)
     labels = encode_idx(np.array([1, 2, 3, 11], np.uint8))
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
     with pytest.raises(CorruptFileError, match=r"t10k-labels.*label 11"):

@@ -99,6 +99,20 @@ def test_misclassified(tmp_path):
     check_png(plots.plot_misclassified(x / 255.0, y, pred, path, max_images=4), path)
 
 
+def test_misclassified_titles_use_class_names(tmp_path):
+    names = ["T-shirt/top", "Trouser", "Ankle boot"]
+    path = tmp_path / "named.png"
+    out = plots.plot_misclassified(
+        fake_digits(3), [0, 1, 2], [2, 1, 0], path, labels=names
+    )
+    check_png(out, path)
+    titles = sorted(ax.get_title() for ax in out.axes)
+    assert titles == [
+        "Ankle boot\n\u2192 T-shirt/top",
+        "T-shirt/top\n\u2192 Ankle boot",
+    ]
+
+
 def test_misclassified_none_wrong(tmp_path):
     x = fake_digits(3)
     path = tmp_path / "n.png"
@@ -171,6 +185,13 @@ def test_prediction_grey_original_and_digit_names(tmp_path):
             ),
             ValueError,
             "max_images",
+        ),
+        (
+            lambda p: plots.plot_misclassified(
+                np.zeros((2, 28, 28)), [0, 2], [1, 0], p, labels=["a", "b"]
+            ),
+            ValueError,
+            "every label up to 2, got 2 labels",
         ),
         (
             lambda p: plots.plot_prediction(

@@ -26,6 +26,8 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .metrics import _label_names
+
 __all__ = [
     "InlineFigure",
     "plot_confusion_matrix",
@@ -196,9 +198,7 @@ def plot_confusion_matrix(
             f"{where}: expected non-negative integer counts, got {cm.dtype}"
         )
     c = cm.shape[0]
-    names = [str(k) for k in range(c)] if labels is None else [str(v) for v in labels]
-    if len(names) != c:
-        raise ValueError(f"{where}: expected {c} labels, got {len(names)}")
+    names = _label_names(labels, c, where)
     rows = cm.sum(axis=1, keepdims=True)
     recall = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
     off = cm * (1 - np.eye(c, dtype=cm.dtype))
@@ -229,7 +229,15 @@ def plot_confusion_matrix(
             ax.text(
                 j, i, str(v), ha="center", va="center", color=colour, fontsize=fontsize
             )
-    ax.set_xticks(range(c), names)
+    # Names longer than a cell (Fashion-MNIST's "T-shirt/top") are slanted.
+    slanted = max(len(n) for n in names) > 3
+    ax.set_xticks(
+        range(c),
+        names,
+        rotation=40 if slanted else 0,
+        ha="right" if slanted else "center",
+        rotation_mode="anchor",
+    )
     ax.set_yticks(range(c), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -258,6 +266,7 @@ def plot_misclassified(
     path: PathLike = None,
     max_images: int = 36,
     probabilities: Any = None,
+    labels: Sequence[Any] | None = None,
 ) -> InlineFigure:
     """Grid of the images whose prediction is wrong, titled ``true -> pred``.
 
@@ -270,6 +279,7 @@ def plot_misclassified(
     max_images : at most this many are drawn.
     probabilities : optional (N, C) predicted probabilities; then the most
         confident mistakes come first and each title shows the confidence.
+    labels : display names of the C classes (default: the label numbers).
     """
     where = "plot_misclassified"
     x = _images(images, "images", where)
@@ -285,6 +295,13 @@ def plot_misclassified(
         or max_images < 1
     ):
         raise ValueError(f"{where}: max_images must be an int >= 1, got {max_images!r}")
+    names = [str(v) for v in labels] if labels is not None else None
+    top = int(max(t.max(), p.max())) if len(x) else -1
+    if names is not None and len(names) <= top:
+        raise ValueError(
+            f"{where}: expected a name for every label up to {top}, got "
+            f"{len(names)} labels"
+        )
     wrong = np.flatnonzero(t != p)
     conf = None
     if probabilities is not None:
@@ -314,10 +331,13 @@ def plot_misclassified(
     for k, i in enumerate(wrong):
         ax = fig.add_subplot(grid_rows, cols, k + 1)
         ax.imshow(x[i], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
-        title = f"{t[i]} \u2192 {p[i]}"
+        true, pred = (names[t[i]], names[p[i]]) if names else (t[i], p[i])
+        title = f"{true} \u2192 {pred}"
         if conf is not None:
             title += f" ({conf[i]:.0%})"
-        ax.set_title(title, fontsize=9, color=_VAL)
+        if len(title) > 16:  # class names: two lines fit the image's width
+            title = title.replace(" \u2192 ", "\n\u2192 ")
+        ax.set_title(title, fontsize=9 if len(title) <= 16 else 8, color=_VAL)
         ax.set_axis_off()
     return _save(fig, path, where)
 
