@@ -1,32 +1,39 @@
-"""tinynet vs Keras 3 (TensorFlow CPU) on MNIST: the same two models, the same data.
+"""tinynet vs Keras 3 (TensorFlow CPU) vs PyTorch (CPU) on MNIST: the same two
+models, the same data.
 
-Models (built identically in both; see ``_compare_common``):
+Models (built identically in all three; see ``_compare_common`` and
+``_torch_models``, which translates tinynet's zoo model layer by layer):
 
 - MLP: Flatten -> Dense 512 relu -> Dropout 0.2 -> Dense 512 relu -> Dropout 0.2
   -> Dense 10 softmax
 - CNN: Conv 32 3x3 relu -> MaxPool 2 -> Conv 64 3x3 relu -> MaxPool 2 -> Flatten
   -> Dropout 0.5 -> Dense 10 softmax
 
-Both train on the same MNIST arrays (float32 in [0, 1]) with Adam(1e-3), batch 128,
-for the same number of epochs, each framework in its own subprocess pinned to the
-same thread count (TensorFlow intra-/inter-op threads; OpenMP, OpenBLAS, MKL and
-Numba threads), runs alternating Keras-first and tinynet-first so that drift in the
-machine's speed hits both. Reported per framework: steady-state seconds per epoch
-(median of epochs 2..E) and training samples/s, first-epoch overhead, test accuracy,
-single-image latency (``predict`` and a direct model call), batch inference samples/s
-over the test set, and peak RSS; then the tinynet/Keras ratios. A parity check
-copies Keras' initial weights into tinynet and compares outputs and gradients.
+All train on the same MNIST arrays (float32 in [0, 1]) with Adam(1e-3), batch 128,
+from Keras-style initial weights (Glorot-uniform kernels, zero biases), for the same
+number of epochs, each framework in its own subprocess pinned to the same thread
+count (TensorFlow intra-/inter-op threads, PyTorch's ``set_num_threads`` and
+``set_num_interop_threads``; OpenMP, OpenBLAS, MKL and Numba threads). The order of
+the frameworks rotates from one run to the next, so drift in the machine's speed
+hits all of them. Reported per framework: steady-state seconds per epoch (median of
+epochs 2..E) and training samples/s, first-epoch overhead, test accuracy,
+single-image latency (``predict`` and a direct model call), batch inference
+samples/s over the test set, and peak RSS; then the tinynet/Keras and
+tinynet/PyTorch ratios. A parity check copies Keras' initial weights into tinynet
+and compares outputs and gradients.
 
-Usage (from the repository root, with ``pip install -e ".[bench]"`` done)::
+Usage (from the repository root, with ``pip install -e ".[bench,torch]"`` done)::
 
-    python benchmarks/keras_compare.py --epochs 3 --repeats 5  # published figures
-    python benchmarks/keras_compare.py --epochs 3              # one seed, ~4 min
-    python benchmarks/keras_compare.py --epochs 2 --limit 5000  # quick check
+    python benchmarks/compare.py --epochs 3 --repeats 5  # published figures
+    python benchmarks/compare.py --epochs 3              # one seed, ~6 min
+    python benchmarks/compare.py --epochs 2 --limit 5000  # quick check
+    python benchmarks/compare.py --frameworks keras,tinynet  # without PyTorch
 
 Run it on a quiet machine: with other processes on the cores, multi-threaded BLAS
-(tinynet) suffers far more than TensorFlow's thread pool, and the figures mislead.
+(tinynet) and OpenMP (PyTorch) suffer far more than TensorFlow's thread pool, and
+the figures mislead.
 
-Writes ``benchmarks/results/keras_compare.json`` and ``keras_compare.png``.
+Writes ``benchmarks/results/compare.json`` and ``compare.png``.
 """
 
 from __future__ import annotations
@@ -48,8 +55,14 @@ sys.path.insert(0, str(HERE))
 import _common  # noqa: E402
 import _compare_common as cc  # noqa: E402
 
-FRAMEWORKS = ("keras", "tinynet")
-WORKERS = {"keras": HERE / "_keras_worker.py", "tinynet": HERE / "_tinynet_worker.py"}
+FRAMEWORKS = ("keras", "pytorch", "tinynet")
+RIVALS = ("keras", "pytorch")  # tinynet's ratios are taken against each of these
+NAMES = {"keras": "Keras", "pytorch": "PyTorch", "tinynet": "tinynet"}
+WORKERS = {
+    "keras": HERE / "_keras_worker.py",
+    "pytorch": HERE / "_torch_worker.py",
+    "tinynet": HERE / "_tinynet_worker.py",
+}
 
 # (metric key, label, unit, higher is better)
 METRICS = [
@@ -63,29 +76,19 @@ METRICS = [
     ("peak_rss_mb", "peak RSS", "MiB", False),
 ]
 
-# The issue's speed targets: (model, description, test on the tinynet/Keras ratios).
+# The issue's speed targets: (model, rival, minimum tinynet/rival ratio, metric).
 TARGETS = [
-    (
-        "mlp",
-        "training >= 2.0x Keras samples/s",
-        lambda r: r["train_samples_per_s"] >= 2.0,
-    ),
-    (
-        "cnn",
-        "training >= 1.5x Keras samples/s",
-        lambda r: r["train_samples_per_s"] >= 1.5,
-    ),
-    (
-        "mlp",
-        "batch inference >= 1.5x Keras",
-        lambda r: r["inference_samples_per_s"] >= 1.5,
-    ),
-    (
-        "cnn",
-        "batch inference >= 1.5x Keras",
-        lambda r: r["inference_samples_per_s"] >= 1.5,
-    ),
+    ("mlp", "keras", 2.0, "train_samples_per_s"),
+    ("cnn", "keras", 1.5, "train_samples_per_s"),
+    ("mlp", "keras", 1.5, "inference_samples_per_s"),
+    ("cnn", "keras", 1.5, "inference_samples_per_s"),
+    ("mlp", "pytorch", 1.5, "train_samples_per_s"),
+    ("cnn", "pytorch", 1.5, "train_samples_per_s"),
 ]
+TARGET_LABELS = {
+    "train_samples_per_s": "training",
+    "inference_samples_per_s": "batch inference",
+}
 OUTPUT_TOL, GRAD_TOL = 1e-5, 1e-4
 
 
@@ -121,6 +124,13 @@ def benchmark_args(model: str, seed: int, args: argparse.Namespace) -> list[str]
     return extra
 
 
+def rotation(frameworks: list[str], turn: int) -> list[str]:
+    """``frameworks`` rotated by ``turn``: over as many runs as there are
+    frameworks, each one runs once in every position."""
+    shift = turn % len(frameworks)
+    return frameworks[shift:] + frameworks[:shift]
+
+
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median of every timing over the repeated runs of one framework; the mean
     test accuracy over their seeds."""
@@ -136,9 +146,10 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def ratios(keras: dict[str, Any], tinynet: dict[str, Any]) -> dict[str, float | None]:
+def ratios(rival: dict[str, Any], tinynet: dict[str, Any]) -> dict[str, float | None]:
+    """tinynet's figure over the rival's, for every metric but accuracy."""
     return {
-        key: (tinynet[key] / keras[key] if keras[key] and tinynet[key] else None)
+        key: (tinynet[key] / rival[key] if rival[key] and tinynet[key] else None)
         for key, *_ in METRICS
         if key != "test_accuracy"
     }
@@ -146,13 +157,15 @@ def ratios(keras: dict[str, Any], tinynet: dict[str, Any]) -> dict[str, float | 
 
 def check_targets(results: dict[str, Any], parity: list[dict[str, Any]]) -> list[dict]:
     checks = []
-    for model, text, test in TARGETS:
-        if model in results:
+    for model, rival, minimum, key in TARGETS:
+        ratio = results.get(model, {}).get("ratios", {}).get(rival, {}).get(key)
+        if ratio is not None:
             checks.append(
                 {
                     "model": model,
-                    "target": text,
-                    "met": bool(test(results[model]["ratio"])),
+                    "target": f"{TARGET_LABELS[key]} >= {minimum}x {NAMES[rival]} "
+                    f"samples/s ({ratio:.2f}x)",
+                    "met": ratio >= minimum,
                 }
             )
     if "cnn" in results:
@@ -161,15 +174,19 @@ def check_targets(results: dict[str, Any], parity: list[dict[str, Any]]) -> list
             {"model": "cnn", "target": "1-image predict() <= 1 ms", "met": ms <= 1.0}
         )
     for model, r in results.items():
-        diff = 100 * (r["tinynet"]["test_accuracy"] - r["keras"]["test_accuracy"])
-        checks.append(
-            {
-                "model": model,
-                "target": f"test accuracy within 0.3 points of Keras ({diff:+.2f}, "
-                f"mean of {len(r['tinynet']['test_accuracies'])} seed(s))",
-                "met": abs(diff) <= 0.3,
-            }
-        )
+        for rival in RIVALS:
+            if rival not in r:
+                continue
+            diff = 100 * (r["tinynet"]["test_accuracy"] - r[rival]["test_accuracy"])
+            checks.append(
+                {
+                    "model": model,
+                    "target": f"test accuracy within 0.3 points of {NAMES[rival]} "
+                    f"({diff:+.2f}, mean of {len(r['tinynet']['test_accuracies'])} "
+                    "seed(s))",
+                    "met": abs(diff) <= 0.3,
+                }
+            )
     for p in parity:
         if p["dtype"] == "float32":
             checks.append(
@@ -196,19 +213,23 @@ def fmt(value: float | None, unit: str) -> str:
 
 
 def table(report: dict[str, Any]) -> str:
+    frameworks = report["meta"]["frameworks"]
+    rivals = [fw for fw in RIVALS if fw in frameworks]
     lines = []
     for model, r in report["results"].items():
         lines.append(f"\n{model.upper()}")
-        lines.append("| metric | Keras | tinynet | tinynet/Keras |")
-        lines.append("|---|---:|---:|---:|")
+        head = ["metric", *(NAMES[fw] for fw in frameworks)]
+        head += [f"tinynet/{NAMES[fw]}" for fw in rivals]
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|---" + "|---:" * (len(head) - 1) + "|")
         for key, label, unit, higher in METRICS:
-            ratio = r["ratio"].get(key)
-            arrow = "higher is better" if higher else "lower is better"
-            ratio_s = f"{ratio:.2f}x ({arrow})" if ratio else "-"
-            lines.append(
-                f"| {label} ({unit}) | {fmt(r['keras'][key], unit)} | "
-                f"{fmt(r['tinynet'][key], unit)} | {ratio_s} |"
-            )
+            better = "higher" if higher else "lower"
+            cells = [f"{label} ({unit}, {better} is better)"]
+            cells += [fmt(r[fw][key], unit) for fw in frameworks]
+            for rival in rivals:
+                ratio = r["ratios"][rival].get(key)
+                cells.append(f"{ratio:.2f}x" if ratio else "-")
+            lines.append("| " + " | ".join(cells) + " |")
     if report["parity"]:
         lines.append(
             "\nParity (Keras' initial weights copied into tinynet; max-norm "
@@ -231,8 +252,8 @@ def table(report: dict[str, Any]) -> str:
 def speedup(factor: float) -> str:
     """``3.2 -> "3.2x faster"``, ``0.5 -> "2.0x slower"``."""
     if factor >= 1:
-        return f"{factor:.0f}x\nfaster" if factor >= 10 else f"{factor:.1f}x\nfaster"
-    return f"{1 / factor:.1f}x\nslower"
+        return f"{factor:.0f}x faster" if factor >= 10 else f"{factor:.1f}x faster"
+    return f"{1 / factor:.1f}x slower"
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -241,6 +262,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    frameworks = report["meta"]["frameworks"]
+    rivals = [fw for fw in RIVALS if fw in frameworks]
     models = list(report["results"])
     panels = [
         ("train_samples_per_s", "Training (samples/s)", False),
@@ -248,40 +271,56 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ("latency_predict_ms", "1-image predict() latency (ms, log)", True),
         ("latency_call_ms", "1-image direct call latency (ms, log)", True),
     ]
-    colors = {"keras": "#d62728", "tinynet": "#1f77b4"}
-    fig, axes = plt.subplots(1, len(panels), figsize=(15, 4.2))
-    width = 0.38
+    colors = {"keras": "#d62728", "pytorch": "#ff7f0e", "tinynet": "#1f77b4"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.6))
+    width = 0.8 / len(frameworks)
     for ax, (key, title, log) in zip(axes, panels, strict=True):
-        for j, fw in enumerate(FRAMEWORKS):
+        for j, fw in enumerate(frameworks):
             vals = [report["results"][m][fw][key] for m in models]
-            xs = [i + (j - 0.5) * width for i in range(len(models))]
-            bars = ax.bar(xs, vals, width, label=fw, color=colors[fw])
-            if fw == "tinynet":
-                for bar, m in zip(bars, models, strict=True):
-                    ratio = report["results"][m]["ratio"][key]
-                    # Latency: say how many times faster, not a 0.00x ratio.
-                    label = f"{ratio:.2f}x" if not log else speedup(1 / ratio)
-                    ax.annotate(
-                        label,
-                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center",
-                        va="bottom",
-                        fontsize=9,
-                    )
+            xs = [
+                i + (j - (len(frameworks) - 1) / 2) * width for i in range(len(models))
+            ]
+            bars = ax.bar(xs, vals, width, label=NAMES[fw], color=colors[fw])
+            if fw != "tinynet":
+                continue
+            for bar, m in zip(bars, models, strict=True):
+                # tinynet's bar carries its ratio to each rival; for latencies, how
+                # many times faster it is rather than a 0.00x ratio.
+                label = "\n".join(
+                    f"vs {NAMES[rival]}: "
+                    + (speedup(1 / ratio) if log else f"{ratio:.2f}x")
+                    for rival in rivals
+                    if (ratio := report["results"][m]["ratios"][rival][key])
+                )
+                ax.annotate(
+                    label,
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
         ax.set_xticks(range(len(models)), [m.upper() for m in models])
         ax.set_title(title, fontsize=10)
         if log:
             ax.set_yscale("log")
+        ax.margins(y=0.25)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend()
     meta = report["meta"]
+    versions = meta["versions"]
+    others = []
+    if "keras" in frameworks:
+        others.append(
+            f"Keras {versions.get('keras', '?')} / TensorFlow "
+            f"{versions.get('tensorflow', '?')}"
+        )
+    if "pytorch" in frameworks:
+        others.append(f"PyTorch {versions.get('torch', '?')}")
     fig.suptitle(
-        f"tinynet {meta['versions'].get('tinynet', '?')} vs Keras "
-        f"{meta['versions'].get('keras', '?')} / TensorFlow "
-        f"{meta['versions'].get('tensorflow', '?')} - MNIST, batch 128, "
-        f"{meta['threads']} threads each, {meta['epochs']} epochs - "
-        f"{meta['machine']['cpu']} ({meta['date'][:10]}, load average before "
-        f"{meta['loadavg_before'].split()[0]})",
+        f"tinynet {versions.get('tinynet', '?')} vs {' vs '.join(others)} - MNIST, "
+        f"batch {meta['batch_size']}, {meta['threads']} threads each, "
+        f"{meta['epochs']} epochs - {meta['machine']['cpu']} ({meta['date'][:10]}, "
+        f"load average before {meta['loadavg_before'].split()[0]})",
         fontsize=10,
     )
     fig.tight_layout()
@@ -299,11 +338,26 @@ def loadavg() -> str:
 
 
 # ------------------------------------------------------------------------ main
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parse_frameworks(text: str, parser: argparse.ArgumentParser) -> list[str]:
+    chosen = [fw for fw in text.split(",") if fw]
+    unknown = [fw for fw in chosen if fw not in FRAMEWORKS]
+    if unknown:
+        parser.error(f"--frameworks: unknown {unknown}; choose from {FRAMEWORKS}")
+    if "tinynet" not in chosen or len(chosen) < 2:
+        parser.error("--frameworks: name tinynet and at least one of keras, pytorch")
+    return [fw for fw in FRAMEWORKS if fw in chosen]
+
+
+def main(argv: list[str] | None = None, *, script: str = "compare.py") -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", default="mlp,cnn", help="comma list: mlp,cnn")
+    parser.add_argument(
+        "--frameworks",
+        default=",".join(FRAMEWORKS),
+        help="comma list: tinynet and keras and/or pytorch",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None, help="training images used")
     parser.add_argument("--test-limit", type=int, default=None)
@@ -322,14 +376,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--keras-python", default=sys.executable, help="interpreter with Keras"
     )
+    parser.add_argument(
+        "--torch-python", default=sys.executable, help="interpreter with PyTorch"
+    )
     parser.add_argument("--tinynet-python", default=sys.executable)
     parser.add_argument("--no-parity", action="store_true")
-    parser.add_argument(
-        "--json", type=Path, default=HERE / "results" / "keras_compare.json"
-    )
-    parser.add_argument(
-        "--png", type=Path, default=HERE / "results" / "keras_compare.png"
-    )
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "compare.json")
+    parser.add_argument("--png", type=Path, default=HERE / "results" / "compare.png")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument(
         "--profile-dir",
@@ -342,12 +395,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for m in models:
         if m not in cc.KINDS:
             parser.error(f"--models: unknown model {m!r}; choose from {cc.KINDS}")
-    pythons = {"keras": args.keras_python, "tinynet": args.tinynet_python}
+    frameworks = parse_frameworks(args.frameworks, parser)
+    rivals = [fw for fw in RIVALS if fw in frameworks]
+    pythons = {
+        "keras": args.keras_python,
+        "pytorch": args.torch_python,
+        "tinynet": args.tinynet_python,
+    }
 
     load_before = loadavg()
     _common.warn_if_busy()
     parity: list[dict[str, Any]] = []
-    if not args.no_parity:
+    if not args.no_parity and "keras" in frameworks:
         print("parity check ...", flush=True)
         parity = run_worker(
             "keras",
@@ -357,17 +416,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )["parity"]
 
     runs: dict[str, dict[str, list]] = {
-        m: {fw: [] for fw in FRAMEWORKS} for m in models
+        m: {fw: [] for fw in frameworks} for m in models
     }
     turn = 0
     for model in models:
         for rep in range(args.repeats):
-            order = FRAMEWORKS if turn % 2 == 0 else FRAMEWORKS[::-1]
-            turn += 1
-            for fw in order:
+            for fw in rotation(frameworks, turn):
                 print(f"{model}: {fw} ...", flush=True)
                 # Each repeat its own seed (weights, shuffling, dropout), the same
-                # for both frameworks, so accuracy is compared over seeds.
+                # for every framework, so accuracy is compared over seeds.
                 extra = benchmark_args(model, args.seed + rep, args)
                 if fw == "tinynet" and args.profile_dir:
                     args.profile_dir.mkdir(parents=True, exist_ok=True)
@@ -381,22 +438,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"test accuracy {100 * result['test_accuracy']:.2f}%",
                     flush=True,
                 )
+            turn += 1
 
     results = {}
     versions: dict[str, str] = {}
     for model in models:
-        agg = {fw: aggregate(runs[model][fw]) for fw in FRAMEWORKS}
-        for fw in FRAMEWORKS:
+        agg = {fw: aggregate(runs[model][fw]) for fw in frameworks}
+        for fw in frameworks:
             versions.update(agg[fw]["versions"])
-        results[model] = {**agg, "ratio": ratios(agg["keras"], agg["tinynet"])}
+        results[model] = {
+            **agg,
+            "ratios": {rival: ratios(agg[rival], agg["tinynet"]) for rival in rivals},
+        }
 
     report: dict[str, Any] = {
         "meta": {
             "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "command": "python benchmarks/keras_compare.py "
+            "command": f"python benchmarks/{script} "
             + " ".join(sys.argv[1:] if argv is None else argv),
             "machine": cc.machine_info(),
             "versions": versions,
+            "frameworks": frameworks,
             "threads": args.threads,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
