@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -324,10 +323,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         fontsize=10,
     )
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _common.save_figure(fig, path)
 
 
 def loadavg() -> str:
@@ -482,11 +478,7 @@ def main(argv: list[str] | None = None, *, script: str = "compare.py") -> dict:
     )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     print(text)
-    _common.write_json(args.json, report, sort_keys=False)
-    print(f"\nwrote {args.json}")
-    if not args.no_plot:
-        plot(report, args.png)
-        print(f"wrote {args.png}")
+    _common.publish(report, args.json, None if args.no_plot else args.png, plot)
     return report
 
 

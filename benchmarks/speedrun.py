@@ -344,10 +344,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         fontsize=9,
     )
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _common.save_figure(fig, path)
 
 
 # --------------------------------------------------------------------- main
@@ -467,11 +464,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["targets"] = targets(summary)
     print(f"\n{report['meta']['date']}  {report['meta']['machine']['cpu']}")
     print(table(report))
-    _common.write_json(args.json, report, sort_keys=False)
-    print(f"\nwrote {args.json}")
-    if not args.no_plot:
-        plot(report, args.png)
-        print(f"wrote {args.png}")
+    _common.publish(report, args.json, None if args.no_plot else args.png, plot)
     return report
 
 

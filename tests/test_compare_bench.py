@@ -6,32 +6,14 @@ the test short. Skipped without PyTorch (``pip install -e ".[torch]"``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from bench_helpers import load_benchmark
 
 pytest.importorskip("torch", reason='PyTorch not installed: pip install -e ".[torch]"')
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load_compare():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "compare", BENCHMARKS / "compare.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
-
-
-compare = _load_compare()
+compare = load_benchmark("compare")
 
 
 @pytest.mark.slow

@@ -6,35 +6,19 @@ is checked. Each test skips when its framework is not installed."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_helpers import load_benchmark
 
 from tinynet import optimizers, zoo
 from tinynet.gradcheck import rel_error
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # a dataclass looks its module up there
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
-
-
-speedrun = _load("speedrun")
-sc = _load("_speedrun_common")
+speedrun = load_benchmark("speedrun")
+sc = load_benchmark("_speedrun_common")
 
 SCHEDULE = optimizers.CosineDecay(
     1e-2, decay_steps=20, alpha=0.1, warmup_steps=5, warmup_from=1e-4
@@ -59,7 +43,7 @@ def test_plain_schedule_is_tinynets():
 
 def test_keras_schedule_is_tinynets():
     keras = need_keras()
-    worker = _load("_speedrun_worker")
+    worker = load_benchmark("_speedrun_worker")
     config = optimizers.to_config(optimizers.Adam(SCHEDULE))["config"]["learning_rate"]
     schedule = worker.keras_schedule(keras, config)
     for step in range(30):
@@ -80,7 +64,7 @@ def job_for(tmp_path: Path, frameworks: list[str]) -> dict:
 
 def test_pytorch_starts_from_tinynets_initial_weights(tmp_path):
     torch = pytest.importorskip("torch", reason='pip install -e ".[torch]"')
-    tm = _load("_torch_models")
+    tm = load_benchmark("_torch_models")
     job = job_for(tmp_path, ["pytorch"])
     net = tm.build_torch(job["torch_spec"])
     with np.load(job["torch_weights"]) as weights:

@@ -9,11 +9,10 @@ PyTorch is not installed: ``pip install -e ".[torch]"``.
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_helpers import load_benchmark
 
 import tinynet as tn
 from tinynet import zoo
@@ -25,15 +24,7 @@ torch = pytest.importorskip(
 )
 
 
-def _load(name: str):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tm = _load("_torch_models")
+tm = load_benchmark("_torch_models")
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
 
