@@ -153,16 +153,16 @@ def torch_weights(model: Any) -> dict[str, np.ndarray]:
         if kind == "Conv2D":
             weights[f"{index}.weight"] = layer.params["W"].transpose(3, 2, 0, 1)
         elif kind == "Dense":
-            w = layer.params["W"]
+            kernel = layer.params["W"]
             if flattened_from is not None:
                 # Rows in tinynet's (h, w, c) order -> PyTorch's (c, h, w) order.
-                h, w_, c = flattened_from
-                w = (
-                    w.reshape(h, w_, c, -1)
+                height, width, channels = flattened_from
+                kernel = (
+                    kernel.reshape(height, width, channels, -1)
                     .transpose(2, 0, 1, 3)
-                    .reshape(h * w_ * c, -1)
+                    .reshape(height * width * channels, -1)
                 )
-            weights[f"{index}.weight"] = w.T
+            weights[f"{index}.weight"] = kernel.T
         elif kind == "BatchNorm":
             if flattened_from is not None:
                 raise ValueError(
