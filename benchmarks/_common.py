@@ -232,6 +232,33 @@ def write_json(
         raise
 
 
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Save a matplotlib figure as PNG, atomically (temp file + ``os.replace``), and
+    close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def publish(
+    report: dict[str, Any],
+    json_path: Path,
+    png_path: Path | None,
+    plot: Callable[[dict[str, Any], Path], None],
+) -> None:
+    """Write a benchmark's report as JSON and, unless ``png_path`` is None, its chart
+    drawn by ``plot(report, png_path)``; say where each went."""
+    write_json(json_path, report, sort_keys=False)
+    print(f"\nwrote {json_path}")
+    if png_path is not None:
+        plot(report, png_path)
+        print(f"wrote {png_path}")
+
+
 __all__ = [
     "THREAD_VARS",
     "cpu_name",
@@ -242,7 +269,9 @@ __all__ = [
     "matmul_gflops",
     "peak_rss_mb",
     "pin_threads",
+    "publish",
     "run_python",
+    "save_figure",
     "time_call",
     "warn_if_busy",
     "write_json",

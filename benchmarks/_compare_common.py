@@ -1,7 +1,7 @@
-"""Shared pieces of the tinynet-vs-Keras comparison: data, thread pinning, timing,
+"""Shared pieces of the tinynet-Keras-PyTorch comparison: data, thread pinning, timing,
 the Keras twins of tinynet's zoo models, weight transfer and the parity check.
 
-Imported by ``keras_compare.py``, its two worker scripts and
+Imported by ``compare.py``, its three worker scripts and
 ``tests/test_keras_parity.py``. TensorFlow and Keras are imported lazily, inside the
 functions that need them, so the orchestrator and tinynet's worker never load them.
 """
@@ -116,7 +116,7 @@ def inference_timings(
 
 
 def add_worker_args(parser: argparse.ArgumentParser) -> None:
-    """The options both workers take (``keras_compare.benchmark_args`` passes them)."""
+    """The options both workers take (``compare.benchmark_args`` passes them)."""
     parser.add_argument("--model", choices=KINDS, default="mlp")
     parser.add_argument("--dataset", choices=DATASETS, default="mnist")
     parser.add_argument("--epochs", type=int, default=3)

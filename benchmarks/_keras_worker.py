@@ -1,4 +1,4 @@
-"""Keras side of ``keras_compare.py``: train, time and measure one model, print JSON.
+"""Keras side of ``compare.py``: train, time and measure one model, print JSON.
 
 Run by the orchestrator in its own process, with the thread variables already set
 in its environment (see ``_compare_common.thread_env``). Also runs the parity check

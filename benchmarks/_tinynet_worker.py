@@ -1,4 +1,4 @@
-"""tinynet side of ``keras_compare.py``: train, time and measure one model, write JSON.
+"""tinynet side of ``compare.py``: train, time and measure one model, write JSON.
 
 Run by the orchestrator in its own process with the thread variables set (see
 ``_compare_common.thread_env``). ``--profile PATH`` wraps training in cProfile and

@@ -15,7 +15,7 @@ Measures, in one run and with the same threads:
   MaxPool -> Flatten -> Dropout 0.5 -> Dense 10): wall time, and the median CPU time
   of the process (with one thread it is immune to other processes on the cores,
   with more it adds up the threads), against Keras' step on this machine (from the
-  last ``keras_compare.py`` run, ``results/keras_compare.json``, when it was made on
+  last ``compare.py`` run, ``results/compare.json``, when it was made on
   a machine with the same CPU); and one 60,000-image epoch of ``fit`` on
   synthetic data (469 steps);
 - start-up in fresh processes: cold (empty Numba cache dir: compiles) and warm (the
@@ -268,16 +268,20 @@ def bench_startup() -> dict[str, Any]:
 
 
 def keras_step() -> dict[str, Any] | None:
-    """Keras' CNN training step from the last ``keras_compare.py`` run on this machine
-    (``results/keras_compare.json``), or None if there is none to compare with."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                        "keras_compare.json")  # fmt: skip
-    try:
-        with open(path) as f:
-            report = json.load(f)
-        keras = report["results"]["cnn"]["keras"]
-        machine = report["meta"]["machine"]
-    except (OSError, KeyError, ValueError):
+    """Keras' CNN training step from the last ``compare.py`` (or ``keras_compare.py``)
+    run on this machine (``results/compare.json``, else ``keras_compare.json``), or
+    None if there is none to compare with."""
+    results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    for name in ("compare.json", "keras_compare.json"):
+        try:
+            with open(os.path.join(results, name)) as f:
+                report = json.load(f)
+            keras = report["results"]["cnn"]["keras"]
+            machine = report["meta"]["machine"]
+            break
+        except (OSError, KeyError, ValueError):
+            continue
+    else:
         return None
     if machine.get("cpu") != machine_info().get("cpu"):
         return None  # measured on another kind of machine
@@ -286,7 +290,7 @@ def keras_step() -> dict[str, Any] | None:
     return {
         "epoch_s": epoch,
         "step_ms": epoch / steps * 1e3,
-        "source": f"keras_compare.json of {report['meta']['date'][:10]}",
+        "source": f"{name} of {report['meta']['date'][:10]}",
     }
 
 
