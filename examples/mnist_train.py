@@ -25,6 +25,9 @@ from tinynet import metrics, optimizers, plots, zoo
 from tinynet.augment import Augmenter
 from tinynet.datasets import mnist
 
+# --augment: the default affine and pen-width changes, plus digits stretched to fill
+# their frame, writing conventions drawn by label and coarse scans (tinynet.augment).
+AUGMENT = {"fill_prob": 0.15, "convention_prob": 0.3, "coarse_prob": 0.2}
 DEFAULTS = {  # model -> (epochs, learning rate, schedule)
     "mlp": (20, 1e-3, "cosine"),
     "classic_cnn": (12, 2e-3, "cosine"),
@@ -52,8 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--augment",
         action="store_true",
         help="random shifts, rotations, scaling, slant and stroke-width changes on "
-        "every training batch, and for 15%% of images a stretch that makes the digit "
-        "fill a square box (as scans 'to fit the frame' do)",
+        "every training batch; for 15%% of images a stretch that makes the digit "
+        "fill a square box (as scans 'to fit the frame' do), for 30%% of 1s, 4s, 7s "
+        "and 9s a writing convention (flag or foot on a 1, closed 4, crossed 7, "
+        "g-like 9), for 20%% a coarse 8-16 px scan",
     )
     p.add_argument(
         "--data-dir",
@@ -70,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=5000 / 60000,
         help="fraction of the training images held out for validation "
         "(default: 5,000 of 60,000; 0 trains on all)",
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        help="start from the weights of this saved model of the same --model "
+        "(fine-tuning, e.g. with a new --augment recipe and a smaller --lr)",
     )
     p.add_argument("--out", type=Path, help="where to save the model (.npz)")
     p.add_argument("--plots", type=Path, help="folder for PNG plots")
@@ -119,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
 
     model = zoo.MODELS[args.model](seed=args.seed)
+    if args.init:
+        try:
+            model.set_weights(tinynet.load_model(args.init).get_weights())
+        except (OSError, ValueError, TypeError) as err:
+            print(f"error: --init {args.init}: {err}", file=sys.stderr)
+            return 2
     shape = (-1, *model.input_shape)
     x_train = (x_train / np.float32(255)).reshape(shape)
     x_test = (x_test / np.float32(255)).reshape(shape)
@@ -142,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         validation_split=args.val_split,
         seed=args.seed,
         verbose=args.verbose,
-        augment=Augmenter(fill_prob=0.15) if args.augment else None,
+        augment=Augmenter(**AUGMENT) if args.augment else None,
     )
     train_seconds = time.perf_counter() - started
     if not all(np.isfinite(w).all() for w in model.get_weights().values()):
@@ -196,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             model.save(
                 args.out,
                 command=command,
+                seed=args.seed,
+                val_split=args.val_split,
                 test_accuracy=result["accuracy"],
                 test_loss=result["loss"],
                 train_seconds=round(train_seconds, 1),
