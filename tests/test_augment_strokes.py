@@ -120,6 +120,13 @@ def test_four_gets_a_closed_top():
     assert not added[18:].any()
 
 
+@pytest.mark.parametrize("size, arm_kept", [(0.5, False), (0.9, True)])
+def test_closed_four_loses_the_open_arm_most_of_the_time(size, arm_kept):
+    out = conventions(four(), 4, 0.0, size)[0]
+    assert (out[5:9, 8] > 0.5).all() == arm_kept  # the arm, left of the diagonal
+    assert (out[15:17, 12:22] > 0.5).all()  # the crossbar stays
+
+
 def test_nine_gets_a_tail_to_the_left_of_its_stem():
     x = np.zeros((1, 28, 28), np.float32)
     x[0, 4:6, 9:19] = x[0, 12:14, 9:19] = 1.0  # head: top and bottom of the loop

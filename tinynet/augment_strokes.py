@@ -193,7 +193,9 @@ def _four_closed_top(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarr
     """From the top of a 4's right stem to the left end of its crossbar.
 
     The crossbar is taken as the widest ink row between 45% and 80% of the height;
-    the printed, closed 4 joins the two there.
+    the printed, closed 4 joins the two there. In 70% of them the open 4's left arm
+    (the ink left of the new diagonal, above the crossbar) is erased, leaving the
+    printed triangle; the others keep both.
     """
     n, h, w = x.shape
     stem_top = np.stack([g.top + 0.3 * g.width, g.right - 0.6 * g.width], axis=1)
@@ -211,7 +213,14 @@ def _four_closed_top(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarr
     bar_row = np.where(span.any(axis=1), span.argmax(axis=1), (lo + hi) / 2.0)
     bar_left, _ = ink_extent(x, bar_row)
     bar_end = np.stack([bar_row, bar_left + 0.3 * g.width * u[:, 0]], axis=1)
-    return draw_segments(x, stem_top, bar_end, g.width, g.peak)
+    # Column of the diagonal on every row, and what lies left of it above the bar.
+    slope = (bar_end[:, 1] - stem_top[:, 1]) / np.maximum(bar_row - stem_top[:, 0], 1)
+    diagonal = stem_top[:, 1, None] + slope[:, None] * (rows - stem_top[:, 0, None])
+    arm = (np.arange(w) < (diagonal - 0.5 * g.width[:, None] - 1.0)[:, :, None]) & (
+        rows < (bar_row - g.width)[:, None]
+    )[:, :, None]  # (N, H, W)
+    erase = (u[:, 1] < 0.7)[:, None, None] & arm
+    return draw_segments(np.where(erase, 0, x), stem_top, bar_end, g.width, g.peak)
 
 
 def _seven_serif(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
@@ -230,13 +239,20 @@ def _seven_bar_and_serif(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.n
 
 
 def _nine_tail(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
-    """A g-like tail: from the bottom of a 9's stem to the left and up (a hook)."""
+    """A g-like tail: from the bottom of a 9's stem a hook to the left and up.
+
+    Two strokes: down-left to a low point halfway, then up-left; the hook reaches
+    30-80% of the digit's width to the left and ends 5-35% of its height higher.
+    """
     col = ink_column(x, g.bottom - 0.5 * g.width)
     start = np.stack([g.bottom - 0.3 * g.width, col], axis=1)
     reach = (g.right - g.left + 1.0) * (0.3 + 0.5 * u[:, 0])
     rise = g.height * (0.05 + 0.3 * u[:, 1])
+    drop = g.height * 0.08 * u[:, 2]
+    low = start + np.stack([drop, -0.5 * reach], axis=1)
     end = start + np.stack([-rise, -reach], axis=1)
-    return draw_segments(x, start, end, g.width, g.peak)
+    hooked = draw_segments(x, start, low, g.width, g.peak)
+    return draw_segments(hooked, low, end, g.width, g.peak)
 
 
 def _flag_and_foot(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
