@@ -27,7 +27,7 @@ from tinynet.datasets import mnist
 
 # --augment: the default affine and pen-width changes, plus digits stretched to fill
 # their frame, writing conventions drawn by label and coarse scans (tinynet.augment).
-AUGMENT = {"fill_prob": 0.15, "convention_prob": 0.3, "coarse_prob": 0.2}
+AUGMENT = {"fill_prob": 0.15, "convention_prob": 0.5, "coarse_prob": 0.3}
 DEFAULTS = {  # model -> (epochs, learning rate, schedule)
     "mlp": (20, 1e-3, "cosine"),
     "classic_cnn": (12, 2e-3, "cosine"),
@@ -56,9 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="random shifts, rotations, scaling, slant and stroke-width changes on "
         "every training batch; for 15%% of images a stretch that makes the digit "
-        "fill a square box (as scans 'to fit the frame' do), for 30%% of 1s, 4s, 7s "
-        "and 9s a writing convention (flag or foot on a 1, closed 4, crossed 7, "
-        "g-like 9), for 20%% a coarse 8-16 px scan",
+        "fill a square box (as scans 'to fit the frame' do); for half of the 1s, "
+        "4s, 7s and 9s a writing convention (flag or foot on a 1, closed 4, crossed "
+        "7, g-like 9); for 30%% a coarse 8-16 px scan",
     )
     p.add_argument(
         "--data-dir",
@@ -130,12 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
 
     model = zoo.MODELS[args.model](seed=args.seed)
+    init_metadata = None
     if args.init:
         try:
-            model.set_weights(tinynet.load_model(args.init).get_weights())
+            start = tinynet.load_model(args.init)
+            model.set_weights(start.get_weights())
         except (OSError, ValueError, TypeError) as err:
             print(f"error: --init {args.init}: {err}", file=sys.stderr)
             return 2
+        init_metadata = start.metadata  # how the starting weights were made
     shape = (-1, *model.input_shape)
     x_train = (x_train / np.float32(255)).reshape(shape)
     x_test = (x_test / np.float32(255)).reshape(shape)
@@ -215,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 command=command,
                 seed=args.seed,
                 val_split=args.val_split,
+                **({"init": init_metadata} if args.init else {}),
                 test_accuracy=result["accuracy"],
                 test_loss=result["loss"],
                 train_seconds=round(train_seconds, 1),
