@@ -7,14 +7,6 @@ from tinynet.augment import Augmenter
 from tinynet.augment_scan import area_matrix, coarse_scan, linear_matrix
 from tinynet.augment_strokes import StrokeConventions, digit_geometry, draw_segments
 
-STILL = dict(
-    max_shift=0.0,
-    max_rotation=0.0,
-    scale_range=(1.0, 1.0),
-    aspect_range=(1.0, 1.0),
-    max_shear=0.0,
-    stroke_prob=0.0,
-)
 # StrokeConventions' u columns: 0 draw?, 1 which stroke, 2-5 size and angle.
 FLAG, FOOT, BOTH = 0.1, 0.5, 0.9
 
