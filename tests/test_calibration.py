@@ -236,6 +236,22 @@ def test_cli_calibrates_on_the_trainers_validation_split(mnist_model_file, capsy
     assert best <= temperature_nll(logits, y_val, temperature / 1.05)
 
 
+def test_cli_calibrate_takes_the_split_the_model_file_records(mnist_model_file):
+    from tinynet.cli import main
+
+    path, data = mnist_model_file
+    recorded = path.with_name("recorded.npz")
+    tn.load_model(path).save(recorded, seed=3, val_split=0.1)
+    out = path.with_name("calibrated_recorded.npz")
+    argv = ["calibrate", str(recorded), "--out", str(out), "--data-dir", str(data)]
+    assert main(argv) == 0
+    assert (
+        tn.load_model(out)
+        .metadata["calibrated_on"]
+        .endswith("--val-split 0.1 --seed 3")
+    )
+
+
 def test_cli_calibrate_errors_are_one_line(mnist_model_file, tmp_path, capsys):
     from tinynet.cli import main
 

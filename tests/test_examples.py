@@ -137,3 +137,18 @@ def test_a_diverged_run_keeps_the_previous_model_file(real_mnist_dir, tmp_path):
     assert errors == [f"error: training diverged, the weights are not finite; {out} "
                       "was not written"]  # fmt: skip
     assert out.read_bytes() == b"the previous model"
+
+
+def test_init_from_a_file_that_is_not_a_model_is_one_clear_error(
+    real_mnist_dir, tmp_path
+):
+    bad = tmp_path / "not_a_model.npz"
+    bad.write_bytes(b"not a model")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "mnist_train.py"),
+         "--init", str(bad), "--data-dir", str(real_mnist_dir), "--limit", "10"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--init" in result.stderr and "not_a_model" in result.stderr
+    assert "Traceback" not in result.stderr

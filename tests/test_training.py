@@ -186,6 +186,25 @@ def test_augment_receives_the_fit_generator_and_each_batch():
     assert len(calls) == 4 and calls[0] == ((16, 2), "Generator")
 
 
+def test_label_aware_augment_receives_each_batchs_labels():
+    x, y = spirals(20)
+    seen = []
+
+    class ByLabel:
+        uses_labels = True
+
+        def __call__(self, batch, rng, labels):
+            seen.append(labels.copy())
+            return batch + 0.0
+
+    model = mlp()
+    model.compile()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, augment=ByLabel(), seed=0)
+    assert [len(s) for s in seen] == [16, 16, 16, 12]
+    # Every batch's labels are the labels of that batch's rows: all of y, once.
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.sort(y))
+
+
 def test_no_activation_memory_is_kept_after_fit():
     model, _, _ = trained(epochs=1)
     for layer in model.layers:

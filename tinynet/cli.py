@@ -147,12 +147,14 @@ def _add_calibrate_parser(sub: Any) -> None:
     calibrate.add_argument(
         "--val-split",
         type=float,
-        default=5000 / 60000,
         metavar="F",
-        help="fraction held out by the training run (default 5,000 of 60,000)",
+        help="fraction held out by the training run (default: the 'val_split' the "
+        "model file records, else 5,000 of 60,000)",
     )
     calibrate.add_argument(
-        "--seed", type=int, default=0, help="the training run's seed (default 0)"
+        "--seed",
+        type=int,
+        help="the training run's seed (default: the 'seed' the file records, else 0)",
     )
     calibrate.add_argument(
         "--data-dir", metavar="DIR", help="folder holding the four MNIST files"
@@ -173,6 +175,13 @@ def _calibrate(args: argparse.Namespace) -> int:
             softmax_dense(model)  # a model it cannot calibrate is refused first
         except ValueError as exc:
             raise ValueError(f"{args.model}: {exc}") from None
+        recorded = model.metadata  # what examples/mnist_train.py saved
+        if args.val_split is None:
+            args.val_split = float(recorded.get("val_split", 5000 / 60000))
+        if args.seed is None:
+            args.seed = int(recorded.get("seed", 0))
+        if not 0 < args.val_split < 1:
+            raise ValueError(f"--val-split must be in (0, 1), got {args.val_split}")
         (x_train, y_train), (x_test, y_test) = mnist.load_data(args.data_dir)
         shape = (-1, *model.input_shape)
         x_train = (x_train / np.float32(255)).reshape(shape)

@@ -23,7 +23,9 @@ from .progress import ProgressBar, progress_view
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+# augment(x_batch, rng) -> x_batch; augmenters whose ``uses_labels`` is True are
+# called as augment(x_batch, rng, y_batch) (changes drawn by label).
+Augment = Callable[..., np.ndarray]
 
 
 class History:
@@ -193,7 +195,8 @@ def fit(
         (not the tail) with the fit Generator; ignored when validation_data is given.
     seed : seeds the Generator that drives shuffling, dropout and augmentation; None
         continues the model's own Generator (itself seeded by ``Sequential(seed=...)``).
-    augment : ``augment(x_batch, rng) -> x_batch`` applied to each training batch.
+    augment : ``augment(x_batch, rng) -> x_batch`` applied to each training batch;
+        ``augment(x_batch, rng, y_batch)`` if ``augment.uses_labels`` is True.
     verbose : 0 silent, 1 progress bar per epoch: redrawn in place in a terminal or a
         notebook (one output for the whole fit), one line per epoch in a log file.
     """
@@ -253,7 +256,8 @@ def fit(
                 idx = order[step * batch_size : (step + 1) * batch_size]
                 xb, yb = x[idx], y[idx]
                 if augment is not None:
-                    xb = augment(xb, rng).astype(model.dtype, copy=False)
+                    extra = (yb,) if getattr(augment, "uses_labels", False) else ()
+                    xb = augment(xb, rng, *extra).astype(model.dtype, copy=False)
                 loss, outputs = model.train_step(xb, yb)
                 if not math.isfinite(loss):
                     history.stop_reason = (
