@@ -30,6 +30,13 @@ after a multi-threaded call, and even the convnet's one small Dense matmul betwe
 two splits left a spinning thread on the core the split needed (classic convnet, 2
 threads: 35.7 -> 19.6 ms per training step, median of 60). A plan without any (an
 MLP) keeps every BLAS thread for its matmuls.
+
+On a busy machine every thread is worse than one: each call waits for the thread
+whose core another process holds. The plan's :class:`ThreadGovernor`
+(``governor.py``) times its calls and runs them on the calling thread alone
+(:func:`tinynet.threads.on_calling_thread`) while that is faster; batches of
+fewer than :data:`ONE_THREAD_BELOW` samples always run so. Either way the
+numbers are the same: the batch splits keep their shares.
 """
 
 from __future__ import annotations
@@ -44,11 +51,12 @@ import numpy as np
 from ..kernels import batch_split
 from ..layers.base import Layer
 from ..losses import Loss
-from ..threads import single_threaded_blas
+from ..threads import on_calling_thread, single_threaded_blas
 from .conv2d import Conv2DStep
 from .conv_bn_relu import ConvBNReLU, ConvBNReLUPool
 from .conv_pool import ConvPool
 from .dense_dropout import DenseDropout
+from .governor import ThreadGovernor
 from .loss import LossStep
 from .sigmoid_cross_entropy import SigmoidCrossEntropyStep
 from .softmax_cross_entropy import SoftmaxCrossEntropyStep
@@ -62,6 +70,11 @@ COMPOSITE_STEPS: tuple[type[Step], ...] = (
     DenseDropout,
     Conv2DStep,
 )
+
+#: Batches smaller than this run on the calling thread alone: a second thread only
+#: adds its wake-up time to such small work, and on a busy machine it collapses (a
+#: one-image predict of the shipped CNN: 0.9 ms on one thread, 58 ms on two).
+ONE_THREAD_BELOW = 8
 
 #: The fused output activation + loss steps, tried in this order.
 LOSS_STEPS: tuple[type[LossStep], ...] = (
@@ -103,6 +116,7 @@ class Plan:
     loss_step : LossStep or None.
     first_trained : index of the first step with parameters; backward stops there
         and asks it for no input gradient.
+    governor : ThreadGovernor, which chooses how many threads each call runs on.
     """
 
     def __init__(
@@ -124,16 +138,32 @@ class Plan:
             (i for i, step in enumerate(self.steps) if step.params), len(self.steps)
         )
         self.splits_batch = any(step.splits_batch for step in self.steps)
+        self.governor = ThreadGovernor()
 
-    def threads(self) -> contextlib.AbstractContextManager[Any]:
-        """The threading every step runs under (module docstring)."""
-        if self.splits_batch:
-            return single_threaded_blas()
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def threads(self, call: str, batch: int) -> Iterator[None]:
+        """The threading every step of one ``call`` (``"forward"``, ``"train"``,
+        ``"evaluate"``) on ``batch`` samples runs under (module docstring)."""
+        if batch < ONE_THREAD_BELOW and self.governor.adaptive:
+            with on_calling_thread():
+                yield
+            return
+        key = (call, batch)
+        width = self.governor.width(key)
+        if width == "one":
+            limit: contextlib.AbstractContextManager[Any] = on_calling_thread()
+        elif self.splits_batch:
+            limit = single_threaded_blas()
+        else:
+            limit = contextlib.nullcontext()
+        start = time.perf_counter()
+        with limit:
+            yield
+        self.governor.record(key, width, time.perf_counter() - start)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """The model's output: x : (N, *input_shape) -> (N, *output_shape)."""
-        with self.threads():
+        with self.threads("train" if training else "forward", len(x)):
             for step in self.steps:
                 x = step.forward(x, training=training)
             return x if self.loss_step is None else self.loss_step.activate(x)
@@ -163,7 +193,7 @@ class Plan:
                 return contextlib.nullcontext()
             return _timer(timings, f"{what} {i} {kind}", clock)
 
-        with self.threads():
+        with self.threads("train", len(x)):
             out = x
             for i, step in enumerate(self.steps):
                 with timed("forward", i, step.kind):
@@ -182,7 +212,7 @@ class Plan:
         """The mean loss on one batch in inference mode, and what the loss step was
         given (as :meth:`loss_and_gradients`)."""
         loss_step = self._loss_step()
-        with self.threads():
+        with self.threads("evaluate", len(x)):
             out = x
             for step in self.steps:
                 out = step.forward(out)
@@ -217,6 +247,10 @@ class Plan:
                 "  Convolutions split the batch over "
                 f"{batch_split.threads()} threads; the BLAS runs single-threaded."
             )
+        lines.append(
+            "  Each call runs on every thread or on one, whichever was faster lately"
+            f" (one below {ONE_THREAD_BELOW} samples)."
+        )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -242,9 +276,11 @@ __all__ = [
     "DenseDropout",
     "LayerStep",
     "LossStep",
+    "ONE_THREAD_BELOW",
     "Plan",
     "SigmoidCrossEntropyStep",
     "SoftmaxCrossEntropyStep",
     "Step",
+    "ThreadGovernor",
     "group",
 ]

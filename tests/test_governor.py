@@ -1,0 +1,88 @@
+"""The thread governor's decisions, driven by made-up call times (no clock)."""
+
+import pytest
+
+from tinynet.plan.governor import ThreadGovernor
+
+KEY = ("train", 128)
+
+
+def run(governor, seconds_at, calls, key=KEY):
+    """Make ``calls`` calls of ``key``, each taking ``seconds_at[width]``; return the
+    widths they ran at."""
+    widths = []
+    for _ in range(calls):
+        width = governor.width(key)
+        governor.record(key, width, seconds_at[width])
+        widths.append(width)
+    return widths
+
+
+def governor(**kwargs):
+    options = {"first_trial": 4, "max_interval": 32, "trial_calls": 2, "window": 4}
+    return ThreadGovernor(cpus=lambda: 2, **(options | kwargs))
+
+
+def test_stays_wide_on_a_quiet_machine_trying_one_thread_ever_more_rarely():
+    g = governor()
+    widths = run(g, {"all": 1.0, "one": 1.7}, 200)
+    assert widths[:4] == ["all"] * 4
+    assert widths[4:6] == ["one", "one"]  # the first trial
+    trials = [i for i in range(1, 200) if widths[i] == "one" != widths[i - 1]]
+    gaps = [b - a for a, b in zip(trials, trials[1:], strict=False)]
+    assert gaps == sorted(gaps) and gaps[-1] == 32 + 2  # doubling, then capped
+    assert widths.count("one") <= 2 * len(trials)
+
+
+def test_goes_to_one_thread_when_the_machine_gets_busy_and_back_when_quiet():
+    g = governor()
+    assert set(run(g, {"all": 1.0, "one": 1.7}, 100)[-10:]) == {"all"}
+    busy = run(g, {"all": 4.5, "one": 1.8}, 100)
+    # The slowdown starts a trial at once: the switch comes within a window.
+    assert busy.index("one") <= 4
+    assert busy[-40:].count("all") <= 2  # one trial of the old width, at most
+    quiet = run(g, {"all": 1.0, "one": 1.7}, 200)
+    assert set(quiet[-20:]) == {"all"}
+
+
+def test_noise_within_the_margin_does_not_flip_the_width():
+    g = governor(margin=0.1)
+    times = {"all": 1.0, "one": 0.95}
+    assert "all" == run(g, times, 100)[-1]
+
+
+def test_each_kind_of_call_has_its_own_width():
+    g = governor()
+    run(g, {"all": 1.0, "one": 2.0}, 50, key=("train", 128))
+    run(g, {"all": 2.0, "one": 1.0}, 50, key=("forward", 16))
+    assert g.width(("train", 128)) == "all"
+    assert g.width(("forward", 16)) == "one"
+    assert "('forward', 16): one threads" in g.describe()
+
+
+def test_a_process_on_one_core_stays_on_one_thread_without_trials():
+    g = ThreadGovernor(first_trial=2, max_interval=8, cpus=lambda: 1)
+    widths = run(g, {"all": 1.0, "one": 1.0}, 40)
+    assert widths[:2] == ["all", "all"] and set(widths[2:]) == {"one"}
+
+
+def test_not_adaptive_always_runs_wide():
+    g = governor()
+    g.adaptive = False
+    assert set(run(g, {"all": 5.0, "one": 1.0}, 50)) == {"all"}
+
+
+def test_a_call_that_began_before_the_width_changed_is_ignored():
+    g = governor(first_trial=1, trial_calls=1)
+    g.record(KEY, g.width(KEY), 1.0)
+    g.record(KEY, g.width(KEY), 0.1)  # the trial: one thread is faster
+    g.record(KEY, "all", 100.0)  # late report from an old call
+    assert g.width(KEY) == "one"
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"first_trial": 0}, {"first_trial": 9, "max_interval": 8}, {"window": 0}]
+)
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError, match="ThreadGovernor"):
+        ThreadGovernor(**kwargs)

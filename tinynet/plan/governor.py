@@ -1,0 +1,197 @@
+"""Whether a plan's next call runs on every thread or on the calling thread alone.
+
+On a quiet machine a plan runs wide: the BLAS on every thread (an MLP's matmuls),
+the convolutions split over every thread (``tinynet.kernels.batch_split``). When
+another process holds one of the cores, each wide call waits for the thread that
+shares that core: OpenBLAS hands every matmul to its threads and returns when the
+slowest is done, a batch split returns with its slowest share. With a busy loop on
+one of two cores an MLP epoch took 4-5x its quiet time (issue 14), while the same
+work on the calling thread alone takes about 1.6x.
+
+No cheap signal says which width is faster now: the load average trails by a
+minute, and ``os.sched_getaffinity`` only says which cores the process may use, not
+who else uses them. So the governor measures. For each kind of call (a training
+step at one batch size, an inference batch, ...) it keeps the width that was
+fastest, watches how long its calls take, and now and then runs a few calls at the
+other width; the faster one stays. A trial comes early, after
+``first_trial`` calls, then at intervals that double while the width holds (up to
+``max_interval`` calls), and at once when the calls grow ``slowdown`` times slower
+than the width's best median (another process has just started). On a quiet
+machine the trials cost a few single-threaded calls per few hundred.
+
+The decision logic is plain bookkeeping over the seconds the plan reports; it never
+reads a clock, so it is tested with made-up timings.
+
+A batch split gives the same numbers at either width (its shares stay), but
+OpenBLAS rounds some products differently on one thread and on two (an MLP's
+(128, 784) @ (784, 512): up to 6e-5 apart). So when the width changes during a
+run, an MLP's weights can differ in their last bits from another run's; set
+``adaptive = False`` for bit-identical runs at a fixed thread count.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Literal
+
+Width = Literal["all", "one"]
+"""``"all"``: every thread the libraries are set to use; ``"one"``: the caller's."""
+
+
+def available_cpus() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under ``taskset``
+    or a container's CPU set), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _other(width: Width) -> Width:
+    return "one" if width == "all" else "all"
+
+
+@dataclass
+class _Track:
+    """What the governor knows about one kind of call."""
+
+    width: Width
+    recent: deque[float]  # seconds of the last calls at ``width``
+    countdown: int  # calls until the next trial
+    interval: int  # calls between trials while the width holds
+    best: float = float("inf")  # lowest median of a full ``recent`` window seen
+    trial: list[float] | None = None  # seconds of the calls at the other width
+
+
+class ThreadGovernor:
+    """Chooses the width of each call of a plan from the times of earlier calls.
+
+    Usage: ``width = governor.width(key)`` before a call, run it at that width, then
+    ``governor.record(key, width, seconds)``. Calls that fail are not recorded.
+
+    Parameters
+    ----------
+    first_trial : calls of a kind before the first trial of the other width.
+    max_interval : the most calls between two trials.
+    trial_calls : calls a trial runs at the other width; their median is compared
+        with the median of the last ``window`` calls at the current width.
+    window : calls whose median stands for the current width.
+    slowdown : a window median this many times the width's best median starts a
+        trial at once.
+    margin : the other width must be this fraction faster to take over (so that
+        noise does not make the width flip back and forth).
+    cpus : how many cores the process may use now (asked when a trial is due);
+        with one, calls run on one thread and nothing is tried.
+
+    Attributes
+    ----------
+    adaptive : bool
+        False: every call runs on all threads (runs are then bit-identical).
+    """
+
+    def __init__(
+        self,
+        *,
+        first_trial: int = 8,
+        max_interval: int = 256,
+        trial_calls: int = 3,
+        window: int = 8,
+        slowdown: float = 1.5,
+        margin: float = 0.1,
+        cpus: Callable[[], int] = available_cpus,
+    ) -> None:
+        if not 1 <= first_trial <= max_interval:
+            raise ValueError(
+                f"ThreadGovernor: need 1 <= first_trial <= max_interval, got "
+                f"{first_trial} and {max_interval}"
+            )
+        if trial_calls < 1 or window < 1:
+            raise ValueError(
+                f"ThreadGovernor: trial_calls and window must be >= 1, got "
+                f"{trial_calls} and {window}"
+            )
+        self.first_trial = first_trial
+        self.max_interval = max_interval
+        self.trial_calls = trial_calls
+        self.window = window
+        self.slowdown = slowdown
+        self.margin = margin
+        self.cpus = cpus
+        self.adaptive = True
+        self._tracks: dict[Hashable, _Track] = {}
+        self._lock = threading.Lock()  # plans may serve several threads at once
+
+    def width(self, key: Hashable) -> Width:
+        """The width the next call of kind ``key`` runs at."""
+        if not self.adaptive:
+            return "all"
+        with self._lock:
+            track = self._tracks.get(key)
+            if track is None:
+                track = self._tracks[key] = _Track(
+                    width="all",
+                    recent=deque(maxlen=self.window),
+                    countdown=self.first_trial,
+                    interval=self.first_trial,
+                )
+            if track.trial is None and track.countdown <= 0:
+                if self.cpus() < 2:  # nothing to try: one core is all there is
+                    track.width = "one"
+                    track.countdown = self.max_interval
+                else:
+                    track.trial = []
+            return track.width if track.trial is None else _other(track.width)
+
+    def record(self, key: Hashable, width: Width, seconds: float) -> None:
+        """Note that a call of kind ``key`` at ``width`` took ``seconds``."""
+        with self._lock:
+            track = self._tracks.get(key)
+            if track is None:
+                return
+            if track.trial is not None and width != track.width:
+                track.trial.append(seconds)
+                if len(track.trial) >= self.trial_calls:
+                    self._decide(track, track.trial)
+                return
+            if width != track.width:
+                return  # a call that started before the width changed
+            track.recent.append(seconds)
+            track.countdown -= 1
+            if len(track.recent) == self.window:
+                now = statistics.median(track.recent)
+                if now > self.slowdown * track.best:
+                    track.countdown = 0
+                track.best = min(track.best, now)
+
+    def _decide(self, track: _Track, trial: list[float]) -> None:
+        """End a trial: the other width takes over if it was faster by ``margin``."""
+        tried = statistics.median(trial)
+        current = statistics.median(track.recent) if track.recent else float("inf")
+        if tried < (1 - self.margin) * current:
+            track.width = _other(track.width)
+            track.recent = deque(trial, maxlen=self.window)
+            track.interval = self.first_trial
+            track.best = float("inf")
+        else:
+            track.interval = min(2 * track.interval, self.max_interval)
+            track.best = current
+        track.countdown = track.interval
+        track.trial = None
+
+    def describe(self) -> str:
+        """One line per kind of call: its width now and the median of its calls."""
+        lines = []
+        with self._lock:
+            for key, track in self._tracks.items():
+                took = ""
+                if track.recent:
+                    took = f", median {1e3 * statistics.median(track.recent):.2f} ms"
+                lines.append(f"{key}: {track.width} threads{took}")
+        return "\n".join(lines)
+
+
+__all__ = ["ThreadGovernor", "Width", "available_cpus"]
