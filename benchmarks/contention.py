@@ -117,7 +117,8 @@ def p95(values: list[float]) -> float:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Every (repeat, variant, condition) in alternating order; raw figures."""
+    """Every (repeat, variant, condition) in alternating order: the raw times, and
+    the governor's state after each adaptive cell."""
     x, y = load_data(args.samples, args.synthetic)
     models = {name: build(name, args.seed) for name in args.models}
     for model in models.values():  # compile or load the kernels, warm the caches
@@ -129,6 +130,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for name in models
         for what in ("epoch_s", "predict_ms")
     }
+    # What the governor had chosen after each cell, and how often it ran on one
+    # thread (its counts run on across cells).
+    widths: dict[str, list[str]] = {}
     for repeat in range(args.repeats):
         # Alternate the order, so a drift in the machine's load hits every cell.
         order = [(v, c) for v in VARIANTS for c in CONDITIONS]
@@ -144,8 +148,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         epoch_seconds(model, x, y, args.batch)
                     )
                     raw[f"{cell} predict_ms"] += predict_ms(model, x, args.predicts)
+                    if variant == "adaptive":
+                        widths[f"{cell} repeat {repeat}"] = (
+                            model.plan.governor.describe().splitlines()
+                        )
             print(f"repeat {repeat + 1}/{args.repeats}: {variant:8s} {condition} done")
-    return raw
+    return {"times": raw, "governor": widths}
 
 
 def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
@@ -229,8 +237,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tinynet.threads import blas_threads
 
     load = os.getloadavg()[0]
-    raw = measure(args)
-    summary = summarise(raw, args.models)
+    measured = measure(args)
+    summary = summarise(measured["times"], args.models)
     text = table(summary)
     print(text)
     result = {
@@ -241,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loadavg_before": load,
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "table")},
         "summary": summary,
-        "raw": raw,
+        **measured,
     }
     if args.json:
         write_json(args.json, result, sort_keys=False)

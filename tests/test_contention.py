@@ -30,7 +30,8 @@ def test_smoke_run_reports_quiet_and_busy_for_both_variants(contention, tmp_path
     for row in result["summary"].values():
         assert row["busy epoch_s"] > 0 and row["quiet epoch_s"] > 0
         assert row["epoch ratio"] == row["busy epoch_s"] / row["quiet epoch_s"]
-    assert len(result["raw"]["adaptive/busy/mlp predict_ms"]) == 5
+    assert len(result["times"]["adaptive/busy/mlp predict_ms"]) == 5
+    assert result["governor"]  # what the governor chose, after each adaptive cell
 
 
 def test_the_busy_loop_runs_inside_its_block_only(contention):

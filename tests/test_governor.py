@@ -1,7 +1,12 @@
-"""The thread governor's decisions, driven by made-up call times (no clock)."""
+"""The thread governor's decisions, driven by made-up call times (no clock), and a
+plan whose calls it moves to one thread."""
 
+import numba
+import numpy as np
 import pytest
 
+from tinynet import Sequential
+from tinynet.layers import Conv2D, Dense, Flatten, MaxPool2D
 from tinynet.plan.governor import ThreadGovernor
 
 KEY = ("train", 128)
@@ -26,6 +31,7 @@ def governor(**kwargs):
 def test_stays_wide_on_a_quiet_machine_trying_one_thread_ever_more_rarely():
     g = governor()
     widths = run(g, {"all": 1.0, "one": 1.7}, 200)
+    assert f"{widths.count('one')} of 200 calls on one" in g.describe()
     assert widths[:4] == ["all"] * 4
     assert widths[4:6] == ["one", "one"]  # the first trial
     trials = [i for i in range(1, 200) if widths[i] == "one" != widths[i - 1]]
@@ -57,7 +63,7 @@ def test_each_kind_of_call_has_its_own_width():
     run(g, {"all": 2.0, "one": 1.0}, 50, key=("forward", 16))
     assert g.width(("train", 128)) == "all"
     assert g.width(("forward", 16)) == "one"
-    assert "('forward', 16): one threads" in g.describe()
+    assert "('forward', 16): one threads now" in g.describe()
 
 
 def test_a_process_on_one_core_stays_on_one_thread_without_trials():
@@ -86,3 +92,33 @@ def test_a_call_that_began_before_the_width_changed_is_ignored():
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError, match="ThreadGovernor"):
         ThreadGovernor(**kwargs)
+
+
+def test_a_plan_moved_to_one_thread_gives_bit_identical_gradients():
+    """The convolutions keep their batch shares on one thread (the small Dense
+    product is below the size at which the BLAS splits its work)."""
+    if numba.get_num_threads() < 2:
+        pytest.skip("the machine gives Numba a single thread")
+    model = Sequential(
+        [
+            Conv2D(8, 3, activation="relu"),
+            MaxPool2D(2),
+            Conv2D(8, 3),
+            Flatten(),
+            Dense(10),
+        ],
+        input_shape=(12, 12, 3),
+        seed=0,
+    )
+    model.compile(optimizer="sgd", loss="cross_entropy")
+    model.plan.governor = ThreadGovernor(first_trial=1, cpus=lambda: 1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 12, 12, 3)).astype(np.float32)
+    y = rng.integers(0, 10, 16)
+    grads = []
+    for _ in range(2):  # the first call on all threads, the second on one
+        model.plan.loss_and_gradients(x, y)
+        grads.append({k: v.copy() for k, v in model.gradients().items()})
+    assert "1 of 2 calls on one" in model.plan.governor.describe()
+    for key, value in grads[0].items():
+        np.testing.assert_array_equal(value, grads[1][key], err_msg=key)

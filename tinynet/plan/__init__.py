@@ -143,12 +143,14 @@ class Plan:
     @contextlib.contextmanager
     def threads(self, call: str, batch: int) -> Iterator[None]:
         """The threading every step of one ``call`` (``"forward"``, ``"train"``,
-        ``"evaluate"``) on ``batch`` samples runs under (module docstring)."""
+        ...) on ``batch`` samples runs under (module docstring)."""
         if batch < ONE_THREAD_BELOW and self.governor.adaptive:
             with on_calling_thread():
                 yield
             return
-        key = (call, batch)
+        # Batches of 128 to 255 samples (and so on) share a record, of seconds per
+        # sample, so that a predict of any size learns from the ones before.
+        key = (call, 1 << (batch.bit_length() - 1))
         width = self.governor.width(key)
         if width == "one":
             limit: contextlib.AbstractContextManager[Any] = on_calling_thread()
@@ -159,11 +161,11 @@ class Plan:
         start = time.perf_counter()
         with limit:
             yield
-        self.governor.record(key, width, time.perf_counter() - start)
+        self.governor.record(key, width, (time.perf_counter() - start) / batch)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """The model's output: x : (N, *input_shape) -> (N, *output_shape)."""
-        with self.threads("train" if training else "forward", len(x)):
+        with self.threads("training forward" if training else "forward", len(x)):
             for step in self.steps:
                 x = step.forward(x, training=training)
             return x if self.loss_step is None else self.loss_step.activate(x)

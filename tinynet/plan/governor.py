@@ -65,6 +65,8 @@ class _Track:
     interval: int  # calls between trials while the width holds
     best: float = float("inf")  # lowest median of a full ``recent`` window seen
     trial: list[float] | None = None  # seconds of the calls at the other width
+    calls_on_one: int = 0
+    calls: int = 0
 
 
 class ThreadGovernor:
@@ -152,6 +154,8 @@ class ThreadGovernor:
             track = self._tracks.get(key)
             if track is None:
                 return
+            track.calls += 1
+            track.calls_on_one += width == "one"
             if track.trial is not None and width != track.width:
                 track.trial.append(seconds)
                 if len(track.trial) >= self.trial_calls:
@@ -183,15 +187,14 @@ class ThreadGovernor:
         track.trial = None
 
     def describe(self) -> str:
-        """One line per kind of call: its width now and the median of its calls."""
-        lines = []
+        """One line per kind of call: its width now, and how many calls ran on one
+        thread so far."""
         with self._lock:
-            for key, track in self._tracks.items():
-                took = ""
-                if track.recent:
-                    took = f", median {1e3 * statistics.median(track.recent):.2f} ms"
-                lines.append(f"{key}: {track.width} threads{took}")
-        return "\n".join(lines)
+            return "\n".join(
+                f"{key}: {track.width} threads now; {track.calls_on_one} of "
+                f"{track.calls} calls on one"
+                for key, track in self._tracks.items()
+            )
 
 
 __all__ = ["ThreadGovernor", "Width", "available_cpus"]
