@@ -92,12 +92,15 @@ def build(name: str, seed: int) -> Any:
     return model
 
 
-def epoch_seconds(model: Any, x: Any, y: Any, batch: int) -> float:
-    """Seconds of one ``fit`` epoch over ``x``, scaled to 60,000 samples."""
+def epoch_seconds(model: Any, x: Any, y: Any, batch: int) -> tuple[float, float]:
+    """Wall and CPU seconds (this process's, all threads) of one ``fit`` epoch over
+    ``x``, scaled to 60,000 samples. CPU well above wall time means threads spin
+    while they wait; far below, that they sleep (or wait for a core)."""
     xs = x if model.input_shape == x.shape[1:] else x.reshape(-1, *model.input_shape)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     model.fit(xs, y, epochs=1, batch_size=batch, verbose=0)
-    return (time.perf_counter() - start) * EPOCH_SAMPLES / len(x)
+    scale = EPOCH_SAMPLES / len(x)
+    return (time.perf_counter() - wall) * scale, (time.process_time() - cpu) * scale
 
 
 def predict_ms(model: Any, x: Any, calls: int) -> list[float]:
@@ -128,7 +131,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for variant in VARIANTS
         for condition in CONDITIONS
         for name in models
-        for what in ("epoch_s", "predict_ms")
+        for what in ("epoch_s", "epoch_cpu_s", "predict_ms")
     }
     # What the governor had chosen after each cell, and how often it ran on one
     # thread (its counts run on across cells).
@@ -144,9 +147,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 for name, model in models.items():
                     model.plan.governor.adaptive = variant == "adaptive"
                     cell = f"{variant}/{condition}/{name}"
-                    raw[f"{cell} epoch_s"].append(
-                        epoch_seconds(model, x, y, args.batch)
-                    )
+                    wall, cpu = epoch_seconds(model, x, y, args.batch)
+                    raw[f"{cell} epoch_s"].append(wall)
+                    raw[f"{cell} epoch_cpu_s"].append(cpu)
                     raw[f"{cell} predict_ms"] += predict_ms(model, x, args.predicts)
                     if variant == "adaptive":
                         widths[f"{cell} repeat {repeat}"] = (
@@ -165,6 +168,12 @@ def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
             for condition in CONDITIONS:
                 cell = f"{variant}/{condition}/{name}"
                 row[f"{condition} epoch_s"] = statistics.median(raw[f"{cell} epoch_s"])
+                row[f"{condition} cpu/wall"] = statistics.median(
+                    c / w
+                    for c, w in zip(
+                        raw[f"{cell} epoch_cpu_s"], raw[f"{cell} epoch_s"], strict=True
+                    )
+                )
                 row[f"{condition} predict_ms median"] = statistics.median(
                     raw[f"{cell} predict_ms"]
                 )
@@ -180,6 +189,7 @@ def table(summary: dict[str, Any]) -> str:
         "quiet s/epoch",
         "busy s/epoch",
         "busy/quiet",
+        "CPU/wall quiet, busy",
         "predict quiet ms (p95)",
         "predict busy ms (p95)",
     ]
@@ -189,6 +199,7 @@ def table(summary: dict[str, Any]) -> str:
             row["quiet epoch_s"],
             row["busy epoch_s"],
             f"{row['epoch ratio']:.2f}x",
+            f"{row['quiet cpu/wall']:.2f}, {row['busy cpu/wall']:.2f}",
             f"{row['quiet predict_ms median']:.2f} ({row['quiet predict_ms p95']:.2f})",
             f"{row['busy predict_ms median']:.2f} ({row['busy predict_ms p95']:.2f})",
         ]
