@@ -51,10 +51,15 @@ def test_goes_to_one_thread_when_the_machine_gets_busy_and_back_when_quiet():
     assert set(quiet[-20:]) == {"all"}
 
 
-def test_noise_within_the_margin_does_not_flip_the_width():
-    g = governor(margin=0.1)
-    times = {"all": 1.0, "one": 0.95}
-    assert "all" == run(g, times, 100)[-1]
+def test_one_thread_must_win_by_its_margin_to_take_over():
+    assert run(governor(one_margin=0.25), {"all": 1.0, "one": 0.8}, 100)[-1] == "all"
+    assert run(governor(one_margin=0.25), {"all": 1.0, "one": 0.7}, 100)[-1] == "one"
+
+
+def test_all_threads_take_back_over_by_a_smaller_margin():
+    g = governor(one_margin=0.25, all_margin=0.05)
+    run(g, {"all": 1.0, "one": 0.5}, 50)
+    assert run(g, {"all": 0.9, "one": 1.0}, 100)[-1] == "all"
 
 
 def test_each_kind_of_call_has_its_own_width():
@@ -72,10 +77,11 @@ def test_a_process_on_one_core_stays_on_one_thread_without_trials():
     assert widths[:2] == ["all", "all"] and set(widths[2:]) == {"one"}
 
 
-def test_not_adaptive_always_runs_wide():
+def test_not_adaptive_always_runs_wide_and_learns_nothing():
     g = governor()
     g.adaptive = False
     assert set(run(g, {"all": 5.0, "one": 1.0}, 50)) == {"all"}
+    assert g.describe() == ""
 
 
 def test_a_call_that_began_before_the_width_changed_is_ignored():

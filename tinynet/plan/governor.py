@@ -84,8 +84,12 @@ class ThreadGovernor:
     window : calls whose median stands for the current width.
     slowdown : a window median this many times the width's best median starts a
         trial at once.
-    margin : the other width must be this fraction faster to take over (so that
-        noise does not make the width flip back and forth).
+    one_margin, all_margin : how much faster (a fraction) one thread must be to
+        take over from all, and all threads to take over back. All threads are
+        the better bet when timings are noisy (a busy machine whose load comes and
+        goes): a batch split, for one, wins from every core it gets, while one
+        thread wins by far where it wins at all (an MLP's BLAS calls on a busy
+        machine: 2-3x).
     cpus : how many cores the process may use now (asked when a trial is due);
         with one, calls run on one thread and nothing is tried.
 
@@ -103,7 +107,8 @@ class ThreadGovernor:
         trial_calls: int = 3,
         window: int = 8,
         slowdown: float = 1.5,
-        margin: float = 0.1,
+        one_margin: float = 0.25,
+        all_margin: float = 0.05,
         cpus: Callable[[], int] = available_cpus,
     ) -> None:
         if not 1 <= first_trial <= max_interval:
@@ -121,7 +126,7 @@ class ThreadGovernor:
         self.trial_calls = trial_calls
         self.window = window
         self.slowdown = slowdown
-        self.margin = margin
+        self.margins: dict[Width, float] = {"one": one_margin, "all": all_margin}
         self.cpus = cpus
         self.adaptive = True
         self._tracks: dict[Hashable, _Track] = {}
@@ -150,6 +155,8 @@ class ThreadGovernor:
 
     def record(self, key: Hashable, width: Width, seconds: float) -> None:
         """Note that a call of kind ``key`` at ``width`` took ``seconds``."""
+        if not self.adaptive:
+            return
         with self._lock:
             track = self._tracks.get(key)
             if track is None:
@@ -172,10 +179,10 @@ class ThreadGovernor:
                 track.best = min(track.best, now)
 
     def _decide(self, track: _Track, trial: list[float]) -> None:
-        """End a trial: the other width takes over if it was faster by ``margin``."""
+        """End a trial: the other width takes over if it was faster by its margin."""
         tried = statistics.median(trial)
         current = statistics.median(track.recent) if track.recent else float("inf")
-        if tried < (1 - self.margin) * current:
+        if tried < (1 - self.margins[_other(track.width)]) * current:
             track.width = _other(track.width)
             track.recent = deque(trial, maxlen=self.window)
             track.interval = self.first_trial
