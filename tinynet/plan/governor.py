@@ -10,14 +10,14 @@ work on the calling thread alone takes about 1.6x.
 
 No cheap signal says which width is faster now: the load average trails by a
 minute, and ``os.sched_getaffinity`` only says which cores the process may use, not
-who else uses them. So the governor measures. For each kind of call (a training
-step at one batch size, an inference batch, ...) it keeps the width that was
-fastest, watches how long its calls take, and now and then runs a few calls at the
-other width; the faster one stays. A trial comes early, after
-``first_trial`` calls, then at intervals that grow ``growth`` times while the width
-holds (up to ``max_interval`` calls), and at once when the calls grow ``slowdown`` times slower
-than the width's best median (another process has just started). On a quiet
-machine the trials cost a few single-threaded calls per few hundred.
+who else uses them. So the governor measures. For each kind of call (a training step at one batch size, an inference
+batch, ...) it keeps the width that was fastest, watches how long its calls take,
+and now and then runs a few calls at the other width; the faster one stays. A trial
+comes early, after ``first_trial`` calls, then at intervals that grow ``growth``
+times while the width holds (up to ``max_interval`` calls), and at once when the
+calls grow ``slowdown`` times slower than the width's best median (another process
+has just started). On a quiet machine the trials cost a few single-threaded calls
+per few hundred.
 
 The decision logic is plain bookkeeping over the seconds the plan reports; it never
 reads a clock, so it is tested with made-up timings.
