@@ -3,21 +3,23 @@
 On a quiet machine a plan runs wide: the BLAS on every thread (an MLP's matmuls),
 the convolutions split over every thread (``tinynet.kernels.batch_split``). When
 another process holds one of the cores, each wide call waits for the thread that
-shares that core: OpenBLAS hands every matmul to its threads and returns when the
-slowest is done, a batch split returns with its slowest share. With a busy loop on
-one of two cores an MLP epoch took 4-5x its quiet time (issue 14), while the same
-work on the calling thread alone takes about 1.6x.
+shares that core. OpenBLAS hands every matmul to its threads, returns when the
+slowest is done, and its idle threads spin meanwhile: with the machine
+oversubscribed (load ~14 on 2 cores), an MLP epoch on two BLAS threads burnt 30-44 s
+of CPU time against 5-9 s on one, and took 5-8x as long. A batch split's threads
+sleep while they wait (the convnet's CPU time was the same at either width); it
+waits for its slowest share. With a busy loop on one of two cores an MLP epoch took
+4-5x its quiet time (issue 14), where one thread alone takes about 1.6x.
 
 No cheap signal says which width is faster now: the load average trails by a
 minute, and ``os.sched_getaffinity`` only says which cores the process may use, not
-who else uses them. So the governor measures. For each kind of call (a training step at one batch size, an inference
-batch, ...) it keeps the width that was fastest, watches how long its calls take,
-and now and then runs a few calls at the other width; the faster one stays. A trial
-comes early, after ``first_trial`` calls, then at intervals that grow ``growth``
-times while the width holds (up to ``max_interval`` calls), and at once when the
-calls grow ``slowdown`` times slower than the width's best median (another process
-has just started). On a quiet machine the trials cost a few single-threaded calls
-per few hundred.
+who else uses them. So the governor measures. For each kind of call (a training
+step at one batch size, an inference batch, ...) it keeps the width that was
+fastest, watches how long its calls take, and now and then runs a few calls at the
+other width; the faster one stays. A trial comes early, after ``first_trial``
+calls, then at intervals that grow ``growth`` times while the width holds (up to
+``max_interval`` calls), and at once when the calls grow ``slowdown`` times slower
+than the width's best median (another process has just started).
 
 The decision logic is plain bookkeeping over the seconds the plan reports; it never
 reads a clock, so it is tested with made-up timings.
