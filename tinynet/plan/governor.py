@@ -9,7 +9,7 @@ oversubscribed (load ~14 on 2 cores), an MLP epoch on two BLAS threads burnt 30-
 of CPU time against 5-9 s on one, and took 5-8x as long. A batch split's threads
 sleep while they wait (the convnet's CPU time was the same at either width); it
 waits for its slowest share. With a busy loop on one of two cores an MLP epoch took
-4-5x its quiet time (issue 14), where one thread alone takes about 1.6x.
+4-5x its quiet time, the convnet's 1.4-1.6x (issue 14).
 
 No cheap signal says which width is faster now: the load average trails by a
 minute, and ``os.sched_getaffinity`` only says which cores the process may use, not
