@@ -189,8 +189,11 @@ def train_rates(model: Any, args: argparse.Namespace, peak: float) -> dict[str, 
     for xb, yb in batches:
         model.train_step(xb, yb)
     step_rate = len(batches) * args.batch / (time.perf_counter() - t0)
+    breakdown = step_breakdown(model, batches, peak)
     return {
-        "breakdown": step_breakdown(model, batches, peak),
+        "breakdown": breakdown,
+        # On a busy machine the plan may have moved its steps to one thread.
+        "governor": model.plan.governor.describe().splitlines(),
         "epoch_seconds": timer.times,
         "fit_samples_per_s": epoch_summary(timer.times, args.samples)[
             "train_samples_per_s"
@@ -274,6 +277,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         "\nWhere a training step's time goes (median ms per piece):\n"
         + format_table(["piece", "ms", "of step", "GFLOP/s", "of peak"], rows)
+        + "\nThreads (tinynet.plan.governor): "
+        + "; ".join(train["governor"])
     )
     if args.json:
         write_json(args.json, result, sort_keys=False)
