@@ -96,7 +96,13 @@ def test_a_call_that_began_before_the_width_changed_is_ignored():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"first_trial": 0}, {"first_trial": 9, "max_interval": 8}, {"window": 0}]
+    "kwargs",
+    [
+        {"first_trial": 0},
+        {"first_trial": 9, "max_interval": 8},
+        {"window": 0},
+        {"growth": 0},
+    ],
 )
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError, match="ThreadGovernor"):

@@ -31,8 +31,8 @@ two splits left a spinning thread on the core the split needed (classic convnet,
 threads: 35.7 -> 19.6 ms per training step, median of 60). A plan without any (an
 MLP) keeps every BLAS thread for its matmuls.
 
-On a busy machine every thread is worse than one: each call waits for the thread
-whose core another process holds. The plan's :class:`ThreadGovernor`
+On a busy machine all threads can be slower than one: each call waits for the
+thread whose core another process holds. The plan's :class:`ThreadGovernor`
 (``governor.py``) times its calls and runs them on the calling thread alone
 (:func:`tinynet.threads.on_calling_thread`) while that is faster; batches of
 fewer than :data:`ONE_THREAD_BELOW` samples always run so. Either way the

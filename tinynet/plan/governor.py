@@ -5,8 +5,8 @@ the convolutions split over every thread (``tinynet.kernels.batch_split``). When
 another process holds one of the cores, each wide call waits for the thread that
 shares that core. OpenBLAS hands every matmul to its threads, returns when the
 slowest is done, and its idle threads spin meanwhile: with the machine
-oversubscribed (load ~14 on 2 cores), an MLP epoch on two BLAS threads burnt 30-44 s
-of CPU time against 5-9 s on one, and took 5-8x as long. A batch split's threads
+oversubscribed (load 10-14 on 2 cores), an MLP epoch on two BLAS threads burnt 28-44 s
+of CPU time against 3-9 s on one, and took 4-8x as long. A batch split's threads
 sleep while they wait (the convnet's CPU time was the same at either width); it
 waits for its slowest share. With a busy loop on one of two cores an MLP epoch took
 4-5x its quiet time, the convnet's 1.4-1.6x (issue 14).
@@ -93,8 +93,8 @@ class ThreadGovernor:
         take over from all, and all threads to take over back. All threads are
         the better bet when timings are noisy (a busy machine whose load comes and
         goes): a batch split, for one, wins from every core it gets, while one
-        thread wins by far where it wins at all (an MLP's BLAS calls on a busy
-        machine: 2-3x).
+        thread wins by far where it wins at all (an MLP on an oversubscribed
+        machine: 4-8x).
     cpus : how many cores the process may use now (asked when a trial is due);
         with one, calls run on one thread and nothing is tried.
 
@@ -122,10 +122,10 @@ class ThreadGovernor:
                 f"ThreadGovernor: need 1 <= first_trial <= max_interval, got "
                 f"{first_trial} and {max_interval}"
             )
-        if trial_calls < 1 or window < 1:
+        if min(trial_calls, window, growth) < 1:
             raise ValueError(
-                f"ThreadGovernor: trial_calls and window must be >= 1, got "
-                f"{trial_calls} and {window}"
+                f"ThreadGovernor: trial_calls, window and growth must be >= 1, got "
+                f"{trial_calls}, {window} and {growth}"
             )
         self.first_trial = first_trial
         self.max_interval = max_interval
