@@ -5,7 +5,7 @@ import numba
 import numpy as np
 import pytest
 
-from tinynet import Sequential
+from tinynet import Sequential, zoo
 from tinynet.layers import Conv2D, Dense, Flatten, MaxPool2D
 from tinynet.plan.governor import ThreadGovernor
 
@@ -137,3 +137,52 @@ def test_a_plan_moved_to_one_thread_gives_bit_identical_gradients():
     assert "1 of 2 calls on one" in model.plan.governor.describe()
     for key, value in grads[0].items():
         np.testing.assert_array_equal(value, grads[1][key], err_msg=key)
+
+
+def trained_weights(build, x, y, configure):
+    """The weights after two epochs of ``build(seed=0)`` on ``x, y``, its governor
+    set up by ``configure``."""
+    model = build(seed=0)
+    model.compile(optimizer="adam", loss="cross_entropy")
+    configure(model.plan.governor)
+    model.fit(x, y, epochs=2, batch_size=64, seed=1, verbose=0)
+    return model.get_weights()
+
+
+@pytest.mark.parametrize(
+    ("build", "shape"),
+    [(zoo.mnist_mlp, (28, 28)), (zoo.mnist_classic_cnn, (28, 28, 1))],
+    ids=["mlp", "convnet"],
+)
+def test_training_gives_the_same_weights_on_one_thread_and_on_all(build, shape):
+    """Same seed, same weights, whatever width the governor runs the steps at: the
+    MLP's first product, (64, 784) @ (784, 512), is one OpenBLAS rounds differently
+    on one thread and on two."""
+    if numba.get_num_threads() < 2:
+        pytest.skip("the machine gives Numba a single thread")
+    rng = np.random.default_rng(0)
+    x = rng.random((150, *shape), dtype=np.float32)  # 3 batches, the last of 22
+    y = rng.integers(0, 10, len(x))
+
+    def not_adaptive(governor):
+        governor.adaptive = False
+
+    runs = {
+        "one": trained_weights(build, x, y, lambda g: g.force("one")),
+        "all": trained_weights(build, x, y, lambda g: g.force("all")),
+        "not adaptive": trained_weights(build, x, y, not_adaptive),
+    }
+    for name, weights in runs.items():
+        for key, value in weights.items():
+            np.testing.assert_array_equal(value, runs["one"][key], err_msg=name + key)
+
+
+def test_force_pins_the_width_and_learns_nothing():
+    g = governor()
+    g.force("one")
+    assert set(run(g, {"all": 1.0, "one": 5.0}, 20)) == {"one"}
+    assert g.describe() == ""
+    g.force(None)
+    assert g.width(KEY) == "all"
+    with pytest.raises(ValueError, match="force"):
+        g.force("two")  # type: ignore[arg-type]

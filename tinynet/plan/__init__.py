@@ -23,20 +23,24 @@ step runs neighbours at once, faster, with the same numbers and gradients
 specification's loss step: the layers alone, for learners, tests and debugging.
 Adding a composite step is a new file here and one line in ``COMPOSITE_STEPS``.
 
-Threading belongs here too. The convolution kernels split the batch over threads
-(``tinynet.kernels.batch_split``) and want the BLAS single-threaded, so a plan with
-a step that does runs all its steps so: OpenBLAS's threads spin for up to ~0.1 s
-after a multi-threaded call, and even the convnet's one small Dense matmul between
-two splits left a spinning thread on the core the split needed (classic convnet, 2
-threads: 35.7 -> 19.6 ms per training step, median of 60). A plan without any (an
-MLP) keeps every BLAS thread for its matmuls.
+Threading belongs here too. Every matrix product a fused plan makes is split by
+the batch over threads (``tinynet.kernels.batch_split``: the convolutions, and the
+Dense layers through ``tinynet.kernels.dense``), each share on single-threaded
+BLAS, so a plan runs the BLAS single-threaded throughout: OpenBLAS's threads spin
+for up to ~0.1 s after a multi-threaded call, and even the convnet's one small
+Dense matmul between two splits left a spinning thread on the core the split
+needed (classic convnet, 2 threads: 35.7 -> 19.6 ms per training step, median of
+60). And OpenBLAS's numbers depend on its thread count, while a split's do not.
 
 On a busy machine all threads can be slower than one: each call waits for the
 thread whose core another process holds. The plan's :class:`ThreadGovernor`
 (``governor.py``) times its calls and runs them on the calling thread alone
 (:func:`tinynet.threads.on_calling_thread`) while that is faster; batches of
 fewer than :data:`ONE_THREAD_BELOW` samples always run so. Either way the
-numbers are the same: the batch splits keep their shares.
+numbers are the same: the splits keep their shares, which depend only on the
+batch size and the thread count, and the BLAS runs on one thread at either width.
+So a training run gives the same weights whatever the governor chose
+(``Plan.governor.force`` pins the width).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from ..threads import on_calling_thread, single_threaded_blas
 from .conv2d import Conv2DStep
 from .conv_bn_relu import ConvBNReLU, ConvBNReLUPool
 from .conv_pool import ConvPool
+from .dense import DenseStep
 from .dense_dropout import DenseDropout
 from .governor import ThreadGovernor
 from .loss import LossStep
@@ -68,6 +73,7 @@ COMPOSITE_STEPS: tuple[type[Step], ...] = (
     ConvBNReLUPool,
     ConvBNReLU,
     DenseDropout,
+    DenseStep,
     Conv2DStep,
 )
 
@@ -144,7 +150,8 @@ class Plan:
     def threads(self, call: str, batch: int) -> Iterator[None]:
         """The threading every step of one ``call`` (``"forward"``, ``"train"``,
         ...) on ``batch`` samples runs under (module docstring)."""
-        if batch < ONE_THREAD_BELOW and self.governor.adaptive:
+        governor = self.governor
+        if batch < ONE_THREAD_BELOW and governor.adaptive and governor.forced is None:
             with on_calling_thread():
                 yield
             return
@@ -152,12 +159,7 @@ class Plan:
         # sample, so that a predict of any size learns from the ones before.
         key = (call, 1 << (batch.bit_length() - 1))
         width = self.governor.width(key)
-        if width == "one":
-            limit: contextlib.AbstractContextManager[Any] = on_calling_thread()
-        elif self.splits_batch:
-            limit = single_threaded_blas()
-        else:
-            limit = contextlib.nullcontext()
+        limit = on_calling_thread() if width == "one" else single_threaded_blas()
         start = time.perf_counter()
         with limit:
             yield
@@ -246,8 +248,8 @@ class Plan:
             lines.append(f"  {len(self.steps)}. {self.loss_step.describe()}")
         if self.splits_batch:
             lines.append(
-                "  Convolutions split the batch over "
-                f"{batch_split.threads()} threads; the BLAS runs single-threaded."
+                f"  Products split the batch over {batch_split.threads()} threads;"
+                " the BLAS runs single-threaded."
             )
         lines.append(
             "  Each call runs on every thread or on one, whichever was faster lately"
@@ -276,6 +278,7 @@ __all__ = [
     "ConvBNReLUPool",
     "ConvPool",
     "DenseDropout",
+    "DenseStep",
     "LayerStep",
     "LossStep",
     "ONE_THREAD_BELOW",

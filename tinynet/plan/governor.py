@@ -24,11 +24,12 @@ than the width's best median (another process has just started).
 The decision logic is plain bookkeeping over the seconds the plan reports; it never
 reads a clock, so it is tested with made-up timings.
 
-A batch split gives the same numbers at either width (its shares stay), but
-OpenBLAS rounds some products differently on one thread and on two (an MLP's
-(128, 784) @ (784, 512): up to 6e-5 apart). So when the width changes during a
-run, an MLP's weights can differ in their last bits from another run's; set
-``adaptive = False`` for bit-identical runs at a fixed thread count.
+The width never changes the numbers: a plan's products run in batch shares on
+single-threaded BLAS (``tinynet.kernels.batch_split``, ``tinynet.kernels.dense``),
+and the shares depend only on the batch size and the thread count. (OpenBLAS's
+own threads would not do: on one thread and on two, an MLP's (128, 784) @ (784,
+512) comes out up to 6e-5 apart.) :meth:`ThreadGovernor.force` pins the width,
+e.g. to compare the two.
 """
 
 from __future__ import annotations
@@ -101,7 +102,9 @@ class ThreadGovernor:
     Attributes
     ----------
     adaptive : bool
-        False: every call runs on all threads (runs are then bit-identical).
+        False: every call runs on all threads.
+    forced : Width or None
+        The width every call runs at, if set by :meth:`force`.
     """
 
     def __init__(
@@ -136,11 +139,24 @@ class ThreadGovernor:
         self.margins: dict[Width, float] = {"one": one_margin, "all": all_margin}
         self.cpus = cpus
         self.adaptive = True
+        self.forced: Width | None = None
         self._tracks: dict[Hashable, _Track] = {}
         self._lock = threading.Lock()  # plans may serve several threads at once
 
+    def force(self, width: Width | None) -> None:
+        """Run every call at ``width`` from now on (None: choose again), and record
+        none of them."""
+        if width not in ("all", "one", None):
+            raise ValueError(
+                "ThreadGovernor.force: width must be 'all', 'one' or None, got "
+                f"{width!r}"
+            )
+        self.forced = width
+
     def width(self, key: Hashable) -> Width:
         """The width the next call of kind ``key`` runs at."""
+        if self.forced is not None:
+            return self.forced
         if not self.adaptive:
             return "all"
         with self._lock:
@@ -162,7 +178,7 @@ class ThreadGovernor:
 
     def record(self, key: Hashable, width: Width, seconds: float) -> None:
         """Note that a call of kind ``key`` at ``width`` took ``seconds``."""
-        if not self.adaptive:
+        if not self.adaptive or self.forced is not None:
             return
         with self._lock:
             track = self._tracks.get(key)
