@@ -22,10 +22,9 @@ batch runs its whole step so (``tinynet.plan``, with
 ~0.1 s after a multi-threaded call, so even one small multi-threaded matmul between
 two splits (the convnet's Dense layer) left a spinning thread on the core the split
 needed (classic convnet, 2 threads: 35.7 -> 19.6 ms per training step, median of
-60). A model without such steps (an MLP) keeps every BLAS thread for its Dense
-layers. The split is fixed by the batch size and the thread count, so results are
-reproducible for a given thread count; which thread runs which share is not
-(see :func:`run`).
+60). Dense layers split too (``tinynet.kernels.dense``). The split is fixed by the
+batch size and the thread count, so results are reproducible for a given thread
+count; which thread runs which share is not (see :func:`run`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Whether a plan's next call runs on every thread or on the calling thread alone.
 
-On a quiet machine a plan runs wide: the BLAS on every thread (an MLP's matmuls),
-the convolutions split over every thread (``tinynet.kernels.batch_split``). When
+On a quiet machine a plan runs wide: its products split by the batch over every
+thread (``tinynet.kernels.batch_split``). (Before the Dense layers split too, an
+MLP's products ran on OpenBLAS's own threads; the figures below are of those.) When
 another process holds one of the cores, each wide call waits for the thread that
 shares that core. OpenBLAS hands every matmul to its threads, returns when the
 slowest is done, and its idle threads spin meanwhile: with the machine
