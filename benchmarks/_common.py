@@ -119,6 +119,34 @@ def matmul_gflops(
     return {"best": flop / t["best"] / 1e9, "median": flop / t["median"] / 1e9}
 
 
+def measure_matmul_peak(
+    threads: int, *, size: int = 2048, seconds: float = 1.0, seed: int = 0
+) -> float:
+    """The machine's float32 matmul peak in GFLOP/s on ``threads`` BLAS threads.
+
+    The best of repeated ``(size, size) @ (size, size)`` products (2 * size**3 FLOP
+    each) over about ``seconds``, written into one preallocated output: on a
+    shared machine noise only adds time, so the best is the figure closest to what
+    the hardware can do. The BLAS is limited with threadpoolctl for the call, so
+    this works after NumPy is loaded, with any ``threads`` up to the BLAS's own
+    count; measure it in the same run as the rate it is compared with.
+    """
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    if threads < 1:
+        raise ValueError(f"measure_matmul_peak: threads must be >= 1, got {threads}")
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    c = np.empty_like(a)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        t = time_call(
+            lambda: np.matmul(a, b, out=c), repeat=3, warmup=1, min_seconds=seconds
+        )
+    return 2.0 * size**3 / t["best"] / 1e9
+
+
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo, else what ``platform`` knows."""
     cpu = platform.processor() or platform.machine() or "unknown"
@@ -267,6 +295,7 @@ __all__ = [
     "format_table",
     "machine_info",
     "matmul_gflops",
+    "measure_matmul_peak",
     "peak_rss_mb",
     "pin_threads",
     "publish",

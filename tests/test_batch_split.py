@@ -123,6 +123,39 @@ def test_conv_results_do_not_depend_on_the_thread_count(two_threads, pooled):
     np.testing.assert_allclose(db1, db2, rtol=1e-5, atol=1e-5)
 
 
+def test_on_the_calling_thread_the_same_shares_run_in_the_caller(two_threads):
+    import threading
+
+    from tinynet.threads import on_calling_thread
+
+    def work(start, stop):
+        return start, stop, threading.get_ident(), blas_threads()
+
+    with on_calling_thread():
+        seen = batch_split.run(work, 9)
+    assert [(s, e) for s, e, *_ in seen] == [(0, 4), (4, 9)]  # as with two threads
+    assert {ident for _, _, ident, _ in seen} == {threading.get_ident()}
+    assert {threads for *_, threads in seen} == {(1,) * len(blas_threads())}
+
+
+def test_conv_gradients_are_bit_identical_on_the_calling_thread(two_threads):
+    """The governor may run a split on the caller alone: the shares, hence the
+    partial sums of the weight gradient, stay the same."""
+    from tinynet.threads import on_calling_thread
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((11, 9, 9, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)
+    dout = rng.standard_normal((11, 7, 7, 8)).astype(np.float32)
+    cols = np.empty((11 * 49, 27), np.float32)
+    conv.conv2d_forward(x, w, None, 1, 1, 0, 0, 7, 7, cols)
+    wide = conv.conv2d_backward(dout, x, cols, w, 1, 1, 0, 0)
+    with on_calling_thread():
+        one = conv.conv2d_backward(dout, x, cols, w, 1, 1, 0, 0)
+    for a, b in zip(wide, one, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_splits_with_its_own_threads(two_threads):
     batch_split.run(lambda s, e: None, 4)  # the parent's pool exists

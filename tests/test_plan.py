@@ -45,7 +45,7 @@ def assert_covers_every_layer_once(model: Sequential) -> None:
     [
         (
             [Conv2D(2, 3, activation="relu"), MaxPool2D(2), Flatten(), Dense(3)],
-            ["ConvPool", "Flatten", "Dense"],
+            ["ConvPool", "Flatten", "DenseStep"],
         ),
         ([Conv2D(2, 3), MaxPool2D(2)], ["ConvPool"]),  # linear conv
         ([Conv2D(2, 3, activation="tanh"), MaxPool2D(2)], ["Conv2D", "MaxPool2D"]),
@@ -73,15 +73,16 @@ def test_conv_pool_takes_only_conv_then_2x2_max_pool(layers, expected):
     [
         (
             [Dense(4, activation="relu"), Dropout(0.2), Dense(3)],
-            ["DenseDropout", "Dense"],
+            ["DenseDropout", "DenseStep"],
         ),
-        ([Dense(4), Dropout(0.2)], ["Dense", "Dropout"]),  # linear: y hides the mask
-        ([Dense(4, activation="tanh"), Dropout(0.2)], ["Dense", "Dropout"]),
-        ([Dense(4, activation="relu"), Dropout(0.0)], ["Dense", "Dropout"]),
-        ([Dense(4), ReLU(), Dropout(0.2)], ["Dense", "ReLU", "Dropout"]),
+        # linear: y hides the mask
+        ([Dense(4), Dropout(0.2)], ["DenseStep", "Dropout"]),
+        ([Dense(4, activation="tanh"), Dropout(0.2)], ["DenseStep", "Dropout"]),
+        ([Dense(4, activation="relu"), Dropout(0.0)], ["DenseStep", "Dropout"]),
+        ([Dense(4), ReLU(), Dropout(0.2)], ["DenseStep", "ReLU", "Dropout"]),
         (
             [Dropout(0.2), Dense(4, activation="relu"), Dense(2)],
-            ["Dropout", "Dense", "Dense"],
+            ["Dropout", "DenseStep", "DenseStep"],
         ),
     ],
 )

@@ -1,4 +1,5 @@
-"""Run a block with the BLAS (NumPy's matrix products) on one thread.
+"""Run a block with the BLAS (NumPy's matrix products) on one thread, or all of
+the block on the calling thread.
 
 Two kinds of work want it:
 
@@ -11,12 +12,19 @@ Two kinds of work want it:
 
 The limit is set through threadpoolctl, so it works after NumPy is loaded (the
 environment variables only count when the BLAS starts) and is undone on exit.
+
+A third kind runs everything on one thread: a plan whose other threads would wait
+for a core another process holds (:mod:`tinynet.plan.governor` decides when).
+:func:`on_calling_thread` limits the BLAS and makes the batch splits run their
+shares one after the other on the caller: the same shares, summed in the same
+order, so the numbers do not change.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +32,7 @@ USER_SETTINGS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 """Environment variables by which a user chooses the BLAS thread count."""
 
 _controllers: list[Any] | None = None  # threadpoolctl's BLAS controllers, found once
+_calling_thread = threading.local()  # .only: inside on_calling_thread() in this thread
 
 
 def _blas_libraries() -> list[Any]:
@@ -66,3 +75,22 @@ def single_threaded_blas(*, unless_user_chose: bool = False) -> Iterator[None]:
         for lib, before in libs:
             if before != 1:
                 lib.set_num_threads(before)
+
+
+def calling_thread_only() -> bool:
+    """Whether the calling thread is inside :func:`on_calling_thread` (the batch
+    splits then hand no share to other threads)."""
+    return bool(getattr(_calling_thread, "only", False))
+
+
+@contextlib.contextmanager
+def on_calling_thread() -> Iterator[None]:
+    """Run the block on the calling thread alone: the BLAS on one thread, and every
+    batch split's shares one after another (:mod:`tinynet.kernels.batch_split`)."""
+    before = calling_thread_only()
+    _calling_thread.only = True
+    try:
+        with single_threaded_blas():
+            yield
+    finally:
+        _calling_thread.only = before

@@ -22,9 +22,9 @@ batch runs its whole step so (``tinynet.plan``, with
 ~0.1 s after a multi-threaded call, so even one small multi-threaded matmul between
 two splits (the convnet's Dense layer) left a spinning thread on the core the split
 needed (classic convnet, 2 threads: 35.7 -> 19.6 ms per training step, median of
-60). A model without such steps (an MLP) keeps every BLAS thread for its Dense
-layers. The split is fixed by the batch size and the thread count, so results are
-reproducible for a given thread count.
+60). Dense layers split too (``tinynet.kernels.dense``). The split is fixed by the
+batch size and the thread count, so results are reproducible for a given thread
+count; which thread runs which share is not (see :func:`run`).
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numba
 
-from ..threads import single_threaded_blas
+from ..threads import calling_thread_only, single_threaded_blas
 
 T = TypeVar("T")
 
@@ -74,14 +74,22 @@ def shares(n: int, parts: int) -> list[tuple[int, int]]:
 def run(work: Callable[[int, int], T], n: int) -> list[T]:
     """``[work(start, stop) for each share of range(n)]``, the shares in parallel.
 
-    The calling thread runs the first share itself; the others go to a pool of
-    long-lived threads. ``work`` must release the GIL for the bulk of its time
-    (NumPy matmuls and ``nogil`` Numba kernels do) and write only to its own share
-    of any shared output. The BLAS runs single-threaded meanwhile.
+    The shares are fixed by ``n`` and :func:`threads`, whichever thread runs them,
+    so results are the same on a quiet machine and a busy one. The calling thread
+    and a pool of long-lived threads take shares in order until none is left: a
+    pool thread that has not woken up (its core is busy) when the caller is done
+    with its first share leaves the next one to the caller. Inside
+    :func:`tinynet.threads.on_calling_thread` the caller runs them all.
+
+    ``work`` must release the GIL for the bulk of its time (NumPy matmuls and
+    ``nogil`` Numba kernels do) and write only to its own share of any shared
+    output. The BLAS runs single-threaded meanwhile.
     """
     parts = shares(n, threads())
     if len(parts) == 1:
         return [work(0, n)]
+    if calling_thread_only():
+        return [work(start, stop) for start, stop in parts]
     global _POOL, _POOL_SIZE
     with _LOCK, single_threaded_blas():  # one split at a time: they share the pool
         if _POOL is None or _POOL_SIZE < len(parts) - 1:
@@ -89,11 +97,25 @@ def run(work: Callable[[int, int], T], n: int) -> list[T]:
                 _POOL.shutdown()
             _POOL_SIZE = len(parts) - 1
             _POOL = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix="tinynet")
-        futures = [_POOL.submit(work, s, e) for s, e in parts[1:]]
+        results: list[T | None] = [None] * len(parts)
+        unclaimed = iter(range(len(parts)))
+        claim_lock = threading.Lock()
+
+        def take_shares() -> None:
+            while True:
+                with claim_lock:
+                    i = next(unclaimed, None)
+                if i is None:
+                    return
+                results[i] = work(*parts[i])
+
+        futures = [_POOL.submit(take_shares) for _ in parts[1:]]
         try:
-            first = work(*parts[0])
+            take_shares()
         finally:
             # Every share finishes before the BLAS setting comes back, even when one
             # failed; then the first failure propagates.
             wait(futures)
-        return [first, *(f.result() for f in futures)]
+        for future in futures:
+            future.result()
+        return cast(list[T], results)

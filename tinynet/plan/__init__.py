@@ -23,13 +23,24 @@ step runs neighbours at once, faster, with the same numbers and gradients
 specification's loss step: the layers alone, for learners, tests and debugging.
 Adding a composite step is a new file here and one line in ``COMPOSITE_STEPS``.
 
-Threading belongs here too. The convolution kernels split the batch over threads
-(``tinynet.kernels.batch_split``) and want the BLAS single-threaded, so a plan with
-a step that does runs all its steps so: OpenBLAS's threads spin for up to ~0.1 s
-after a multi-threaded call, and even the convnet's one small Dense matmul between
-two splits left a spinning thread on the core the split needed (classic convnet, 2
-threads: 35.7 -> 19.6 ms per training step, median of 60). A plan without any (an
-MLP) keeps every BLAS thread for its matmuls.
+Threading belongs here too. Every matrix product a fused plan makes is split by
+the batch over threads (``tinynet.kernels.batch_split``: the convolutions, and the
+Dense layers through ``tinynet.kernels.dense``), each share on single-threaded
+BLAS, so a plan runs the BLAS single-threaded throughout: OpenBLAS's threads spin
+for up to ~0.1 s after a multi-threaded call, and even the convnet's one small
+Dense matmul between two splits left a spinning thread on the core the split
+needed (classic convnet, 2 threads: 35.7 -> 19.6 ms per training step, median of
+60). And OpenBLAS's numbers depend on its thread count, while a split's do not.
+
+On a busy machine all threads can be slower than one: each call waits for the
+thread whose core another process holds. The plan's :class:`ThreadGovernor`
+(``governor.py``) times its calls and runs them on the calling thread alone
+(:func:`tinynet.threads.on_calling_thread`) while that is faster; batches of
+fewer than :data:`ONE_THREAD_BELOW` samples always run so. Either way the
+numbers are the same: the splits keep their shares, which depend only on the
+batch size and the thread count, and the BLAS runs on one thread at either width.
+So a training run gives the same weights whatever the governor chose
+(``Plan.governor.force`` pins the width).
 """
 
 from __future__ import annotations
@@ -44,11 +55,13 @@ import numpy as np
 from ..kernels import batch_split
 from ..layers.base import Layer
 from ..losses import Loss
-from ..threads import single_threaded_blas
+from ..threads import on_calling_thread, single_threaded_blas
 from .conv2d import Conv2DStep
 from .conv_bn_relu import ConvBNReLU, ConvBNReLUPool
 from .conv_pool import ConvPool
+from .dense import DenseStep
 from .dense_dropout import DenseDropout
+from .governor import ThreadGovernor
 from .loss import LossStep
 from .sigmoid_cross_entropy import SigmoidCrossEntropyStep
 from .softmax_cross_entropy import SoftmaxCrossEntropyStep
@@ -60,8 +73,14 @@ COMPOSITE_STEPS: tuple[type[Step], ...] = (
     ConvBNReLUPool,
     ConvBNReLU,
     DenseDropout,
+    DenseStep,
     Conv2DStep,
 )
+
+#: Batches smaller than this run on the calling thread alone: a second thread only
+#: adds its wake-up time to such small work, and on a busy machine it collapses (a
+#: one-image predict of the shipped CNN: 0.9 ms on one thread, 58 ms on two).
+ONE_THREAD_BELOW = 8
 
 #: The fused output activation + loss steps, tried in this order.
 LOSS_STEPS: tuple[type[LossStep], ...] = (
@@ -103,6 +122,7 @@ class Plan:
     loss_step : LossStep or None.
     first_trained : index of the first step with parameters; backward stops there
         and asks it for no input gradient.
+    governor : ThreadGovernor, which chooses how many threads each call runs on.
     """
 
     def __init__(
@@ -124,16 +144,30 @@ class Plan:
             (i for i, step in enumerate(self.steps) if step.params), len(self.steps)
         )
         self.splits_batch = any(step.splits_batch for step in self.steps)
+        self.governor = ThreadGovernor()
 
-    def threads(self) -> contextlib.AbstractContextManager[Any]:
-        """The threading every step runs under (module docstring)."""
-        if self.splits_batch:
-            return single_threaded_blas()
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def threads(self, call: str, batch: int) -> Iterator[None]:
+        """The threading every step of one ``call`` (``"forward"``, ``"train"``,
+        ...) on ``batch`` samples runs under (module docstring)."""
+        governor = self.governor
+        if batch < ONE_THREAD_BELOW and governor.adaptive and governor.forced is None:
+            with on_calling_thread():
+                yield
+            return
+        # Batches of 128 to 255 samples (and so on) share a record, of seconds per
+        # sample, so that a predict of any size learns from the ones before.
+        key = (call, 1 << (batch.bit_length() - 1))
+        width = self.governor.width(key)
+        limit = on_calling_thread() if width == "one" else single_threaded_blas()
+        start = time.perf_counter()
+        with limit:
+            yield
+        self.governor.record(key, width, (time.perf_counter() - start) / batch)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """The model's output: x : (N, *input_shape) -> (N, *output_shape)."""
-        with self.threads():
+        with self.threads("training forward" if training else "forward", len(x)):
             for step in self.steps:
                 x = step.forward(x, training=training)
             return x if self.loss_step is None else self.loss_step.activate(x)
@@ -163,7 +197,7 @@ class Plan:
                 return contextlib.nullcontext()
             return _timer(timings, f"{what} {i} {kind}", clock)
 
-        with self.threads():
+        with self.threads("train", len(x)):
             out = x
             for i, step in enumerate(self.steps):
                 with timed("forward", i, step.kind):
@@ -182,7 +216,7 @@ class Plan:
         """The mean loss on one batch in inference mode, and what the loss step was
         given (as :meth:`loss_and_gradients`)."""
         loss_step = self._loss_step()
-        with self.threads():
+        with self.threads("evaluate", len(x)):
             out = x
             for step in self.steps:
                 out = step.forward(out)
@@ -214,9 +248,13 @@ class Plan:
             lines.append(f"  {len(self.steps)}. {self.loss_step.describe()}")
         if self.splits_batch:
             lines.append(
-                "  Convolutions split the batch over "
-                f"{batch_split.threads()} threads; the BLAS runs single-threaded."
+                f"  Products split the batch over {batch_split.threads()} threads;"
+                " the BLAS runs single-threaded."
             )
+        lines.append(
+            "  Each call runs on every thread or on one, whichever was faster lately"
+            f" (one below {ONE_THREAD_BELOW} samples)."
+        )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -240,11 +278,14 @@ __all__ = [
     "ConvBNReLUPool",
     "ConvPool",
     "DenseDropout",
+    "DenseStep",
     "LayerStep",
     "LossStep",
+    "ONE_THREAD_BELOW",
     "Plan",
     "SigmoidCrossEntropyStep",
     "SoftmaxCrossEntropyStep",
     "Step",
+    "ThreadGovernor",
     "group",
 ]

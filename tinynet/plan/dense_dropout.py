@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..kernels.dense import dense_backward, matmul_rows
 from ..kernels.dropout import (
     bias_relu_dropout,
     keep_scale,
@@ -30,6 +31,7 @@ from ..layers.activations import ReLU
 from ..layers.base import Layer
 from ..layers.dense import Dense
 from ..layers.dropout import Dropout
+from .dense import DenseStep
 from .step import Step
 
 
@@ -44,6 +46,7 @@ class DenseDropout(Step):
     (N, units); the gradients land in the Dense layer's ``grads``."""
 
     span = 2
+    splits_batch = True
 
     @classmethod
     def matches(cls, layers: Sequence[Layer]) -> bool:
@@ -61,13 +64,14 @@ class DenseDropout(Step):
         super().__init__(dense, dropout)
         self.dense, self.dropout = dense, dropout
         self._cache: DenseDropoutCache | None = None
+        self._inference_step = DenseStep(dense)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         if not training:
             self.clear()
-            return self.dense.forward(x)  # dropout is the identity
+            return self._inference_step.forward(x)  # dropout is the identity
         self.dense.check_input(x)
-        y = np.ascontiguousarray(x @ self.dense.params["W"])
+        y = matmul_rows(x, self.dense.params["W"])
         if self.dense.use_bias:
             b = self.dense.params["b"].astype(y.dtype, copy=False)
         else:
@@ -96,8 +100,7 @@ class DenseDropout(Step):
         relu_dropout_backward(dout, y, scale, dz, db)
         if self.dense.use_bias and not in_place:
             grads["b"][...] = db
-        np.matmul(x.T, dz, out=grads["W"])
-        return dz @ self.dense.params["W"].T if need_dx else None
+        return dense_backward(x, dz, self.dense.params["W"], grads["W"], need_dx)
 
     def clear(self) -> None:
         self._cache = None

@@ -1,0 +1,231 @@
+"""Whether a plan's next call runs on every thread or on the calling thread alone.
+
+On a quiet machine a plan runs wide: its products split by the batch over every
+thread (``tinynet.kernels.batch_split``). (Before the Dense layers split too, an
+MLP's products ran on OpenBLAS's own threads; the figures below are of those.) When
+another process holds one of the cores, each wide call waits for the thread that
+shares that core. OpenBLAS hands every matmul to its threads, returns when the
+slowest is done, and its idle threads spin meanwhile: with the machine
+oversubscribed (load 10-14 on 2 cores), an MLP epoch on two BLAS threads burnt 28-44 s
+of CPU time against 3-9 s on one, and took 4-8x as long. A batch split's threads
+sleep while they wait (the convnet's CPU time was the same at either width); it
+waits for its slowest share. With a busy loop on one of two cores an MLP epoch took
+4-5x its quiet time, the convnet's 1.4-1.6x (issue 14).
+
+No cheap signal says which width is faster now: the load average trails by a
+minute, and ``os.sched_getaffinity`` only says which cores the process may use, not
+who else uses them. So the governor measures. For each kind of call (a training
+step at one batch size, an inference batch, ...) it keeps the width that was
+fastest, watches how long its calls take, and now and then runs a few calls at the
+other width; the faster one stays. A trial comes early, after ``first_trial``
+calls, then at intervals that grow ``growth`` times while the width holds (up to
+``max_interval`` calls), and at once when the calls grow ``slowdown`` times slower
+than the width's best median (another process has just started).
+
+The decision logic is plain bookkeeping over the seconds the plan reports; it never
+reads a clock, so it is tested with made-up timings.
+
+The width never changes the numbers: a plan's products run in batch shares on
+single-threaded BLAS (``tinynet.kernels.batch_split``, ``tinynet.kernels.dense``),
+and the shares depend only on the batch size and the thread count. (OpenBLAS's
+own threads would not do: on one thread and on two, an MLP's (128, 784) @ (784,
+512) comes out up to 6e-5 apart.) :meth:`ThreadGovernor.force` pins the width,
+e.g. to compare the two.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Literal
+
+Width = Literal["all", "one"]
+"""``"all"``: every thread the libraries are set to use; ``"one"``: the caller's."""
+
+
+def available_cpus() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under ``taskset``
+    or a container's CPU set), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _other(width: Width) -> Width:
+    return "one" if width == "all" else "all"
+
+
+@dataclass
+class _Track:
+    """What the governor knows about one kind of call."""
+
+    width: Width
+    recent: deque[float]  # seconds of the last calls at ``width``
+    countdown: int  # calls until the next trial
+    interval: int  # calls between trials while the width holds
+    best: float = float("inf")  # lowest median of a full ``recent`` window seen
+    trial: list[float] | None = None  # seconds of the calls at the other width
+    calls_on_one: int = 0
+    calls: int = 0
+
+
+class ThreadGovernor:
+    """Chooses the width of each call of a plan from the times of earlier calls.
+
+    Usage: ``width = governor.width(key)`` before a call, run it at that width, then
+    ``governor.record(key, width, seconds)``. Calls that fail are not recorded.
+
+    Parameters
+    ----------
+    first_trial : calls of a kind before the first trial of the other width.
+    max_interval : the most calls between two trials.
+    growth : the interval between trials grows this many times each time the
+        width holds. With the defaults, on a quiet machine, 9 of the first 469
+        training steps (an MLP's first epoch) run on one thread, then 3 in 515.
+    trial_calls : calls a trial runs at the other width; their median is compared
+        with the median of the last ``window`` calls at the current width.
+    window : calls whose median stands for the current width.
+    slowdown : a window median this many times the width's best median starts a
+        trial at once.
+    one_margin, all_margin : how much faster (a fraction) one thread must be to
+        take over from all, and all threads to take over back. All threads are
+        the better bet when timings are noisy (a busy machine whose load comes and
+        goes): a batch split, for one, wins from every core it gets, while one
+        thread wins by far where it wins at all (an MLP on an oversubscribed
+        machine: 4-8x).
+    cpus : how many cores the process may use now (asked when a trial is due);
+        with one, calls run on one thread and nothing is tried.
+
+    Attributes
+    ----------
+    adaptive : bool
+        False: every call runs on all threads.
+    forced : Width or None
+        The width every call runs at, if set by :meth:`force`.
+    """
+
+    def __init__(
+        self,
+        *,
+        first_trial: int = 8,
+        max_interval: int = 512,
+        growth: int = 4,
+        trial_calls: int = 3,
+        window: int = 8,
+        slowdown: float = 1.5,
+        one_margin: float = 0.25,
+        all_margin: float = 0.05,
+        cpus: Callable[[], int] = available_cpus,
+    ) -> None:
+        if not 1 <= first_trial <= max_interval:
+            raise ValueError(
+                f"ThreadGovernor: need 1 <= first_trial <= max_interval, got "
+                f"{first_trial} and {max_interval}"
+            )
+        if min(trial_calls, window, growth) < 1:
+            raise ValueError(
+                f"ThreadGovernor: trial_calls, window and growth must be >= 1, got "
+                f"{trial_calls}, {window} and {growth}"
+            )
+        self.first_trial = first_trial
+        self.max_interval = max_interval
+        self.growth = growth
+        self.trial_calls = trial_calls
+        self.window = window
+        self.slowdown = slowdown
+        self.margins: dict[Width, float] = {"one": one_margin, "all": all_margin}
+        self.cpus = cpus
+        self.adaptive = True
+        self.forced: Width | None = None
+        self._tracks: dict[Hashable, _Track] = {}
+        self._lock = threading.Lock()  # plans may serve several threads at once
+
+    def force(self, width: Width | None) -> None:
+        """Run every call at ``width`` from now on (None: choose again), and record
+        none of them."""
+        if width not in ("all", "one", None):
+            raise ValueError(
+                "ThreadGovernor.force: width must be 'all', 'one' or None, got "
+                f"{width!r}"
+            )
+        self.forced = width
+
+    def width(self, key: Hashable) -> Width:
+        """The width the next call of kind ``key`` runs at."""
+        if self.forced is not None:
+            return self.forced
+        if not self.adaptive:
+            return "all"
+        with self._lock:
+            track = self._tracks.get(key)
+            if track is None:
+                track = self._tracks[key] = _Track(
+                    width="all",
+                    recent=deque(maxlen=self.window),
+                    countdown=self.first_trial,
+                    interval=self.first_trial,
+                )
+            if track.trial is None and track.countdown <= 0:
+                if self.cpus() < 2:  # nothing to try: one core is all there is
+                    track.width = "one"
+                    track.countdown = self.max_interval
+                else:
+                    track.trial = []
+            return track.width if track.trial is None else _other(track.width)
+
+    def record(self, key: Hashable, width: Width, seconds: float) -> None:
+        """Note that a call of kind ``key`` at ``width`` took ``seconds``."""
+        if not self.adaptive or self.forced is not None:
+            return
+        with self._lock:
+            track = self._tracks.get(key)
+            if track is None:
+                return
+            track.calls += 1
+            track.calls_on_one += width == "one"
+            if track.trial is not None and width != track.width:
+                track.trial.append(seconds)
+                if len(track.trial) >= self.trial_calls:
+                    self._decide(track, track.trial)
+                return
+            if width != track.width:
+                return  # a call that started before the width changed
+            track.recent.append(seconds)
+            track.countdown -= 1
+            if len(track.recent) == self.window:
+                now = statistics.median(track.recent)
+                if now > self.slowdown * track.best:
+                    track.countdown = 0
+                track.best = min(track.best, now)
+
+    def _decide(self, track: _Track, trial: list[float]) -> None:
+        """End a trial: the other width takes over if it was faster by its margin."""
+        tried = statistics.median(trial)
+        current = statistics.median(track.recent) if track.recent else float("inf")
+        if tried < (1 - self.margins[_other(track.width)]) * current:
+            track.width = _other(track.width)
+            track.recent = deque(trial, maxlen=self.window)
+            track.interval = self.first_trial
+            track.best = float("inf")
+        else:
+            track.interval = min(self.growth * track.interval, self.max_interval)
+            track.best = current
+        track.countdown = track.interval
+        track.trial = None
+
+    def describe(self) -> str:
+        """One line per kind of call: its width now, and how many calls ran on one
+        thread so far."""
+        with self._lock:
+            return "\n".join(
+                f"{key}: {track.width} threads now; {track.calls_on_one} of "
+                f"{track.calls} calls on one"
+                for key, track in self._tracks.items()
+            )
+
+
+__all__ = ["ThreadGovernor", "Width", "available_cpus"]
