@@ -1,6 +1,8 @@
 """The thread governor's decisions, driven by made-up call times (no clock), and a
 plan whose calls it moves to one thread."""
 
+import copy
+
 import numba
 import numpy as np
 import pytest
@@ -186,3 +188,13 @@ def test_force_pins_the_width_and_learns_nothing():
     assert g.width(KEY) == "all"
     with pytest.raises(ValueError, match="force"):
         g.force("two")  # type: ignore[arg-type]
+
+
+def test_a_model_with_a_governed_plan_can_be_deep_copied():
+    model = zoo.mnist_mlp(seed=0)
+    model.compile("adam", "cross_entropy")
+    x = np.random.default_rng(0).random((16, 28, 28), dtype=np.float32)
+    model.train_step(x, np.arange(16) % 10)
+    twin = copy.deepcopy(model)
+    np.testing.assert_array_equal(twin.predict(x), model.predict(x))
+    twin.train_step(x, np.arange(16) % 10)  # its own lock works

@@ -41,7 +41,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Width = Literal["all", "one"]
 """``"all"``: every thread the libraries are set to use; ``"one"``: the caller's."""
@@ -143,6 +143,16 @@ class ThreadGovernor:
         self.forced: Width | None = None
         self._tracks: dict[Hashable, _Track] = {}
         self._lock = threading.Lock()  # plans may serve several threads at once
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy`` of a model) takes the records, not the lock."""
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def force(self, width: Width | None) -> None:
         """Run every call at ``width`` from now on (None: choose again), and record
