@@ -1,7 +1,6 @@
 """Augmentation: exactness of the warp, determinism, ranges, stroke changes."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -230,20 +229,6 @@ def test_any_settings_keep_range_and_shape(seed, shift, rot, lo, hi, shear, stro
     out = aug(x, np.random.default_rng(seed))
     assert out.shape == x.shape and out.dtype == x.dtype
     assert np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 1
-
-
-def test_vectorised_speed_guard():
-    # Measured ~0.7 ms; 50 ms would only fail if the warp fell back to a
-    # per-image or per-pixel Python loop (a noisy shared CPU stays far below).
-    x = digits(128)
-    aug, rng = Augmenter(), np.random.default_rng(0)
-    aug(x, rng)
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        aug(x, rng)
-        times.append(time.perf_counter() - t0)
-    assert min(times) < 0.05
 
 
 def test_fill_frame_stretches_the_ink_box_to_a_square_within_the_cap():
