@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tinynet.datasets import BY_NAME
 from tinynet.gradcheck import rel_error
 
 # The tests load this file by path, without the benchmarks folder on sys.path.
@@ -45,7 +46,7 @@ def thread_env(threads: int, base: dict[str, str] | None = None) -> dict[str, st
 
 
 # -------------------------------------------------------------------------- data
-DATASETS = ("mnist", "fashion")
+DATASETS = tuple(BY_NAME)
 
 
 def load_images(
@@ -60,14 +61,11 @@ def load_images(
     ``x`` is (N, 28, 28) for the MLP and (N, 28, 28, 1) for the CNN; labels are int64.
     ``limit`` keeps the first ``limit`` training images (quick runs).
     """
-    from tinynet.datasets import fashion_mnist, mnist
-
-    specs = {"mnist": mnist.SPEC, "fashion": fashion_mnist.SPEC}
-    if dataset not in specs:
+    if dataset not in BY_NAME:
         raise ValueError(
             f"load_images: dataset must be one of {DATASETS}, got {dataset!r}"
         )
-    (x_train, y_train), (x_test, y_test) = specs[dataset].load_data()
+    (x_train, y_train), (x_test, y_test) = BY_NAME[dataset].load_data()
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
     if test_limit:

@@ -58,8 +58,9 @@ sys.path.insert(0, str(HERE))
 import _common  # noqa: E402
 import _compare_common as cc  # noqa: E402
 
+from tinynet.datasets import TITLES  # noqa: E402
+
 FRAMEWORKS = ("keras", "pytorch", "tinynet")
-DATASET_TITLES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 COLORS = {"keras": "#d62728", "pytorch": "#ff7f0e", "tinynet": "#1f77b4"}
 RIVALS = ("keras", "pytorch")  # tinynet's ratios are taken against each of these
 NAMES = {"keras": "Keras", "pytorch": "PyTorch", "tinynet": "tinynet"}
@@ -528,7 +529,7 @@ def main(argv: list[str] | None = None, *, script: str = "compare.py") -> dict:
             "command": f"python benchmarks/{script} "
             + " ".join(sys.argv[1:] if argv is None else argv),
             "machine": cc.machine_info(),
-            "dataset": DATASET_TITLES[args.dataset],
+            "dataset": TITLES[args.dataset],
             "versions": versions,
             "frameworks": frameworks,
             "threads": args.threads,

@@ -28,7 +28,7 @@ import tinynet
 from tinynet import metrics, optimizers, zoo
 from tinynet.augment import Augmenter
 from tinynet.calibration import calibrate, calibration_errors
-from tinynet.datasets import fashion_mnist, mnist
+from tinynet.datasets import BY_NAME as DATASETS
 from tinynet.training import split_validation
 
 # --augment: the default affine and pen-width changes, plus digits stretched to fill
@@ -43,7 +43,6 @@ DEFAULTS = {  # model -> (epochs, learning rate, schedule)
         for name, recipe in zoo.RECIPES.items()
     },
 }
-DATASETS = {"mnist": mnist.SPEC, "fashion": fashion_mnist.SPEC}
 
 
 RELOAD_CHECK_IMAGES = 1000  # the saved model must reproduce these predictions
