@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .layers.activations import log_softmax
+
 __all__ = [
     "ReliabilityDiagram",
     "apply_temperature",
@@ -112,12 +114,6 @@ def logits_from_probabilities(probs: npt.ArrayLike) -> np.ndarray:
     return logits
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    shifted = z - z.max(axis=1, keepdims=True)
-    out: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return out
-
-
 def temperature_nll(
     logits: npt.ArrayLike, labels: npt.ArrayLike, temperature: float
 ) -> float:
@@ -134,7 +130,7 @@ def temperature_nll(
 
 
 def _nll(z: np.ndarray, y: np.ndarray, temperature: float) -> float:
-    log_p = _log_softmax(z / temperature)
+    log_p = log_softmax(z / temperature, axis=1)
     return float(-log_p[np.arange(len(y)), y].mean())
 
 
