@@ -269,6 +269,8 @@ def trickle(server, head: bytes, stop: threading.Event) -> bytes:
                 return reply + (s.recv(65536) if reply else b"")
             except TimeoutError:
                 pass
+            except ConnectionResetError:  # dropped to make room: also a hang-up
+                break
             try:
                 s.sendall(b"a")
             except OSError:  # the server hung up
