@@ -26,7 +26,6 @@ import numpy as np
 
 import tinynet
 from tinynet import metrics, optimizers, zoo
-from tinynet.augment import Augmenter
 from tinynet.calibration import calibrate, calibration_errors
 from tinynet.datasets import BY_NAME as DATASETS
 from tinynet.training import split_validation
@@ -226,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({args.schedule}){'; augmented' if args.augment else ''}"
     )
 
+    augment = None
+    if args.augment:
+        from tinynet.augment import Augmenter  # OpenCV only when augmenting
+
+        augment = Augmenter(**AUGMENT)
     started = time.perf_counter()
     history = model.fit(
         x_train,
@@ -235,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         validation_split=args.val_split,
         seed=args.seed,
         verbose=args.verbose,
-        augment=Augmenter(**AUGMENT) if args.augment else None,
+        augment=augment,
     )
     train_seconds = time.perf_counter() - started
     if not all(np.isfinite(w).all() for w in model.get_weights().values()):
