@@ -98,6 +98,9 @@ def matmul_peak(clock: Any, size: int = 2048) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--model", default="cnn", help="a tinynet.zoo.MODELS name (default: cnn)"
+    )
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="timed train steps")
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     kernel_totals: dict[str, float] = collections.defaultdict(float)
     time_kernels(kernel_totals, clock)
-    model = zoo.mnist_cnn(seed=0)
+    model = zoo.MODELS[args.model](seed=0)
     model.compile(optimizer="adam", loss="cross_entropy")
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, *model.input_shape), dtype=np.float32)

@@ -13,7 +13,8 @@ model. tinynet's run is literally
 ``python examples/mnist_train.py --model speedrun --seed S --out F``; Keras' and
 PyTorch's is ``_speedrun_worker.py``, which never imports tinynet and reads MNIST
 from an uncompressed ``.npz`` this script writes first (tinynet's example reads the
-gzipped IDX files and checks their SHA-256, so the rivals load faster).
+gzipped IDX files once, then its decoded cache: ``.npy`` files it memory-maps and
+checks against the published SHA-256, ``tinynet.datasets.decoded_cache``).
 
 The frameworks' order rotates from seed to seed. Before the timed runs, each
 framework runs once untimed on 512 images, so Numba's cache is warm and every

@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -152,3 +153,16 @@ def test_init_from_a_file_that_is_not_a_model_is_one_clear_error(
     assert result.returncode == 2
     assert "--init" in result.stderr and "not_a_model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_loading_kernels_in_the_background_leaves_the_model_untouched(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "examples"))
+    import mnist_train
+
+    model = tinynet.zoo.mnist_speedrun(seed=0)
+    weights = {k: v.copy() for k, v in model.get_weights().items()}
+    state = model.rng.bit_generator.state
+    mnist_train.load_kernels_in_background(model, "adam", "cross_entropy").join()
+    assert model.optimizer is None and model.rng.bit_generator.state == state
+    for key, value in model.get_weights().items():
+        np.testing.assert_array_equal(value, weights[key], err_msg=key)

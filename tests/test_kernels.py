@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from tinynet.kernels import (
     conv,
     convpool,
+    direct_conv_pool,
     dropout,
     pool,
     reference,
@@ -524,6 +525,57 @@ def test_conv2d_with_fused_pool_matches_reference(geometry, seed, use_bias, relu
         )
         ref = reference.conv2d_backward(
             dout, x, cols, weights, sh, sw, pt, pl, need_dx, None, state
+        )
+        assert (fast[0] is None) == (not need_dx)
+        for got, expected in zip(fast, ref, strict=True):
+            if expected is not None:
+                assert_close(got, expected, dtype)
+
+
+@st.composite
+def single_channel_cases(draw):
+    """(x, w, b, relu, dtype): a stride-1 valid conv of one input channel and 1-15
+    filters with something to pool; b None or a bias."""
+    kh, kw = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    n, h, w = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(kh + 1, 14)),
+        draw(st.integers(kw + 1, 14)),
+    )
+    f = draw(st.integers(1, direct_conv_pool.MAX_FILTERS - 1))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, h, w, 1)).astype(dtype)
+    weights = rng.standard_normal((kh, kw, 1, f)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype) if draw(st.booleans()) else None
+    return x, weights, b, draw(st.booleans()), rng
+
+
+@given(single_channel_cases())
+@PROPERTY_SETTINGS
+def test_direct_conv_pool_matches_reference(case):
+    x, weights, b, relu, rng = case
+    n, h, w, _ = x.shape
+    kh, kw, _, f = weights.shape
+    ho, wo = h - kh + 1, w - kw + 1
+    dtype = x.dtype.type
+    pooled = (n, ho // 2, wo // 2, f)
+
+    def buffers():
+        return np.full(pooled, np.nan, dtype), np.full(pooled, 9, np.uint8)
+
+    fast_pool, ref_pool = buffers(), buffers()
+    assert direct_conv_pool.forward(x, weights, b, relu, *fast_pool) is fast_pool[0]
+    cols = np.empty((n * ho * wo, kh * kw), dtype)
+    reference.conv2d_forward(x, weights, b, 1, 1, 0, 0, ho, wo, cols, relu, ref_pool)
+    assert_close(fast_pool[0], ref_pool[0], dtype)
+    # Both backward passes take the fast forward's winners (as above).
+    state = (fast_pool[0], fast_pool[1], relu, ho, wo)
+    dout = rng.standard_normal(pooled).astype(dtype)
+    for need_dx in (True, False):
+        fast = direct_conv_pool.backward(dout, *state[:3], x, weights, need_dx)
+        ref = reference.conv2d_backward(
+            dout, x, cols, weights, 1, 1, 0, 0, need_dx, None, state
         )
         assert (fast[0] is None) == (not need_dx)
         for got, expected in zip(fast, ref, strict=True):

@@ -90,6 +90,14 @@ def test_predict_rejects_bad_input_with_clear_message(x, error, fragment):
     assert fragment in str(err.value)
 
 
+def test_inputs_whose_sum_overflows_are_still_accepted_when_finite():
+    x = np.full((1, 2, 3), np.finfo(np.float32).max, np.float32)
+    np.testing.assert_array_equal(small_mlp().check_inputs(x), x)
+    x[0, 1, 2] = -np.inf  # and an inf among them is still found
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        small_mlp().check_inputs(x)
+
+
 def test_summary_lists_every_layer_and_the_totals():
     model = Sequential([Dense(4), BatchNorm(), ReLU(), Dense(2)], input_shape=(3,))
     text = model.summary(print_fn=None)

@@ -25,6 +25,7 @@ from tinynet.plan import (
     SigmoidCrossEntropyStep,
     SoftmaxCrossEntropyStep,
 )
+from tinynet.plan.conv_pool import pools_directly
 
 GRAD_TOL = 1e-6
 
@@ -120,17 +121,23 @@ def one_step(model: Sequential, x, y, seed: int = 3):
 
 
 @pytest.mark.parametrize(
-    ("conv_kwargs", "shape", "filters", "kernel", "winograd"),
+    ("conv_kwargs", "shape", "filters", "kernel", "winograd", "direct"),
     [
-        ({}, (12, 11, 2), 3, 2, False),  # odd conv outputs: a row or column dropped
-        ({"padding": "same"}, (9, 8, 1), 3, 2, False),
-        ({"strides": 2, "padding": "same"}, (17, 16, 3), 3, 2, False),
-        ({}, (14, 13, 2), 8, 3, True),  # the second conv: 3x3 over 8 channels
-        ({"padding": "same"}, (10, 9, 1), 9, 3, True),
+        # odd conv outputs: a row or column dropped
+        ({}, (12, 11, 2), 3, 2, False, [False, False]),
+        ({"padding": "same"}, (9, 8, 1), 3, 2, False, [False, False]),
+        ({"strides": 2, "padding": "same"}, (17, 16, 3), 3, 2, False, [False, False]),
+        # the second conv: 3x3 over 8 channels
+        ({}, (14, 13, 2), 8, 3, True, [False, False]),
+        ({"padding": "same"}, (10, 9, 1), 9, 3, True, [False, False]),
+        # one input channel: the first conv direct, and the second, with an input
+        # gradient, when it too has one
+        ({}, (13, 12, 1), 3, 2, False, [True, False]),
+        ({}, (15, 12, 1), 1, 2, False, [True, True]),
     ],
 )
 def test_conv_pool_training_step_equals_the_layers_one_by_one(
-    conv_kwargs, shape, filters, kernel, winograd
+    conv_kwargs, shape, filters, kernel, winograd, direct
 ):
     """Same outputs, loss and gradients for every parameter, to float64 rounding:
     the fused steps add in another order or compute by Winograd's algorithm."""
@@ -139,6 +146,7 @@ def test_conv_pool_training_step_equals_the_layers_one_by_one(
     )
     assert kinds(fused)[:2] == ["ConvPool", "ConvPool"]
     assert fused.plan.steps[1].winograd == winograd
+    assert [pools_directly(step.conv) for step in fused.plan.steps[:2]] == direct
     rng = np.random.default_rng(2)
     x, y = rng.standard_normal((7, *shape)), rng.integers(0, 5, 7)
     results = []
@@ -158,7 +166,7 @@ def test_conv_pool_training_step_equals_the_layers_one_by_one(
 
 
 @pytest.mark.parametrize("activation", ["relu", None])
-@pytest.mark.parametrize("channels", [2, 8])  # im2col, Winograd
+@pytest.mark.parametrize("channels", [1, 2, 8])  # direct, im2col, Winograd
 def test_conv_pool_passes_a_gradient_check(activation, channels):
     """Central differences in float64 on the step itself: input, kernel and bias."""
     # Small on purpose: the rounding error of a central difference grows with the

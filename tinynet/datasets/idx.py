@@ -133,6 +133,11 @@ def encode_idx(array: np.ndarray) -> bytes:
             f"encode_idx: expected a uint8 array of 1 or 3 dimensions, got "
             f"{array.dtype} with shape {array.shape}"
         )
-    magic = LABELS_MAGIC if array.ndim == 1 else IMAGES_MAGIC
-    header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
-    return header + np.ascontiguousarray(array).tobytes()
+    return idx_header(array.shape) + np.ascontiguousarray(array).tobytes()
+
+
+def idx_header(shape: tuple[int, ...]) -> bytes:
+    """The IDX header of a ``uint8`` array of ``shape``: labels (1 dimension) or
+    images (3)."""
+    magic = LABELS_MAGIC if len(shape) == 1 else IMAGES_MAGIC
+    return struct.pack(f">I{len(shape)}I", magic, *shape)

@@ -27,6 +27,11 @@ headers. This costs about 0.1 s on top of the decompression that loading needs
 anyway. ``verify=False`` keeps the structural checks (magic number, header dims,
 sizes, labels below the number of classes, matching counts) and skips the hash,
 for modified copies.
+
+Once read, each file's array is cached uncompressed in the user cache
+(:mod:`tinynet.datasets.decoded_cache`), so a later load maps it instead of
+decompressing the file again (verified the same way: the published SHA-256 of the
+payload); ``cache=False`` reads the files alone.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from . import decoded_cache
 from . import download as _dl
 from .idx import CorruptFileError, Payload, parse_images, parse_labels, read_payload
 
@@ -176,9 +182,20 @@ class IdxDataset:
             )
 
     def _load_file(
-        self, key: str, path: Path, verify: bool, name: str | None = None
+        self,
+        key: str,
+        path: Path,
+        verify: bool,
+        name: str | None = None,
+        cache: bool = False,
     ) -> np.ndarray:
         spec = self.files[key]
+        folder = self.decoded_cache_dir()
+        if cache:
+            expected = spec.sha256 if verify else None
+            cached = decoded_cache.load(folder, spec.name, path, expected)
+            if cached is not None:
+                return cached
         payload = read_payload(path, name=name)
         # Structure first: "truncated" or "bad magic" says more than a hash mismatch.
         if key.endswith("images"):
@@ -187,7 +204,14 @@ class IdxDataset:
             array = parse_labels(payload, num_classes=self.num_classes)
         if verify:
             self._check_payload(payload, spec)
+        if cache:
+            decoded_cache.store(folder, spec.name, path, array)
         return array
+
+    def decoded_cache_dir(self) -> Path:
+        """Where decoded arrays are cached (:mod:`tinynet.datasets.decoded_cache`):
+        ``$XDG_CACHE_HOME/tinynet/decoded/<name>``."""
+        return _dl.cache_root() / "decoded" / self.name
 
     # ---------------------------------------------------------------- download
     def download(
@@ -245,6 +269,7 @@ class IdxDataset:
         *,
         download: bool = True,
         verify: bool = True,
+        cache: bool = True,
     ) -> Arrays:
         """Load the data set as ``(x_train, y_train), (x_test, y_test)``.
 
@@ -254,6 +279,9 @@ class IdxDataset:
         download : fetch the files into the user cache when no folder has them.
         verify : check the SHA-256 of every file's decompressed payload (see the
             module docstring); structural checks are always made.
+        cache : read each file's array from the decoded cache when it holds a
+            valid entry for it, and store one after reading the file
+            (:mod:`tinynet.datasets.decoded_cache`: later loads skip the gunzip).
 
         Returns
         -------
@@ -278,7 +306,10 @@ class IdxDataset:
                     self._not_found_message("Downloading is off (download=False).")
                 )
             files = self._files_required(self.download())
-        arrays = {key: self._load_file(key, files[key], verify) for key in SPLIT_FILES}
+        arrays = {
+            key: self._load_file(key, files[key], verify, cache=cache)
+            for key in SPLIT_FILES
+        }
         for split in ("train", "test"):
             x, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
             if len(x) != len(y):
