@@ -1,6 +1,7 @@
 """Shared fixtures: where the real data sets are, and the repository root."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,17 @@ def isolated(monkeypatch, tmp_path) -> Path:
     monkeypatch.delenv("TINYNET_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory) -> Iterator[None]:
+    """The user cache (downloads, decoded arrays) of the whole session under a
+    temporary folder, for this process and the examples it starts: the tests never
+    write to the user's own ``~/.cache``."""
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
