@@ -177,10 +177,14 @@ def input_transform(
                     t0[ch], t1[ch], t2[ch], t3[ch], t4[ch], t5[ch] = b_transpose(
                         d0[ch], d1[ch], d2[ch], d3[ch], d4[ch], d5[ch]
                     )
-            for q in range(tiles_w):
-                r = (b * tiles_h + p) * tiles_w + q
-                k = 4 * q
-                for i in range(6):
+            # Row by row of t, so that the six planes written advance tile by tile
+            # (tile by tile, each tile wrote 36 planes: 2.7x slower, conflicting
+            # cache lines).
+            r0 = (b * tiles_h + p) * tiles_w
+            for i in range(6):
+                for q in range(tiles_w):
+                    r = r0 + q
+                    k = 4 * q
                     e0, e1, e2 = t[i, k], t[i, k + 1], t[i, k + 2]
                     e3, e4, e5 = t[i, k + 3], t[i, k + 4], t[i, k + 5]
                     o0, o1, o2 = v[6 * i, r], v[6 * i + 1, r], v[6 * i + 2, r]
@@ -210,26 +214,31 @@ def output_transform(m: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     n, ho, wo, f = y.shape
     po, qo = -(-ho // 4), -(-wo // 4)
-    s = np.empty((4, 6, f), dtype=y.dtype)  # S = A^T M of one tile
+    # A row of tiles at a time, each pass reading six planes of m tile after tile
+    # (as input_transform writes them): S = A^T M for every tile of the row, then
+    # Y = S A, one output row after another.
+    s = np.empty((4, qo, 6, f), dtype=y.dtype)
     row = np.empty((4, f), dtype=y.dtype)  # one output row of a partial tile
     for bi in range(n):
         for p in range(po):
-            for q in range(qo):
-                r = (bi * po + p) * qo + q
-                for j in range(6):
+            r0 = (bi * po + p) * qo
+            for j in range(6):
+                for q in range(qo):
+                    r = r0 + q
                     m0, m1, m2 = m[j, r], m[6 + j, r], m[12 + j, r]
                     m3, m4, m5 = m[18 + j, r], m[24 + j, r], m[30 + j, r]
-                    s0, s1, s2, s3 = s[0, j], s[1, j], s[2, j], s[3, j]
+                    s0, s1, s2, s3 = s[0, q, j], s[1, q, j], s[2, q, j], s[3, q, j]
                     for ch in range(f):
                         s0[ch], s1[ch], s2[ch], s3[ch] = a_transpose(
                             m0[ch], m1[ch], m2[ch], m3[ch], m4[ch], m5[ch]
                         )
-                ox = 4 * q
-                full = ox + 4 <= wo
-                for i in range(min(4, ho - 4 * p)):
-                    si = s[i]
+            for i in range(min(4, ho - 4 * p)):
+                out = y[bi, 4 * p + i]
+                for q in range(qo):
+                    si = s[i, q]
                     e0, e1, e2, e3, e4, e5 = si[0], si[1], si[2], si[3], si[4], si[5]
-                    out = y[bi, 4 * p + i]
+                    ox = 4 * q
+                    full = ox + 4 <= wo
                     if full:
                         o0, o1, o2, o3 = out[ox], out[ox + 1], out[ox + 2], out[ox + 3]
                     else:
@@ -266,34 +275,35 @@ def output_transform_adjoint(
     """
     n, ho, wo, f = dy.shape
     po, qo = -(-ho // 4), -(-wo // 4)
-    s = np.empty((4, 6, f), dtype=dm.dtype)  # S = dY A^T of one tile
+    # A row of tiles at a time, as in output_transform: S = dY A^T for every tile
+    # of the row, then dM = A S, six planes at a time, tile after tile.
+    s = np.empty((4, qo, 6, f), dtype=dm.dtype)
     row = np.zeros((4, f), dtype=dm.dtype)  # one gradient row of a partial tile
     for bi in range(n):
         for p in range(po):
-            for q in range(qo):
-                r = (bi * po + p) * qo + q
-                ox = 4 * q
-                full = ox + 4 <= wo
-                rows = min(4, ho - 4 * p)
-                for i in range(4):
-                    if i >= rows:
-                        s[i] = 0
-                        continue
-                    g = dy[bi, 4 * p + i]
-                    if full:
+            r0 = (bi * po + p) * qo
+            rows = min(4, ho - 4 * p)
+            s[rows:] = 0
+            for i in range(rows):
+                g = dy[bi, 4 * p + i]
+                for q in range(qo):
+                    ox = 4 * q
+                    if ox + 4 <= wo:
                         g0, g1, g2, g3 = g[ox], g[ox + 1], g[ox + 2], g[ox + 3]
                     else:
                         row[: wo - ox] = g[ox:wo]
                         g0, g1, g2, g3 = row[0], row[1], row[2], row[3]
-                    si = s[i]
+                    si = s[i, q]
                     e0, e1, e2, e3, e4, e5 = si[0], si[1], si[2], si[3], si[4], si[5]
                     for ch in range(f):
                         db[ch] += g0[ch] + g1[ch] + g2[ch] + g3[ch]
                         e0[ch], e1[ch], e2[ch], e3[ch], e4[ch], e5[ch] = a_times(
                             g0[ch], g1[ch], g2[ch], g3[ch]
                         )
-                for j in range(6):
-                    s0, s1, s2, s3 = s[0, j], s[1, j], s[2, j], s[3, j]
+            for j in range(6):
+                for q in range(qo):
+                    r = r0 + q
+                    s0, s1, s2, s3 = s[0, q, j], s[1, q, j], s[2, q, j], s[3, q, j]
                     o0, o1, o2 = dm[j, r], dm[6 + j, r], dm[12 + j, r]
                     o3, o4, o5 = dm[18 + j, r], dm[24 + j, r], dm[30 + j, r]
                     for ch in range(f):
@@ -330,10 +340,11 @@ def input_transform_adjoint(
         dx[b] = 0
         for p in range(tiles_h):
             t[:, :2] = 0
-            for q in range(tiles_w):
-                r = (b * tiles_h + p) * tiles_w + q
-                k = 4 * q
-                for i in range(6):
+            r0 = (b * tiles_h + p) * tiles_w
+            for i in range(6):  # row by row: as in input_transform
+                for q in range(tiles_w):
+                    r = r0 + q
+                    k = 4 * q
                     v0, v1, v2 = dv[6 * i, r], dv[6 * i + 1, r], dv[6 * i + 2, r]
                     v3, v4, v5 = dv[6 * i + 3, r], dv[6 * i + 4, r], dv[6 * i + 5, r]
                     e0, e1, e2 = t[i, k], t[i, k + 1], t[i, k + 2]
