@@ -122,9 +122,12 @@ def input_transform(
                     t1[ch] = d1[ch] + d2[ch]
                     t2[ch] = d2[ch] - d1[ch]
                     t3[ch] = d1[ch] - d3[ch]
-            for q in range(tiles_w):
-                r = (b * tiles_h + p) * tiles_w + q
-                for i in range(4):
+            # Row by row of t, so that the four planes written advance tile by
+            # tile (see winograd43.input_transform).
+            r0 = (b * tiles_h + p) * tiles_w
+            for i in range(4):
+                for q in range(tiles_w):
+                    r = r0 + q
                     e0, e1 = t[i, 2 * q], t[i, 2 * q + 1]
                     e2, e3 = t[i, 2 * q + 2], t[i, 2 * q + 3]
                     o0, o1 = v[4 * i, r], v[4 * i + 1, r]
