@@ -719,6 +719,34 @@ def test_winograd43_transforms_match_reference(case):
     assert_close(dx, dx_ref, dtype)
 
 
+@given(winograd_cases(), st.booleans())
+@PROPERTY_SETTINGS
+def test_winograd43_conv_pool_forward_matches_reference(case, kept):
+    """The pooled F(4x4, 3x3) forward (inference) against its twin and against the
+    direct convolution + pool, odd pooled sizes (partial tiles) too."""
+    x, weights, b, pt, pl, ho, wo, relu, rng = case
+    n, _, _, c = x.shape
+    f, dtype = weights.shape[3], x.dtype.type
+    pooled = (n, ho // 2, wo // 2, f)
+    th, tw = winograd43.F4X4.pooled_tiles(pooled[1], pooled[2])
+    m = rng.standard_normal((36, n * th * tw, f)).astype(dtype)
+    buffers = (np.full(pooled, np.nan, dtype), np.full(pooled, 9, np.uint8))
+    fast = winograd43.output_transform_pool(m, b, relu, *(a.copy() for a in buffers))
+    ref = reference.winograd43_output_transform_pool(m, b, relu, *buffers)
+    assert_close(fast[0], ref[0], dtype)
+    v = np.full((36, n * th * tw, c), np.nan, dtype) if kept else None
+    p = winograd.conv3x3_pool_forward(
+        x, weights, b, pt, pl, relu, v, *(a.copy() for a in buffers),
+        winograd43.F4X4,
+    )  # fmt: skip
+    cols = np.empty((n * ho * wo, 9 * c), dtype)
+    p_ref, _ = reference.conv2d_forward(
+        x, weights, b, 1, 1, pt, pl, ho, wo, cols, relu,
+        (np.empty(pooled, dtype), np.empty(pooled, np.uint8)),
+    )  # fmt: skip
+    assert_close(p, p_ref, dtype)
+
+
 def winograd43_against_direct(x, weights, b, pt, pl, ho, wo, dy, need_dx):
     """(fast, reference) pairs of y, dx, dw, db: the conv by F(4x4, 3x3), backward
     of ``dy`` from the kept transform and from x, against the direct convolution."""

@@ -595,6 +595,17 @@ def winograd43_output_transform(
     return y
 
 
+def winograd43_output_transform_pool(
+    m: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Y = A^T M A`` per tile, cropped to twice the pooled size, then
+    :func:`pool_bias_relu`."""
+    n, po, qo, f = out.shape
+    y = np.empty((n, 2 * po, 2 * qo, f), m.dtype)
+    winograd43_output_transform(m, np.zeros(f, m.dtype), y)
+    return pool_bias_relu(y, b, relu, out, argmax)
+
+
 def winograd43_output_transform_adjoint(
     dy: np.ndarray, dm: np.ndarray, db: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -403,6 +403,7 @@ class Algorithm:
     input_transform_adjoint: Callable[..., np.ndarray]
     output_transform: Callable[..., np.ndarray]
     output_transform_adjoint: Callable[..., tuple[np.ndarray, np.ndarray]]
+    output_transform_pool: Callable[..., tuple[np.ndarray, np.ndarray]]
 
     @property
     def points(self) -> int:
@@ -415,6 +416,10 @@ class Algorithm:
         ``tile`` does not divide it)."""
         return -(-ho // self.tile), -(-wo // self.tile)
 
+    def pooled_tiles(self, po: int, qo: int) -> tuple[int, int]:
+        """Tiles down and across a ``po x qo`` 2x2-pooled output."""
+        return self.tiles(2 * po, 2 * qo)
+
 
 #: F(2x2, 3x3), the kernels of this module.
 F2X2 = Algorithm(
@@ -426,6 +431,7 @@ F2X2 = Algorithm(
     input_transform_adjoint,
     output_transform,
     output_transform_adjoint,
+    output_transform_pool,
 )
 
 
@@ -495,15 +501,19 @@ def conv3x3_pool_forward(
     v: np.ndarray | None,
     out: np.ndarray,
     argmax: np.ndarray,
+    algorithm: Algorithm = F2X2,
 ) -> np.ndarray:
-    """Pooled ``relu(conv3x3(x, w) + b)`` (stride 1) by Winograd F(2x2, 3x3).
+    """Pooled ``relu(conv3x3(x, w) + b)`` (stride 1) by Winograd ``algorithm``
+    (F(2x2, 3x3) computes only the tiles the pool keeps; :func:`conv3x3_pool_backward`
+    takes only its transform).
 
     Parameters
     ----------
     x : (N, H, W, C) C-contiguous input; w : (3, 3, C, F); b : (F,) or None.
     pt, pl : zero padding above and to the left (the conv's geometry).
     relu : apply the ReLU.
-    v : (16, N * P * Q, C) buffer for the transformed input, kept for backward
+    v : (points, N * tiles, C) buffer for the transformed input
+        (``algorithm.points``, ``algorithm.pooled_tiles(P, Q)``), kept for backward
         (training), or None (inference: chunk-sized scratch).
     out, argmax : (N, P, Q, F) pooled output and winners (P, Q = conv output // 2).
 
@@ -514,9 +524,10 @@ def conv3x3_pool_forward(
     b = np.zeros(w.shape[3], x.dtype) if b is None else b.astype(x.dtype, copy=False)
 
     def epilogue(m: np.ndarray, s: int, e: int) -> None:
-        output_transform_pool(m, b, relu, out[s:e], argmax[s:e])
+        algorithm.output_transform_pool(m, b, relu, out[s:e], argmax[s:e])
 
-    forward_chunks(x, w, pt, pl, out.shape[1], out.shape[2], v, epilogue)
+    tiles_h, tiles_w = algorithm.pooled_tiles(out.shape[1], out.shape[2])
+    forward_chunks(x, w, pt, pl, tiles_h, tiles_w, v, epilogue, algorithm)
     return out
 
 

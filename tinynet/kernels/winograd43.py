@@ -41,6 +41,7 @@ import numba
 import numpy as np
 
 from . import serial_kernel
+from .convpool import window_max
 from .winograd import Algorithm
 
 G = np.array(
@@ -257,6 +258,65 @@ def output_transform(m: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @serial_kernel
+def output_transform_pool(
+    m: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Y = A^T M A`` per tile, then the 2x2 max-pool of its four windows, ``+ b``,
+    ReLU (inference: no adjoint).
+
+    Parameters
+    ----------
+    m : (36, N * P * Q, F) the products; tile ``(n, p, q)`` holds the pooled
+        outputs ``(2p + [0, 2), 2q + [0, 2))``, those inside ``out``: ``P, Q =
+        ceil(PO / 2), ceil(QO / 2)``.
+    b : (F,) bias; relu : apply the ReLU.
+    out, argmax : (N, PO, QO, F) buffers, as for ``convpool.pool_bias_relu``.
+
+    Returns
+    -------
+    (out, argmax)
+    """
+    n, po, qo, f = out.shape
+    tp, tq = -(-po // 2), -(-qo // 2)
+    s = np.empty((4, tq, 6, f), dtype=out.dtype)  # S = A^T M, as output_transform
+    y = np.empty((4, 4 * tq, f), dtype=out.dtype)  # the conv rows of a tile row
+    for bi in range(n):
+        for p in range(tp):
+            r0 = (bi * tp + p) * tq
+            for j in range(6):
+                for q in range(tq):
+                    r = r0 + q
+                    m0, m1, m2 = m[j, r], m[6 + j, r], m[12 + j, r]
+                    m3, m4, m5 = m[18 + j, r], m[24 + j, r], m[30 + j, r]
+                    s0, s1, s2, s3 = s[0, q, j], s[1, q, j], s[2, q, j], s[3, q, j]
+                    for ch in range(f):
+                        s0[ch], s1[ch], s2[ch], s3[ch] = a_transpose(
+                            m0[ch], m1[ch], m2[ch], m3[ch], m4[ch], m5[ch]
+                        )
+            for i in range(4):
+                for q in range(tq):
+                    si = s[i, q]
+                    e0, e1, e2, e3, e4, e5 = si[0], si[1], si[2], si[3], si[4], si[5]
+                    o0, o1 = y[i, 4 * q], y[i, 4 * q + 1]
+                    o2, o3 = y[i, 4 * q + 2], y[i, 4 * q + 3]
+                    for ch in range(f):
+                        o0[ch], o1[ch], o2[ch], o3[ch] = a_transpose(
+                            e0[ch], e1[ch], e2[ch], e3[ch], e4[ch], e5[ch]
+                        )
+            for a in range(min(2, po - 2 * p)):
+                top, bottom = y[2 * a], y[2 * a + 1]
+                for cx in range(qo):
+                    z00, z01 = top[2 * cx], top[2 * cx + 1]
+                    z10, z11 = bottom[2 * cx], bottom[2 * cx + 1]
+                    o, k = out[bi, 2 * p + a, cx], argmax[bi, 2 * p + a, cx]
+                    for ch in range(f):
+                        o[ch], k[ch] = window_max(
+                            z00[ch], z01[ch], z10[ch], z11[ch], b[ch], relu
+                        )
+    return out, argmax
+
+
+@serial_kernel
 def output_transform_adjoint(
     dy: np.ndarray, dm: np.ndarray, db: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -401,6 +461,7 @@ F4X4 = Algorithm(
     input_transform_adjoint,
     output_transform,
     output_transform_adjoint,
+    output_transform_pool,
 )
 
 __all__ = [
@@ -412,4 +473,5 @@ __all__ = [
     "kernel_transform_adjoint",
     "output_transform",
     "output_transform_adjoint",
+    "output_transform_pool",
 ]

@@ -462,7 +462,13 @@ class ConvBNReLUPool(ConvBNReLU):
         p = np.empty((n, ho // 2, wo // 2, f), dtype=x.dtype)
         argmax = np.empty(p.shape, dtype=np.uint8)
         if pools_by_winograd(self.conv):
-            return winograd.conv3x3_pool_forward(x, w, b, pt, pl, True, None, p, argmax)
+            # F(4x4) when its tiles hold whole pool windows 2x2 at a time (forward
+            # only: the pooled F(4x4) kernel has no adjoint, training pools apart).
+            even = p.shape[1] % 2 == 0 and p.shape[2] % 2 == 0
+            algorithm = F4X4 if even else winograd.F2X2
+            return winograd.conv3x3_pool_forward(
+                x, w, b, pt, pl, True, None, p, argmax, algorithm
+            )
         conv.conv2d_forward(
             x, w, b, *self.conv.strides, pt, pl, ho, wo, None, True, (p, argmax)
         )
