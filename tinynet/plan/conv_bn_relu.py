@@ -45,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..kernels import batch_split, batchnorm, conv, convpool, window_placement, winograd
+from ..kernels.winograd import Algorithm
 from ..kernels.winograd43 import F4X4
 from ..layers.activations import ReLU
 from ..layers.base import Layer
@@ -116,7 +117,7 @@ class ConvBNReLU(Step):
         return self.winograd_algorithm is not None
 
     @property
-    def winograd_algorithm(self) -> winograd.Algorithm | None:
+    def winograd_algorithm(self) -> Algorithm | None:
         """The Winograd algorithm of the training convolution, for a 3x3 stride-1
         kernel over ``winograd.MIN_CHANNELS`` or more channels: F(4x4, 3x3) when 4
         divides the output's height and width, F(2x2, 3x3) when 2 does, else None
@@ -185,7 +186,7 @@ class ConvBNReLU(Step):
         pt: int,
         pl: int,
         z: np.ndarray,
-        algorithm: winograd.Algorithm,
+        algorithm: Algorithm,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``z = conv3x3(x, w) + b`` by Winograd ``algorithm``, and ``(sums,
         shift)``: the (2, F) sums of ``z - shift`` and its square, with ``shift`` =
