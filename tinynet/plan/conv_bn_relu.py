@@ -8,8 +8,10 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
 - Training: the convolution runs as in :class:`~tinynet.plan.Conv2DStep` (the
   batch-split im2col drivers, the im2col matrix kept in a workspace), or, for a
   3x3 stride-1 kernel over 8 or more channels with an even output, by Winograd
-  F(2x2, 3x3) over every output tile (``kernels.winograd.conv3x3_forward``; 2.25x
-  fewer multiply-adds; nothing kept but ``x``: backward transforms it again chunk
+  over every output tile (``kernels.winograd.conv3x3_forward``): F(4x4, 3x3)
+  where 4 divides the output (4x fewer multiply-adds than im2col), else F(2x2,
+  3x3) (2.25x; :attr:`ConvBNReLU.winograd_algorithm` says why); nothing kept but
+  ``x``: backward transforms it again chunk
   by chunk, in cache, which beat writing the whole transformed input and reading
   it back, 38 MB on the second conv at batch 128, by 7% of that conv's training
   CPU time, and kept the memory); then one
