@@ -423,19 +423,19 @@ def input_transform_adjoint(
                 t0, t1, t2 = t[0, k], t[1, k], t[2, k]
                 t3, t4, t5 = t[3, k], t[4, k], t[5, k]
                 if inside:
-                    r0, r1, r2 = dx[b, y0, ix], dx[b, y0 + 1, ix], dx[b, y0 + 2, ix]
-                    r3, r4 = dx[b, y0 + 3, ix], dx[b, y0 + 4, ix]
-                    r5 = dx[b, y0 + 5, ix]
+                    g0, g1, g2 = dx[b, y0, ix], dx[b, y0 + 1, ix], dx[b, y0 + 2, ix]
+                    g3, g4 = dx[b, y0 + 3, ix], dx[b, y0 + 4, ix]
+                    g5 = dx[b, y0 + 5, ix]
                     for ch in range(c):
                         d0, d1, d2, d3, d4, d5 = b_times(
                             t0[ch], t1[ch], t2[ch], t3[ch], t4[ch], t5[ch]
                         )
-                        r0[ch] += d0
-                        r1[ch] += d1
-                        r2[ch] += d2
-                        r3[ch] += d3
-                        r4[ch] += d4
-                        r5[ch] += d5
+                        g0[ch] += d0
+                        g1[ch] += d1
+                        g2[ch] += d2
+                        g3[ch] += d3
+                        g4[ch] += d4
+                        g5[ch] += d5
                     continue
                 c0, c1, c2 = column[0], column[1], column[2]
                 c3, c4, c5 = column[3], column[4], column[5]
