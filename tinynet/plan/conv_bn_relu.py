@@ -30,10 +30,11 @@ alternated, medians of 5 runs each: training step 111 -> 56 ms, ``predict``
 3.4k -> 8.5k images/s. The convolutions take most of what is left (profiled in
 one step: the second conv's Winograd forward and backward 14 and 17 ms); the batch
 statistics and normalisation passes about 1 ms each per block. On the AMD EPYC
-VM (2026-12-03, 1 thread, CPU time, ``benchmarks/cnn_step_profile.py``) a step
-takes ~110 ms: the Winograd matrix products ~39 ms (~90% of the matmul rate),
-the Winograd transforms ~36 ms, the BatchNorm/ReLU/pool passes ~19 ms, the
-first (1-channel, im2col) block ~14 ms.
+VM (2026-12-03, 1 thread, CPU time, ``benchmarks/cnn_step_profile.py``, load
+average ~10) a step takes ~96 ms (117 ms with F(2x2) alone, same conditions): the
+Winograd transforms ~32 ms, the BatchNorm/ReLU/pool passes ~20 ms, the first
+(1-channel, im2col) block ~16 ms, the rest of the three Winograd convolutions
+(their matrix products, mostly) ~29 ms.
 
 The running statistics are updated exactly as ``BatchNorm.forward`` does.
 ``tests/test_conv_bn_relu.py`` checks both steps against the layers run one by one.
