@@ -37,6 +37,11 @@ Float32 rounding: the transforms add at most 9 terms of the inputs' magnitude, s
 results differ from a direct convolution by a few units in the 6th-7th digit.
 Layout: the 16 planes ``V[xi]`` are contiguous (16, tiles, C) arrays; with the
 tile-major layout the batched matmuls ran at half the speed.
+
+The drivers at the end (``forward_chunks``, ``backward_chunks`` and the
+``conv3x3_*`` entry points) run any :class:`Algorithm`: :data:`F2X2`, whose
+kernels are here, or ``winograd43.F4X4``, F(4x4, 3x3) (36 multiplications per 16
+outputs), which ``tinynet.plan.ConvBNReLU`` picks where 4 divides the output.
 """
 
 from __future__ import annotations
