@@ -1,5 +1,6 @@
-"""Winograd F(4x4, 3x3) for a stride-1 3x3 convolution, every output kept: the
-kernels of :data:`F4X4`, which the drivers of :mod:`tinynet.kernels.winograd` run.
+"""Winograd F(4x4, 3x3) for a stride-1 3x3 convolution, every output kept (training
+and inference) or 2x2-max-pooled in the output transform (inference): the kernels
+of :data:`F4X4`, which the drivers of :mod:`tinynet.kernels.winograd` run.
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016), with the
 interpolation points 0, 1, -1, 2, -2 and infinity. A 4x4 block of outputs of a 3x3
@@ -22,9 +23,10 @@ it is ``Y = A^T [(G g G^T) * (B^T d B)] A``: 36 multiplications per 16 outputs,
 transformed input ``V`` has 36 planes per 16 outputs instead of 16 per 4, so it is
 also 44% less data to write, multiply and read back.
 
-Tiles of an output whose size 4 does not divide (the 10x10 output of the shipped
-CNN's third conv) are partial: the input past ``x`` reads as zeros and the outputs
-past ``y`` are dropped (their gradient is zero).
+Tiles of an output whose size 4 does not divide are partial: the input past ``x``
+reads as zeros and the outputs past ``y`` are dropped (their gradient is zero). On
+the shipped CNN's 10x10 output that wastes 44% of the work, and F(2x2, 3x3) was as
+fast there (``tinynet.plan.ConvBNReLU.winograd_algorithm``).
 
 Float32 rounding: ``B^T`` and ``A^T`` weigh terms by up to 5 and 8 per axis, and
 ``G`` holds inexact sixths; on 64 channels in and out the output and gradients
@@ -73,12 +75,17 @@ def kernel_transform_adjoint(du: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(dw.transpose(1, 0, 2, 3))
 
 
+SixValues = tuple[float, float, float, float, float, float]
+
+
 # The 1-D steps, each inlined into a loop over channels (which stays vectorised).
 # Their constants take the type of the data (``type(d0)(4)``): a bare ``4 * d``
 # is a float64 product in Numba for float32 ``d`` (NumPy's promotion of int64 with
-# float32), which made these kernels 2-3x slower.
+# float32), with conversions in every inner loop.
 @numba.njit(inline="always")
-def b_transpose(d0, d1, d2, d3, d4, d5):  # type: ignore[no-untyped-def]
+def b_transpose(
+    d0: float, d1: float, d2: float, d3: float, d4: float, d5: float
+) -> SixValues:
     """``B^T d`` of six inputs."""
     two, four, five = type(d0)(2), type(d0)(4), type(d0)(5)
     a = d4 - four * d2
@@ -96,7 +103,9 @@ def b_transpose(d0, d1, d2, d3, d4, d5):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(inline="always")
-def b_times(v0, v1, v2, v3, v4, v5):  # type: ignore[no-untyped-def]
+def b_times(
+    v0: float, v1: float, v2: float, v3: float, v4: float, v5: float
+) -> SixValues:
     """``B v`` of six values: the adjoint of :func:`b_transpose`."""
     two, four, five = type(v0)(2), type(v0)(4), type(v0)(5)
     s = v1 + v2
@@ -113,7 +122,9 @@ def b_times(v0, v1, v2, v3, v4, v5):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(inline="always")
-def a_transpose(m0, m1, m2, m3, m4, m5):  # type: ignore[no-untyped-def]
+def a_transpose(
+    m0: float, m1: float, m2: float, m3: float, m4: float, m5: float
+) -> tuple[float, float, float, float]:
     """``A^T m`` of six products: four outputs."""
     two, four, eight = type(m0)(2), type(m0)(4), type(m0)(8)
     s = m1 + m2
@@ -124,7 +135,7 @@ def a_transpose(m0, m1, m2, m3, m4, m5):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(inline="always")
-def a_times(y0, y1, y2, y3):  # type: ignore[no-untyped-def]
+def a_times(y0: float, y1: float, y2: float, y3: float) -> SixValues:
     """``A y`` of four gradients: six, the adjoint of :func:`a_transpose`."""
     two, four, eight = type(y0)(2), type(y0)(4), type(y0)(8)
     s = y0 + y2
@@ -179,8 +190,8 @@ def input_transform(
                         d0[ch], d1[ch], d2[ch], d3[ch], d4[ch], d5[ch]
                     )
             # Row by row of t, so that the six planes written advance tile by tile
-            # (tile by tile, each tile wrote 36 planes: 2.7x slower, conflicting
-            # cache lines).
+            # (tile by tile, writing 36 planes per tile, this pass took 2.7x as
+            # long: 4 images of 26x26x32, 90 against 33 us).
             r0 = (b * tiles_h + p) * tiles_w
             for i in range(6):
                 for q in range(tiles_w):
