@@ -86,6 +86,7 @@ def cnn(
         ({"strides": 2, "padding": "same"}, (17, 16, 3)),
         ({}, (10, 10, 8)),  # 3x3 over 8 channels: F(4x4, 3x3) in training
         ({}, (12, 12, 8)),  # 10x10 output: F(2x2, 3x3) in training
+        ({"padding": "same"}, (8, 8, 9)),  # F(4x4), padded tiles
     ],
 )
 def test_training_and_inference_equal_the_layers_one_by_one(conv_kwargs, shape):
