@@ -365,7 +365,6 @@ def output_transform_adjoint(
                     si = s[i, q]
                     e0, e1, e2, e3, e4, e5 = si[0], si[1], si[2], si[3], si[4], si[5]
                     for ch in range(f):
-                        db[ch] += g0[ch] + g1[ch] + g2[ch] + g3[ch]
                         e0[ch], e1[ch], e2[ch], e3[ch], e4[ch], e5[ch] = a_times(
                             g0[ch], g1[ch], g2[ch], g3[ch]
                         )
@@ -379,6 +378,14 @@ def output_transform_adjoint(
                         o0[ch], o1[ch], o2[ch], o3[ch], o4[ch], o5[ch] = a_times(
                             s0[ch], s1[ch], s2[ch], s3[ch]
                         )
+    # Row and column 1 of A are all ones, so dM[1, 1] (plane 7) is each tile's sum
+    # of dY: db from one plane, not inside the loops above (which it made take
+    # 1.8x as long, 24x24x32).
+    tile_sums = dm[7]
+    for r in range(tile_sums.shape[0]):
+        row_sum = tile_sums[r]
+        for ch in range(f):
+            db[ch] += row_sum[ch]
     return dm, db
 
 
