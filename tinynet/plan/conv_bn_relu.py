@@ -31,10 +31,10 @@ alternated, medians of 5 runs each: training step 111 -> 56 ms, ``predict``
 one step: the second conv's Winograd forward and backward 14 and 17 ms); the batch
 statistics and normalisation passes about 1 ms each per block. On the AMD EPYC
 VM (2026-12-03, 1 thread, CPU time, ``benchmarks/cnn_step_profile.py``, load
-average ~10) a step takes ~96 ms (117 ms with F(2x2) alone, same conditions): the
-Winograd transforms ~32 ms, the BatchNorm/ReLU/pool passes ~20 ms, the first
-(1-channel, im2col) block ~16 ms, the rest of the three Winograd convolutions
-(their matrix products, mostly) ~29 ms.
+average ~6) a step takes ~89 ms (117 ms with F(2x2) alone, load ~10): the Winograd
+transforms ~29 ms, the BatchNorm/ReLU/pool passes ~18 ms, the first (1-channel,
+im2col) block ~13 ms, the rest of the three Winograd convolutions (their matrix
+products, mostly) ~28 ms.
 
 The running statistics are updated exactly as ``BatchNorm.forward`` does.
 ``tests/test_conv_bn_relu.py`` checks both steps against the layers run one by one.
