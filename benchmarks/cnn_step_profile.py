@@ -27,13 +27,15 @@ from typing import Any
 
 import _common
 
+#: The kernels of each Winograd algorithm (``kernels.winograd.Algorithm``), timed
+#: per algorithm: the drivers call them through the algorithm, not the module.
+WINOGRAD_KERNELS = [
+    "input_transform",
+    "output_transform",
+    "input_transform_adjoint",
+    "output_transform_adjoint",
+]
 KERNELS = {
-    "winograd": [
-        "input_transform",
-        "output_transform",
-        "input_transform_adjoint",
-        "output_transform_adjoint",
-    ],
     "batchnorm": [
         "channel_moments",
         "normalize_relu",
@@ -47,21 +49,30 @@ KERNELS = {
 
 
 def time_kernels(totals: dict[str, float], clock: Any) -> None:
-    """Wrap the kernels of :data:`KERNELS` so each call adds its time to ``totals``."""
+    """Wrap the kernels of :data:`KERNELS` and :data:`WINOGRAD_KERNELS` so each call
+    adds its time to ``totals``."""
     import importlib
+
+    from tinynet.kernels import winograd, winograd43
+
+    def wrap(owner: Any, name: str, key: str) -> None:
+        kernel = getattr(owner, name)
+
+        def timed(*args: Any) -> Any:
+            start = clock()
+            result = kernel(*args)
+            totals[key] += clock() - start
+            return result
+
+        setattr(owner, name, functools.wraps(kernel)(timed))
 
     for module_name, names in KERNELS.items():
         module = importlib.import_module(f"tinynet.kernels.{module_name}")
         for name in names:
-            kernel = getattr(module, name)
-
-            def timed(*args: Any, _kernel: Any = kernel, _name: str = name) -> Any:
-                start = clock()
-                result = _kernel(*args)
-                totals[_name] += clock() - start
-                return result
-
-            setattr(module, name, functools.wraps(kernel)(timed))
+            wrap(module, name, name)
+    for algorithm in (winograd.F2X2, winograd43.F4X4):
+        for name in WINOGRAD_KERNELS:
+            wrap(algorithm, name, f"{name} {algorithm.name}")
 
 
 def conv_flops(model: Any, batch: int) -> dict[int, tuple[float, float]]:

@@ -56,7 +56,9 @@ def test_conv_bn_relu_takes_only_linear_conv_batchnorm_relu(layers, expected):
     assert kinds(model)[:-1] == expected
 
 
-def cnn(conv_kwargs: dict, shape: tuple, fuse: bool) -> Sequential:
+def cnn(
+    conv_kwargs: dict, shape: tuple, fuse: bool, dtype: str = "float64"
+) -> Sequential:
     """Two blocks as in ``tinynet.zoo.mnist_cnn``: the first pooled, the second
     not and needing an input gradient."""
     return Sequential(
@@ -71,7 +73,7 @@ def cnn(conv_kwargs: dict, shape: tuple, fuse: bool) -> Sequential:
         ],
         input_shape=shape,
         seed=1,
-        dtype="float64",
+        dtype=dtype,
         fuse=fuse,
     )
 
@@ -82,7 +84,9 @@ def cnn(conv_kwargs: dict, shape: tuple, fuse: bool) -> Sequential:
         ({}, (12, 11, 2)),  # an odd conv output: the pool drops a column
         ({"use_bias": False, "padding": "same"}, (9, 8, 1)),
         ({"strides": 2, "padding": "same"}, (17, 16, 3)),
-        ({}, (10, 10, 8)),  # 3x3 over 8 channels: Winograd at inference
+        ({}, (10, 10, 8)),  # 3x3 over 8 channels: F(4x4, 3x3) in training
+        ({}, (12, 12, 8)),  # 10x10 output: F(2x2, 3x3) in training
+        ({"padding": "same"}, (8, 8, 9)),  # F(4x4), padded tiles
     ],
 )
 def test_training_and_inference_equal_the_layers_one_by_one(conv_kwargs, shape):
@@ -91,7 +95,7 @@ def test_training_and_inference_equal_the_layers_one_by_one(conv_kwargs, shape):
     fused, spec = (cnn(conv_kwargs, shape, f) for f in (True, False))
     assert kinds(fused)[:2] == ["ConvBNReLUPool", "ConvBNReLU"]
     assert kinds(spec)[:4] == ["Conv2D", "BatchNorm", "ReLU", "MaxPool2D"]
-    # Winograd in training needs an even conv output (8 x 8 here), at inference not.
+    # Winograd in training needs an even conv output, at inference not.
     assert fused.plan.steps[0].winograd == (shape[2] >= 8)
     assert pools_by_winograd(fused.layers[0]) == (shape[2] >= 8)
     spec.set_weights(fused.get_weights())
@@ -119,6 +123,49 @@ def test_training_and_inference_equal_the_layers_one_by_one(conv_kwargs, shape):
     norm = fused.layers[1]
     assert not np.allclose(norm.buffers["moving_mean"], 0)
     np.testing.assert_allclose(probs, ref[4], **TIGHT)
+
+
+@pytest.mark.parametrize(
+    ("shape", "algorithm"),
+    [
+        ((10, 10, 8), "F(4x4, 3x3)"),  # 8x8 output
+        ((12, 12, 8), "F(2x2, 3x3)"),  # 10x10
+        ((11, 11, 8), None),  # 9x9: im2col
+        ((10, 10, 7), None),  # too few channels
+    ],
+)
+def test_training_winograd_algorithm_by_output_size(shape, algorithm):
+    step = cnn({}, shape, True).plan.steps[0]
+    chosen = step.winograd_algorithm
+    assert (chosen and chosen.name) == algorithm
+    assert (algorithm or "im2col") in step.describe()
+
+
+@pytest.mark.parametrize("shape", [(10, 10, 8), (12, 12, 8)])  # F(4x4), F(2x2)
+def test_float32_training_step_is_near_the_float64_layers(shape):
+    """The fused float32 step (Winograd) against the layers one by one in float64:
+    the output, loss and every gradient within 3e-5 of their largest magnitude
+    (measured: <= 3e-6 with F(4x4, 3x3), <= 5e-7 with F(2x2, 3x3))."""
+    fused, spec = cnn({}, shape, True, "float32"), cnn({}, shape, False)
+    spec.set_weights({k: v.astype(np.float64) for k, v in fused.get_weights().items()})
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, *shape)) + 0.5
+    y = rng.integers(0, 5, 6)
+    results = []
+    for model, inputs in ((fused, x.astype(np.float32)), (spec, x)):
+        model.compile(optimizer=optimizers.SGD(0.1))
+        loss, out = model.train_step(inputs, y)
+        results.append((np.array(loss), out, model.gradients()))
+    (loss, out, grads), (loss64, out64, grads64) = results
+    assert out.dtype == np.float32
+    pairs = [(loss, loss64), (out, out64)]
+    pairs += [(grads[key], grads64[key]) for key in grads64]
+    for got, want in pairs:
+        scale = np.max(np.abs(want))
+        if scale < 1e-12:  # a conv bias before BatchNorm, whose gradient is 0
+            assert np.max(np.abs(got)) < 1e-6
+            continue
+        assert np.max(np.abs(got - want)) / scale < 3e-5
 
 
 def test_winograd_training_in_chunks_of_one_image(monkeypatch):

@@ -1,12 +1,12 @@
 """Naive NumPy twins of the Numba kernels: the readable specification and test oracle.
 
 Every function here has the signature of its fast namesake in ``kernels.conv``,
-``kernels.convpool``, ``kernels.batchnorm``, ``kernels.winograd``, ``kernels.pool``,
-``kernels.dropout``, ``kernels.losses`` or ``kernels.optim`` and must return the
-same numbers (up to float rounding). The spec-level entry points the layers call
-(``conv2d``, ``max_pool2d``, ``dropout`` ...) are at the end. They are written for
-clarity, loop over kernel offsets, and build an explicitly padded copy of the
-input; speed does not matter.
+``kernels.convpool``, ``kernels.batchnorm``, ``kernels.winograd``,
+``kernels.winograd43``, ``kernels.pool``, ``kernels.dropout``, ``kernels.losses``
+or ``kernels.optim`` and must return the same numbers (up to float rounding). The
+spec-level entry points the layers call (``conv2d``, ``max_pool2d``, ``dropout``
+...) are at the end. They are written for clarity, loop over kernel offsets, and
+build an explicitly padded copy of the input; speed does not matter.
 
 Geometry shared by all of them (NHWC): window ``(oy, ox)`` covers the rows
 ``oy*sh - pt + [0, kh)`` and columns ``ox*sw - pl + [0, kw)`` of the input; positions
@@ -450,12 +450,18 @@ _BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], floa
 _AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
 
 
-def _tiles(x: np.ndarray, pt: int, pl: int, th: int, tw: int) -> np.ndarray:
-    """(N, th, tw, 4, 4, C): the 4x4 input tiles at stride 2, zero-padded."""
-    xp = _padded(x, pt, pl, 2 * th + 2, 2 * tw + 2, 0.0)
+def _tiles(
+    x: np.ndarray, pt: int, pl: int, th: int, tw: int, size: int = 4
+) -> np.ndarray:
+    """(N, th, tw, size, size, C): the input tiles at stride ``size - 2``,
+    zero-padded."""
+    s = size - 2
+    xp = _padded(x, pt, pl, s * th + 2, s * tw + 2, 0.0)
     rows = [
-        np.stack([xp[:, i : i + 2 * th : 2, j : j + 2 * tw : 2] for j in range(4)], 3)
-        for i in range(4)
+        np.stack(
+            [xp[:, i : i + s * th : s, j : j + s * tw : s] for j in range(size)], 3
+        )
+        for i in range(size)
     ]
     return np.stack(rows, 3)
 
@@ -535,6 +541,99 @@ def winograd_input_transform_adjoint(
     for i in range(4):
         for j in range(4):
             dxp[:, i : i + 2 * tiles_h : 2, j : j + 2 * tiles_w : 2] += dd[
+                :, :, :, i, j
+            ]
+    dx[...] = dxp[:, pt : pt + h, pl : pl + w]
+    return dx
+
+
+# ------------------------------------------------ Winograd F(4x4, 3x3) transforms
+# The four kernels of ``kernels.winograd43``: 6x6 input tiles at stride 4, 4x4
+# output tiles, the last ones partial (the output padded, then cropped).
+_BT43 = np.array(
+    [
+        [4, 0, -5, 0, 1, 0],
+        [0, -4, -4, 1, 1, 0],
+        [0, 4, -4, -1, 1, 0],
+        [0, -2, -1, 2, 1, 0],
+        [0, 2, -1, -2, 1, 0],
+        [0, 4, 0, -5, 0, 1],
+    ],
+    float,
+)
+_AT43 = np.array(
+    [
+        [1, 1, 1, 1, 1, 0],
+        [0, 1, -1, 2, -2, 0],
+        [0, 1, 1, 4, 4, 0],
+        [0, 1, -1, 8, -8, 1],
+    ],
+    float,
+)
+
+
+def winograd43_input_transform(
+    x: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, v: np.ndarray
+) -> np.ndarray:
+    """``V = B^T d B`` for every 6x6 tile ``d``, as 36 planes of (tiles, C)."""
+    bt = _BT43.astype(x.dtype)
+    d = _tiles(x, pt, pl, tiles_h, tiles_w, size=6)
+    v[...] = np.einsum("ai,ntsijc,bj->abntsc", bt, d, bt).reshape(36, -1, x.shape[3])
+    return v
+
+
+def winograd43_output_transform(
+    m: np.ndarray, b: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """``Y = A^T M A + b`` per tile, the tiles laid out as the conv output."""
+    n, ho, wo, f = y.shape
+    th, tw = -(-ho // 4), -(-wo // 4)
+    at = _AT43.astype(m.dtype)
+    m6 = m.reshape(6, 6, n, th, tw, f)
+    full = np.einsum("ai,ijntsf,bj->ntasbf", at, m6, at).reshape(n, 4 * th, 4 * tw, f)
+    y[...] = full[:, :ho, :wo] + b
+    return y
+
+
+def winograd43_output_transform_pool(
+    m: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Y = A^T M A`` per tile, cropped to twice the pooled size, then
+    :func:`pool_bias_relu`."""
+    n, po, qo, f = out.shape
+    y = np.empty((n, 2 * po, 2 * qo, f), m.dtype)
+    winograd43_output_transform(m, np.zeros(f, m.dtype), y)
+    return pool_bias_relu(y, b, relu, out, argmax)
+
+
+def winograd43_output_transform_adjoint(
+    dy: np.ndarray, dm: np.ndarray, db: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``dM = A dY A^T`` per tile (``dY`` zero past the output); ``db`` gets the
+    sum of ``dY`` added."""
+    n, ho, wo, f = dy.shape
+    th, tw = -(-ho // 4), -(-wo // 4)
+    at = _AT43.astype(dm.dtype)
+    full = np.zeros((n, 4 * th, 4 * tw, f), dm.dtype)
+    full[:, :ho, :wo] = dy
+    dy6 = full.reshape(n, th, 4, tw, 4, f)
+    dm[...] = np.einsum("ai,ntasbf,bj->ijntsf", at, dy6, at).reshape(36, -1, f)
+    db += dy.sum(axis=(0, 1, 2))
+    return dm, db
+
+
+def winograd43_input_transform_adjoint(
+    dv: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, dx: np.ndarray
+) -> np.ndarray:
+    """``dd = B dV B^T`` per tile, added into ``dx`` at the tile's place."""
+    n, h, w, c = dx.shape
+    bt = _BT43.astype(dx.dtype)
+    dv6 = dv.reshape(6, 6, n, tiles_h, tiles_w, c)
+    dd = np.einsum("ai,abntsc,bj->ntsijc", bt, dv6, bt)
+    dxp = _padded(np.zeros_like(dx), pt, pl, 4 * tiles_h + 2, 4 * tiles_w + 2, 0.0)
+    for i in range(6):
+        for j in range(6):
+            dxp[:, i : i + 4 * tiles_h : 4, j : j + 4 * tiles_w : 4] += dd[
                 :, :, :, i, j
             ]
     dx[...] = dxp[:, pt : pt + h, pl : pl + w]

@@ -37,10 +37,16 @@ Float32 rounding: the transforms add at most 9 terms of the inputs' magnitude, s
 results differ from a direct convolution by a few units in the 6th-7th digit.
 Layout: the 16 planes ``V[xi]`` are contiguous (16, tiles, C) arrays; with the
 tile-major layout the batched matmuls ran at half the speed.
+
+The drivers at the end (``forward_chunks``, ``backward_chunks`` and the
+``conv3x3_*`` entry points) run any :class:`Algorithm`: :data:`F2X2`, whose
+kernels are here, or ``winograd43.F4X4``, F(4x4, 3x3) (36 multiplications per 16
+outputs), which ``tinynet.plan.ConvBNReLU`` picks where 4 divides the output.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 
@@ -121,9 +127,12 @@ def input_transform(
                     t1[ch] = d1[ch] + d2[ch]
                     t2[ch] = d2[ch] - d1[ch]
                     t3[ch] = d1[ch] - d3[ch]
-            for q in range(tiles_w):
-                r = (b * tiles_h + p) * tiles_w + q
-                for i in range(4):
+            # Row by row of t, so that the four planes written advance tile by
+            # tile (see winograd43.input_transform).
+            r0 = (b * tiles_h + p) * tiles_w
+            for i in range(4):
+                for q in range(tiles_w):
+                    r = r0 + q
                     e0, e1 = t[i, 2 * q], t[i, 2 * q + 1]
                     e2, e3 = t[i, 2 * q + 2], t[i, 2 * q + 3]
                     o0, o1 = v[4 * i, r], v[4 * i + 1, r]
@@ -381,6 +390,67 @@ def input_transform_adjoint(
 MIN_CHANNELS = 8
 
 
+@dataclasses.dataclass
+class Algorithm:
+    """One Winograd algorithm F(m x m, 3x3): the tile size and the kernels the
+    drivers below run. ``tile`` outputs a side per tile, from a tile of ``tile + 2``
+    inputs a side, whose transform has ``points = (tile + 2)^2`` planes.
+
+    The kernels are looked up on the instance at each call (not bound into the
+    drivers), so a benchmark can wrap them to time them.
+    """
+
+    name: str
+    tile: int
+    kernel_transform: Callable[[np.ndarray], np.ndarray]
+    kernel_transform_adjoint: Callable[[np.ndarray], np.ndarray]
+    input_transform: Callable[..., np.ndarray]
+    input_transform_adjoint: Callable[..., np.ndarray]
+    output_transform: Callable[..., np.ndarray]
+    output_transform_adjoint: Callable[..., tuple[np.ndarray, np.ndarray]]
+    output_transform_pool: Callable[..., tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def points(self) -> int:
+        """Planes of the transformed tile (multiplications per tile and channel
+        pair)."""
+        return (self.tile + 2) ** 2
+
+    def tiles(self, ho: int, wo: int) -> tuple[int, int]:
+        """Tiles down and across an ``ho x wo`` output (the last ones partial when
+        ``tile`` does not divide it)."""
+        return -(-ho // self.tile), -(-wo // self.tile)
+
+    def pooled_tiles(self, po: int, qo: int) -> tuple[int, int]:
+        """Tiles down and across a ``po x qo`` 2x2-pooled output."""
+        return self.tiles(2 * po, 2 * qo)
+
+
+#: F(2x2, 3x3), the kernels of this module.
+F2X2 = Algorithm(
+    "F(2x2, 3x3)",
+    2,
+    kernel_transform,
+    kernel_transform_adjoint,
+    input_transform,
+    input_transform_adjoint,
+    output_transform,
+    output_transform_adjoint,
+    output_transform_pool,
+)
+
+
+def planes(scratch: np.ndarray, points: int, k: int, channels: int) -> np.ndarray:
+    """The start of the flat ``scratch`` as C-contiguous (points, k, channels)
+    planes: the chunk-sized view of a buffer allocated for the largest chunk.
+
+    Why not ``buffer[:, :k]`` of a (points, k_max, channels) buffer: that slice is
+    strided, and the transforms compiled for it ran up to 1.7x as long (F(4x4)
+    input transform, 26x26x32, 4 images: 52 against 33 us).
+    """
+    return scratch[: points * k * channels].reshape(points, k, channels)
+
+
 def forward_chunks(
     x: np.ndarray,
     w: np.ndarray,
@@ -390,30 +460,38 @@ def forward_chunks(
     tiles_w: int,
     v: np.ndarray | None,
     epilogue: Callable[[np.ndarray, int, int], object],
+    algorithm: Algorithm = F2X2,
 ) -> None:
-    """Run the input transform and the 16 matrix products over each thread's share
-    of the batch, chunk by chunk; ``epilogue(m, s, e)`` consumes the products of
-    images ``[s, e)`` while they are in cache (a composite step may take more than
-    the output transform there: ``tinynet.plan.ConvBNReLU`` takes the batch
-    statistics). ``v`` as for :func:`conv3x3_pool_forward`."""
+    """Run the input transform and the ``algorithm.points`` matrix products over
+    each thread's share of the batch, chunk by chunk; ``epilogue(m, s, e)``
+    consumes the products of images ``[s, e)`` while they are in cache (a
+    composite step may take more than the output transform there:
+    ``tinynet.plan.ConvBNReLU`` takes the batch statistics). ``v`` as for
+    :func:`conv3x3_pool_forward` (with ``algorithm.points`` planes)."""
     n, _, _, c = x.shape
     f = w.shape[3]
     tiles = tiles_h * tiles_w
-    u = kernel_transform(w)
+    points = algorithm.points
+    u = algorithm.kernel_transform(w)
 
     def share(start: int, stop: int) -> None:
-        step = images_per_chunk(stop - start, 16 * tiles * max(c, f) * x.itemsize)
+        tile_bytes = points * tiles * max(c, f) * x.itemsize
+        step = images_per_chunk(stop - start, tile_bytes)
         # Scratch for the share, reused chunk after chunk: fresh memory per chunk
         # (first-touch page faults, taken one thread at a time) did not scale.
-        own_v = np.empty((16, step * tiles if v is None else 0, c), x.dtype)
-        m = np.empty((16, step * tiles, f), x.dtype)
+        own_v = np.empty(points * step * tiles * c if v is None else 0, x.dtype)
+        own_m = np.empty(points * step * tiles * f, x.dtype)
         for s in range(start, stop, step):
             e = min(stop, s + step)
             k = (e - s) * tiles
-            vc = v[:, s * tiles : e * tiles] if v is not None else own_v[:, :k]
-            input_transform(x[s:e], pt, pl, tiles_h, tiles_w, vc)
-            np.matmul(vc, u, out=m[:, :k])
-            epilogue(m[:, :k], s, e)
+            if v is None:
+                vc = planes(own_v, points, k, c)
+            else:
+                vc = v[:, s * tiles : e * tiles]
+            algorithm.input_transform(x[s:e], pt, pl, tiles_h, tiles_w, vc)
+            m = planes(own_m, points, k, f)
+            np.matmul(vc, u, out=m)
+            epilogue(m, s, e)
 
     batch_split.run(share, n)
 
@@ -428,15 +506,19 @@ def conv3x3_pool_forward(
     v: np.ndarray | None,
     out: np.ndarray,
     argmax: np.ndarray,
+    algorithm: Algorithm = F2X2,
 ) -> np.ndarray:
-    """Pooled ``relu(conv3x3(x, w) + b)`` (stride 1) by Winograd F(2x2, 3x3).
+    """Pooled ``relu(conv3x3(x, w) + b)`` (stride 1) by Winograd ``algorithm``
+    (F(2x2, 3x3) computes only the tiles the pool keeps; :func:`conv3x3_pool_backward`
+    takes only its transform).
 
     Parameters
     ----------
     x : (N, H, W, C) C-contiguous input; w : (3, 3, C, F); b : (F,) or None.
     pt, pl : zero padding above and to the left (the conv's geometry).
     relu : apply the ReLU.
-    v : (16, N * P * Q, C) buffer for the transformed input, kept for backward
+    v : (points, N * tiles, C) buffer for the transformed input
+        (``algorithm.points``, ``algorithm.pooled_tiles(P, Q)``), kept for backward
         (training), or None (inference: chunk-sized scratch).
     out, argmax : (N, P, Q, F) pooled output and winners (P, Q = conv output // 2).
 
@@ -447,9 +529,10 @@ def conv3x3_pool_forward(
     b = np.zeros(w.shape[3], x.dtype) if b is None else b.astype(x.dtype, copy=False)
 
     def epilogue(m: np.ndarray, s: int, e: int) -> None:
-        output_transform_pool(m, b, relu, out[s:e], argmax[s:e])
+        algorithm.output_transform_pool(m, b, relu, out[s:e], argmax[s:e])
 
-    forward_chunks(x, w, pt, pl, out.shape[1], out.shape[2], v, epilogue)
+    tiles_h, tiles_w = algorithm.pooled_tiles(out.shape[1], out.shape[2])
+    forward_chunks(x, w, pt, pl, tiles_h, tiles_w, v, epilogue, algorithm)
     return out
 
 
@@ -461,16 +544,18 @@ def conv3x3_forward(
     pl: int,
     v: np.ndarray | None,
     y: np.ndarray,
+    algorithm: Algorithm = F2X2,
 ) -> np.ndarray:
-    """``conv3x3(x, w) + b`` (stride 1) by Winograd F(2x2, 3x3), every output.
+    """``conv3x3(x, w) + b`` (stride 1) by Winograd ``algorithm``, every output.
 
     Parameters
     ----------
     x, w, b, pt, pl : as for :func:`conv3x3_pool_forward`.
-    v : (16, N * ho/2 * wo/2, C) buffer for the transformed input, kept for
-        backward, or None.
-    y : (N, ho, wo, F) output buffer with even ``ho`` and ``wo`` (each 2x2 tile of
-        outputs is one Winograd tile), fully overwritten.
+    v : (points, N * tiles_h * tiles_w, C) buffer for the transformed input
+        (``algorithm.points``, ``algorithm.tiles(ho, wo)``), kept for backward, or
+        None.
+    y : (N, ho, wo, F) output buffer, fully overwritten. F(2x2, 3x3) needs even
+        ``ho`` and ``wo``; F(4x4, 3x3) takes any, its last tiles partial.
 
     Returns
     -------
@@ -479,9 +564,10 @@ def conv3x3_forward(
     b = np.zeros(w.shape[3], x.dtype) if b is None else b.astype(x.dtype, copy=False)
 
     def epilogue(m: np.ndarray, s: int, e: int) -> None:
-        output_transform(m, b, y[s:e])
+        algorithm.output_transform(m, b, y[s:e])
 
-    forward_chunks(x, w, pt, pl, y.shape[1] // 2, y.shape[2] // 2, v, epilogue)
+    tiles_h, tiles_w = algorithm.tiles(y.shape[1], y.shape[2])
+    forward_chunks(x, w, pt, pl, tiles_h, tiles_w, v, epilogue, algorithm)
     return y
 
 
@@ -498,6 +584,7 @@ def backward_chunks(
     x_shape: tuple[int, int, int, int],
     need_dx: bool,
     dtype: np.dtype,
+    algorithm: Algorithm = F2X2,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """The adjoint of :func:`forward_chunks` over each thread's share, chunk by chunk:
     ``output_adjoint(dm, s, e, db)`` writes ``dM`` of images ``[s, e)`` and adds
@@ -505,28 +592,33 @@ def backward_chunks(
     transformed again from the input ``x`` chunk by chunk. Returns ``(dx, dw, db)``."""
     c, f = w.shape[2], w.shape[3]
     tiles = tiles_h * tiles_w
+    points = algorithm.points
     # Contiguous: OpenBLAS took 1.35x as long for dV with a transposed view of U
     # (shipped CNN conv2, 1 thread: 7.4 -> 5.5 ms per batch of 128).
-    u_t = np.ascontiguousarray(kernel_transform(w).transpose(0, 2, 1))
+    u_t = np.ascontiguousarray(algorithm.kernel_transform(w).transpose(0, 2, 1))
     dx = np.empty(x_shape, dtype=dtype) if need_dx else None
 
     def share(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        du = np.zeros((16, c, f), dtype=dtype)
+        du = np.zeros((points, c, f), dtype=dtype)
         db = np.zeros(f, dtype=dtype)
-        step = images_per_chunk(stop - start, 16 * tiles * max(c, f) * dtype.itemsize)
-        dm_own = np.empty((16, step * tiles, f), dtype=dtype)
-        dv_own = np.empty((16, step * tiles if need_dx else 0, c), dtype=dtype)
-        v_own = np.empty((16, step * tiles if v is None else 0, c), dtype=dtype)
-        du_chunk = np.empty((16, c, f), dtype=dtype)
+        tile_bytes = points * tiles * max(c, f) * dtype.itemsize
+        step = images_per_chunk(stop - start, tile_bytes)
+        size = points * step * tiles
+        dm_own = np.empty(size * f, dtype=dtype)
+        dv_own = np.empty(size * c if need_dx else 0, dtype=dtype)
+        v_own = np.empty(size * c if v is None else 0, dtype=dtype)
+        du_chunk = np.empty((points, c, f), dtype=dtype)
         for s in range(start, stop, step):
             e = min(stop, s + step)
             k = (e - s) * tiles
-            dm = dm_own[:, :k]
+            dm = planes(dm_own, points, k, f)
             output_adjoint(dm, s, e, db)
             if v is not None:
                 vc = v[:, s * tiles : e * tiles]
             elif x is not None:
-                vc = input_transform(x[s:e], pt, pl, tiles_h, tiles_w, v_own[:, :k])
+                vc = algorithm.input_transform(
+                    x[s:e], pt, pl, tiles_h, tiles_w, planes(v_own, points, k, c)
+                )
             else:
                 raise ValueError(
                     "Winograd backward needs the input x or its transform v"
@@ -534,16 +626,16 @@ def backward_chunks(
             np.matmul(vc.transpose(0, 2, 1), dm, out=du_chunk)
             du += du_chunk
             if dx is not None:
-                np.matmul(dm, u_t, out=dv_own[:, :k])
-                input_transform_adjoint(
-                    dv_own[:, :k], pt, pl, tiles_h, tiles_w, dx[s:e]
-                )
+                dv = planes(dv_own, points, k, c)
+                np.matmul(dm, u_t, out=dv)
+                algorithm.input_transform_adjoint(dv, pt, pl, tiles_h, tiles_w, dx[s:e])
         return du, db
 
     parts = batch_split.run(share, n)
     du = functools.reduce(np.add, (part[0] for part in parts))
     db = functools.reduce(np.add, (part[1] for part in parts))
-    return dx, kernel_transform_adjoint(du).astype(dtype, copy=False), db
+    dw = algorithm.kernel_transform_adjoint(du).astype(dtype, copy=False)
+    return dx, dw, db
 
 
 def conv3x3_pool_backward(
@@ -592,18 +684,21 @@ def conv3x3_backward(
     x_shape: tuple[int, int, int, int],
     need_dx: bool = True,
     x: np.ndarray | None = None,
+    algorithm: Algorithm = F2X2,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of :func:`conv3x3_forward`: dy : (N, ho, wo, F) the gradient of its
     output, ``v`` the transformed input it kept, or None and ``x`` the input (then
-    ``V`` is transformed again chunk by chunk, in cache), the rest as for
-    :func:`conv3x3_pool_backward`. Returns ``(dx or None, dw, db)``."""
+    ``V`` is transformed again chunk by chunk, in cache), ``algorithm`` the
+    forward's, the rest as for :func:`conv3x3_pool_backward`. Returns ``(dx or
+    None, dw, db)``."""
     dy = np.ascontiguousarray(dy)
 
     def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
-        output_transform_adjoint(dy[s:e], dm, db)
+        algorithm.output_transform_adjoint(dy[s:e], dm, db)
 
     n, ho, wo, _ = dy.shape
+    tiles_h, tiles_w = algorithm.tiles(ho, wo)
     return backward_chunks(
-        n, ho // 2, wo // 2, output_adjoint, v, x, w, pt, pl, x_shape, need_dx,
-        dy.dtype,
+        n, tiles_h, tiles_w, output_adjoint, v, x, w, pt, pl, x_shape, need_dx,
+        dy.dtype, algorithm,
     )  # fmt: skip

@@ -8,8 +8,10 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
 - Training: the convolution runs as in :class:`~tinynet.plan.Conv2DStep` (the
   batch-split im2col drivers, the im2col matrix kept in a workspace), or, for a
   3x3 stride-1 kernel over 8 or more channels with an even output, by Winograd
-  F(2x2, 3x3) over every output tile (``kernels.winograd.conv3x3_forward``; 2.25x
-  fewer multiply-adds; nothing kept but ``x``: backward transforms it again chunk
+  over every output tile (``kernels.winograd.conv3x3_forward``): F(4x4, 3x3)
+  where 4 divides the output (4x fewer multiply-adds than im2col), else F(2x2,
+  3x3) (2.25x; :attr:`ConvBNReLU.winograd_algorithm` says why); nothing kept but
+  ``x``: backward transforms it again chunk
   by chunk, in cache, which beat writing the whole transformed input and reading
   it back, 38 MB on the second conv at batch 128, by 7% of that conv's training
   CPU time, and kept the memory); then one
@@ -28,10 +30,11 @@ alternated, medians of 5 runs each: training step 111 -> 56 ms, ``predict``
 3.4k -> 8.5k images/s. The convolutions take most of what is left (profiled in
 one step: the second conv's Winograd forward and backward 14 and 17 ms); the batch
 statistics and normalisation passes about 1 ms each per block. On the AMD EPYC
-VM (2026-12-03, 1 thread, CPU time, ``benchmarks/cnn_step_profile.py``) a step
-takes ~110 ms: the Winograd matrix products ~39 ms (~90% of the matmul rate),
-the Winograd transforms ~36 ms, the BatchNorm/ReLU/pool passes ~19 ms, the
-first (1-channel, im2col) block ~14 ms.
+VM (2026-12-03, 1 thread, CPU time, ``benchmarks/cnn_step_profile.py``, load
+average ~6) a step takes ~89 ms (117 ms with F(2x2) alone, load ~10): the Winograd
+transforms ~29 ms, the BatchNorm/ReLU/pool passes ~18 ms, the first (1-channel,
+im2col) block ~13 ms, the rest of the three Winograd convolutions (their matrix
+products, mostly) ~28 ms.
 
 The running statistics are updated exactly as ``BatchNorm.forward`` does.
 ``tests/test_conv_bn_relu.py`` checks both steps against the layers run one by one.
@@ -45,6 +48,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..kernels import batch_split, batchnorm, conv, convpool, window_placement, winograd
+from ..kernels.winograd import Algorithm
+from ..kernels.winograd43 import F4X4
 from ..layers.activations import ReLU
 from ..layers.base import Layer
 from ..layers.conv import Conv2D
@@ -110,16 +115,25 @@ class ConvBNReLU(Step):
 
     @property
     def winograd(self) -> bool:
-        """Whether the training convolution runs by Winograd F(2x2, 3x3): a 3x3
-        stride-1 kernel over ``winograd.MIN_CHANNELS`` or more channels whose output
-        tiles into 2x2 blocks exactly (even height and width)."""
+        """Whether the training convolution runs by Winograd (see
+        :attr:`winograd_algorithm`)."""
+        return self.winograd_algorithm is not None
+
+    @property
+    def winograd_algorithm(self) -> Algorithm | None:
+        """The Winograd algorithm of the training convolution, for a 3x3 stride-1
+        kernel over ``winograd.MIN_CHANNELS`` or more channels: F(4x4, 3x3) when 4
+        divides the output's height and width, F(2x2, 3x3) when 2 does, else None
+        (im2col). Measured on the shipped CNN (batch 128, 1 thread, forward and
+        backward kernels): F(4x4) is the faster on the 24x24 and 8x8 outputs, the
+        slower on the 10x10 one, whose partial tiles waste 44% of the work."""
         shape = self.conv.output_shape
-        return (
-            pools_by_winograd(self.conv)
-            and shape is not None
-            and shape[0] % 2 == 0
-            and shape[1] % 2 == 0
-        )
+        if not pools_by_winograd(self.conv) or shape is None:
+            return None
+        for algorithm in (F4X4, winograd.F2X2):
+            if shape[0] % algorithm.tile == 0 and shape[1] % algorithm.tile == 0:
+                return algorithm
+        return None
 
     def _placement(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """``(ho, wo, pad_top, pad_left)`` of the convolution."""
@@ -146,8 +160,9 @@ class ConvBNReLU(Step):
         z = self._z.get((n, ho, wo, f), x.dtype)
         z2 = z.reshape(-1, f)
         kept: np.ndarray | None = None
-        if self.winograd:
-            sums, shift = self._winograd_forward(x, w, b, pt, pl, z)
+        algorithm = self.winograd_algorithm
+        if algorithm is not None:
+            sums, shift = self._winograd_forward(x, w, b, pt, pl, z, algorithm)
         else:
             kept = self._kept.get((n * ho * wo, w.size // f), x.dtype)
             strides = self.conv.strides
@@ -174,9 +189,11 @@ class ConvBNReLU(Step):
         pt: int,
         pl: int,
         z: np.ndarray,
+        algorithm: Algorithm,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``z = conv3x3(x, w) + b`` by Winograd, and ``(sums, shift)``: the (2, F)
-        sums of ``z - shift`` and its square, with ``shift`` = ``z``'s first row.
+        """``z = conv3x3(x, w) + b`` by Winograd ``algorithm``, and ``(sums,
+        shift)``: the (2, F) sums of ``z - shift`` and its square, with ``shift`` =
+        ``z``'s first row.
 
         Each chunk's sums are taken right after its output transform, while it is
         in cache, about the chunk's own first row (chunks run in parallel), then
@@ -193,14 +210,17 @@ class ConvBNReLU(Step):
         rows_of = np.zeros((n, 1))
 
         def epilogue(m: np.ndarray, s: int, e: int) -> None:
-            winograd.output_transform(m, bias, z[s:e])
+            algorithm.output_transform(m, bias, z[s:e])
             shifts[s] = z2[s * pixels]
             rows_of[s] = (e - s) * pixels
             batchnorm.channel_moments(
                 z2[s * pixels : e * pixels], shifts[s], partial[s]
             )
 
-        winograd.forward_chunks(x, w, pt, pl, ho // 2, wo // 2, None, epilogue)
+        tiles_h, tiles_w = algorithm.tiles(ho, wo)
+        winograd.forward_chunks(
+            x, w, pt, pl, tiles_h, tiles_w, None, epilogue, algorithm
+        )
         delta = shifts - shifts[0]
         s1, s2 = partial[:, 0], partial[:, 1]
         sums = np.stack(
@@ -295,17 +315,18 @@ class ConvBNReLU(Step):
             )  # fmt: skip
 
         _, _, pt, pl = self._placement(x.shape)
-        if self.winograd:
+        algorithm = self.winograd_algorithm
+        if algorithm is not None:
             # dz chunk by chunk, just before the output transform's adjoint reads it
             # (in cache), rather than in a pass of its own.
             def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
                 normalize_backward(s, e)
-                winograd.output_transform_adjoint(dz[s:e], dm, db)
+                algorithm.output_transform_adjoint(dz[s:e], dm, db)
 
-            ho, wo = z.shape[1], z.shape[2]
+            tiles_h, tiles_w = algorithm.tiles(z.shape[1], z.shape[2])
             dx, dw, db = winograd.backward_chunks(
-                n, ho // 2, wo // 2, output_adjoint, None, x, w, pt, pl, x.shape,
-                need_dx, z.dtype,
+                n, tiles_h, tiles_w, output_adjoint, None, x, w, pt, pl, x.shape,
+                need_dx, z.dtype, algorithm,
             )  # fmt: skip
         else:
             if kept is None:  # the im2col forward always keeps its rows
@@ -353,7 +374,8 @@ class ConvBNReLU(Step):
 
     def describe(self) -> str:
         names = " + ".join(layer.name or type(layer).__name__ for layer in self.layers)
-        how = "Winograd F(2x2, 3x3)" if self.winograd else "im2col"
+        algorithm = self.winograd_algorithm
+        how = "im2col" if algorithm is None else f"Winograd {algorithm.name}"
         return (
             f"{type(self).__name__}: {names} ({how}; batch statistics, normalisation "
             "and ReLU in one pass; BatchNorm folded into the kernel at inference)"
@@ -444,7 +466,13 @@ class ConvBNReLUPool(ConvBNReLU):
         p = np.empty((n, ho // 2, wo // 2, f), dtype=x.dtype)
         argmax = np.empty(p.shape, dtype=np.uint8)
         if pools_by_winograd(self.conv):
-            return winograd.conv3x3_pool_forward(x, w, b, pt, pl, True, None, p, argmax)
+            # F(4x4) when its tiles hold whole pool windows 2x2 at a time (forward
+            # only: the pooled F(4x4) kernel has no adjoint, training pools apart).
+            even = p.shape[1] % 2 == 0 and p.shape[2] % 2 == 0
+            algorithm = F4X4 if even else winograd.F2X2
+            return winograd.conv3x3_pool_forward(
+                x, w, b, pt, pl, True, None, p, argmax, algorithm
+            )
         conv.conv2d_forward(
             x, w, b, *self.conv.strides, pt, pl, ho, wo, None, True, (p, argmax)
         )
