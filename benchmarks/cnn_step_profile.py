@@ -40,16 +40,22 @@ KERNELS = {
         "normalize_relu_pool",
         "normalize_backward_sums",
         "normalize_backward",
+        "recomputed_backward_sums",
+        "recomputed_normalize_backward",
+        "pooled_backward_sums",
     ],
     "conv": ["im2col", "col2im"],
-    "convpool": ["unpool_relu"],
+    "convpool": ["unpool_relu", "pooled_weight_grad"],
 }
 
 
-def time_kernels(totals: dict[str, float], clock: Any) -> None:
-    """Wrap the kernels of :data:`KERNELS` so each call adds its time to ``totals``."""
+def time_kernels(totals: dict[tuple[str, str], float], clock: Any) -> list[str]:
+    """Wrap the kernels of :data:`KERNELS` so each call adds its time to
+    ``totals[(kernel, step)]``; returns the one-item list that names the running
+    step (:func:`label_steps` writes it)."""
     import importlib
 
+    current = ["-"]
     for module_name, names in KERNELS.items():
         module = importlib.import_module(f"tinynet.kernels.{module_name}")
         for name in names:
@@ -58,10 +64,25 @@ def time_kernels(totals: dict[str, float], clock: Any) -> None:
             def timed(*args: Any, _kernel: Any = kernel, _name: str = name) -> Any:
                 start = clock()
                 result = _kernel(*args)
-                totals[_name] += clock() - start
+                totals[(_name, current[0])] += clock() - start
                 return result
 
             setattr(module, name, functools.wraps(kernel)(timed))
+    return current
+
+
+def label_steps(model: Any, current: list[str]) -> None:
+    """Make each plan step write its index to ``current`` when it runs, so kernel
+    times are attributed to steps."""
+    for i, step in enumerate(model.plan):
+        for method in ("forward", "backward"):
+            run = getattr(step, method)
+
+            def labelled(*args: Any, _run: Any = run, _i: int = i, **kw: Any) -> Any:
+                current[0] = str(_i)
+                return _run(*args, **kw)
+
+            setattr(step, method, labelled)
 
 
 def conv_flops(model: Any, batch: int) -> dict[int, tuple[float, float]]:
@@ -111,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     from tinynet import zoo
 
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    kernel_totals: dict[str, float] = collections.defaultdict(float)
-    time_kernels(kernel_totals, clock)
+    kernel_totals: dict[tuple[str, str], float] = collections.defaultdict(float)
+    current_step = time_kernels(kernel_totals, clock)
     model = zoo.mnist_cnn(seed=0)
     model.compile(optimizer="adam", loss="cross_entropy")
+    label_steps(model, current_step)
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, *model.input_shape), dtype=np.float32)
     y = rng.integers(0, 10, args.batch)
@@ -170,13 +192,21 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     print(_common.format_table(["piece", "step", "ms", "GFLOP/s", "of peak"], rows))
-    kernel_ms = {k: 1e3 * v / args.steps for k, v in kernel_totals.items()}
+    by_step = {
+        f"{name} @{step}": 1e3 * v / args.steps
+        for (name, step), v in sorted(kernel_totals.items())
+    }
+    kernel_ms: dict[str, float] = collections.defaultdict(float)
+    for (name, _), v in kernel_totals.items():
+        kernel_ms[name] += 1e3 * v / args.steps
     print("\nkernels, ms per training step (summed over the conv steps):")
     print(
         _common.format_table(
             ["kernel", "ms"], sorted(kernel_ms.items(), key=lambda kv: -kv[1])
         )
     )
+    print("\nkernels by step (@ the step's index in the plan), ms per training step:")
+    print(_common.format_table(["kernel @step", "ms"], list(by_step.items())))
     print(f"\nfloat32 matmul peak, {args.threads} thread(s): {peak:.0f} GFLOP/s")
     if args.out is not None:
         _common.write_json(args.out, {
@@ -190,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_step_ms": step_ms,
             "pieces": record,
             "kernels_ms": kernel_ms,
+            "kernels_by_step_ms": by_step,
         })  # fmt: skip
     return 0
 

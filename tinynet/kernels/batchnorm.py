@@ -20,7 +20,9 @@ the channel loop innermost so it vectorises:
   M)`` (the batch-norm backward of ``tinynet.layers.BatchNorm``), both recomputing
   ``xh = (z - mean) * inv_std`` instead of reading a stored copy; after a pool,
   :func:`pooled_backward_sums` takes the same sums from the pooled gradient and
-  ``z`` at the winners, so the routed gradient is written only chunk by chunk.
+  ``z`` at the winners, so the routed gradient is written only chunk by chunk;
+  :func:`relu_mask_sums` writes ``g`` itself with ``dbeta``, for a step that
+  takes the rest from matrix products (``tinynet.plan.FewTapsConvBNReLU``).
 
 Pooling the normalised values is exact as in ``kernels.convpool``: ReLU and the
 ``+ beta`` are monotone, so the pool takes the maximum of ``(z - mean) * scale``
@@ -33,6 +35,9 @@ import numpy as np
 
 from . import serial_kernel
 from .convpool import window_max
+
+#: Rows :func:`relu_mask_sums` adds in the array's own dtype before float64.
+SUM_BLOCK = 64
 
 
 @serial_kernel
@@ -195,6 +200,41 @@ def normalize_backward(
             xh = (zr[ch] - mean[ch]) * inv_std[ch]
             out[ch] = scale[ch] * (g - mean_dbeta[ch] - xh * mean_dgamma[ch])
     return dz
+
+
+@serial_kernel
+def relu_mask_sums(
+    dout: np.ndarray, y: np.ndarray, out: np.ndarray, sums: np.ndarray
+) -> np.ndarray:
+    """``out = dout * [y > 0]`` (ReLU backward from its output) and ``sums += the
+    column sums of out``: the masked gradient and ``dbeta`` in one pass.
+
+    The sums run in ``out``'s dtype over blocks of :data:`SUM_BLOCK` rows, then in
+    float64: a float64 accumulator in this loop kept it from vectorising.
+
+    Parameters
+    ----------
+    dout, y, out : (M, F) C-contiguous arrays; ``out`` is fully overwritten.
+    sums : (F,) float64 accumulator, added to.
+
+    Returns
+    -------
+    out
+    """
+    m, f = out.shape
+    part = np.zeros(f, out.dtype)
+    for r in range(m):
+        dr, yr, orow = dout[r], y[r], out[r]
+        for ch in range(f):
+            # A multiply by the 0/1 mask vectorises; a select compiled to scalar code.
+            g = dr[ch] * (yr[ch] > 0)
+            orow[ch] = g
+            part[ch] += g
+        if (r + 1) % SUM_BLOCK == 0 or r == m - 1:
+            for ch in range(f):
+                sums[ch] += part[ch]
+                part[ch] = 0
+    return out
 
 
 @serial_kernel

@@ -312,6 +312,15 @@ def normalize_backward(
     return dz
 
 
+def relu_mask_sums(
+    dout: np.ndarray, y: np.ndarray, out: np.ndarray, sums: np.ndarray
+) -> np.ndarray:
+    """``out = dout * [y > 0]``; ``sums +=`` its column sums."""
+    out[...] = np.where(y > 0, dout, 0)
+    sums += out.sum(axis=0, dtype=np.float64)
+    return out
+
+
 def pooled_backward_sums(
     dout: np.ndarray,
     out: np.ndarray,
