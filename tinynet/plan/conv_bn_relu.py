@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels import batch_split, batchnorm, conv, convpool, window_placement, winograd
+from ..kernels import batch_split, batchnorm, conv, window_placement, winograd
 from ..layers.activations import ReLU
 from ..layers.base import Layer
 from ..layers.conv import Conv2D
@@ -272,26 +272,23 @@ class ConvBNReLU(Step):
                 f"{out.shape}, got {dout.shape}"
             )
         dout = np.ascontiguousarray(dout, dtype=x.dtype)
-        n, f = z.shape[0], z.shape[3]
-        pixels = z.shape[1] * z.shape[2]
-        z2 = z.reshape(-1, f)
+        n = z.shape[0]
         dz = self._dz.get(z.shape, z.dtype)
-        dz2 = dz.reshape(-1, f)
         sums = self._gradient_sums(dout, cache)
         norm = self.norm
         norm.grads["beta"][...] = sums[0]
         norm.grads["gamma"][...] = sums[1]
-        m = z2.shape[0]
+        m = z.size // z.shape[3]
         scale = norm.params["gamma"].astype(z.dtype, copy=False) * inv_std
         mean_dbeta = (sums[0] / m).astype(z.dtype)
         mean_dgamma = (sums[1] / m).astype(z.dtype)
 
         def normalize_backward(start: int, stop: int) -> None:
-            rows = slice(start * pixels, stop * pixels)
-            dy, y = self._relu_input_grad(dout, out, argmax, start, stop, dz)
-            batchnorm.normalize_backward(
-                dy, y, z2[rows], mean, inv_std, scale, mean_dbeta, mean_dgamma,
-                dz2[rows],
+            images = slice(start, stop)
+            winners = None if argmax is None else argmax[images]
+            self._normalize_backward(
+                dout[images], out[images], winners, z[images], mean, inv_std, scale,
+                mean_dbeta, mean_dgamma, dz[images],
             )  # fmt: skip
 
         _, _, pt, pl = self._placement(x.shape)
@@ -330,20 +327,26 @@ class ConvBNReLU(Step):
 
         return _over_rows(sums, z.shape[0], z.shape[1] * z.shape[2])
 
-    def _relu_input_grad(
+    def _normalize_backward(
         self,
         dout: np.ndarray,
         out: np.ndarray,
         argmax: np.ndarray | None,
-        start: int,
-        stop: int,
-        scratch: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The gradient reaching the ReLU for images ``[start, stop)``, as ``(dy,
-        y)`` (rows, F) views: the kernels mask ``dy`` where ``y == 0`` (no mask when
-        ``y`` is None)."""
-        f = dout.shape[3]
-        return dout[start:stop].reshape(-1, f), out[start:stop].reshape(-1, f)
+        z: np.ndarray,
+        mean: np.ndarray,
+        inv_std: np.ndarray,
+        scale: np.ndarray,
+        mean_dbeta: np.ndarray,
+        mean_dgamma: np.ndarray,
+        dz: np.ndarray,
+    ) -> None:
+        """``dz`` of some images from their ``dout``, ``out`` and ``z`` (``argmax``
+        is the pooled step's): ``batchnorm.normalize_backward``, masked by ``out``."""
+        f = z.shape[3]
+        batchnorm.normalize_backward(
+            dout.reshape(-1, f), out.reshape(-1, f), z.reshape(-1, f), mean, inv_std,
+            scale, mean_dbeta, mean_dgamma, dz.reshape(-1, f),
+        )  # fmt: skip
 
     def clear(self) -> None:
         self._cache = None
@@ -413,24 +416,26 @@ class ConvBNReLUPool(ConvBNReLU):
         total: np.ndarray = np.sum(batch_split.run(share, z.shape[0]), axis=0)
         return total
 
-    def _relu_input_grad(
+    def _normalize_backward(
         self,
         dout: np.ndarray,
         out: np.ndarray,
         argmax: np.ndarray | None,
-        start: int,
-        stop: int,
-        scratch: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``dout`` routed to each window's winner where the pooled output is > 0,
-        0 elsewhere, for images ``[start, stop)``, written to ``scratch[start:stop]``
-        ((N, ho, wo, F)) and returned as (rows, F): already masked."""
-        rows = scratch[start:stop]
-        convpool.unpool_relu(
-            dout[start:stop], out[start:stop], self._winners(argmax)[start:stop],
-            True, rows,
+        z: np.ndarray,
+        mean: np.ndarray,
+        inv_std: np.ndarray,
+        scale: np.ndarray,
+        mean_dbeta: np.ndarray,
+        mean_dgamma: np.ndarray,
+        dz: np.ndarray,
+    ) -> None:
+        """``dz`` straight from the pooled arrays
+        (``batchnorm.pooled_normalize_backward``): the routed gradient is never
+        written."""
+        batchnorm.pooled_normalize_backward(
+            dout, out, self._winners(argmax), z, mean, inv_std, scale, mean_dbeta,
+            mean_dgamma, dz,
         )  # fmt: skip
-        return rows.reshape(-1, rows.shape[3]), None
 
     def _winners(self, argmax: np.ndarray | None) -> np.ndarray:
         if argmax is None:  # the pooled forward always records the winners
