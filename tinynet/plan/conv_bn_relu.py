@@ -52,7 +52,7 @@ from ..layers.geometry import float_input
 from ..layers.normalization import BatchNorm
 from ..layers.pooling import MaxPool2D
 from .conv_pool import ConvPool, pools_by_winograd
-from .step import Step, Workspace, write_conv_grads
+from .step import Step, ThreadScratch, Workspace, write_conv_grads
 
 
 class ConvBNReLUCache(NamedTuple):
@@ -107,6 +107,7 @@ class ConvBNReLU(Step):
         self._kept = Workspace()
         self._z = Workspace()
         self._dz = Workspace()
+        self._dz_chunks = ThreadScratch()
 
     @property
     def winograd(self) -> bool:
@@ -273,7 +274,6 @@ class ConvBNReLU(Step):
             )
         dout = np.ascontiguousarray(dout, dtype=x.dtype)
         n = z.shape[0]
-        dz = self._dz.get(z.shape, z.dtype)
         sums = self._gradient_sums(dout, cache)
         norm = self.norm
         norm.grads["beta"][...] = sums[0]
@@ -283,21 +283,24 @@ class ConvBNReLU(Step):
         mean_dbeta = (sums[0] / m).astype(z.dtype)
         mean_dgamma = (sums[1] / m).astype(z.dtype)
 
-        def normalize_backward(start: int, stop: int) -> None:
+        def normalize_backward(start: int, stop: int, dz: np.ndarray) -> None:
             images = slice(start, stop)
             winners = None if argmax is None else argmax[images]
             self._normalize_backward(
                 dout[images], out[images], winners, z[images], mean, inv_std, scale,
-                mean_dbeta, mean_dgamma, dz[images],
+                mean_dbeta, mean_dgamma, dz,
             )  # fmt: skip
 
         _, _, pt, pl = self._placement(x.shape)
         if self.winograd:
             # dz chunk by chunk, just before the output transform's adjoint reads it
             # (in cache), rather than in a pass of its own.
+            # (In a per-thread scratch: written to a whole-batch dz, it went out to
+            # memory and back.)
             def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
-                normalize_backward(s, e)
-                winograd.output_transform_adjoint(dz[s:e], dm, db)
+                dz = self._dz_chunks.get((e - s, *z.shape[1:]), z.dtype)
+                normalize_backward(s, e, dz)
+                winograd.output_transform_adjoint(dz, dm, db)
 
             ho, wo = z.shape[1], z.shape[2]
             dx, dw, db = winograd.backward_chunks(
@@ -307,7 +310,8 @@ class ConvBNReLU(Step):
         else:
             if kept is None:  # the im2col forward always keeps its rows
                 raise RuntimeError(f"{self.describe()}: no im2col rows were cached")
-            batch_split.run(normalize_backward, n)
+            dz = self._dz.get(z.shape, z.dtype)
+            batch_split.run(lambda s, e: normalize_backward(s, e, dz[s:e]), n)
             strides = self.conv.strides
             dx, dw, db = conv.conv2d_backward(dz, x, kept, w, *strides, pt, pl, need_dx)
         write_conv_grads(self.conv, dw, db)
@@ -350,7 +354,7 @@ class ConvBNReLU(Step):
 
     def clear(self) -> None:
         self._cache = None
-        for workspace in (self._kept, self._z, self._dz):
+        for workspace in (self._kept, self._z, self._dz, self._dz_chunks):
             workspace.clear()
         super().clear()
 
