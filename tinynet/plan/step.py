@@ -7,6 +7,7 @@ neighbouring layers of the model. It reads the layers' ``params`` and writes the
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -145,7 +146,7 @@ class ThreadScratch:
     def get(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """The calling thread's array, of ``shape`` and ``dtype`` (contents
         undefined)."""
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         thread = threading.get_ident()
         array = self._arrays.get(thread)
         if array is None or array.size < size or array.dtype != dtype:
