@@ -16,7 +16,10 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
   read of its output ``z`` gives the batch mean and variance, and one pass writes
   the normalised, rectified (and pooled) output (``tinynet.kernels.batchnorm``).
   Backward, one pass gives ``dbeta`` and ``dgamma`` of the ReLU-masked gradient,
-  a second writes ``dz``, which the convolution's backward takes.
+  a second writes ``dz``, which the convolution's backward takes: by Winograd,
+  chunk by chunk into a per-thread scratch that stays in cache, and after a
+  pool straight from the pooled gradient and winners
+  (``batchnorm.pooled_normalize_backward``), never unpooling it first.
 - Inference: BatchNorm is folded into the convolution, ``W' = W * s``, ``b' = (b -
   moving_mean) * s + beta`` with ``s = gamma / sqrt(moving_var + eps)`` per
   filter, and the ReLU (and pool) run in the convolution's epilogue, as in
@@ -31,7 +34,9 @@ statistics and normalisation passes about 1 ms each per block. On the AMD EPYC
 VM (2026-12-03, 1 thread, CPU time, ``benchmarks/cnn_step_profile.py``) a step
 takes ~110 ms: the Winograd matrix products ~39 ms (~90% of the matmul rate),
 the Winograd transforms ~36 ms, the BatchNorm/ReLU/pool passes ~19 ms, the
-first (1-channel, im2col) block ~14 ms.
+first (1-channel, im2col) block ~14 ms. That first block now runs as
+:class:`~tinynet.plan.FewTapsConvBNReLU` (``few_taps_conv_bn_relu.py``), which
+stores neither ``z`` nor ``dz``.
 
 The running statistics are updated exactly as ``BatchNorm.forward`` does.
 ``tests/test_conv_bn_relu.py`` checks both steps against the layers run one by one.
