@@ -9,7 +9,8 @@ One thread and ``process_time`` by default: other processes on a shared machine
 barely change this process's CPU time, so the breakdown stays readable there. The
 kernel times come from wrapping the kernel modules' functions for the run (a
 benchmark's business, never the library's); the matrix products are what a conv
-step's time leaves after its kernels. FLOP counts are those of the direct
+step's time leaves after its kernels; each kernel's time is also given by the plan
+step that called it (``name @index``). FLOP counts are those of the direct
 convolution (2 x N x ho x wo x kh x kw x C x F per pass, backward twice that with
 an input gradient, once without), so a Winograd step can exceed the matmul rate.
 """
