@@ -13,7 +13,8 @@ step runs neighbours at once, faster, with the same numbers and gradients
   convolution at inference;
 - :class:`FewTapsConvBNReLU` (``few_taps_conv_bn_relu.py``): the same block when
   the convolution has few taps per output (a first layer on 1-channel images):
-  its output is recomputed in cache in each pass, never stored;
+  the batch statistics and gradients from small products of its im2col rows,
+  the convolution's output and its gradient never stored;
 - :class:`DenseDropout` (``dense_dropout.py``): Dense(ReLU) then Dropout, the bias,
   ReLU and mask in one pass;
 - :class:`Conv2DStep` (``conv2d.py``): any other Conv2D (+ ReLU), the ReLU in the

@@ -298,10 +298,9 @@ class ConvBNReLU(Step):
 
         _, _, pt, pl = self._placement(x.shape)
         if self.winograd:
-            # dz chunk by chunk, just before the output transform's adjoint reads it
-            # (in cache), rather than in a pass of its own.
-            # (In a per-thread scratch: written to a whole-batch dz, it went out to
-            # memory and back.)
+            # dz chunk by chunk, just before the output transform's adjoint reads it,
+            # rather than in a pass of its own; in a per-thread scratch, which stays
+            # in cache (a whole-batch dz went out to memory and back).
             def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
                 dz = self._dz_chunks.get((e - s, *z.shape[1:]), z.dtype)
                 normalize_backward(s, e, dz)

@@ -55,7 +55,7 @@ from ..layers.conv import Conv2D
 from ..layers.geometry import float_input
 from ..layers.normalization import BatchNorm
 from .conv_bn_relu import ConvBNReLU
-from .step import write_conv_grads
+from .step import ThreadScratch, write_conv_grads
 
 #: Up to this many taps (``kh * kw * C``) per output, a Conv2D -> BatchNorm -> ReLU
 #: block runs as :class:`FewTapsConvBNReLU`.
@@ -70,6 +70,14 @@ class FewTapsCache(NamedTuple):
     inv_std: np.ndarray  # (F,) 1 / sqrt(batch variance + eps)
     scale: np.ndarray  # (F,) gamma * inv_std
     y: np.ndarray  # (N, ho, wo, F) the output: the ReLU's mask
+
+
+def _chunks(start: int, stop: int, bytes_per_image: int) -> Iterator[tuple[int, int]]:
+    """``(s, e)``: the images ``[start, stop)`` in chunks of ``bytes_per_image``
+    each that stay in cache together (``kernels.conv.images_per_chunk``)."""
+    step = conv.images_per_chunk(stop - start, bytes_per_image)
+    for s in range(start, stop, step):
+        yield s, min(stop, s + step)
 
 
 class FewTapsConvBNReLU(ConvBNReLU):
@@ -88,20 +96,11 @@ class FewTapsConvBNReLU(ConvBNReLU):
     def __init__(self, conv_layer: Conv2D, norm: BatchNorm, relu: ReLU) -> None:
         super().__init__(conv_layer, norm, relu)
         self._few_taps: FewTapsCache | None = None
+        self._chunk = ThreadScratch()  # a chunk's u = c' W, or its masked gradient
 
     @property
     def winograd(self) -> bool:
         return False
-
-    def _chunks(
-        self, images: tuple[int, int], bytes_per_image: int
-    ) -> Iterator[tuple[int, int]]:
-        """``(s, e)``: the images ``[start, stop)`` in chunks that keep
-        ``bytes_per_image`` each in cache."""
-        start, stop = images
-        step = conv.images_per_chunk(stop - start, bytes_per_image)
-        for s in range(start, stop, step):
-            yield s, min(stop, s + step)
 
     def _tap_means(self, x: np.ndarray) -> np.ndarray:
         """(K,) float64: the mean of each im2col column over the batch, from the
@@ -141,7 +140,7 @@ class FewTapsConvBNReLU(ConvBNReLU):
 
         def gram(start: int, stop: int) -> np.ndarray:
             total = np.zeros((k, k))
-            for s, e in self._chunks((start, stop), pixels * f * x.itemsize):
+            for s, e in _chunks(start, stop, pixels * f * x.itemsize):
                 rows = cols[s * pixels : e * pixels]
                 conv.im2col(x[s:e], kh, kw, *layer.strides, pt, pl, ho, wo, rows)
                 rows -= centre
@@ -162,12 +161,11 @@ class FewTapsConvBNReLU(ConvBNReLU):
         zeros = np.zeros(f, x.dtype)
 
         def normalize(start: int, stop: int) -> None:
-            u = np.empty(0, x.dtype)
-            for s, e in self._chunks((start, stop), pixels * f * x.itemsize):
+            for s, e in _chunks(start, stop, pixels * f * x.itemsize):
                 rows = slice(s * pixels, e * pixels)
-                u = u if u.size >= (e - s) * pixels * f else np.empty_like(y2[rows])
-                product = np.matmul(cols[rows], w2d, out=u[: (e - s) * pixels])
-                batchnorm.normalize_relu(product, zeros, scale, beta, y2[rows])
+                u = self._chunk.get(((e - s) * pixels, f), x.dtype)
+                np.matmul(cols[rows], w2d, out=u)
+                batchnorm.normalize_relu(u, zeros, scale, beta, y2[rows])
 
         batch_split.run(normalize, n)
         self._few_taps = FewTapsCache(x, cols, w2d, g, inv_std, scale, y)
@@ -188,14 +186,11 @@ class FewTapsConvBNReLU(ConvBNReLU):
 
         def masked_products(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
             a, dbeta = np.zeros((k, f)), np.zeros(f)
-            g = np.empty(0, dtype)
-            for s, e in self._chunks((start, stop), pixels * f * dtype.itemsize):
+            for s, e in _chunks(start, stop, pixels * f * dtype.itemsize):
                 rows = slice(s * pixels, e * pixels)
-                g = g if g.size >= (e - s) * pixels * f else np.empty_like(dy[rows])
-                masked = batchnorm.relu_mask_sums(
-                    dy[rows], y2[rows], g[: (e - s) * pixels], dbeta
-                )
-                a += cols[rows].T @ masked
+                g = self._chunk.get(((e - s) * pixels, f), dtype)
+                batchnorm.relu_mask_sums(dy[rows], y2[rows], g, dbeta)
+                a += cols[rows].T @ g
             return a, dbeta
 
         parts = batch_split.run(masked_products, n)
@@ -208,7 +203,9 @@ class FewTapsConvBNReLU(ConvBNReLU):
         m = n * pixels
         scale = cache.scale.astype(np.float64)
         dw = scale * (a - (dgamma / m * inv_std) * (cache.gram @ w64))
-        write_conv_grads(self.conv, dw.reshape(self.conv.params["W"].shape), 0 * dbeta)
+        # The sum of dz: 0, BatchNorm takes any bias out again.
+        db = np.zeros(f)
+        write_conv_grads(self.conv, dw.reshape(self.conv.params["W"].shape), db)
         if not need_dx:
             return None
         return self._input_gradient(cache, dy, dbeta / m, dgamma / m)
@@ -233,7 +230,7 @@ class FewTapsConvBNReLU(ConvBNReLU):
         dx = np.empty(x.shape, dtype)
 
         def share(start: int, stop: int) -> None:
-            for s, e in self._chunks((start, stop), pixels * f * dtype.itemsize):
+            for s, e in _chunks(start, stop, pixels * f * dtype.itemsize):
                 rows = slice(s * pixels, e * pixels)
                 u = cols[rows] @ w
                 dz = batchnorm.normalize_backward(
@@ -247,6 +244,7 @@ class FewTapsConvBNReLU(ConvBNReLU):
 
     def clear(self) -> None:
         self._few_taps = None
+        self._chunk.clear()
         super().clear()
 
     def describe(self) -> str:
