@@ -98,10 +98,6 @@ class FewTapsConvBNReLU(ConvBNReLU):
         self._few_taps: FewTapsCache | None = None
         self._chunk = ThreadScratch()  # a chunk's u = c' W, or its masked gradient
 
-    @property
-    def winograd(self) -> bool:
-        return False
-
     def _tap_means(self, x: np.ndarray) -> np.ndarray:
         """(K,) float64: the mean of each im2col column over the batch, from the
         input's sums (padding counts as zeros)."""
