@@ -35,10 +35,10 @@ value; the moments of a stored ``z`` gave ~2e-7) and the weight gradient within
 
 Tried first: direct Numba loops over the taps, recomputing ``z`` in each pass
 instead of storing it, took 3.3 ms a pass over the 86,528 rows against 1.0 ms for
-the BLAS product in chunks: a loop over 32 channels is too short for the
-vectoriser (it wants 64 here: 16 float32 lanes, 4 interleaved) and runs as
-scalar code. Recomputing ``z`` by BLAS in each pass cost about what reading it
-back did.
+the BLAS product in chunks: the multiply-add loop over 32 channels, run once per
+tap and pixel, is too short for LLVM's vectorised code to pay (2.5x the time per
+multiply-add of the same loop over 128 channels). Recomputing ``z`` by BLAS in
+each pass cost about what reading it back did.
 """
 
 from __future__ import annotations
