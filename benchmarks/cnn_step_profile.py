@@ -9,7 +9,8 @@ One thread and ``process_time`` by default: other processes on a shared machine
 barely change this process's CPU time, so the breakdown stays readable there. The
 kernel times come from wrapping the kernel modules' functions for the run (a
 benchmark's business, never the library's); the matrix products are what a conv
-step's time leaves after its kernels. FLOP counts are those of the direct
+step's time leaves after its kernels; each kernel's time is also given by the plan
+step that called it (``name @index``). FLOP counts are those of the direct
 convolution (2 x N x ho x wo x kh x kw x C x F per pass, backward twice that with
 an input gradient, once without), so a Winograd step can exceed the matmul rate.
 """
@@ -42,18 +43,24 @@ KERNELS = {
         "normalize_relu_pool",
         "normalize_backward_sums",
         "normalize_backward",
+        "pooled_backward_sums",
+        "pooled_normalize_backward",
+        "relu_mask_sums",
     ],
     "conv": ["im2col", "col2im"],
-    "convpool": ["unpool_relu"],
+    "convpool": ["unpool_relu", "pooled_weight_grad"],
 }
 
 
-def time_kernels(totals: dict[str, float], clock: Any) -> None:
-    """Wrap the kernels of :data:`KERNELS` and :data:`WINOGRAD_KERNELS` so each call
-    adds its time to ``totals``."""
+def time_kernels(totals: dict[tuple[str, str], float], clock: Any) -> list[str]:
+    """Wrap the kernels of :data:`KERNELS` and :data:`WINOGRAD_KERNELS` (per
+    algorithm) so each call adds its time to ``totals[(kernel, step)]``; returns the
+    one-item list that names the running step (:func:`label_steps` writes it)."""
     import importlib
 
     from tinynet.kernels import winograd, winograd43
+
+    current = ["-"]
 
     def wrap(owner: Any, name: str, key: str) -> None:
         kernel = getattr(owner, name)
@@ -61,7 +68,7 @@ def time_kernels(totals: dict[str, float], clock: Any) -> None:
         def timed(*args: Any) -> Any:
             start = clock()
             result = kernel(*args)
-            totals[key] += clock() - start
+            totals[(key, current[0])] += clock() - start
             return result
 
         setattr(owner, name, functools.wraps(kernel)(timed))
@@ -73,6 +80,21 @@ def time_kernels(totals: dict[str, float], clock: Any) -> None:
     for algorithm in (winograd.F2X2, winograd43.F4X4):
         for name in WINOGRAD_KERNELS:
             wrap(algorithm, name, f"{name} {algorithm.name}")
+    return current
+
+
+def label_steps(model: Any, current: list[str]) -> None:
+    """Make each plan step write its index to ``current`` when it runs, so kernel
+    times are attributed to steps."""
+    for i, step in enumerate(model.plan):
+        for method in ("forward", "backward"):
+            run = getattr(step, method)
+
+            def labelled(*args: Any, _run: Any = run, _i: int = i, **kw: Any) -> Any:
+                current[0] = str(_i)
+                return _run(*args, **kw)
+
+            setattr(step, method, labelled)
 
 
 def conv_flops(model: Any, batch: int) -> dict[int, tuple[float, float]]:
@@ -125,10 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     from tinynet import zoo
 
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    kernel_totals: dict[str, float] = collections.defaultdict(float)
-    time_kernels(kernel_totals, clock)
+    kernel_totals: dict[tuple[str, str], float] = collections.defaultdict(float)
+    current_step = time_kernels(kernel_totals, clock)
     model = zoo.MODELS[args.model](seed=0)
     model.compile(optimizer="adam", loss="cross_entropy")
+    label_steps(model, current_step)
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, *model.input_shape), dtype=np.float32)
     y = rng.integers(0, 10, args.batch)
@@ -184,13 +207,21 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     print(_common.format_table(["piece", "step", "ms", "GFLOP/s", "of peak"], rows))
-    kernel_ms = {k: 1e3 * v / args.steps for k, v in kernel_totals.items()}
+    by_step = {
+        f"{name} @{step}": 1e3 * v / args.steps
+        for (name, step), v in sorted(kernel_totals.items())
+    }
+    kernel_ms: dict[str, float] = collections.defaultdict(float)
+    for (name, _), v in kernel_totals.items():
+        kernel_ms[name] += 1e3 * v / args.steps
     print("\nkernels, ms per training step (summed over the conv steps):")
     print(
         _common.format_table(
             ["kernel", "ms"], sorted(kernel_ms.items(), key=lambda kv: -kv[1])
         )
     )
+    print("\nkernels by step (@ the step's index in the plan), ms per training step:")
+    print(_common.format_table(["kernel @step", "ms"], list(by_step.items())))
     print(f"\nfloat32 matmul peak, {args.threads} thread(s): {peak:.0f} GFLOP/s")
     if args.out is not None:
         _common.write_json(args.out, {
@@ -204,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_step_ms": step_ms,
             "pieces": record,
             "kernels_ms": kernel_ms,
+            "kernels_by_step_ms": by_step,
         })  # fmt: skip
     return 0
 

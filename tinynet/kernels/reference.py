@@ -312,6 +312,37 @@ def normalize_backward(
     return dz
 
 
+def pooled_normalize_backward(
+    dout: np.ndarray,
+    out: np.ndarray,
+    argmax: np.ndarray,
+    z: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    scale: np.ndarray,
+    mean_dbeta: np.ndarray,
+    mean_dgamma: np.ndarray,
+    dz: np.ndarray,
+) -> np.ndarray:
+    """:func:`normalize_backward` of :func:`unpool_relu`'s gradient (ReLU on)."""
+    g = unpool_relu(dout, out, argmax, True, np.empty(z.shape, dout.dtype))
+    f = z.shape[3]
+    normalize_backward(
+        g.reshape(-1, f), None, z.reshape(-1, f), mean, inv_std, scale,
+        mean_dbeta, mean_dgamma, dz.reshape(-1, f),
+    )  # fmt: skip
+    return dz
+
+
+def relu_mask_sums(
+    dout: np.ndarray, y: np.ndarray, out: np.ndarray, sums: np.ndarray
+) -> np.ndarray:
+    """``out = dout * [y > 0]``; ``sums +=`` its column sums."""
+    out[...] = np.where(y > 0, dout, 0)
+    sums += out.sum(axis=0, dtype=np.float64)
+    return out
+
+
 def pooled_backward_sums(
     dout: np.ndarray,
     out: np.ndarray,

@@ -11,6 +11,10 @@ step runs neighbours at once, faster, with the same numbers and gradients
   then BatchNorm and ReLU (and MaxPool2D(2)), the batch statistics, normalisation,
   ReLU and pool in one pass over the conv output; BatchNorm folded into the
   convolution at inference;
+- :class:`FewTapsConvBNReLU` (``few_taps_conv_bn_relu.py``): the same block when
+  the convolution has few taps per output (a first layer on 1-channel images):
+  the batch statistics and gradients from small products of its im2col rows,
+  the convolution's output and its gradient never stored;
 - :class:`DenseDropout` (``dense_dropout.py``): Dense(ReLU) then Dropout, the bias,
   ReLU and mask in one pass;
 - :class:`Conv2DStep` (``conv2d.py``): any other Conv2D (+ ReLU), the ReLU in the
@@ -61,6 +65,7 @@ from .conv_bn_relu import ConvBNReLU, ConvBNReLUPool
 from .conv_pool import ConvPool
 from .dense import DenseStep
 from .dense_dropout import DenseDropout
+from .few_taps_conv_bn_relu import FewTapsConvBNReLU
 from .governor import ThreadGovernor
 from .loss import LossStep
 from .sigmoid_cross_entropy import SigmoidCrossEntropyStep
@@ -71,6 +76,7 @@ from .step import LayerStep, Step
 COMPOSITE_STEPS: tuple[type[Step], ...] = (
     ConvPool,
     ConvBNReLUPool,
+    FewTapsConvBNReLU,
     ConvBNReLU,
     DenseDropout,
     DenseStep,
@@ -279,6 +285,7 @@ __all__ = [
     "ConvPool",
     "DenseDropout",
     "DenseStep",
+    "FewTapsConvBNReLU",
     "LayerStep",
     "LossStep",
     "ONE_THREAD_BELOW",

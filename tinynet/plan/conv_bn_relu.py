@@ -18,7 +18,10 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
   read of its output ``z`` gives the batch mean and variance, and one pass writes
   the normalised, rectified (and pooled) output (``tinynet.kernels.batchnorm``).
   Backward, one pass gives ``dbeta`` and ``dgamma`` of the ReLU-masked gradient,
-  a second writes ``dz``, which the convolution's backward takes.
+  a second writes ``dz``, which the convolution's backward takes: by Winograd,
+  chunk by chunk into a per-thread scratch that stays in cache, and after a
+  pool straight from the pooled gradient and winners
+  (``batchnorm.pooled_normalize_backward``), never unpooling it first.
 - Inference: BatchNorm is folded into the convolution, ``W' = W * s``, ``b' = (b -
   moving_mean) * s + beta`` with ``s = gamma / sqrt(moving_var + eps)`` per
   filter, and the ReLU (and pool) run in the convolution's epilogue, as in
@@ -34,7 +37,9 @@ VM (2026-12-03, 1 thread, CPU time, ``benchmarks/cnn_step_profile.py``, load
 average ~6) a step takes ~89 ms (117 ms with F(2x2) alone, load ~10): the Winograd
 transforms ~29 ms, the BatchNorm/ReLU/pool passes ~18 ms, the first (1-channel,
 im2col) block ~13 ms, the rest of the three Winograd convolutions (their matrix
-products, mostly) ~28 ms.
+products, mostly) ~28 ms. The first block now runs as
+:class:`~tinynet.plan.FewTapsConvBNReLU` (``few_taps_conv_bn_relu.py``), which
+stores neither ``z`` nor ``dz``.
 
 The running statistics are updated exactly as ``BatchNorm.forward`` does.
 ``tests/test_conv_bn_relu.py`` checks both steps against the layers run one by one.
@@ -47,7 +52,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels import batch_split, batchnorm, conv, convpool, window_placement, winograd
+from ..kernels import batch_split, batchnorm, conv, window_placement, winograd
 from ..kernels.winograd import Algorithm
 from ..kernels.winograd43 import F4X4
 from ..layers.activations import ReLU
@@ -57,7 +62,7 @@ from ..layers.geometry import float_input
 from ..layers.normalization import BatchNorm
 from ..layers.pooling import MaxPool2D
 from .conv_pool import ConvPool, pools_by_winograd
-from .step import Step, Workspace, write_conv_grads
+from .step import Step, ThreadScratch, Workspace, write_conv_grads
 
 
 class ConvBNReLUCache(NamedTuple):
@@ -112,6 +117,7 @@ class ConvBNReLU(Step):
         self._kept = Workspace()
         self._z = Workspace()
         self._dz = Workspace()
+        self._dz_chunks = ThreadScratch()
 
     @property
     def winograd(self) -> bool:
@@ -292,36 +298,34 @@ class ConvBNReLU(Step):
                 f"{out.shape}, got {dout.shape}"
             )
         dout = np.ascontiguousarray(dout, dtype=x.dtype)
-        n, f = z.shape[0], z.shape[3]
-        pixels = z.shape[1] * z.shape[2]
-        z2 = z.reshape(-1, f)
-        dz = self._dz.get(z.shape, z.dtype)
-        dz2 = dz.reshape(-1, f)
+        n = z.shape[0]
         sums = self._gradient_sums(dout, cache)
         norm = self.norm
         norm.grads["beta"][...] = sums[0]
         norm.grads["gamma"][...] = sums[1]
-        m = z2.shape[0]
+        m = z.size // z.shape[3]
         scale = norm.params["gamma"].astype(z.dtype, copy=False) * inv_std
         mean_dbeta = (sums[0] / m).astype(z.dtype)
         mean_dgamma = (sums[1] / m).astype(z.dtype)
 
-        def normalize_backward(start: int, stop: int) -> None:
-            rows = slice(start * pixels, stop * pixels)
-            dy, y = self._relu_input_grad(dout, out, argmax, start, stop, dz)
-            batchnorm.normalize_backward(
-                dy, y, z2[rows], mean, inv_std, scale, mean_dbeta, mean_dgamma,
-                dz2[rows],
+        def normalize_backward(start: int, stop: int, dz: np.ndarray) -> None:
+            images = slice(start, stop)
+            winners = None if argmax is None else argmax[images]
+            self._normalize_backward(
+                dout[images], out[images], winners, z[images], mean, inv_std, scale,
+                mean_dbeta, mean_dgamma, dz,
             )  # fmt: skip
 
         _, _, pt, pl = self._placement(x.shape)
         algorithm = self.winograd_algorithm
         if algorithm is not None:
-            # dz chunk by chunk, just before the output transform's adjoint reads it
-            # (in cache), rather than in a pass of its own.
+            # dz chunk by chunk, just before the output transform's adjoint reads it,
+            # rather than in a pass of its own; in a per-thread scratch, which stays
+            # in cache (a whole-batch dz went out to memory and back).
             def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
-                normalize_backward(s, e)
-                algorithm.output_transform_adjoint(dz[s:e], dm, db)
+                dz = self._dz_chunks.get((e - s, *z.shape[1:]), z.dtype)
+                normalize_backward(s, e, dz)
+                algorithm.output_transform_adjoint(dz, dm, db)
 
             tiles_h, tiles_w = algorithm.tiles(z.shape[1], z.shape[2])
             dx, dw, db = winograd.backward_chunks(
@@ -331,7 +335,8 @@ class ConvBNReLU(Step):
         else:
             if kept is None:  # the im2col forward always keeps its rows
                 raise RuntimeError(f"{self.describe()}: no im2col rows were cached")
-            batch_split.run(normalize_backward, n)
+            dz = self._dz.get(z.shape, z.dtype)
+            batch_split.run(lambda s, e: normalize_backward(s, e, dz[s:e]), n)
             strides = self.conv.strides
             dx, dw, db = conv.conv2d_backward(dz, x, kept, w, *strides, pt, pl, need_dx)
         write_conv_grads(self.conv, dw, db)
@@ -351,24 +356,30 @@ class ConvBNReLU(Step):
 
         return _over_rows(sums, z.shape[0], z.shape[1] * z.shape[2])
 
-    def _relu_input_grad(
+    def _normalize_backward(
         self,
         dout: np.ndarray,
         out: np.ndarray,
         argmax: np.ndarray | None,
-        start: int,
-        stop: int,
-        scratch: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The gradient reaching the ReLU for images ``[start, stop)``, as ``(dy,
-        y)`` (rows, F) views: the kernels mask ``dy`` where ``y == 0`` (no mask when
-        ``y`` is None)."""
-        f = dout.shape[3]
-        return dout[start:stop].reshape(-1, f), out[start:stop].reshape(-1, f)
+        z: np.ndarray,
+        mean: np.ndarray,
+        inv_std: np.ndarray,
+        scale: np.ndarray,
+        mean_dbeta: np.ndarray,
+        mean_dgamma: np.ndarray,
+        dz: np.ndarray,
+    ) -> None:
+        """``dz`` of some images from their ``dout``, ``out`` and ``z`` (``argmax``
+        is the pooled step's): ``batchnorm.normalize_backward``, masked by ``out``."""
+        f = z.shape[3]
+        batchnorm.normalize_backward(
+            dout.reshape(-1, f), out.reshape(-1, f), z.reshape(-1, f), mean, inv_std,
+            scale, mean_dbeta, mean_dgamma, dz.reshape(-1, f),
+        )  # fmt: skip
 
     def clear(self) -> None:
         self._cache = None
-        for workspace in (self._kept, self._z, self._dz):
+        for workspace in (self._kept, self._z, self._dz, self._dz_chunks):
             workspace.clear()
         super().clear()
 
@@ -435,24 +446,26 @@ class ConvBNReLUPool(ConvBNReLU):
         total: np.ndarray = np.sum(batch_split.run(share, z.shape[0]), axis=0)
         return total
 
-    def _relu_input_grad(
+    def _normalize_backward(
         self,
         dout: np.ndarray,
         out: np.ndarray,
         argmax: np.ndarray | None,
-        start: int,
-        stop: int,
-        scratch: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``dout`` routed to each window's winner where the pooled output is > 0,
-        0 elsewhere, for images ``[start, stop)``, written to ``scratch[start:stop]``
-        ((N, ho, wo, F)) and returned as (rows, F): already masked."""
-        rows = scratch[start:stop]
-        convpool.unpool_relu(
-            dout[start:stop], out[start:stop], self._winners(argmax)[start:stop],
-            True, rows,
+        z: np.ndarray,
+        mean: np.ndarray,
+        inv_std: np.ndarray,
+        scale: np.ndarray,
+        mean_dbeta: np.ndarray,
+        mean_dgamma: np.ndarray,
+        dz: np.ndarray,
+    ) -> None:
+        """``dz`` straight from the pooled arrays
+        (``batchnorm.pooled_normalize_backward``): the routed gradient is never
+        written."""
+        batchnorm.pooled_normalize_backward(
+            dout, out, self._winners(argmax), z, mean, inv_std, scale, mean_dbeta,
+            mean_dgamma, dz,
         )  # fmt: skip
-        return rows.reshape(-1, rows.shape[3]), None
 
     def _winners(self, argmax: np.ndarray | None) -> np.ndarray:
         if argmax is None:  # the pooled forward always records the winners
