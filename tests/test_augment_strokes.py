@@ -147,7 +147,7 @@ def test_nine_gets_a_tail_to_the_left_of_its_stem():
 
 def test_nine_with_a_curved_stem_bends_more_the_lower_it_goes():
     x = nine()
-    out = conventions(x, 9, 0.9)[0]  # the second convention of a 9
+    out = conventions(x, 9, 0.5)[0]  # the second convention of a 9
     np.testing.assert_array_equal(out[:14], x[0, :14])  # the loop stays
     offsets = [ink_centre(x[0, r]) - ink_centre(out[r]) for r in (16, 19, 23)]
     assert 0 < offsets[0] < offsets[1] < offsets[2]  # a curve to the left
@@ -155,12 +155,22 @@ def test_nine_with_a_curved_stem_bends_more_the_lower_it_goes():
     assert out.sum() == pytest.approx(x.sum(), rel=0.02)  # moved, not redrawn
 
 
+def test_rho_like_nine_has_its_stem_left_of_the_loop():
+    x = nine()
+    out = conventions(x, 9, 0.9)[0]  # the third convention of a 9
+    g_before, g_after = digit_geometry(x), digit_geometry(out[None])
+    assert (g_after.left[0], g_after.right[0]) == (g_before.left[0], g_before.right[0])
+    assert ink_centre(out[20]) < ink_centre(out[8])  # the stem now on the left
+    assert ink_centre(x[0, 20]) > ink_centre(x[0, 8])
+    assert out.sum() == pytest.approx(x.sum())
+
+
 def test_four_with_a_high_arm_loses_the_top_of_its_stem():
     x = four()
     out = conventions(x, 4, 0.9)[0]  # the second convention of a 4
     stem = out[:, 17:19] > 0.5
     first_stem_row = np.flatnonzero(stem.any(axis=1)).min()
-    assert 4 + 0.15 * 20 <= first_stem_row <= 4 + 0.4 * 20 + 1
+    assert 4 + 0.15 * 20 <= first_stem_row <= 4 + 0.6 * 20 + 1
     np.testing.assert_array_equal(out[:, :12], x[0, :, :12])  # the arm stays
     np.testing.assert_array_equal(out[16:], x[0, 16:])  # so does the foot of the stem
 

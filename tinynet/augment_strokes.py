@@ -2,11 +2,12 @@
 
 MNIST was written by American census staff and students. Writers elsewhere put a
 flag (a long up-stroke) and a foot on their 1s, cross their 7s, close the top of
-their 4s or start its arm above the stem, and give their 9s a g-like tail or a stem
-that curves left; a model that never saw those reads such a 1 as a 7, a closed 4 as
-a 9 and a curved 9 as a 3 or an 8. :class:`StrokeConventions` draws these strokes onto
-MNIST digits, each with its own probability and random size and angle, so the model
-learns them as variants of the same digit.
+their 4s or start its arm above the stem, and give their 9s a g-like tail, a stem
+that curves left or one that leaves the loop on its left (like a rho); a model that
+never saw those reads such a 1 as a 7, a closed 4 as a 9 and those 9s as 3s or 8s.
+:class:`StrokeConventions` draws these onto MNIST digits, each with its own
+probability and random size and angle, so the model learns them as variants of the
+same digit.
 
 Each stroke is placed from the digit's own geometry (:func:`digit_geometry`: the ink
 bounding box, the ink's column on a given row, the stroke width) and drawn as an
@@ -341,11 +342,19 @@ def _nine_curved_stem(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndar
     return shift_rows(x, -reach[:, None] * np.clip(t, 0.0, 1.0) ** power[:, None])
 
 
+def _nine_rho(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
+    """A 9 written like a rho: the stem leaves the loop on its left. The digit is
+    mirrored left-right in place (its bounding box stays where it was)."""
+    n, h, _ = x.shape
+    mirrored_left = x.shape[2] - 1 - g.right
+    return shift_rows(x[:, :, ::-1], np.repeat((g.left - mirrored_left)[:, None], h, 1))
+
+
 def _four_high_arm(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
-    """A 4 whose left arm starts higher than its stem: the stem's top 15-40% (the
+    """A 4 whose left arm starts higher than its stem: the stem's top 15-60% (the
     ink right of the digit's middle column, above that row) is erased."""
     n, h, w = x.shape
-    cut = g.top + g.height * (0.15 + 0.25 * u[:, 0])
+    cut = g.top + g.height * (0.15 + 0.45 * u[:, 0])
     middle = (g.left + g.right) / 2.0 + 0.5 * g.width
     above = np.arange(h)[None, :, None] < cut[:, None, None]
     right = np.arange(w)[None, None, :] > middle[:, None, None]
@@ -364,7 +373,7 @@ _CONVENTIONS: dict[int, tuple[Stroke, ...]] = {
     1: (_one_flag, _one_foot, _flag_and_foot),
     4: (_four_closed_top, _four_high_arm),
     7: (_seven_bar, _seven_serif, _seven_bar_and_serif),
-    9: (_nine_tail, _nine_curved_stem),
+    9: (_nine_tail, _nine_curved_stem, _nine_rho),
 }
 
 
@@ -373,8 +382,8 @@ class StrokeConventions:
 
     1: a flag, a foot, or both; 4: a closed top, or a left arm higher than the
     stem; 7: a bar through the stem, a serif down from the left end of its top, or
-    both; 9: a g-like tail, or a stem curving left. Other labels are never
-    changed.
+    both; 9: a g-like tail, a stem curving left, or a rho-like stem left of the
+    loop. Other labels are never changed.
 
     Parameters
     ----------
