@@ -89,8 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "every training batch; for 15%% of images a stretch that makes the digit "
         "fill a square box (as scans 'to fit the frame' do); for half of the 1s, "
         "4s, 7s and 9s a writing convention (flag or foot on a 1, closed 4 or one "
-        "with a high arm, crossed 7, g-like or curved 9); for 10%% gaps in the "
-        "strokes; for 30%% a coarse 8-16 px scan",
+        "with a high arm, crossed 7, g-like, curved or rho-like 9); for 10%% "
+        "gaps in the strokes; for 30%% a coarse 8-16 px scan",
     )
     p.add_argument(
         "--data-dir",
