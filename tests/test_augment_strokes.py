@@ -5,7 +5,13 @@ import pytest
 
 from tinynet.augment import Augmenter
 from tinynet.augment_scan import area_matrix, coarse_scan, linear_matrix
-from tinynet.augment_strokes import StrokeConventions, digit_geometry, draw_segments
+from tinynet.augment_strokes import (
+    StrokeConventions,
+    break_strokes,
+    digit_geometry,
+    draw_segments,
+    shift_rows,
+)
 
 # StrokeConventions' u columns: 0 draw?, 1 which stroke, 2-5 size and angle.
 FLAG, FOOT, BOTH = 0.1, 0.5, 0.9
@@ -119,14 +125,94 @@ def test_closed_four_loses_the_open_arm_most_of_the_time(size, arm_kept):
     assert (out[15:17, 12:22] > 0.5).all()  # the crossbar stays
 
 
-def test_nine_gets_a_tail_to_the_left_of_its_stem():
+def nine():
+    """A 9: a closed loop on rows 4-13 and a straight stem down to row 23."""
     x = np.zeros((1, 28, 28), np.float32)
-    x[0, 4:6, 9:19] = x[0, 12:14, 9:19] = 1.0  # head: top and bottom of the loop
+    x[0, 4:6, 9:19] = x[0, 12:14, 9:19] = 1.0  # top and bottom of the loop
     x[0, 4:14, 9:11] = 1.0
     x[0, 4:24, 17:19] = 1.0  # stem to the bottom
+    return x
+
+
+def ink_centre(row):
+    return (row * np.arange(row.size)).sum() / row.sum()
+
+
+def test_nine_gets_a_tail_to_the_left_of_its_stem():
+    x = nine()
     added = new_ink(x, conventions(x, 9, 0.0))[0]
     rows, cols = np.nonzero(added)
     assert rows.min() >= 17 and cols.min() <= 14
+
+
+def test_nine_with_a_curved_stem_bends_more_the_lower_it_goes():
+    x = nine()
+    out = conventions(x, 9, 0.5)[0]  # the second convention of a 9
+    np.testing.assert_array_equal(out[:14], x[0, :14])  # the loop stays
+    offsets = [ink_centre(x[0, r]) - ink_centre(out[r]) for r in (16, 19, 23)]
+    assert 0 < offsets[0] < offsets[1] < offsets[2]  # a curve to the left
+    assert offsets[2] > 0.3 * 10  # at least 30% of the digit's width
+    assert out.sum() == pytest.approx(x.sum(), rel=0.02)  # moved, not redrawn
+
+
+def test_rho_like_nine_has_its_stem_left_of_the_loop():
+    x = nine()
+    out = conventions(x, 9, 0.9)[0]  # the third convention of a 9
+    g_before, g_after = digit_geometry(x), digit_geometry(out[None])
+    assert (g_after.left[0], g_after.right[0]) == (g_before.left[0], g_before.right[0])
+    assert ink_centre(out[20]) < ink_centre(out[8])  # the stem now on the left
+    assert ink_centre(x[0, 20]) > ink_centre(x[0, 8])
+    assert out.sum() == pytest.approx(x.sum())
+
+
+def test_four_with_a_high_arm_loses_the_top_of_its_stem():
+    x = four()
+    out = conventions(x, 4, 0.9)[0]  # the second convention of a 4
+    stem = out[:, 17:19] > 0.5
+    first_stem_row = np.flatnonzero(stem.any(axis=1)).min()
+    assert 4 + 0.15 * 20 <= first_stem_row <= 4 + 0.6 * 20 + 1
+    np.testing.assert_array_equal(out[:, :12], x[0, :, :12])  # the arm stays
+    np.testing.assert_array_equal(out[16:], x[0, 16:])  # so does the foot of the stem
+
+
+def test_shift_rows_moves_each_row_by_its_own_amount():
+    x = np.zeros((1, 4, 10), np.float32)
+    x[0, :, 4] = 1.0
+    out = shift_rows(x, np.array([[0.0, 2.0, -3.0, 0.5]]))[0]
+    assert out[0, 4] == 1.0 and out[1, 6] == 1.0 and out[2, 1] == 1.0
+    np.testing.assert_allclose(out[3, 4:6], [0.5, 0.5])
+    assert shift_rows(x, np.array([[20.0, 0, 0, 0]]))[0, 0].sum() == 0  # left the frame
+
+
+def test_break_strokes_cuts_gaps_on_ink_only():
+    x = one(64)
+    u = np.random.default_rng(0).random((64, 2, 3))
+    out = break_strokes(x, u)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert (out <= x).all()  # ink only fades
+    lost = (x - out).sum(axis=(1, 2))
+    assert (lost > 0).all()
+    # the 1 is cut across: some rows of its stem lose most of their ink
+    faded_rows = (out[:, 4:24, 13:15].sum(axis=2) < 0.8).sum(axis=1)
+    assert (faded_rows >= 1).all() and (faded_rows <= 2 * 6).all()
+    # a NaN gap is not cut, and a blank image stays blank
+    u[:, :, 0] = np.nan
+    np.testing.assert_array_equal(break_strokes(x, u), x)
+    blank = np.zeros((2, 28, 28), np.float32)
+    np.testing.assert_array_equal(break_strokes(blank, u[:2]), blank)
+
+
+def test_augmenter_gap_probability_selects_the_images():
+    x = one(400)
+    still = {"max_shift": 0, "max_rotation": 0, "scale_range": (1, 1),
+             "aspect_range": (1, 1), "max_shear": 0, "stroke_prob": 0}  # fmt: skip
+    aug = Augmenter(**still, gap_prob=0.3)
+    out = aug(x, np.random.default_rng(0))
+    cut = np.any(out != x, axis=(1, 2))
+    assert 0.2 < cut.mean() < 0.4
+    assert aug.get_config()["gap_prob"] == 0.3
+    with pytest.raises(ValueError, match="gap_prob"):
+        Augmenter(gap_prob=1.5)
 
 
 @pytest.mark.parametrize("label", [0, 2, 3, 5, 6, 8])

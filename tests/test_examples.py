@@ -166,3 +166,55 @@ def test_loading_kernels_in_the_background_leaves_the_model_untouched(monkeypatc
     assert model.optimizer is None and model.rng.bit_generator.state == state
     for key, value in model.get_weights().items():
         np.testing.assert_array_equal(value, weights[key], err_msg=key)
+
+
+def test_swa_fine_tune_from_a_calibrated_model(real_mnist_dir, tmp_path):
+    """``--init`` starts from the network's own logits (the shipped file's
+    temperature undone) and ``--swa`` leaves BatchNorm statistics computed exactly
+    on the images trained on. With a learning rate of 1e-10 the weights do not move,
+    so both are visible in the saved file."""
+    from tinynet.averaging import refresh_batchnorm
+    from tinynet.datasets import BY_NAME
+    from tinynet.training import split_validation
+
+    out = tmp_path / "swa.npz"
+    shipped = tinynet.pretrained.pretrained_path("mnist")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "mnist_train.py"),
+            "--model", "cnn", "--init", str(shipped),
+            "--epochs", "2", "--swa", "2", "--lr", "1e-10", "--schedule", "constant",
+            "--limit", "256", "--val-split", "0.25", "--no-calibrate",
+            "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "weights averaged over the last 2 epochs" in result.stdout
+    start, tuned = tinynet.load_pretrained("mnist"), tinynet.load_model(out)
+    temperature = start.metadata["temperature"]
+    assert tuned.metadata["init"]["temperature"] == temperature
+    last_w = [k for k in start.parameters() if k.endswith(".W")][-1]
+    np.testing.assert_allclose(
+        tuned.parameters()[last_w], start.parameters()[last_w] * temperature, rtol=1e-5
+    )
+    (x, y), _ = BY_NAME["mnist"].load_data(real_mnist_dir)
+    x = (x[:256] / np.float32(255)).reshape(-1, 28, 28, 1)
+    (x_fit, _), _ = split_validation(x, y[:256], 0.25, np.random.default_rng(0))
+    expected = tinynet.load_model(out)
+    refresh_batchnorm(expected, x_fit)
+    for key, value in expected.buffers().items():
+        np.testing.assert_allclose(tuned.buffers()[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_swa_longer_than_the_run_is_refused():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "mnist_train.py"),
+         "--epochs", "2", "--swa", "3"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--swa must be in [1, --epochs=2], got 3" in result.stderr

@@ -27,6 +27,7 @@ from .callbacks import (  # noqa: E402
     LearningRateScheduler,
     LivePlot,
     ModelCheckpoint,
+    WeightAveraging,
 )
 from .layers import (  # noqa: E402
     AvgPool2D,
@@ -59,6 +60,7 @@ _LAZY = (
     "export",
     "interop",
     "calibration",
+    "averaging",
 )
 
 
@@ -89,6 +91,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "WeightAveraging",
     "__version__",
     "callbacks",
     "gradcheck",

@@ -30,7 +30,10 @@ from typing import Any
 import numpy as np
 
 from .augment_scan import coarse_scan
-from .augment_strokes import StrokeConventions
+from .augment_strokes import StrokeConventions, break_strokes
+
+MAX_GAPS = 3
+"""Most gaps :class:`Augmenter` cuts in one image's strokes (``gap_prob``)."""
 
 __all__ = ["Augmenter", "affine_transform", "augment_batch", "dilate", "erode"]
 
@@ -219,6 +222,8 @@ class Augmenter:
         MNIST's writers rarely used drawn on it (flag or foot on a 1, closed top on
         a 4, bar through a 7, g-like tail on a 9; see :mod:`tinynet.augment_strokes`).
         Needs the labels: call ``augmenter(x, rng, labels)``.
+    gap_prob : probability that an image's strokes get 1-3 gaps (a skipping pen, a
+        scan that lost faint ink; see :func:`tinynet.augment_strokes.break_strokes`).
     coarse_prob : probability that an image is made to look like a coarse scan
         (see :mod:`tinynet.augment_scan`), after the other changes.
     coarse_resolution : ``(low, high)`` digit height of that scan in pixels,
@@ -244,6 +249,7 @@ class Augmenter:
         fill_prob: float = 0.0,
         max_fill_stretch: float = 2.5,
         convention_prob: float = 0.0,
+        gap_prob: float = 0.0,
         coarse_prob: float = 0.0,
         coarse_resolution: tuple[int, int] = (8, 16),
     ) -> None:
@@ -270,6 +276,7 @@ class Augmenter:
         self.conventions = StrokeConventions(
             _nonneg("convention_prob", convention_prob, 1.0)
         )
+        self.gap_prob = _nonneg("gap_prob", gap_prob, 1.0)
         self.coarse_prob = _nonneg("coarse_prob", coarse_prob, 1.0)
         lo, hi = _range("coarse_resolution", coarse_resolution, positive=True)
         if lo != int(lo) or hi != int(hi) or lo < 4:
@@ -298,6 +305,7 @@ class Augmenter:
             "fill_prob": self.fill_prob,
             "max_fill_stretch": self.max_fill_stretch,
             "convention_prob": self.conventions.prob,
+            "gap_prob": self.gap_prob,
             "coarse_prob": self.coarse_prob,
             "coarse_resolution": list(self.coarse_resolution),
         }
@@ -364,11 +372,14 @@ class Augmenter:
         fill_u = rng.random((n,))
         convention_u = rng.random((n, 6))
         scan_u = rng.random((n, 3))
+        gap_u = rng.random((n, 2 + 3 * MAX_GAPS))
         images = x3
         if self.conventions.prob > 0 and n:
             images = self.conventions(images, self._labels(labels, n), convention_u)
         if self.stroke_prob > 0 and n:
             images = self._strokes(images, u[:, 6], u[:, 7])
+        if self.gap_prob > 0 and n:
+            images = self._gaps(images, gap_u)
         matrices = self.matrices(n, h, w, u)
         if self.fill_prob > 0 and n:
             self._fill_frame(images, matrices, fill_u < self.fill_prob)
@@ -391,6 +402,18 @@ class Augmenter:
                 f"got shape {checked.shape} dtype {checked.dtype}"
             )
         return checked
+
+    def _gaps(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The chosen images with 1 to ``MAX_GAPS`` gaps cut in their strokes."""
+        idx = np.flatnonzero(u[:, 0] < self.gap_prob)
+        if not idx.size:
+            return x
+        gaps = u[idx, 2:].reshape(-1, MAX_GAPS, 3).copy()
+        count = 1 + (u[idx, 1] * MAX_GAPS).astype(np.intp)
+        gaps[np.arange(MAX_GAPS) >= count[:, None], 0] = np.nan  # not cut
+        x = x.copy()
+        x[idx] = break_strokes(x[idx], gaps)
+        return x
 
     def _coarse_scan(self, x: np.ndarray, u: np.ndarray) -> None:
         """Replace the chosen images (in place) by coarse scans of themselves."""

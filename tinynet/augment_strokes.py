@@ -2,15 +2,20 @@
 
 MNIST was written by American census staff and students. Writers elsewhere put a
 flag (a long up-stroke) and a foot on their 1s, cross their 7s, close the top of
-their 4s and give their 9s a g-like tail; a model that never saw those reads such a
-1 as a 7 and a closed 4 as a 9. :class:`StrokeConventions` draws these strokes onto
-MNIST digits, each with its own probability and random size and angle, so the model
-learns them as variants of the same digit.
+their 4s or start its arm above the stem, and give their 9s a g-like tail, a stem
+that curves left or one that leaves the loop on its left (like a rho); a model that
+never saw those reads such a 1 as a 7, a closed 4 as a 9 and those 9s as 3s or 8s.
+:class:`StrokeConventions` draws these onto MNIST digits, each with its own
+probability and random size and angle, so the model learns them as variants of the
+same digit.
 
 Each stroke is placed from the digit's own geometry (:func:`digit_geometry`: the ink
 bounding box, the ink's column on a given row, the stroke width) and drawn as an
 anti-aliased line of the digit's stroke width (:func:`draw_segments`): a few
 whole-array NumPy operations on the chosen images, no loop over images.
+
+:func:`break_strokes` draws another thing real strokes do and MNIST's rarely do: a
+pen that skips or a scanner that drops a faint stretch, leaving gaps across a stroke.
 
 Images are ``(N, H, W)`` float, white ink (up to 1.0) on black (0.0).
 """
@@ -22,7 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DigitGeometry", "StrokeConventions", "digit_geometry", "draw_segments"]
+__all__ = [
+    "DigitGeometry",
+    "StrokeConventions",
+    "break_strokes",
+    "digit_geometry",
+    "draw_segments",
+    "shift_rows",
+]
 
 INK = 0.5
 """Threshold that separates ink from background when measuring a digit."""
@@ -255,6 +267,101 @@ def _nine_tail(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
     return draw_segments(hooked, low, end, g.width, g.peak)
 
 
+def break_strokes(x: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Cut gaps across the strokes, as a skipping pen or a scan losing faint ink.
+
+    Each gap is a disc centred on an ink pixel chosen at random, 1-3 px wider than
+    the stroke, inside which the ink keeps 0-40% of its value.
+
+    Parameters
+    ----------
+    x : (N, H, W) images (not modified).
+    u : (N, G, 3) uniform [0, 1) numbers for up to G gaps per image: column 0 picks
+        the ink pixel, 1 the disc's size, 2 how much ink survives. A gap whose
+        column 0 is NaN is not cut.
+
+    Returns
+    -------
+    (N, H, W) the images with their gaps.
+    """
+    n, h, w = x.shape
+    ink = (x > INK).reshape(n, -1)
+    counts = ink.sum(axis=1)  # (N,)
+    wanted = ~np.isnan(u[:, :, 0]) & (counts[:, None] > 0)  # (N, G)
+    # The k-th ink pixel in reading order, k uniform: the first index at which the
+    # running count of ink pixels reaches k + 1.
+    k = np.floor(np.nan_to_num(u[:, :, 0]) * counts[:, None]) + 1  # (N, G)
+    running = np.cumsum(ink, axis=1)  # (N, H * W)
+    flat = (running[:, None, :] < k[:, :, None]).sum(axis=2)  # (N, G)
+    row, col = np.divmod(np.minimum(flat, h * w - 1), w)
+    radius = 0.5 * digit_geometry(x).width[:, None] + 0.5 + u[:, :, 1]  # (N, G)
+    kept = np.where(wanted, 0.4 * u[:, :, 2], 1.0)
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    dist2 = (rows - row[:, :, None, None]) ** 2 + (cols - col[:, :, None, None]) ** 2
+    inside = dist2 <= (radius**2)[:, :, None, None]  # (N, G, H, W)
+    factor = np.where(inside, kept[:, :, None, None], 1.0).prod(axis=1)
+    out: np.ndarray = x * factor.astype(x.dtype)
+    return out
+
+
+def shift_rows(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Move each row of each image sideways by its own (fractional) amount.
+
+    Parameters
+    ----------
+    x : (N, H, W) images. shift : (N, H) pixels to move each row, positive to the
+        right; sampled linearly, ink from outside the frame is 0.
+
+    Returns
+    -------
+    (N, H, W) ``out[n, r, c] = x[n, r, c - shift[n, r]]``.
+    """
+    n, h, w = x.shape
+    src = np.arange(w) - shift[:, :, None]  # (N, H, W) source column
+    lo = np.floor(src).astype(np.intp)
+    frac = (src - lo).astype(x.dtype)
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1)))  # column -1 and w read as 0
+    left = np.take_along_axis(padded, np.clip(lo + 1, 0, w + 1), axis=2)
+    right = np.take_along_axis(padded, np.clip(lo + 2, 0, w + 1), axis=2)
+    out: np.ndarray = (1 - frac) * left + frac * right
+    return out
+
+
+def _nine_curved_stem(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
+    """A stem that bends left as it descends (many European 9s).
+
+    Rows below the loop (from 45-60% of the height down) move left, more the lower
+    they are, as ``reach * t ** power`` with t from 0 at that row to 1 at the
+    bottom: the stem's end moves 30-90% of the digit's width, along a curve.
+    """
+    h = x.shape[1]
+    start = g.top + g.height * (0.45 + 0.15 * u[:, 0])
+    reach = (g.right - g.left + 1.0) * (0.3 + 0.6 * u[:, 1])
+    power = 1.5 + 1.5 * u[:, 2]
+    t = (np.arange(h) - start[:, None]) / np.maximum(g.bottom - start, 1.0)[:, None]
+    return shift_rows(x, -reach[:, None] * np.clip(t, 0.0, 1.0) ** power[:, None])
+
+
+def _nine_rho(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
+    """A 9 written like a rho: the stem leaves the loop on its left. The digit is
+    mirrored left-right in place (its bounding box stays where it was)."""
+    n, h, _ = x.shape
+    mirrored_left = x.shape[2] - 1 - g.right
+    return shift_rows(x[:, :, ::-1], np.repeat((g.left - mirrored_left)[:, None], h, 1))
+
+
+def _four_high_arm(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
+    """A 4 whose left arm starts higher than its stem: the stem's top 15-60% (the
+    ink right of the digit's middle column, above that row) is erased."""
+    n, h, w = x.shape
+    cut = g.top + g.height * (0.15 + 0.45 * u[:, 0])
+    middle = (g.left + g.right) / 2.0 + 0.5 * g.width
+    above = np.arange(h)[None, :, None] < cut[:, None, None]
+    right = np.arange(w)[None, None, :] > middle[:, None, None]
+    out: np.ndarray = np.where(above & right, 0, x)
+    return out
+
+
 def _flag_and_foot(x: np.ndarray, g: DigitGeometry, u: np.ndarray) -> np.ndarray:
     return _one_foot(_one_flag(x, g, u), g, u)
 
@@ -264,18 +371,19 @@ Stroke = Callable[[np.ndarray, DigitGeometry, np.ndarray], np.ndarray]
 # label -> the strokes one of which (picked uniformly) is drawn on that digit
 _CONVENTIONS: dict[int, tuple[Stroke, ...]] = {
     1: (_one_flag, _one_foot, _flag_and_foot),
-    4: (_four_closed_top,),
+    4: (_four_closed_top, _four_high_arm),
     7: (_seven_bar, _seven_serif, _seven_bar_and_serif),
-    9: (_nine_tail,),
+    9: (_nine_tail, _nine_curved_stem, _nine_rho),
 }
 
 
 class StrokeConventions:
     """Draw, per label and with probability ``prob``, one of the conventions.
 
-    1: a flag, a foot, or both; 4: a closed top; 7: a bar through the stem, a
-    serif down from the left end of its top, or both; 9: a g-like tail. Other
-    labels are never changed.
+    1: a flag, a foot, or both; 4: a closed top, or a left arm higher than the
+    stem; 7: a bar through the stem, a serif down from the left end of its top, or
+    both; 9: a g-like tail, a stem curving left, or a rho-like stem left of the
+    loop. Other labels are never changed.
 
     Parameters
     ----------

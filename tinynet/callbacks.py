@@ -170,6 +170,54 @@ class LearningRateScheduler(Callback):
         self.model.optimizer.learning_rate = lr
 
 
+class WeightAveraging(Callback):
+    """Stochastic weight averaging (Izmailov et al. 2018): when training ends, the
+    model's parameters become the mean of their values at the end of every epoch
+    from ``start_epoch`` (0-based) on.
+
+    Train with a constant or cyclic learning rate over the averaged epochs, so that
+    the end points differ. The BatchNorm moving statistics are left as training
+    left them: they belong to the last weights, not the average, so recompute them
+    with :func:`tinynet.averaging.refresh_batchnorm` on training images after
+    ``fit``. A run stopped before ``start_epoch`` keeps its last weights.
+
+    Attributes
+    ----------
+    averaged_epochs : list of int
+        The 0-based epochs whose weights went into the average.
+    """
+
+    def __init__(self, start_epoch: int = 0) -> None:
+        if not isinstance(start_epoch, int) or start_epoch < 0:
+            raise ValueError(
+                f"start_epoch must be an integer >= 0, got {start_epoch!r}"
+            )
+        self.start_epoch = start_epoch
+        self.averaged_epochs: list[int] = []
+        self._sums: dict[str, np.ndarray] = {}
+
+    def on_train_begin(self) -> None:
+        self.averaged_epochs, self._sums = [], {}
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if epoch < self.start_epoch:
+            return
+        for key, param in self.model.parameters().items():
+            if key in self._sums:
+                self._sums[key] += param
+            else:
+                self._sums[key] = param.astype(np.float64)
+        self.averaged_epochs.append(epoch)
+
+    def on_train_end(self) -> None:
+        if not self.averaged_epochs:
+            return
+        n = len(self.averaged_epochs)
+        for key, param in self.model.parameters().items():
+            param[...] = self._sums[key] / n  # in place: the optimizer keeps its arrays
+        self._sums = {}
+
+
 class LivePlot(Callback):
     """Loss and metrics per epoch, training and validation, in one figure kept current.
 
