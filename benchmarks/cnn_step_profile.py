@@ -28,8 +28,9 @@ from typing import Any
 
 import _common
 
-#: The kernels of each Winograd algorithm (``kernels.winograd.Algorithm``), timed
-#: per algorithm: the drivers call them through the algorithm, not the module.
+#: The kernels of each Winograd algorithm
+#: (``kernels.winograd_algorithm.Algorithm``), timed per algorithm: the drivers
+#: call them through the algorithm, not the module.
 WINOGRAD_KERNELS = [
     "input_transform",
     "output_transform",

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threadpoolctl import ThreadpoolController
 
-from tinynet.kernels import batch_split, conv, winograd
+from tinynet.kernels import batch_split, conv, winograd_conv
 
 
 def blas_threads() -> tuple[int, ...]:
@@ -82,8 +82,8 @@ def test_winograd_results_do_not_depend_on_the_thread_count(two_threads):
             np.empty((11, 3, 3, 4), np.uint8),
         )
         v = np.empty((16, 11 * 9, 8), np.float32)
-        winograd.conv3x3_pool_forward(x, w, b, 0, 0, True, v, p, argmax)
-        grads = winograd.conv3x3_pool_backward(
+        winograd_conv.conv3x3_pool_forward(x, w, b, 0, 0, True, v, p, argmax)
+        grads = winograd_conv.conv3x3_pool_backward(
             dout, p, argmax, True, v, w, 0, 0, x.shape
         )
         results.append((p, *grads))

@@ -27,6 +27,7 @@ from tinynet.kernels import (
     window_geometry,
     winograd,
     winograd43,
+    winograd_conv,
 )
 
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
@@ -669,19 +670,19 @@ def test_winograd_conv_pool_matches_the_direct_reference(case, need_dx):
     pooled = (n, ho // 2, wo // 2, f)
     p, argmax = np.full(pooled, np.nan, dtype), np.full(pooled, 9, np.uint8)
     v = np.full((16, n * pooled[1] * pooled[2], c), np.nan, dtype)
-    winograd.conv3x3_pool_forward(x, weights, b, pt, pl, relu, v, p, argmax)
+    winograd_conv.conv3x3_pool_forward(x, weights, b, pt, pl, relu, v, p, argmax)
     cols = np.empty((n * ho * wo, 9 * c), dtype)
     p_ref, _ = reference.conv2d_forward(
         x, weights, b, 1, 1, pt, pl, ho, wo, cols, relu,
         (np.empty(pooled, dtype), np.empty(pooled, np.uint8)),
     )  # fmt: skip
     assert_close(p, p_ref, dtype)
-    inference = winograd.conv3x3_pool_forward(
+    inference = winograd_conv.conv3x3_pool_forward(
         x, weights, b, pt, pl, relu, None, np.empty_like(p), np.empty_like(argmax)
     )
     np.testing.assert_array_equal(inference, p)  # the same arithmetic, kept or not
     dout = rng.standard_normal(pooled).astype(dtype)
-    fast = winograd.conv3x3_pool_backward(
+    fast = winograd_conv.conv3x3_pool_backward(
         dout, p, argmax, relu, v, weights, pt, pl, x.shape, need_dx
     )
     ref = reference.conv2d_backward(
@@ -702,7 +703,7 @@ def test_winograd_conv_matches_the_direct_reference(case, need_dx):
     n, _, _, c = x.shape
     f, dtype = weights.shape[3], x.dtype.type
     v = np.full((16, n * (ho // 2) * (wo // 2), c), np.nan, dtype)
-    y = winograd.conv3x3_forward(
+    y = winograd_conv.conv3x3_forward(
         x, weights, b, pt, pl, v, np.full((n, ho, wo, f), np.nan, dtype)
     )
     cols = np.empty((n * ho * wo, 9 * c), dtype)
@@ -712,7 +713,7 @@ def test_winograd_conv_matches_the_direct_reference(case, need_dx):
     ref = reference.conv2d_backward(dy, x, cols, weights, 1, 1, pt, pl, need_dx)
     # From the kept transform, and from x (transformed again, chunk by chunk).
     for kept, x_again in ((v, None), (None, x)):
-        fast = winograd.conv3x3_backward(
+        fast = winograd_conv.conv3x3_backward(
             dy, kept, weights, pt, pl, x.shape, need_dx, x_again
         )
         assert (fast[0] is None) == (not need_dx)
@@ -788,7 +789,7 @@ def test_winograd43_conv_pool_forward_matches_reference(case, kept):
     ref = reference.winograd43_output_transform_pool(m, b, relu, *buffers)
     assert_close(fast[0], ref[0], dtype)
     v = np.full((36, n * th * tw, c), np.nan, dtype) if kept else None
-    p = winograd.conv3x3_pool_forward(
+    p = winograd_conv.conv3x3_pool_forward(
         x, weights, b, pt, pl, relu, v, *(a.copy() for a in buffers),
         winograd43.F4X4,
     )  # fmt: skip
@@ -807,7 +808,7 @@ def winograd43_against_direct(x, weights, b, pt, pl, ho, wo, dy, need_dx):
     f, dtype = weights.shape[3], x.dtype
     th, tw = winograd43.F4X4.tiles(ho, wo)
     v = np.full((36, n * th * tw, c), np.nan, dtype)
-    y = winograd.conv3x3_forward(
+    y = winograd_conv.conv3x3_forward(
         x, weights, b, pt, pl, v, np.full((n, ho, wo, f), np.nan, dtype),
         winograd43.F4X4,
     )  # fmt: skip
@@ -817,7 +818,7 @@ def winograd43_against_direct(x, weights, b, pt, pl, ho, wo, dy, need_dx):
     dy = dy.astype(dtype)
     ref = reference.conv2d_backward(dy, x, cols, weights, 1, 1, pt, pl, need_dx)
     for kept, x_again in ((v, None), (None, x)):
-        fast = winograd.conv3x3_backward(
+        fast = winograd_conv.conv3x3_backward(
             dy, kept, weights, pt, pl, x.shape, need_dx, x_again, winograd43.F4X4
         )
         assert (fast[0] is None) == (not need_dx)

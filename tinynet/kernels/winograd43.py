@@ -1,6 +1,6 @@
 """Winograd F(4x4, 3x3) for a stride-1 3x3 convolution, every output kept (training
 and inference) or 2x2-max-pooled in the output transform (inference): the kernels
-of :data:`F4X4`, which the drivers of :mod:`tinynet.kernels.winograd` run.
+of :data:`F4X4`, which the drivers of :mod:`tinynet.kernels.winograd_conv` run.
 
 Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016), with the
 interpolation points 0, 1, -1, 2, -2 and infinity. A 4x4 block of outputs of a 3x3
@@ -44,7 +44,7 @@ import numpy as np
 
 from . import serial_kernel
 from .convpool import window_max
-from .winograd import Algorithm
+from .winograd_algorithm import Algorithm
 
 G = np.array(
     [

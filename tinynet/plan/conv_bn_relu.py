@@ -8,7 +8,7 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
 - Training: the convolution runs as in :class:`~tinynet.plan.Conv2DStep` (the
   batch-split im2col drivers, the im2col matrix kept in a workspace), or, for a
   3x3 stride-1 kernel over 8 or more channels with an even output, by Winograd
-  over every output tile (``kernels.winograd.conv3x3_forward``): F(4x4, 3x3)
+  over every output tile (``kernels.winograd_conv.conv3x3_forward``): F(4x4, 3x3)
   where 4 divides the output (4x fewer multiply-adds than im2col), else F(2x2,
   3x3) (2.25x; :attr:`ConvBNReLU.winograd_algorithm` says why); nothing kept but
   ``x``: backward transforms it again chunk
@@ -52,9 +52,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels import batch_split, batchnorm, conv, window_placement, winograd
-from ..kernels.winograd import Algorithm
+from ..kernels import (
+    batch_split,
+    batchnorm,
+    conv,
+    window_placement,
+    winograd,
+    winograd_conv,
+)
 from ..kernels.winograd43 import F4X4
+from ..kernels.winograd_algorithm import Algorithm
 from ..layers.activations import ReLU
 from ..layers.base import Layer
 from ..layers.conv import Conv2D
@@ -128,7 +135,7 @@ class ConvBNReLU(Step):
     @property
     def winograd_algorithm(self) -> Algorithm | None:
         """The Winograd algorithm of the training convolution, for a 3x3 stride-1
-        kernel over ``winograd.MIN_CHANNELS`` or more channels: F(4x4, 3x3) when 4
+        kernel over ``winograd_conv.MIN_CHANNELS`` or more channels: F(4x4, 3x3) when 4
         divides the output's height and width, F(2x2, 3x3) when 2 does, else None
         (im2col). Measured on the shipped CNN (batch 128, 1 thread, forward and
         backward kernels): F(4x4) is the faster on the 24x24 and 8x8 outputs, the
@@ -224,7 +231,7 @@ class ConvBNReLU(Step):
             )
 
         tiles_h, tiles_w = algorithm.tiles(ho, wo)
-        winograd.forward_chunks(
+        winograd_conv.forward_chunks(
             x, w, pt, pl, tiles_h, tiles_w, None, epilogue, algorithm
         )
         delta = shifts - shifts[0]
@@ -328,7 +335,7 @@ class ConvBNReLU(Step):
                 algorithm.output_transform_adjoint(dz, dm, db)
 
             tiles_h, tiles_w = algorithm.tiles(z.shape[1], z.shape[2])
-            dx, dw, db = winograd.backward_chunks(
+            dx, dw, db = winograd_conv.backward_chunks(
                 n, tiles_h, tiles_w, output_adjoint, None, x, w, pt, pl, x.shape,
                 need_dx, z.dtype, algorithm,
             )  # fmt: skip
@@ -483,7 +490,7 @@ class ConvBNReLUPool(ConvBNReLU):
             # only: the pooled F(4x4) kernel has no adjoint, training pools apart).
             even = p.shape[1] % 2 == 0 and p.shape[2] % 2 == 0
             algorithm = F4X4 if even else winograd.F2X2
-            return winograd.conv3x3_pool_forward(
+            return winograd_conv.conv3x3_pool_forward(
                 x, w, b, pt, pl, True, None, p, argmax, algorithm
             )
         conv.conv2d_forward(

@@ -5,9 +5,9 @@ Why: the classic MNIST convnet is two such pairs. Fused, a training step stops
 writing and re-reading the full-resolution activations and their gradients (11 MB
 and 4 MB per batch of 128); the first pair's weight gradient comes straight from
 the pooled gradient (``kernels.convpool.pooled_weight_grad``); and a 3x3 stride-1
-convolution over ``winograd.MIN_CHANNELS`` or more channels (the second pair) runs
+convolution over ``winograd_conv.MIN_CHANNELS`` or more channels (the second pair) runs
 by Winograd F(2x2, 3x3) over just the 2x2 tiles the pool keeps
-(``kernels.winograd``). Measured on a 2-core Intel KVM machine, classic convnet,
+(``kernels.winograd_conv``). Measured on a 2-core Intel KVM machine, classic convnet,
 batch 128, fused and unfused plans alternated in one process, median of 80 steps
 (unfused -> fused): training step, 2 threads, 24.0 -> 12.4 ms; ``predict``, 2
 threads, 18.5k -> 30.1k images/s. ``kernels.convpool`` says why the pool in the
@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels import conv, direct_conv_pool, window_placement, winograd
+from ..kernels import conv, direct_conv_pool, window_placement, winograd_conv
 from ..layers.activations import ReLU
 from ..layers.base import Layer
 from ..layers.conv import Conv2D
@@ -38,12 +38,12 @@ from .step import Step, Workspace, write_conv_grads
 
 def pools_by_winograd(conv_layer: Conv2D) -> bool:
     """Whether ``conv_layer`` followed by a 2x2 max-pool runs by Winograd F(2x2,
-    3x3): a 3x3 stride-1 kernel over ``winograd.MIN_CHANNELS`` or more channels."""
+    3x3): a 3x3 stride-1 kernel over ``winograd_conv.MIN_CHANNELS`` or more channels."""
     return (
         conv_layer.kernel_size == (3, 3)
         and conv_layer.strides == (1, 1)
         and conv_layer.input_shape is not None
-        and conv_layer.input_shape[2] >= winograd.MIN_CHANNELS
+        and conv_layer.input_shape[2] >= winograd_conv.MIN_CHANNELS
     )
 
 
@@ -130,7 +130,7 @@ class ConvPool(Step):
         elif self.winograd:
             shape: tuple[int, ...] = (16, n * (ho // 2) * (wo // 2), c)
             kept = self._workspace.get(shape, x.dtype) if training else None
-            winograd.conv3x3_pool_forward(x, w, b, pt, pl, relu, kept, p, argmax)
+            winograd_conv.conv3x3_pool_forward(x, w, b, pt, pl, relu, kept, p, argmax)
         else:
             shape = (n * ho * wo, w.size // f)
             kept = self._workspace.get(shape, x.dtype) if training else None
@@ -156,7 +156,7 @@ class ConvPool(Step):
         if pools_directly(self.conv):
             dx, dw, db = direct_conv_pool.backward(dout, p, argmax, relu, x, w, need_dx)
         elif self.winograd:
-            dx, dw, db = winograd.conv3x3_pool_backward(
+            dx, dw, db = winograd_conv.conv3x3_pool_backward(
                 dout, p, argmax, relu, kept, w, pt, pl, x.shape, need_dx
             )
         else:

@@ -1,0 +1,49 @@
+"""The record of one Winograd algorithm F(m x m, 3x3): its tile size and its kernels,
+which the algorithm-independent drivers of :mod:`tinynet.kernels.winograd_conv` run.
+The instances live beside their kernels: :data:`tinynet.kernels.winograd.F2X2` and
+:data:`tinynet.kernels.winograd43.F4X4`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Algorithm:
+    """One Winograd algorithm F(m x m, 3x3): the tile size and the kernels the
+    drivers of :mod:`tinynet.kernels.winograd_conv` run. ``tile`` outputs a side per
+    tile, from a tile of ``tile + 2`` inputs a side, whose transform has
+    ``points = (tile + 2)^2`` planes.
+
+    The kernels are looked up on the instance at each call (not bound into the
+    drivers), so a benchmark can wrap them to time them.
+    """
+
+    name: str
+    tile: int
+    kernel_transform: Callable[[np.ndarray], np.ndarray]
+    kernel_transform_adjoint: Callable[[np.ndarray], np.ndarray]
+    input_transform: Callable[..., np.ndarray]
+    input_transform_adjoint: Callable[..., np.ndarray]
+    output_transform: Callable[..., np.ndarray]
+    output_transform_adjoint: Callable[..., tuple[np.ndarray, np.ndarray]]
+    output_transform_pool: Callable[..., tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def points(self) -> int:
+        """Planes of the transformed tile (multiplications per tile and channel
+        pair)."""
+        return (self.tile + 2) ** 2
+
+    def tiles(self, ho: int, wo: int) -> tuple[int, int]:
+        """Tiles down and across an ``ho x wo`` output (the last ones partial when
+        ``tile`` does not divide it)."""
+        return -(-ho // self.tile), -(-wo // self.tile)
+
+    def pooled_tiles(self, po: int, qo: int) -> tuple[int, int]:
+        """Tiles down and across a ``po x qo`` 2x2-pooled output."""
+        return self.tiles(2 * po, 2 * qo)
