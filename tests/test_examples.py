@@ -11,22 +11,21 @@ from conftest import REPO
 import tinynet
 
 
+def train(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/mnist_train.py`` with ``args`` in a fresh interpreter."""
+    command = [sys.executable, str(REPO / "examples" / "mnist_train.py"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
 def test_mlp_smoke_run_on_10000_real_images(real_mnist_dir, tmp_path):
     """One epoch of the MLP on the first 10,000 training images, evaluated on all
     10,000 test images. Measured: 0.922 test accuracy (seed 0); asserted >= 0.90."""
     out = tmp_path / "mlp.npz"
     plots = tmp_path / "plots"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples" / "mnist_train.py"),
-            "--model", "mlp", "--epochs", "1", "--limit", "10000",
-            "--data-dir", str(real_mnist_dir),
-            "--out", str(out), "--plots", str(plots), "--verbose", "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = train(
+        "--model", "mlp", "--epochs", "1", "--limit", "10000",
+        "--data-dir", str(real_mnist_dir),
+        "--out", str(out), "--plots", str(plots), "--verbose", "0",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     accuracy = float(re.search(r"test accuracy (\d\.\d+)", result.stdout).group(1))
@@ -49,16 +48,9 @@ def test_mlp_smoke_run_on_10000_real_images(real_mnist_dir, tmp_path):
 
 def test_no_calibrate_leaves_the_model_as_trained(real_mnist_dir, tmp_path):
     out = tmp_path / "mlp.npz"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples" / "mnist_train.py"),
-            "--model", "mlp", "--epochs", "1", "--limit", "1000", "--no-calibrate",
-            "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = train(
+        "--model", "mlp", "--epochs", "1", "--limit", "1000", "--no-calibrate",
+        "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "calibrated" not in result.stdout
@@ -71,16 +63,9 @@ def test_speedrun_trains_on_its_recipe_and_saves(real_mnist_dir, tmp_path):
     chosen on a validation split). Measured on 2,048 images: 0.80 test accuracy
     (seed 0); asserted > 0.5, far above chance."""
     out = tmp_path / "speedrun.npz"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples" / "mnist_train.py"),
-            "--model", "speedrun", "--limit", "2048",
-            "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = train(
+        "--model", "speedrun", "--limit", "2048",
+        "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     recipe = tinynet.zoo.SPEEDRUN_RECIPE
@@ -98,21 +83,13 @@ def test_speedrun_trains_on_its_recipe_and_saves(real_mnist_dir, tmp_path):
 
 
 def test_missing_data_folder_is_one_clear_error(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "mnist_train.py"),
-         "--data-dir", str(tmp_path / "nowhere")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = train("--data-dir", str(tmp_path / "nowhere"), timeout=120)
     assert result.returncode == 2
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_handwriting_augmentation_is_refused_for_fashion_mnist():
-    result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "mnist_train.py"),
-         "--dataset", "fashion", "--augment"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = train("--dataset", "fashion", "--augment", timeout=120)
     assert result.returncode == 2
     assert "--augment" in result.stderr and "Traceback" not in result.stderr
 
@@ -120,17 +97,10 @@ def test_handwriting_augmentation_is_refused_for_fashion_mnist():
 def test_a_diverged_run_keeps_the_previous_model_file(real_mnist_dir, tmp_path):
     out = tmp_path / "mlp.npz"
     out.write_bytes(b"the previous model")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples" / "mnist_train.py"),
-            "--model", "mlp", "--epochs", "1", "--limit", "512",
-            "--optimizer", "sgd", "--lr", "1e12", "--schedule", "constant",
-            "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = train(
+        "--model", "mlp", "--epochs", "1", "--limit", "512",
+        "--optimizer", "sgd", "--lr", "1e12", "--schedule", "constant",
+        "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
     )  # fmt: skip
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -145,10 +115,9 @@ def test_init_from_a_file_that_is_not_a_model_is_one_clear_error(
 ):
     bad = tmp_path / "not_a_model.npz"
     bad.write_bytes(b"not a model")
-    result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "mnist_train.py"),
-         "--init", str(bad), "--data-dir", str(real_mnist_dir), "--limit", "10"],
-        capture_output=True, text=True, timeout=120,
+    result = train(
+        "--init", str(bad), "--data-dir", str(real_mnist_dir), "--limit", "10",
+        timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
     assert "--init" in result.stderr and "not_a_model" in result.stderr
@@ -179,18 +148,11 @@ def test_swa_fine_tune_from_a_calibrated_model(real_mnist_dir, tmp_path):
 
     out = tmp_path / "swa.npz"
     shipped = tinynet.pretrained.pretrained_path("mnist")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples" / "mnist_train.py"),
-            "--model", "cnn", "--init", str(shipped),
-            "--epochs", "2", "--swa", "2", "--lr", "1e-10", "--schedule", "constant",
-            "--limit", "256", "--val-split", "0.25", "--no-calibrate",
-            "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = train(
+        "--model", "cnn", "--init", str(shipped),
+        "--epochs", "2", "--swa", "2", "--lr", "1e-10", "--schedule", "constant",
+        "--limit", "256", "--val-split", "0.25", "--no-calibrate",
+        "--data-dir", str(real_mnist_dir), "--out", str(out), "--verbose", "0",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "weights averaged over the last 2 epochs" in result.stdout
@@ -211,10 +173,6 @@ def test_swa_fine_tune_from_a_calibrated_model(real_mnist_dir, tmp_path):
 
 
 def test_swa_longer_than_the_run_is_refused():
-    result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "mnist_train.py"),
-         "--epochs", "2", "--swa", "3"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = train("--epochs", "2", "--swa", "3", timeout=120)
     assert result.returncode == 2
     assert "--swa must be in [1, --epochs=2], got 3" in result.stderr
