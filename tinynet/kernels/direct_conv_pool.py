@@ -36,7 +36,9 @@ layer) im2col wins (forward 3.0 against 4.0 ms), so the plan uses this path belo
 :data:`MAX_FILTERS` filters only. The blocked passes and the branch-free pool then
 took the speedrun layer's kernels (AMD EPYC VM, AVX-512, 2026-12-03, wall time,
 best of 300 alternated calls, load ~3 on 2 cores) from 1.30 to 0.75 ms forward
-and 1.38 to 0.77 ms for the weight gradient.
+and 1.38 to 0.77 ms for the weight gradient; the speedrun net's whole training
+step, 1 thread, CPU time, median of 60 alternated steps
+(``benchmarks/interleaved_steps.py``, load ~6), from 11.9 to 8.6 ms.
 """
 
 from __future__ import annotations
