@@ -37,8 +37,12 @@ layer) im2col wins (forward 3.0 against 4.0 ms), so the plan uses this path belo
 took the speedrun layer's kernels (AMD EPYC VM, AVX-512, 2026-12-03, wall time,
 best of 300 alternated calls, load ~3 on 2 cores) from 1.30 to 0.75 ms forward
 and 1.38 to 0.77 ms for the weight gradient; the speedrun net's whole training
-step, 1 thread, CPU time, median of 60 alternated steps
-(``benchmarks/interleaved_steps.py``, load ~6), from 11.9 to 8.6 ms.
+step, 1 thread, CPU time, median of 80 alternated steps
+(``benchmarks/interleaved_steps.py``, load ~6), from 12.6 to 10.0 ms. Compiled
+for AVX2 only (``NUMBA_CPU_NAME=haswell``, 16 vector registers: some weights are
+then reloaded) the kernels still went from 0.97 to 0.80 ms and 2.07 to 1.58 ms.
+With 32 filters (3x3, 28x28) the blocked kernels tie with im2col forward (2.0 ms)
+and lose backward (2.2 against 1.5 ms): :data:`MAX_FILTERS` stays.
 """
 
 from __future__ import annotations
