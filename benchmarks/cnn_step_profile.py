@@ -50,6 +50,11 @@ KERNELS = {
     ],
     "conv": ["im2col", "col2im"],
     "convpool": ["unpool_relu", "pooled_weight_grad"],
+    "direct_conv_pool": [
+        "conv_pool_forward",
+        "conv_pool_weight_grad",
+        "conv_pool_input_grad",
+    ],
 }
 
 

@@ -585,6 +585,25 @@ def test_direct_conv_pool_matches_reference(case):
                 assert_close(got, expected, dtype)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_conv_pool_breaks_ties_as_the_reference(relu, dtype):
+    # 0/1 pixels and -1/0/1 weights: small integer sums, exact in any order, with
+    # many windows holding two or more equal maxima; the first in row-major order
+    # wins, as in MaxPool2D.
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 2, (3, 13, 16, 1)).astype(dtype)
+    weights = rng.integers(-1, 2, (4, 3, 1, 6)).astype(dtype)
+    b = rng.integers(-1, 2, 6).astype(dtype)
+    pooled = (3, 5, 7, 6)
+    fast, ref = [(np.empty(pooled, dtype), np.empty(pooled, np.uint8)) for _ in "ab"]
+    direct_conv_pool.forward(x, weights, b, relu, *fast)
+    cols = np.empty((3 * 10 * 14, 12), dtype)
+    reference.conv2d_forward(x, weights, b, 1, 1, 0, 0, 10, 14, cols, relu, ref)
+    for got, expected in zip(fast, ref, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 # ------------------------------------------------------- Winograd F(2x2, 3x3)
 @st.composite
 def winograd_cases(draw):
