@@ -35,11 +35,30 @@ def test_stays_wide_on_a_quiet_machine_trying_one_thread_ever_more_rarely():
     widths = run(g, {"all": 1.0, "one": 1.7}, 200)
     assert f"{widths.count('one')} of 200 calls on one" in g.describe()
     assert widths[:4] == ["all"] * 4
-    assert widths[4:6] == ["one", "one"]  # the first trial
+    # The first trial: its one call is slower than every call of the window.
+    assert widths[4:6] == ["one", "all"]
     trials = [i for i in range(1, 200) if widths[i] == "one" != widths[i - 1]]
     gaps = [b - a for a, b in zip(trials, trials[1:], strict=False)]
-    assert gaps == sorted(gaps) and gaps[-1] == 32 + 2  # doubling, then capped
-    assert widths.count("one") <= 2 * len(trials)
+    assert gaps == sorted(gaps) and gaps[-1] == 32 + 1  # growing, then capped
+    assert widths.count("one") == len(trials)
+
+
+def test_a_trial_runs_its_calls_while_the_other_width_may_still_win():
+    g = governor(trial_calls=3)
+    widths = run(g, {"all": 1.0, "one": 0.9}, 4 + 3)
+    assert widths[4:] == ["one"] * 3
+    assert "all threads now" in g.describe()  # 10% faster is below the margin
+
+
+def test_a_trial_call_slower_than_the_whole_window_ends_the_trial():
+    g = governor(trial_calls=3)
+    for seconds in (1.0, 1.3, 0.9, 1.1):  # a noisy window at all threads
+        g.record(KEY, g.width(KEY), seconds)
+    assert g.width(KEY) == "one"
+    g.record(KEY, "one", 1.2)  # within the window's spread: the trial goes on
+    assert g.width(KEY) == "one"
+    g.record(KEY, "one", 1.31)  # slower than every call of the window
+    assert g.width(KEY) == "all"
 
 
 def test_goes_to_one_thread_when_the_machine_gets_busy_and_back_when_quiet():

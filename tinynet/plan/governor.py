@@ -20,7 +20,10 @@ fastest, watches how long its calls take, and now and then runs a few calls at t
 other width; the faster one stays. A trial comes early, after ``first_trial``
 calls, then at intervals that grow ``growth`` times while the width holds (up to
 ``max_interval`` calls), and at once when the calls grow ``slowdown`` times slower
-than the width's best median (another process has just started).
+than the width's best median (another process has just started). A trial whose
+first call is slower than every recent call at the current width ends there: on a
+quiet machine a training step on one thread takes 1.5-2x its time on two, so each
+trial call costs most of a step.
 
 The decision logic is plain bookkeeping over the seconds the plan reports; it never
 reads a clock, so it is tested with made-up timings.
@@ -84,10 +87,11 @@ class ThreadGovernor:
     first_trial : calls of a kind before the first trial of the other width.
     max_interval : the most calls between two trials.
     growth : the interval between trials grows this many times each time the
-        width holds. With the defaults, on a quiet machine, 9 of the first 469
-        training steps (an MLP's first epoch) run on one thread, then 3 in 515.
+        width holds. With the defaults, on a quiet machine, 3 of the first 469
+        training steps (an MLP's first epoch) run on one thread, then 1 in 515.
     trial_calls : calls a trial runs at the other width; their median is compared
-        with the median of the last ``window`` calls at the current width.
+        with the median of the last ``window`` calls at the current width. A
+        trial ends after one call when that call was slower than all of them.
     window : calls whose median stands for the current width.
     slowdown : a window median this many times the width's best median starts a
         trial at once.
@@ -199,7 +203,8 @@ class ThreadGovernor:
             track.calls_on_one += width == "one"
             if track.trial is not None and width != track.width:
                 track.trial.append(seconds)
-                if len(track.trial) >= self.trial_calls:
+                hopeless = bool(track.recent) and seconds > max(track.recent)
+                if hopeless or len(track.trial) >= self.trial_calls:
                     self._decide(track, track.trial)
                 return
             if width != track.width:
