@@ -75,6 +75,17 @@ def test_goes_to_one_thread_when_the_machine_gets_busy_and_back_when_quiet():
     assert "all threads now" in g.describe()
 
 
+def test_on_one_thread_trials_come_at_most_max_interval_on_one_apart():
+    """When the other process ends, calls on one thread do not slow down: only a
+    trial of all threads finds out, so on one thread they stay frequent."""
+    g = governor(max_interval=128, max_interval_on_one=16)
+    run(g, {"all": 4.0, "one": 1.0}, 300)  # busy: one thread wins every trial
+    assert "one threads now" in g.describe()
+    quiet = run(g, {"all": 1.0, "one": 1.7}, 100)
+    assert quiet.index("all") <= 16
+    assert "all threads now" in g.describe()
+
+
 def test_one_thread_must_win_by_its_margin_to_take_over():
     assert run(governor(one_margin=0.25), {"all": 1.0, "one": 0.8}, 100)[-1] == "all"
     assert run(governor(one_margin=0.25), {"all": 1.0, "one": 0.7}, 100)[-1] == "one"
@@ -123,6 +134,7 @@ def test_a_call_that_began_before_the_width_changed_is_ignored():
         {"first_trial": 9, "max_interval": 8},
         {"window": 0},
         {"growth": 0},
+        {"max_interval_on_one": 0},
     ],
 )
 def test_bad_settings_are_refused(kwargs):
