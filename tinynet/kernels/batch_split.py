@@ -31,10 +31,12 @@ splits; :func:`run` releases it to wake the thread, and waits for the shares the
 other threads took, never for a thread to wake. A ``ThreadPoolExecutor`` (a
 future, a queue and a condition per share, and a wait for every submitted task,
 even one whose thread found nothing left to do) cost 40-60 us a split with empty
-shares and, with one core busy, held the caller until the late thread had woken
-just to find every share taken. (A worker that spins before it sleeps would wake
-sooner, but a Python thread spins holding the GIL, which the caller needs between
-its kernels, and ``time.sleep(0)`` takes 0.14 ms here.)
+shares against 8-25 us now, and with one core busy it held the caller until the
+late thread had woken just to find every share taken. A thread that polls for the
+next split for 0.1 ms before it sleeps (``os.sched_yield`` between tries, which
+lets go of the GIL) wakes sooner, but takes the core from whatever else runs:
+with the machine loaded (load average 5 on 2 cores) the speedrun step's median went
+from 23 to 30 ms, so threads sleep at once.
 """
 
 from __future__ import annotations
