@@ -28,15 +28,16 @@ count; which thread runs which share is not (see :func:`run`).
 
 The other threads are long-lived and each sleeps on a lock of its own between
 splits; :func:`run` releases it to wake the thread, and waits for the shares the
-other threads took, never for a thread to wake. A ``ThreadPoolExecutor`` (a
-future, a queue and a condition per share, and a wait for every submitted task,
-even one whose thread found nothing left to do) cost 40-60 us a split with empty
-shares against 8-25 us now, and with one core busy it held the caller until the
-late thread had woken just to find every share taken. A thread that polls for the
-next split for 0.1 ms before it sleeps (``os.sched_yield`` between tries, which
-lets go of the GIL) wakes sooner, but takes the core from whatever else runs:
-with the machine loaded (load average 5 on 2 cores) the speedrun step's median went
-from 23 to 30 ms, so threads sleep at once.
+other threads took, never for a thread to wake. A ``ThreadPoolExecutor`` waited
+for every task it was given, even one whose thread woke late to find every share
+taken: with that thread's core busy, the caller waited for it to be scheduled for
+nothing. (With shares that do nothing, a split costs about the same either way:
+18-32 us median, 35 us at the 90th percentile, on 2 cores at load average 6-7,
+``benchmarks/split_overhead.py``.) A thread that polls for the next split for
+0.1 ms before it sleeps (``os.sched_yield`` between tries, which lets go of the
+GIL) wakes sooner, but takes the core from whatever else runs: with the machine
+loaded (load average 5 on 2 cores) the speedrun step's median went from 23 to
+30 ms, so threads sleep at once.
 """
 
 from __future__ import annotations
