@@ -23,10 +23,10 @@ calls, then at intervals that grow ``growth`` times while the width holds (up to
 than the width's best median (another process has just started). On one thread
 the intervals stop growing sooner (``max_interval_on_one``): when the other
 process ends, nothing slows down, so only a trial finds out, and until then every
-call takes 1.5-2x its time on all threads. A trial whose
-first call is slower than every recent call at the current width ends there: on a
-quiet machine a training step on one thread takes 1.5-2x its time on two, so each
-trial call costs most of a step.
+call takes 1.5-2x its time on all threads. A trial whose first call is slower
+than every recent call at the current width ends there: on a quiet machine a
+training step on one thread takes 1.5-2x its time on two, so each trial call
+costs most of a step.
 
 The decision logic is plain bookkeeping over the seconds the plan reports; it never
 reads a clock, so it is tested with made-up timings.
