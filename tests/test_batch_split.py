@@ -68,6 +68,49 @@ def test_a_failing_share_propagates_after_every_share_finished(two_threads):
     assert batch_split.run(lambda s, e: e - s, 10) == [5, 5]  # still usable
 
 
+def test_the_first_failing_share_in_share_order_propagates(two_threads):
+    def work(start, stop):
+        raise ValueError(f"share at {start} failed")
+
+    with pytest.raises(ValueError, match="share at 0 failed"):
+        batch_split.run(work, 10)
+
+
+def test_the_caller_runs_every_share_when_no_other_thread_wakes(
+    two_threads, monkeypatch
+):
+    """A thread whose core another process holds may wake late or not at all: the
+    caller must not wait for it, only for shares it took."""
+    import threading
+
+    batch_split.run(lambda s, e: None, 4)  # the crew exists
+    monkeypatch.setattr(batch_split._CREW, "start", lambda split: None)
+    seen = []
+
+    def split() -> None:
+        seen.extend(batch_split.run(lambda s, e: (s, e, threading.get_ident()), 9))
+
+    caller = threading.Thread(target=split, daemon=True)
+    caller.start()
+    caller.join(timeout=30)
+    assert not caller.is_alive(), "the split waited for a thread that never woke"
+    assert [(s, e, ident) for s, e, ident in seen] == [
+        (0, 4, caller.ident),
+        (4, 9, caller.ident),
+    ]
+
+
+def test_splits_from_several_threads_at_once_each_get_their_own_results(two_threads):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def split(k: int) -> list[int]:
+        return [sum(batch_split.run(lambda s, e: k * (e - s), 10)) for _ in range(50)]
+
+    with ThreadPoolExecutor(3) as callers:
+        results = list(callers.map(split, range(1, 7)))
+    assert results == [[10 * k] * 50 for k in range(1, 7)]
+
+
 def test_winograd_results_do_not_depend_on_the_thread_count(two_threads):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((11, 9, 9, 8)).astype(np.float32)

@@ -35,11 +35,30 @@ def test_stays_wide_on_a_quiet_machine_trying_one_thread_ever_more_rarely():
     widths = run(g, {"all": 1.0, "one": 1.7}, 200)
     assert f"{widths.count('one')} of 200 calls on one" in g.describe()
     assert widths[:4] == ["all"] * 4
-    assert widths[4:6] == ["one", "one"]  # the first trial
+    # The first trial: its one call is slower than every call of the window.
+    assert widths[4:6] == ["one", "all"]
     trials = [i for i in range(1, 200) if widths[i] == "one" != widths[i - 1]]
     gaps = [b - a for a, b in zip(trials, trials[1:], strict=False)]
-    assert gaps == sorted(gaps) and gaps[-1] == 32 + 2  # doubling, then capped
-    assert widths.count("one") <= 2 * len(trials)
+    assert gaps == sorted(gaps) and gaps[-1] == 32 + 1  # growing, then capped
+    assert widths.count("one") == len(trials)
+
+
+def test_a_trial_runs_its_calls_while_the_other_width_may_still_win():
+    g = governor(trial_calls=3)
+    widths = run(g, {"all": 1.0, "one": 0.9}, 4 + 3)
+    assert widths[4:] == ["one"] * 3
+    assert "all threads now" in g.describe()  # 10% faster is below the margin
+
+
+def test_a_trial_call_slower_than_the_whole_window_ends_the_trial():
+    g = governor(trial_calls=3)
+    for seconds in (1.0, 1.3, 0.9, 1.1):  # a noisy window at all threads
+        g.record(KEY, g.width(KEY), seconds)
+    assert g.width(KEY) == "one"
+    g.record(KEY, "one", 1.2)  # within the window's spread: the trial goes on
+    assert g.width(KEY) == "one"
+    g.record(KEY, "one", 1.31)  # slower than every call of the window
+    assert g.width(KEY) == "all"
 
 
 def test_goes_to_one_thread_when_the_machine_gets_busy_and_back_when_quiet():
@@ -53,6 +72,17 @@ def test_goes_to_one_thread_when_the_machine_gets_busy_and_back_when_quiet():
     assert "one threads now" in g.describe()
     quiet = run(g, {"all": 1.0, "one": 1.7}, 100)
     assert quiet.index("all") <= 32  # the next trial, at most max_interval away
+    assert "all threads now" in g.describe()
+
+
+def test_on_one_thread_trials_come_at_most_max_interval_on_one_apart():
+    """When the other process ends, calls on one thread do not slow down: only a
+    trial of all threads finds out, so on one thread they stay frequent."""
+    g = governor(max_interval=128, max_interval_on_one=16)
+    run(g, {"all": 4.0, "one": 1.0}, 300)  # busy: one thread wins every trial
+    assert "one threads now" in g.describe()
+    quiet = run(g, {"all": 1.0, "one": 1.7}, 100)
+    assert quiet.index("all") <= 16
     assert "all threads now" in g.describe()
 
 
@@ -104,6 +134,7 @@ def test_a_call_that_began_before_the_width_changed_is_ignored():
         {"first_trial": 9, "max_interval": 8},
         {"window": 0},
         {"growth": 0},
+        {"max_interval_on_one": 0},
     ],
 )
 def test_bad_settings_are_refused(kwargs):

@@ -33,3 +33,11 @@ def test_an_explicit_user_setting_wins_when_asked(two_blas_threads, monkeypatch)
         assert blas_threads() == 2
     with single_threaded_blas():  # the batch split's use: always one thread
         assert blas_threads() == 1
+
+
+def test_nested_blocks_keep_one_thread_until_the_outermost_ends(two_blas_threads):
+    with single_threaded_blas():
+        with single_threaded_blas():
+            assert blas_threads() == 1
+        assert blas_threads() == 1
+    assert blas_threads() == 2

@@ -20,7 +20,13 @@ fastest, watches how long its calls take, and now and then runs a few calls at t
 other width; the faster one stays. A trial comes early, after ``first_trial``
 calls, then at intervals that grow ``growth`` times while the width holds (up to
 ``max_interval`` calls), and at once when the calls grow ``slowdown`` times slower
-than the width's best median (another process has just started).
+than the width's best median (another process has just started). On one thread
+the intervals stop growing sooner (``max_interval_on_one``): when the other
+process ends, nothing slows down, so only a trial finds out, and until then every
+call takes 1.5-2x its time on all threads. A trial whose first call is slower
+than every recent call at the current width ends there: on a quiet machine a
+training step on one thread takes 1.5-2x its time on two, so each trial call
+costs most of a step.
 
 The decision logic is plain bookkeeping over the seconds the plan reports; it never
 reads a clock, so it is tested with made-up timings.
@@ -83,11 +89,14 @@ class ThreadGovernor:
     ----------
     first_trial : calls of a kind before the first trial of the other width.
     max_interval : the most calls between two trials.
+    max_interval_on_one : the most calls between two trials while the calls run
+        on one thread.
     growth : the interval between trials grows this many times each time the
-        width holds. With the defaults, on a quiet machine, 9 of the first 469
-        training steps (an MLP's first epoch) run on one thread, then 3 in 515.
+        width holds. With the defaults, on a quiet machine, 3 of the first 469
+        training steps (an MLP's first epoch) run on one thread, then 1 in 515.
     trial_calls : calls a trial runs at the other width; their median is compared
-        with the median of the last ``window`` calls at the current width.
+        with the median of the last ``window`` calls at the current width. A
+        trial ends after one call when that call was slower than all of them.
     window : calls whose median stands for the current width.
     slowdown : a window median this many times the width's best median starts a
         trial at once.
@@ -113,6 +122,7 @@ class ThreadGovernor:
         *,
         first_trial: int = 8,
         max_interval: int = 512,
+        max_interval_on_one: int = 64,
         growth: int = 4,
         trial_calls: int = 3,
         window: int = 8,
@@ -126,13 +136,15 @@ class ThreadGovernor:
                 f"ThreadGovernor: need 1 <= first_trial <= max_interval, got "
                 f"{first_trial} and {max_interval}"
             )
-        if min(trial_calls, window, growth) < 1:
+        if min(trial_calls, window, growth, max_interval_on_one) < 1:
             raise ValueError(
-                f"ThreadGovernor: trial_calls, window and growth must be >= 1, got "
-                f"{trial_calls}, {window} and {growth}"
+                "ThreadGovernor: trial_calls, window, growth and max_interval_on_one "
+                f"must be >= 1, got {trial_calls}, {window}, {growth} and "
+                f"{max_interval_on_one}"
             )
         self.first_trial = first_trial
         self.max_interval = max_interval
+        self.max_interval_on_one = max_interval_on_one
         self.growth = growth
         self.trial_calls = trial_calls
         self.window = window
@@ -199,7 +211,8 @@ class ThreadGovernor:
             track.calls_on_one += width == "one"
             if track.trial is not None and width != track.width:
                 track.trial.append(seconds)
-                if len(track.trial) >= self.trial_calls:
+                hopeless = bool(track.recent) and seconds > max(track.recent)
+                if hopeless or len(track.trial) >= self.trial_calls:
                     self._decide(track, track.trial)
                 return
             if width != track.width:
@@ -219,13 +232,19 @@ class ThreadGovernor:
         if tried < (1 - self.margins[_other(track.width)]) * current:
             track.width = _other(track.width)
             track.recent = deque(trial, maxlen=self.window)
-            track.interval = self.first_trial
+            track.interval = min(self.first_trial, self._longest_interval(track))
             track.best = float("inf")
         else:
-            track.interval = min(self.growth * track.interval, self.max_interval)
+            longest = self._longest_interval(track)
+            track.interval = min(self.growth * track.interval, longest)
             track.best = current
         track.countdown = track.interval
         track.trial = None
+
+    def _longest_interval(self, track: _Track) -> int:
+        if track.width == "all":
+            return self.max_interval
+        return min(self.max_interval, self.max_interval_on_one)
 
     def describe(self) -> str:
         """One line per kind of call: its width now, and how many calls ran on one
