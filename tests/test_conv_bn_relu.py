@@ -368,18 +368,25 @@ def test_kernels_match_reference(case):
     pooled = (z.shape[0], z.shape[1] // 2, z.shape[2] // 2, f)
     fast, ref = both(
         "normalize_relu_pool", z, mean, scale, beta,
-        out_shapes=[(pooled, dtype), (pooled, np.uint8)],
+        out_shapes=[(pooled, dtype), (pooled, np.uint8), (pooled, dtype)],
     )  # fmt: skip
     assert_close(fast[0], ref[0], dtype)
     np.testing.assert_array_equal(fast[1], ref[1])  # the same winners, ties included
+    np.testing.assert_array_equal(fast[2], ref[2])
+    out, winners, winner_z = fast
     dout = np.random.default_rng(2).standard_normal(pooled).astype(dtype)
-    sums = [
-        module.pooled_backward_sums(dout, *fast, z, mean, inv_std, start.copy())
-        for module in (batchnorm, reference)
-    ]
-    np.testing.assert_allclose(sums[0], sums[1], rtol=1e-12, atol=1e-12)
+    # The sums of the routed gradient, from the pooled arrays and the winners' z.
+    routed = reference.unpool_relu(dout, out, winners, True, np.empty_like(z))
+    pooled_sums = batchnorm.normalize_backward_sums(
+        dout.reshape(-1, f), out.reshape(-1, f), winner_z.reshape(-1, f), mean,
+        inv_std, start.copy(),
+    )  # fmt: skip
+    routed_sums = reference.normalize_backward_sums(
+        routed.reshape(-1, f), None, z2, mean, inv_std, start.copy()
+    )
+    assert_close(pooled_sums, routed_sums, dtype)
     # An odd row or column dropped by the pool gets only the batch-norm terms.
-    args = (dout, *fast, z, mean, inv_std, scale, beta, mean * 0.5)
+    args = (dout, out, winners, z, mean, inv_std, scale, beta, mean * 0.5)
     dz = both("pooled_normalize_backward", *args, out_shapes=[(z.shape, dtype)])
     assert_close(*dz, dtype)
 
