@@ -17,10 +17,12 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
   CPU time, and kept the memory); then one
   read of its output ``z`` gives the batch mean and variance, and one pass writes
   the normalised, rectified (and pooled) output (``tinynet.kernels.batchnorm``).
-  Backward, one pass gives ``dbeta`` and ``dgamma`` of the ReLU-masked gradient,
-  a second writes ``dz``, which the convolution's backward takes: by Winograd,
-  chunk by chunk into a per-thread scratch that stays in cache, and after a
-  pool straight from the pooled gradient and winners
+  Backward, one pass gives ``dbeta`` and ``dgamma`` of the ReLU-masked gradient
+  (after a pool, over the pooled arrays and the winners' ``z``, which the
+  normalisation keeps: a quarter of ``z`` to read), a second writes ``dz``,
+  which the convolution's backward takes: by Winograd, chunk by chunk into a
+  per-thread scratch that stays in cache, and after a pool straight from the
+  pooled gradient and winners
   (``batchnorm.pooled_normalize_backward``), never unpooling it first.
 - Inference: BatchNorm is folded into the convolution, ``W' = W * s``, ``b' = (b -
   moving_mean) * s + beta`` with ``s = gamma / sqrt(moving_var + eps)`` per
