@@ -44,7 +44,6 @@ KERNELS = {
         "normalize_relu_pool",
         "normalize_backward_sums",
         "normalize_backward",
-        "pooled_backward_sums",
         "pooled_normalize_backward",
         "relu_mask_sums",
     ],

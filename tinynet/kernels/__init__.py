@@ -64,9 +64,12 @@ def parallel_kernel(fn: Kernel) -> Kernel:
     return cast(Kernel, launch)
 
 
-def serial_kernel(fn: Kernel) -> Kernel:
+def serial_kernel(fn: Kernel, *, fma: bool = False) -> Kernel:
     """Compile ``fn`` lazily with ``njit(cache=True, nogil=True)`` and NumPy's error
-    model: one thread.
+    model: one thread. ``fma=True`` lets LLVM fuse a multiply and an add into one
+    instruction (``fastmath={"contract"}``: one rounding instead of two, nothing
+    reordered), for kernels that are sums of products of constants (the Winograd
+    transforms).
 
     For every convolution kernel: the drivers run them on each thread of a batch
     split (:mod:`tinynet.kernels.batch_split`), and ``nogil`` lets those threads
@@ -74,7 +77,8 @@ def serial_kernel(fn: Kernel) -> Kernel:
     Intel KVM machine (workqueue layer, empty loop), a serial call 0.5 us. The
     dispatcher is ``.jitted``, as for :func:`parallel_kernel`.
     """
-    jitted = numba.njit(nogil=True, **_JIT_OPTIONS)(fn)
+    options = {**_JIT_OPTIONS, "fastmath": {"contract"}} if fma else _JIT_OPTIONS
+    jitted = numba.njit(nogil=True, **options)(fn)
 
     @functools.wraps(fn)
     def launch(*args: Any) -> Any:

@@ -268,10 +268,14 @@ def normalize_relu_pool(
     beta: np.ndarray,
     out: np.ndarray,
     argmax: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+    winner_z: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The 2x2 max-pool of :func:`normalize_relu` and its winners, as
-    :func:`pool_bias_relu` with ``beta`` for the bias."""
-    return pool_bias_relu((z - mean) * scale, beta, True, out, argmax)
+    :func:`pool_bias_relu` with ``beta`` for the bias, and the winners' ``z``."""
+    pool_bias_relu((z - mean) * scale, beta, True, out, argmax)
+    quarters = np.stack(_quarters(z, out.shape[1], out.shape[2]))
+    winner_z[...] = np.take_along_axis(quarters, argmax[None].astype(np.intp), 0)[0]
+    return out, argmax, winner_z
 
 
 def _relu_masked(dy: np.ndarray, y: np.ndarray | None) -> np.ndarray:
@@ -341,23 +345,6 @@ def relu_mask_sums(
     out[...] = np.where(y > 0, dout, 0)
     sums += out.sum(axis=0, dtype=np.float64)
     return out
-
-
-def pooled_backward_sums(
-    dout: np.ndarray,
-    out: np.ndarray,
-    argmax: np.ndarray,
-    z: np.ndarray,
-    mean: np.ndarray,
-    inv_std: np.ndarray,
-    sums: np.ndarray,
-) -> np.ndarray:
-    """:func:`normalize_backward_sums` of :func:`unpool_relu`'s gradient (ReLU on)."""
-    g = unpool_relu(dout, out, argmax, True, np.empty(z.shape, dout.dtype))
-    f = z.shape[3]
-    return normalize_backward_sums(
-        g.reshape(-1, f), None, z.reshape(-1, f), mean, inv_std, sums
-    )
 
 
 # --------------------------------------------------------------------------- pooling

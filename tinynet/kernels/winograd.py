@@ -53,9 +53,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from . import serial_kernel
 from .convpool import window_grads, window_max
-from .winograd_algorithm import Algorithm
+from .winograd_algorithm import Algorithm, transform_kernel
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -82,7 +81,7 @@ def kernel_transform_adjoint(du: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(dw.transpose(1, 0, 2, 3))
 
 
-@serial_kernel
+@transform_kernel
 def input_transform(
     x: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, v: np.ndarray
 ) -> np.ndarray:
@@ -161,7 +160,7 @@ def tile_outputs(m: np.ndarray, r: int, ch: int) -> tuple[float, float, float, f
     return s00 + s01 + s02, s01 - s02 - s03, s10 + s11 + s12, s11 - s12 - s13
 
 
-@serial_kernel
+@transform_kernel
 def output_transform_pool(
     m: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -190,7 +189,7 @@ def output_transform_pool(
     return out, argmax
 
 
-@serial_kernel
+@transform_kernel
 def output_transform(m: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``Y = A^T M A + b`` per tile, written to the tile's 2x2 block of ``y``.
 
@@ -253,7 +252,7 @@ def write_tile_adjoint(
             o3[ch] = -u1
 
 
-@serial_kernel
+@transform_kernel
 def output_transform_pool_adjoint(
     dout: np.ndarray,
     p: np.ndarray,
@@ -287,7 +286,7 @@ def output_transform_pool_adjoint(
     return dm, db
 
 
-@serial_kernel
+@transform_kernel
 def output_transform_adjoint(
     dy: np.ndarray, dm: np.ndarray, db: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -318,7 +317,7 @@ def output_transform_adjoint(
     return dm, db
 
 
-@serial_kernel
+@transform_kernel
 def input_transform_adjoint(
     dv: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, dx: np.ndarray
 ) -> np.ndarray:

@@ -42,9 +42,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from . import serial_kernel
 from .convpool import window_max
-from .winograd_algorithm import Algorithm
+from .winograd_algorithm import Algorithm, transform_kernel
 
 G = np.array(
     [
@@ -145,7 +144,7 @@ def a_times(y0: float, y1: float, y2: float, y3: float) -> SixValues:
     return y0, s + d, s - d, t + e, t - e, y3
 
 
-@serial_kernel
+@transform_kernel
 def input_transform(
     x: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, v: np.ndarray
 ) -> np.ndarray:
@@ -226,7 +225,7 @@ def row_of_tiles_a_transpose(m: np.ndarray, r0: int, s: np.ndarray) -> None:
                 )
 
 
-@serial_kernel
+@transform_kernel
 def output_transform(m: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``Y = A^T M A + b`` per tile, written to the tile's 4x4 block of ``y`` (the
     part of it inside ``y``).
@@ -276,7 +275,7 @@ def output_transform(m: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
     return y
 
 
-@serial_kernel
+@transform_kernel
 def output_transform_pool(
     m: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -325,7 +324,7 @@ def output_transform_pool(
     return out, argmax
 
 
-@serial_kernel
+@transform_kernel
 def output_transform_adjoint(
     dy: np.ndarray, dm: np.ndarray, db: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -389,7 +388,7 @@ def output_transform_adjoint(
     return dm, db
 
 
-@serial_kernel
+@transform_kernel
 def input_transform_adjoint(
     dv: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, dx: np.ndarray
 ) -> np.ndarray:

@@ -11,6 +11,19 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import Kernel, serial_kernel
+
+
+def transform_kernel(fn: Kernel) -> Kernel:
+    """A Winograd transform as a :func:`~tinynet.kernels.serial_kernel` with fused
+    multiply-adds: the transforms are short sums of constant multiples, which LLVM
+    then emits as FMA instructions. Measured on the AMD EPYC VM (shipped CNN's
+    26x26x32 -> 24x24x32 conv, batch 128, 1 thread, CPU time, medians of 15
+    alternated rounds): F(4x4) output transform 4.0 -> 3.5 ms, input-transform
+    adjoint 5.0 -> 4.3 ms, input transform 3.05 -> 2.9 ms, output-transform adjoint
+    unchanged."""
+    return serial_kernel(fn, fma=True)
+
 
 @dataclasses.dataclass
 class Algorithm:

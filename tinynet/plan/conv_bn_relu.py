@@ -17,10 +17,12 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
   CPU time, and kept the memory); then one
   read of its output ``z`` gives the batch mean and variance, and one pass writes
   the normalised, rectified (and pooled) output (``tinynet.kernels.batchnorm``).
-  Backward, one pass gives ``dbeta`` and ``dgamma`` of the ReLU-masked gradient,
-  a second writes ``dz``, which the convolution's backward takes: by Winograd,
-  chunk by chunk into a per-thread scratch that stays in cache, and after a
-  pool straight from the pooled gradient and winners
+  Backward, one pass gives ``dbeta`` and ``dgamma`` of the ReLU-masked gradient
+  (after a pool, over the pooled arrays and the winners' ``z``, which the
+  normalisation keeps: a quarter of ``z`` to read), a second writes ``dz``,
+  which the convolution's backward takes: by Winograd, chunk by chunk into a
+  per-thread scratch that stays in cache, and after a pool straight from the
+  pooled gradient and winners
   (``batchnorm.pooled_normalize_backward``), never unpooling it first.
 - Inference: BatchNorm is folded into the convolution, ``W' = W * s``, ``b' = (b -
   moving_mean) * s + beta`` with ``s = gamma / sqrt(moving_var + eps)`` per
@@ -81,6 +83,7 @@ class ConvBNReLUCache(NamedTuple):
     inv_std: np.ndarray  # (F,) 1 / sqrt(batch variance + eps)
     out: np.ndarray  # (N, ho, wo, F) the output, or (N, ho // 2, wo // 2, F) pooled
     argmax: np.ndarray | None  # pooled: (N, ho // 2, wo // 2, F) uint8 winners
+    z_at_out: np.ndarray  # z at each output: z itself, or pooled, the winners' z
 
 
 def _over_rows(work: Callable[[slice], np.ndarray], n: int, pixels: int) -> np.ndarray:
@@ -190,8 +193,10 @@ class ConvBNReLU(Step):
         gamma = self.norm.params["gamma"].astype(x.dtype, copy=False)
         beta = self.norm.params["beta"].astype(x.dtype, copy=False)
         scale = gamma * inv_std
-        out, argmax = self._normalize(z, mean, scale, beta)
-        self._cache = ConvBNReLUCache(x, kept, w, z, mean, inv_std, out, argmax)
+        out, argmax, z_at_out = self._normalize(z, mean, scale, beta)
+        self._cache = ConvBNReLUCache(
+            x, kept, w, z, mean, inv_std, out, argmax, z_at_out
+        )
         return out
 
     def _winograd_forward(
@@ -264,8 +269,9 @@ class ConvBNReLU(Step):
 
     def _normalize(
         self, z: np.ndarray, mean: np.ndarray, scale: np.ndarray, beta: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``max((z - mean) * scale + beta, 0)``, and no winners (no pool)."""
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """``max((z - mean) * scale + beta, 0)``, no winners (no pool), and ``z``
+        at each output: ``z`` itself."""
         n, ho, wo, f = z.shape
         z2 = z.reshape(-1, f)
         y2 = np.empty_like(z2)
@@ -275,7 +281,7 @@ class ConvBNReLU(Step):
             batchnorm.normalize_relu(z2[rows], mean, scale, beta, y2[rows])
 
         batch_split.run(share, n)
-        return y2.reshape(z.shape), None
+        return y2.reshape(z.shape), None, z
 
     def _folded_weights(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """``W * s`` and ``(b - moving_mean) * s + beta``, ``s = gamma / sqrt(moving_var
@@ -298,7 +304,7 @@ class ConvBNReLU(Step):
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         cache = self._training_cache(self._cache)
-        x, kept, w, z, mean, inv_std, out, argmax = cache
+        x, kept, w, z, mean, inv_std, out, argmax, _ = cache
         if dout.shape != out.shape:
             raise ValueError(
                 f"{self.describe()}: backward expected a gradient of shape "
@@ -351,8 +357,10 @@ class ConvBNReLU(Step):
 
     def _gradient_sums(self, dout: np.ndarray, cache: ConvBNReLUCache) -> np.ndarray:
         """``[dbeta, dgamma]`` (2, F): the sums of the gradient ``g`` reaching the
-        BatchNorm's output and of ``g * xh`` over the batch."""
-        z, mean, inv_std, out = cache.z, cache.mean, cache.inv_std, cache.out
+        BatchNorm's output and of ``g * xh`` over the batch. After a pool ``g`` is
+        zero but at the winners, so the sums run over the pooled arrays and the
+        winners' ``z``: the routed gradient is never written."""
+        mean, inv_std, out, z = cache.mean, cache.inv_std, cache.out, cache.z_at_out
         f = z.shape[3]
         dy2, y2, z2 = dout.reshape(-1, f), out.reshape(-1, f), z.reshape(-1, f)
 
@@ -423,35 +431,23 @@ class ConvBNReLUPool(ConvBNReLU):
 
     def _normalize(
         self, z: np.ndarray, mean: np.ndarray, scale: np.ndarray, beta: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The 2x2 max-pool of ``max((z - mean) * scale + beta, 0)`` and its winners."""
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """The 2x2 max-pool of ``max((z - mean) * scale + beta, 0)``, its winners
+        and their ``z``."""
         n, ho, wo, f = z.shape
         out = np.empty((n, ho // 2, wo // 2, f), dtype=z.dtype)
         argmax = np.empty(out.shape, dtype=np.uint8)
+        winner_z = np.empty_like(out)
 
         def share(start: int, stop: int) -> None:
+            images = slice(start, stop)
             batchnorm.normalize_relu_pool(
-                z[start:stop], mean, scale, beta, out[start:stop], argmax[start:stop]
-            )
-
-        batch_split.run(share, n)
-        return out, argmax
-
-    def _gradient_sums(self, dout: np.ndarray, cache: ConvBNReLUCache) -> np.ndarray:
-        """As for the step without pool, read from the pooled arrays and ``z`` at the
-        winners (``batchnorm.pooled_backward_sums``): the routed gradient is never
-        written whole."""
-        z, mean, inv_std, out = cache.z, cache.mean, cache.inv_std, cache.out
-        argmax = self._winners(cache.argmax)
-
-        def share(start: int, stop: int) -> np.ndarray:
-            return batchnorm.pooled_backward_sums(
-                dout[start:stop], out[start:stop], argmax[start:stop], z[start:stop],
-                mean, inv_std, np.zeros((2, z.shape[3])),
+                z[images], mean, scale, beta, out[images], argmax[images],
+                winner_z[images],
             )  # fmt: skip
 
-        total: np.ndarray = np.sum(batch_split.run(share, z.shape[0]), axis=0)
-        return total
+        batch_split.run(share, n)
+        return out, argmax, winner_z
 
     def _normalize_backward(
         self,
