@@ -19,7 +19,9 @@ a range of thresholds (what the threshold was chosen from).
   as dark ink on white grey images and read through the same pipeline.
 - MNIST (skipped with ``--no-mnist``): the 5,000 validation images
   ``examples/mnist_train.py`` holds out by default (where the temperature and the
-  threshold were chosen) and the 10,000 test images.
+  threshold were chosen) and the 10,000 test images; and ``mnist_val_scans``, the
+  validation images as 28x28 grey scans (dark ink on white) read through the same
+  pipeline as USPS: tiny grey scans of writers the model knows.
 - ``--figures DIR``: ``errors_<set>.png``, the network inputs of the misread digits
   titled true -> read (confidence), the most confident first, and
   ``reliability.png``, accuracy against confidence for every set.
@@ -197,7 +199,8 @@ def eval_inputs(
 
 
 def eval_mnist(model) -> dict:
-    """The trainer's validation split (seed 0, 5,000 images) and the test set."""
+    """The trainer's validation split (seed 0, 5,000 images) and the test set; and
+    the validation digits as tiny grey scans (dark on white) through the reader."""
     from tinynet.datasets import mnist
     from tinynet.training import split_validation
 
@@ -205,13 +208,15 @@ def eval_mnist(model) -> dict:
     _, (x_val, y_val) = split_validation(
         x_train, y_train, 5000 / 60000, np.random.default_rng(0)
     )
-    return {
+    sets = {
         name: eval_inputs(x / np.float32(255), y.astype(np.int64), model)
         for name, (x, y) in (
             ("mnist_val", (x_val, y_val)),
             ("mnist_test", (x_test, y_test)),
         )
     }
+    sets["mnist_val_scans"] = eval_scans(255 - x_val, y_val.astype(np.int64), model)
+    return sets
 
 
 def time_photo(photo: Path, model, runs: int) -> dict:
@@ -318,10 +323,12 @@ def print_report(res: dict) -> None:
                 + ", ".join(f"{m['file']}->{m['read']}" for m in rd["misread"])
             )
         print_calibration("photos", rd)
-    for key in ("usps", "semeion", "mnist_val", "mnist_test"):
+    for key in ("usps", "semeion", "mnist_val", "mnist_test", "mnist_val_scans"):
         if key in res:
             r = res[key]
-            what = "digits" if key.startswith("mnist") else "scans 16x16"
+            what = {"mnist_val": "digits", "mnist_test": "digits"}.get(
+                key, "scans 28x28" if key == "mnist_val_scans" else "scans 16x16"
+            )
             print(
                 f"{key} ({r['n']} {what}): {100 * r['accuracy']:.2f}% "
                 f"({r['unread']} unreadable)"

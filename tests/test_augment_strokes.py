@@ -294,6 +294,19 @@ def test_coarse_scan_turns_a_hairline_into_coarse_pixels():
     assert out.min() >= 0.0 and out.max() <= 1.0
 
 
+def test_a_grey_coarse_scan_keeps_a_faint_stroke_faint():
+    x = np.zeros((2, 28, 28), np.float32)
+    x[:, 4:24, 14:18] = 1.0  # a strong bar
+    x[:, 10:12, 4:14] = 0.25  # a faint arm touching it
+    grey, binary = coarse_scan(
+        x, np.array([16, 16]), np.array([0.4, 0.4]), np.array([False, True])
+    )
+    for out, kept in ((grey, True), (binary, False)):
+        bar = np.flatnonzero(out.max(axis=0) > 0.9)
+        arm = out[:, : bar.min() - 1].max()  # left of the bar and its soft edge
+        assert (0.1 < arm < 0.6) if kept else arm < 0.05
+
+
 def test_a_scan_that_loses_all_ink_keeps_the_image():
     x = np.zeros((1, 28, 28), np.float32)
     out = coarse_scan(x, np.array([8]), np.array([0.5]), np.array([True]))

@@ -390,6 +390,40 @@ def test_tiny_scan_that_the_digit_fills():
     assert iou(x, preprocess(big)) > 0.5
 
 
+def grey_scan_with_faint_arm(faint=200):
+    """A 16x16 grey scan: a strong vertical bar and a faint arm touching it."""
+    scan = np.full((16, 16), 255, np.uint8)
+    scan[1:15, 8:10] = 0
+    scan[5, 2:8] = faint
+    return scan
+
+
+def test_a_grey_scans_faint_stroke_is_kept_and_stays_faint():
+    x = preprocess(grey_scan_with_faint_arm())
+    bar = np.flatnonzero(x.max(axis=0) > 0.9)
+    arm = x[:, : bar.min() - 1]  # left of the strong bar and its soft edge
+    assert 0.1 < arm.max() < 0.6  # there, and fainter than the bar
+    assert x.max() > 0.9
+
+
+def test_only_tiny_grey_scans_carry_grey_ink():
+    from tinynet.vision.ink import find_ink
+
+    grey = find_ink(grey_scan_with_faint_arm()).strength
+    assert grey is not None and grey.min() >= 0.0 and grey.max() == 1.0
+    black_and_white = grey_scan_with_faint_arm(faint=255)
+    assert find_ink(black_and_white).strength is None
+    assert find_ink(draw_digit("4")).strength is None  # a photo-sized image
+
+
+def test_fit_mnist_wants_grey_ink_the_shape_of_the_mask():
+    from tinynet.vision.normalize import fit_mnist
+
+    mask = np.ones((20, 12), np.uint8)
+    with pytest.raises(ValueError, match=r"strength \(20, 11\) and mask \(20, 12\)"):
+        fit_mnist(mask, strength=np.ones((20, 11), np.float32))
+
+
 @pytest.mark.parametrize(
     "image",
     [

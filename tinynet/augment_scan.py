@@ -1,12 +1,13 @@
-"""Coarse-scan effects: a digit seen at 8-16 pixels, binarised, enlarged again.
+"""Coarse-scan effects: a digit seen at 8-16 pixels, enlarged again.
 
 Forms and old scanners store a digit in a 16x16 frame or less (USPS: 16x16 grey,
 Semeion: 16x16 black and white), and the reader enlarges such a scan, thresholds it
-and resamples it into MNIST's 20-pixel box: the strokes come out with staircase
-edges, blocky widths and merged holes that MNIST's anti-aliased digits never show.
-:func:`coarse_scan` makes the same trip: area-average each image down so that its
-digit is ``resolution`` pixels tall, enlarge it bilinearly as the reader enlarges a
-tiny image, threshold, and give the mask to the reader's own
+(keeping the grey levels of a grey scan) and resamples it into MNIST's 20-pixel box:
+the strokes come out with staircase edges, blocky widths and merged holes that
+MNIST's anti-aliased digits never show. :func:`coarse_scan` makes the same trip:
+area-average each image down so that its digit is ``resolution`` pixels tall,
+enlarge it bilinearly as the reader enlarges a tiny image, threshold, and give the
+mask (and a grey scan's ink) to the reader's own
 :func:`~tinynet.vision.normalize.fit_mnist`, so training sees exactly the kind of
 input a coarse scan produces at prediction time.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .vision.ink import GREY_LOW, STROKE_CORE
 from .vision.normalize import MNIST_BOX, fit_mnist
 
 __all__ = ["area_matrix", "coarse_scan", "linear_matrix"]
@@ -77,7 +79,8 @@ def coarse_scan(
         (the scan's own: thin strokes come out grey and dimmer than the original).
     binary_scan : (N,) bool; True thresholds at the scan's own resolution (a black
         and white scanner, as Semeion), False keeps the scan grey (as USPS) and
-        thresholds only once enlarged, as the reader does.
+        reads it as the reader reads a grey scan: enlarged, its ink down to
+        ``GREY_LOW`` times the threshold kept with its grey levels.
     enlarge_to : the scan is enlarged by a whole factor to at least this many
         pixels before it is thresholded.
 
@@ -105,14 +108,20 @@ def coarse_scan(
         level = threshold[idx, None, None] * scan.max(axis=(1, 2), keepdims=True)
         binary = binary_scan[idx]
         scan[binary] = scan[binary] > level[binary]
-        cut = np.where(binary[:, None, None], 0.5, level)
-        masks = (up_r @ scan @ up_c.T) > cut  # (k, size * factor, size_w * factor)
-        for i, mask in zip(idx, masks, strict=True):
+        big = up_r @ scan @ up_c.T  # (k, size * factor, size_w * factor)
+        # As the reader: a grey scan's fainter ink joins the strokes, kept grey.
+        cut = np.where(binary[:, None, None], 0.5, GREY_LOW * level)
+        masks = big > cut
+        for j, (i, mask) in enumerate(zip(idx, masks, strict=True)):
             if not mask.any() or _pieces(mask) > _pieces(x[i] > BROKEN_INK):
                 continue  # the scan lost or broke the strokes: not a readable scan
             rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(0))
-            crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-            out[i] = fit_mnist(crop.astype(np.uint8))
+            box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            strength = None
+            if not binary[j]:
+                core = np.percentile(big[j][big[j] > level[j]], STROKE_CORE)
+                strength = np.minimum(big[j][box] / max(core, 1e-6), 1.0) * mask[box]
+            out[i] = fit_mnist(mask[box].astype(np.uint8), strength=strength)
     return out
 
 

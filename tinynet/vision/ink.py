@@ -11,6 +11,9 @@
    at least four noise deviations above the paper), the low one half of it, so faint
    pencil and broken strokes stay joined to their strong parts. Paper lines that
    cross the digit are taken out first (:mod:`.lines`).
+5. A tiny grey scan (USPS-like, 16x16) also keeps its grey levels
+   (:attr:`InkComponents.strength`): at a few pixels per stroke, a faint stroke and a
+   stroke's edge are grey, and a threshold would either drop them or fatten them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ LINE_CONTRAST = 0.6
 """Paper lines are removed only when fainter than this fraction of the ink contrast."""
 LOW_SIDE = 128
 """The stroke width is judged on a copy this small (fast, and enough)."""
+GREY_LOW = 0.25
+"""In a tiny grey scan, ink down to this fraction of the high threshold joins the
+strokes it touches (kept grey, so faint strokes stay faint instead of fattening)."""
+STROKE_CORE = 90
+"""Percentile of the strong ink's contrast taken as full-strength ink (1.0)."""
 
 BLANK = "no ink found: the image looks blank (no digit stands out)"
 
@@ -48,12 +56,17 @@ class InkComponents:
         The ids that are ink.
     scale : float
         Working-image pixels per input-image pixel.
+    strength : (h, w) float32 in [0, 1], or None
+        For a tiny grey scan, how strong the ink is at each pixel (its contrast over
+        the stroke core's, :data:`STROKE_CORE`); None when the ink is read as
+        binary: photos, and scans with only two grey levels (black and white).
     """
 
     labels: np.ndarray
     stats: np.ndarray
     ids: np.ndarray
     scale: float
+    strength: np.ndarray | None = None
 
 
 def find_ink(grey: np.ndarray) -> InkComponents:
@@ -69,8 +82,9 @@ def find_ink(grey: np.ndarray) -> InkComponents:
         When no ink stands out from the paper (a blank page).
     """
     work, scale = working_image(grey)
-    work = cv2.GaussianBlur(work, (3, 3), 0) if min(work.shape) >= 32 else work
     tiny = scale > 1
+    grey_scan = tiny and np.unique(grey).size > 2
+    work = cv2.GaussianBlur(work, (3, 3), 0) if min(work.shape) >= 32 else work
     if ink_is_dark(work, tiny=tiny):
         work = cv2.bitwise_not(work)
     if tiny:  # a scan the digit fills: no room for uneven light, so one paper level
@@ -104,7 +118,7 @@ def find_ink(grey: np.ndarray) -> InkComponents:
     mean = float((below * levels).sum() / n_below)
     noise = float(np.sqrt((below * (levels - mean) ** 2).sum() / n_below))
     high = max(otsu, mean + 4.0 * noise, 0.5 * MIN_CONTRAST)
-    low = 0.5 * high
+    low = (GREY_LOW if grey_scan else 0.5) * high
 
     weak = (t > low).astype(np.uint8)
     strong = t > high
@@ -121,7 +135,13 @@ def find_ink(grey: np.ndarray) -> InkComponents:
     labels, stats, ids = found if found is not None else _label(weak, strong)
     if ids.size == 0:
         raise ImageError(BLANK)
-    return InkComponents(labels=labels, stats=stats, ids=ids, scale=scale)
+    strength = None
+    if grey_scan:
+        core = max(float(np.percentile(t[strong], STROKE_CORE)), 1.0)
+        strength = np.minimum(t * np.float32(1.0 / core), np.float32(1.0))
+    return InkComponents(
+        labels=labels, stats=stats, ids=ids, scale=scale, strength=strength
+    )
 
 
 def _label(

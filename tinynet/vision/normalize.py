@@ -4,7 +4,8 @@ MNIST digits (LeCun et al.) were made by size-normalising each binary NIST digit
 20x20 box, keeping its aspect ratio (the resampling left grey, anti-aliased edges), and
 placing it in a 28x28 field so that its centre of mass falls on the centre; ink is
 bright (1.0) on a black (0.0) background. :func:`fit_mnist` does the same to a digit's
-mask, after bringing its stroke width into MNIST's range.
+mask (or, for a tiny grey scan, its grey ink), after bringing its stroke width into
+MNIST's range.
 """
 
 from __future__ import annotations
@@ -56,13 +57,24 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2.0 * float(np.count_nonzero(mask)) / max(perimeter, 1.0)
 
 
-def fit_mnist(mask: np.ndarray, *, fills_frame: bool = False) -> np.ndarray:
+def fit_mnist(
+    mask: np.ndarray, *, fills_frame: bool = False, strength: np.ndarray | None = None
+) -> np.ndarray:
     """One digit's binary mask (tightly cropped) -> MNIST-style (28, 28) input.
 
     Parameters
     ----------
     mask : (h, w) uint8
         1 = ink, cropped to the digit's bounding box.
+    fills_frame : bool
+        The digit was scanned stretched to fill its frame: a width above
+        :data:`FRAME_ASPECT` times the height is not the writer's, and is narrowed.
+    strength : (h, w) float in [0, 1], or None
+        The ink's grey levels in the same crop (a tiny grey scan; 0 off the mask).
+        Resampled instead of the mask when the stroke width (of the ink at half
+        strength or more) is already in MNIST's range, so faint strokes and soft
+        edges stay grey; otherwise that half-strength mask, its strokes thinned or
+        thickened, is used.
 
     Returns
     -------
@@ -71,18 +83,33 @@ def fit_mnist(mask: np.ndarray, *, fills_frame: bool = False) -> np.ndarray:
         centre of mass at pixel (14, 14), stroke width within MNIST's usual range.
     """
     h, w = mask.shape
+    if strength is not None and strength.shape != mask.shape:
+        raise ValueError(
+            f"fit_mnist: strength {strength.shape} and mask {mask.shape} must have "
+            "the same shape"
+        )
     if fills_frame and w > FRAME_ASPECT * h:
         # A scan stretched to fill its frame lost the digit's real width: give it a
         # typical MNIST width instead (bounding boxes of MNIST digits: w/h ~ 0.8).
-        mask = cv2.resize(
-            mask, (max(1, round(FRAME_ASPECT * h)), h), interpolation=cv2.INTER_AREA
-        )
-    mask = _normalise_stroke(mask)
-    h, w = mask.shape
+        size = (max(1, round(FRAME_ASPECT * h)), h)
+        mask = cv2.resize(mask, size, interpolation=cv2.INTER_AREA)
+        if strength is not None:
+            strength = cv2.resize(strength, size, interpolation=cv2.INTER_AREA)
+    if strength is not None and (strength >= 0.5).any():
+        # The stroke width of grey ink is judged at half strength, as MNIST's was.
+        mask = (strength >= 0.5).astype(np.uint8)
+    radius = _stroke_change(mask)
+    if radius:
+        ink = _normalise_stroke(mask, radius).astype(np.float32)
+    elif strength is not None:
+        ink = strength.astype(np.float32)
+    else:
+        ink = mask.astype(np.float32)
+    h, w = ink.shape
     long_side = max(h, w)
     nh = max(1, round(h * MNIST_BOX / long_side))
     nw = max(1, round(w * MNIST_BOX / long_side))
-    small = cv2.resize(mask.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(ink, (nw, nh), interpolation=cv2.INTER_AREA)
     total = float(small.sum())
     if total <= 0:
         raise ImageError("no ink found in the digit crop")
@@ -99,22 +126,26 @@ def fit_mnist(mask: np.ndarray, *, fills_frame: bool = False) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def _normalise_stroke(mask: np.ndarray) -> np.ndarray:
-    """Thicken hairlines / thin down marker strokes towards MNIST's stroke width.
+def _stroke_change(mask: np.ndarray) -> float:
+    """How far to grow (> 0) or shrink (< 0) each side of the strokes, in mask
+    pixels, to bring their width into :data:`STROKE_RANGE`; 0 when it is there."""
+    px_per_mnist = max(mask.shape) / MNIST_BOX
+    width = _stroke_width(mask) / px_per_mnist
+    lo, hi = STROKE_RANGE
+    if lo <= width <= hi:
+        return 0.0
+    target = MNIST_STROKE if width < lo else hi
+    radius = 0.5 * (target - width) * px_per_mnist
+    return radius if abs(radius) >= 0.5 else 0.0
+
+
+def _normalise_stroke(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Thicken hairlines (``radius`` > 0) or thin down marker strokes (< 0) by
+    ``radius`` mask pixels on each side, towards MNIST's stroke width.
 
     Dilation and erosion by a disc of radius r are thresholds of a distance transform,
     which costs the same for any r.
     """
-    long_side = max(mask.shape)
-    px_per_mnist = long_side / MNIST_BOX
-    width = _stroke_width(mask) / px_per_mnist
-    lo, hi = STROKE_RANGE
-    if lo <= width <= hi:
-        return mask
-    target = MNIST_STROKE if width < lo else hi
-    radius = 0.5 * (target - width) * px_per_mnist  # grow (or shrink) each side
-    if abs(radius) < 0.5:
-        return mask
     pad = int(np.ceil(abs(radius))) + 1
     padded = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
     if radius > 0:

@@ -16,10 +16,10 @@ from .segment import segment_digits
 #: A digit read with a lower confidence (the calibrated probability of the digit read)
 #: is reported as "not sure", with the runner-up. The highest threshold (0.05 steps)
 #: that flags at most 2% of MNIST's validation digits and 5% of USPS scans with the
-#: shipped, calibrated model: it flags 1.2% and 4.0%, which hold 20 of 31 and 31 of 44
-#: errors, and the flagged readings are right 66% and 61% of the time (2026-12-03;
+#: shipped, calibrated model: it flags 1.5% and 4.1%, which hold 17 of 24 and 30 of 44
+#: errors, and the flagged readings are right 78% and 64% of the time (2026-12-03;
 #: docs/calibration.md, from ``python benchmarks/eval_realdigits.py --json``).
-SURE_CONFIDENCE = 0.85
+SURE_CONFIDENCE = 0.90
 
 
 @dataclass

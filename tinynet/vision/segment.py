@@ -126,9 +126,11 @@ def segment_digits(image: np.ndarray, *, multi: bool = True) -> list[DigitCrop]:
             max(1, int(np.ceil(h / scale))),
         )
         fills = scale > 1 and w >= 0.9 * W and h >= 0.9 * H
-        crops.append(
-            DigitCrop(box=box, input=fit_mnist(mask, fills_frame=fills), mask=mask)
-        )
+        strength = None
+        if ink.strength is not None:
+            strength = ink.strength[y0 : y0 + h, x0 : x0 + w] * mask
+        digit = fit_mnist(mask, fills_frame=fills, strength=strength)
+        crops.append(DigitCrop(box=box, input=digit, mask=mask))
     return crops
 
 
