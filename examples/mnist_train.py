@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import shlex
 import sys
 import threading
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -409,5 +411,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_fast(status: int) -> NoReturn:
+    """Exit with ``status``, leaving the ~100k objects Numba and LLVM made to the
+    OS: the interpreter's last collection would visit and free them one by one
+    (0.2-0.4 s of a speedrun)."""
+    gc.freeze()
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_fast(main())
