@@ -3,17 +3,23 @@
 
     python benchmarks/_speedrun_phases_worker.py EVENTS.json --model speedrun ...
 
-Writes ``EVENTS.json``: wall-clock times (``time.time``) of the worker's start,
-of entering and leaving the example's ``main``, and ``[phase, begin, end]`` of each
-timed call made on the main thread (the kernel-loading thread's calls are its own
-business: only the main thread's wait for it counts).
+Writes ``EVENTS.json``: the moments the worker started, entered and left the
+example's ``main``, and ``[phase, begin, end]`` of each timed call made on the main
+thread (the kernel-loading thread's calls are its own business: only the main
+thread's wait for it counts). A moment is ``[wall, cpu]``: ``time.time()`` and
+the process's CPU seconds so far, all threads (``time.process_time()``).
 """
 
 from __future__ import annotations
 
 import time
 
-STARTED = time.time()
+
+def now() -> tuple[float, float]:
+    return time.time(), time.process_time()
+
+
+STARTED = now()
 
 import functools  # noqa: E402
 import json  # noqa: E402
@@ -31,21 +37,22 @@ import mnist_train  # noqa: E402
 
 from tinynet.datasets import IdxDataset  # noqa: E402
 
-calls: list[tuple[str, float, float]] = []
+Moment = tuple[float, float]
+calls: list[tuple[str, Moment, Moment]] = []
 
 
 def timed(phase: str | Callable[[], str], fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn``, recording its wall time under ``phase`` when the main thread calls it."""
+    """``fn``, recording when it ran under ``phase`` when the main thread calls it."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if threading.current_thread() is not threading.main_thread():
             return fn(*args, **kwargs)
-        begin = time.time()
+        begin = now()
         try:
             return fn(*args, **kwargs)
         finally:
-            calls.append((phase() if callable(phase) else phase, begin, time.time()))
+            calls.append((phase() if callable(phase) else phase, begin, now()))
 
     return wrapper
 
@@ -65,9 +72,9 @@ def main() -> None:
     model.predict = timed(predict_phase, model.predict)  # type: ignore[method-assign]
     model.save = timed("save", model.save)  # type: ignore[method-assign]
     tinynet.load_model = timed("reload check", tinynet.load_model)
-    entered = time.time()
+    entered = now()
     status = mnist_train.main(argv)
-    left = time.time()
+    left = now()
     record = {
         "started": STARTED,
         "main_entered": entered,

@@ -7,10 +7,12 @@ processes (``--runs`` of them, seeds 0, 1, ...), each through
 ``_speedrun_phases_worker.py``, which times the example's calls to the library
 (``load_data``, ``fit``, ``predict``, ``save``, ``load_model``, the wait for the
 kernel-loading thread) without changing them; the rest of ``main`` is reported as
-"other in main" (scaling the images, the summary, the report). Wall clock times
-(``time.time``) from spawn to exit, so the phases add up to the process's wall time.
-Two processes share one CPU: read each phase as a share of the run it was measured
-in, and quote the load average printed with it. ``--variant`` adds runs with
+"other in main" (building the model, the summary, the report). Wall-clock times
+from spawn to exit, so the phases add up to the process's wall time, and the CPU
+seconds of each phase (all threads: a wait costs none, a two-thread phase counts
+twice), the steadier figure when others share the machine: read a wall time as a
+share of the run it was measured in, and quote the load average printed with it.
+``--variant`` adds runs with
 environment variables set, alternated with the plain runs seed by seed (with
 ``PYTHONPATH`` naming another checkout, e.g. ``git archive main | tar -x -C DIR``,
 the variant runs that checkout's example and library)::
@@ -25,12 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -54,32 +58,46 @@ PHASES = (
 
 def run_once(
     seed: int, folder: Path, threads: int, env: dict[str, str]
-) -> dict[str, float]:
-    """Seconds per phase of one process, and its wall time (``"wall"``), with
-    ``env`` added to the environment."""
+) -> dict[str, dict[str, float]]:
+    """Wall and CPU seconds (all threads) per phase of one process, with ``env``
+    added to the environment: ``{"wall": {phase: s, ..., "total": s}, "cpu": ...}``."""
     out, events = folder / f"speedrun_{seed}.npz", folder / f"events_{seed}.json"
     cmd = [sys.executable, str(HERE / "_speedrun_phases_worker.py"), str(events)]
     cmd += ["--model", "speedrun", "--seed", str(seed), "--out", str(out)]
+    cpu_before = children_cpu()
     spawned = time.time()
     proc = subprocess.run(
         cmd, env={**cc.thread_env(threads), **env}, capture_output=True, text=True
     )
-    exited = time.time()
+    exited = time.time(), children_cpu() - cpu_before
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"run failed: {' '.join(cmd)}")
     record = json.loads(events.read_text())
-    phases = {name: 0.0 for name in PHASES}
-    phases["start-up"] = record["started"] - spawned
-    phases["imports"] = record["main_entered"] - record["started"]
-    inside = 0.0
-    for name, begin, end in record["calls"]:
-        phases[name] += end - begin
-        inside += end - begin
-    phases["other in main"] = record["main_left"] - record["main_entered"] - inside
-    phases["exit"] = exited - record["main_left"]
-    phases["wall"] = exited - spawned
-    return phases
+    started, entered, left = (
+        record[key] for key in ("started", "main_entered", "main_left")
+    )
+    runs = {}
+    for clock, origin in (("wall", spawned), ("cpu", 0.0)):
+        i = 0 if clock == "wall" else 1
+        phases = {name: 0.0 for name in PHASES}
+        phases["start-up"] = started[i] - origin
+        phases["imports"] = entered[i] - started[i]
+        inside = 0.0
+        for name, begin, end in record["calls"]:
+            phases[name] += end[i] - begin[i]
+            inside += end[i] - begin[i]
+        phases["other in main"] = left[i] - entered[i] - inside
+        phases["exit"] = exited[i] - left[i]
+        phases["total"] = exited[i] - origin
+        runs[clock] = phases
+    return runs
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def parse_variant(text: str) -> dict[str, str]:
@@ -96,13 +114,13 @@ def print_table(title: str, runs: list[dict[str, float]]) -> None:
     print(f"\n{title}")
     header = "".join(f"{f'seed {s}':>9s}" for s in range(len(runs)))
     print(f"{'phase':16s}{header}{'mean':>9s}")
-    for name in (*PHASES, "wall"):
+    for name in (*PHASES, "total"):
         values = [run[name] for run in runs]
         cells = "".join(f"{v:9.3f}" for v in values)
         print(f"{name:16s}{cells}{statistics.mean(values):9.3f}")
 
 
-def main(argv: list[str] | None = None) -> dict[str, list[dict[str, float]]]:
+def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -120,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, float]]]:
     variants = {"as is": {}} | {
         ",".join(f"{k}={v}" for k, v in env.items()): env for env in args.variant
     }
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="speedrun_phases.") as tmp:
         for seed in range(args.runs):
@@ -132,7 +150,9 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, float]]]:
                 )
     print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     for name, variant_runs in runs.items():
-        print_table(name, variant_runs)
+        for clock in ("wall", "cpu"):
+            what = "wall seconds" if clock == "wall" else "CPU seconds, all threads"
+            print_table(f"{name}: {what}", [run[clock] for run in variant_runs])
     return runs
 
 
