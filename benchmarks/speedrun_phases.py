@@ -12,10 +12,11 @@ from spawn to exit, so the phases add up to the process's wall time, and the CPU
 seconds of each phase (all threads: a wait costs none, a two-thread phase counts
 twice), the steadier figure when others share the machine: read a wall time as a
 share of the run it was measured in, and quote the load average printed with it.
-``--variant`` adds runs with
-environment variables set, alternated with the plain runs seed by seed (with
-``PYTHONPATH`` naming another checkout, e.g. ``git archive main | tar -x -C DIR``,
-the variant runs that checkout's example and library)::
+Run as ``speedrun.py`` runs them: the bytecode cache in use (its ``run_env``),
+and after an untimed run on a few images that warms it and Numba's cache.
+``--variant`` adds runs with environment variables set, alternated with the plain
+runs seed by seed (with ``PYTHONPATH`` naming another checkout, e.g. ``git archive
+main | tar -x -C DIR``, the variant runs that checkout's example and library)::
 
     python benchmarks/speedrun_phases.py --runs 3
     python benchmarks/speedrun_phases.py --runs 5 --variant NUMPY_MADVISE_HUGEPAGE=0
@@ -38,7 +39,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import _compare_common as cc  # noqa: E402
+from speedrun import WARMUP_IMAGES, run_env  # noqa: E402
 
 # Phases in process order, as the worker names them; "other in main" and "exit"
 # are what lies between.
@@ -57,17 +58,22 @@ PHASES = (
 
 
 def run_once(
-    seed: int, folder: Path, threads: int, env: dict[str, str]
+    seed: int,
+    folder: Path,
+    threads: int,
+    env: dict[str, str],
+    extra: tuple[str, ...] = (),
 ) -> dict[str, dict[str, float]]:
     """Wall and CPU seconds (all threads) per phase of one process, with ``env``
-    added to the environment: ``{"wall": {phase: s, ..., "total": s}, "cpu": ...}``."""
+    added to the environment and ``extra`` to the example's arguments:
+    ``{"wall": {phase: s, ..., "total": s}, "cpu": ...}``."""
     out, events = folder / f"speedrun_{seed}.npz", folder / f"events_{seed}.json"
     cmd = [sys.executable, str(HERE / "_speedrun_phases_worker.py"), str(events)]
-    cmd += ["--model", "speedrun", "--seed", str(seed), "--out", str(out)]
+    cmd += ["--model", "speedrun", "--seed", str(seed), "--out", str(out), *extra]
     cpu_before = children_cpu()
     spawned = time.time()
     proc = subprocess.run(
-        cmd, env={**cc.thread_env(threads), **env}, capture_output=True, text=True
+        cmd, env={**run_env(threads), **env}, capture_output=True, text=True
     )
     exited = time.time(), children_cpu() - cpu_before
     if proc.returncode != 0:
@@ -141,6 +147,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="speedrun_phases.") as tmp:
+        for env in variants.values():  # untimed: warms the caches, as speedrun.py
+            run_once(0, Path(tmp), args.threads, env, ("--limit", str(WARMUP_IMAGES)))
         for seed in range(args.runs):
             order = list(variants)
             shift = seed % len(order)  # who goes first rotates from seed to seed

@@ -168,7 +168,8 @@ def read_inputs(
     """
     if input_scale is None:
         return x
-    return np.multiply(x, input_scale, dtype=dtype)
+    scaled: np.ndarray = np.multiply(x, input_scale, dtype=dtype)
+    return scaled
 
 
 def split_validation(
