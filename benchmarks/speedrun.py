@@ -214,6 +214,10 @@ def run_once(
     out = folder / f"{framework}_{seed}{suffix}"
     result = folder / f"{framework}_{seed}.json"
     cmd = command(framework, seed, job, out, result, args)
+    # tinynet's save fsyncs its file, and that can wait for other writes still
+    # pending (the warm-up's files, a rival's saved model, other processes'): 3 of
+    # ~45 saves took 1.3-1.9 s instead of 0.01 s. Each run starts with them written.
+    os.sync()
     started = time.perf_counter()
     proc = subprocess.run(
         cmd, env=run_env(args.threads), capture_output=True, text=True

@@ -70,6 +70,7 @@ def run_once(
     out, events = folder / f"speedrun_{seed}.npz", folder / f"events_{seed}.json"
     cmd = [sys.executable, str(HERE / "_speedrun_phases_worker.py"), str(events)]
     cmd += ["--model", "speedrun", "--seed", str(seed), "--out", str(out), *extra]
+    os.sync()  # as speedrun.run_once: no earlier writes left for the save's fsync
     cpu_before = children_cpu()
     spawned = time.time()
     proc = subprocess.run(
