@@ -307,7 +307,7 @@ class Sequential:
         """
         from .training import check_input_scale, read_inputs
 
-        input_scale = check_input_scale(f"{self.name}.predict", input_scale)
+        input_scale = check_input_scale("predict", input_scale)
         x = self.check_inputs(x, convert=input_scale is None)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
