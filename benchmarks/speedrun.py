@@ -18,8 +18,12 @@ checks against the published SHA-256, ``tinynet.datasets.decoded_cache``).
 
 The frameworks' order rotates from seed to seed. Before the timed runs, each
 framework runs once untimed on 512 images, so Numba's cache is warm and every
-library is in the OS file cache. Reported: wall time and test accuracy (mean, min,
-max over the seeds) and the rivals' mean wall time over tinynet's.
+library is in the OS file cache. Python's bytecode cache is warm too: the runs
+ignore ``PYTHONDONTWRITEBYTECODE``, so the warm-up writes tinynet's ``.pyc`` files
+as any first run does (pip installed Keras, TensorFlow and PyTorch compiled);
+without them every run compiled 72 modules again, 0.1-0.15 s. Reported: wall
+time and test accuracy (mean, min, max over the seeds) and the rivals' mean wall
+time over tinynet's.
 
 Usage (from the repository root, with ``pip install -e ".[bench,torch]"``)::
 
@@ -194,6 +198,14 @@ def command(
     return cmd + ["--out", str(out), "--result", str(result)]
 
 
+def run_env(threads: int) -> dict[str, str]:
+    """The environment of a timed run: ``threads`` threads, and Python's bytecode
+    cache in use (module docstring)."""
+    env = cc.thread_env(threads)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_once(
     framework: str, seed: int, job: Path, folder: Path, args: Any
 ) -> dict[str, Any]:
@@ -202,9 +214,13 @@ def run_once(
     out = folder / f"{framework}_{seed}{suffix}"
     result = folder / f"{framework}_{seed}.json"
     cmd = command(framework, seed, job, out, result, args)
+    # tinynet's save fsyncs its file, and that can wait for other writes still
+    # pending (the warm-up's files, a rival's saved model, other processes'): 3 of
+    # ~45 saves took 1.3-1.9 s instead of 0.01 s. Each run starts with them written.
+    os.sync()
     started = time.perf_counter()
     proc = subprocess.run(
-        cmd, env=cc.thread_env(args.threads), capture_output=True, text=True
+        cmd, env=run_env(args.threads), capture_output=True, text=True
     )
     wall = time.perf_counter() - started
     if proc.returncode != 0 or not out.exists():

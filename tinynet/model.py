@@ -190,8 +190,14 @@ class Sequential:
         return self
 
     # ------------------------------------------------------------- running
-    def check_inputs(self, x: npt.ArrayLike, what: str = "x") -> np.ndarray:
-        """Return ``x`` as an array of the model's dtype, or raise saying why not."""
+    def check_inputs(
+        self, x: npt.ArrayLike, what: str = "x", *, convert: bool = True
+    ) -> np.ndarray:
+        """Return ``x`` as an array of the model's dtype, or raise saying why not.
+
+        ``convert=False`` keeps ``x``'s own numeric dtype, for inputs that are
+        scaled batch by batch (``input_scale`` of fit, evaluate and predict).
+        """
         try:
             x = np.asarray(x)
         except (ValueError, TypeError) as err:  # ragged nested lists
@@ -213,11 +219,16 @@ class Sequential:
                 f"{self.name}: {what} must be numeric (real: bool, int or float), "
                 f"got dtype {x.dtype}"
             )
-        x = x.astype(self.dtype, copy=False)
+        if convert:
+            x = x.astype(self.dtype, copy=False)
         # A finite sum means every entry is finite, and it allocates nothing (the
         # entrywise test allocates a mask the size of x: 47 MB for MNIST's training
         # set); only a sum that is not finite (or overflowed) is checked entrywise.
-        if not np.isfinite(x.sum()) and not np.isfinite(x).all():
+        if (
+            x.dtype.kind == "f"
+            and not np.isfinite(x.sum())
+            and not np.isfinite(x).all()
+        ):
             raise ValueError(f"{self.name}: {what} contains NaN or infinite values")
         return x
 
@@ -272,26 +283,40 @@ class Sequential:
 
         return fit(self, x, y, **kwargs)
 
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
+    def evaluate(
+        self,
+        x: Any,
+        y: Any,
+        *,
+        batch_size: int = 256,
+        input_scale: float | None = None,
+    ) -> dict[str, float]:
         """Mean loss (and accuracy) over ``x, y``; see ``tinynet.training.evaluate``."""
         from .training import evaluate
 
-        return evaluate(self, x, y, batch_size=batch_size)
+        return evaluate(self, x, y, batch_size=batch_size, input_scale=input_scale)
 
-    def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
+    def predict(
+        self, x: Any, *, batch_size: int = 256, input_scale: float | None = None
+    ) -> np.ndarray:
         """Outputs for ``x`` : (N, *input_shape), computed ``batch_size`` at a time.
 
         A model ending in Softmax returns probabilities (rows sum to 1).
+        ``input_scale``: the model reads ``x * input_scale``, one batch at a time
+        (e.g. ``1 / 255`` for uint8 pixels; see ``tinynet.training.fit``).
         """
-        x = self.check_inputs(x)
+        from .training import check_input_scale, read_inputs
+
+        input_scale = check_input_scale("predict", input_scale)
+        x = self.check_inputs(x, convert=input_scale is None)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if len(x) <= batch_size:
-            return self.forward(x)
+            return self.forward(read_inputs(x, input_scale, self.dtype))
         out = np.empty((len(x), *self.output_shape), dtype=self.dtype)
         for start in range(0, len(x), batch_size):
             out[start : start + batch_size] = self.forward(
-                x[start : start + batch_size]
+                read_inputs(x[start : start + batch_size], input_scale, self.dtype)
             )
         return out
 

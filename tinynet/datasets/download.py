@@ -13,8 +13,6 @@ import os
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TextIO
@@ -79,6 +77,10 @@ class _Progress:
 def _stream_to(
     url: str, fileobj: IO[bytes], label: str, timeout: float, stream: TextIO | None
 ) -> None:
+    # Imported here: with http and ssl it costs 30-80 ms, which a load that finds
+    # its files locally never needs.
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
@@ -123,6 +125,8 @@ def fetch_verified(
     DownloadError
         No mirror delivered a verified file; the message lists each URL and why.
     """
+    import urllib.error
+
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / filename
