@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .vision.ink import GREY_LOW, STROKE_CORE
+from .vision.ink import GREY_LOW, full_strength
 from .vision.normalize import MNIST_BOX, fit_mnist
 
 __all__ = ["area_matrix", "coarse_scan", "linear_matrix"]
@@ -119,8 +119,8 @@ def coarse_scan(
             box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
             strength = None
             if not binary[j]:
-                core = np.percentile(big[j][big[j] > level[j]], STROKE_CORE)
-                strength = np.minimum(big[j][box] / max(core, 1e-6), 1.0) * mask[box]
+                core = full_strength(big[j][big[j] > level[j]], floor=1e-6)
+                strength = np.minimum(big[j][box] / core, 1.0) * mask[box]
             out[i] = fit_mnist(mask[box].astype(np.uint8), strength=strength)
     return out
 

@@ -137,11 +137,20 @@ def find_ink(grey: np.ndarray) -> InkComponents:
         raise ImageError(BLANK)
     strength = None
     if grey_scan:
-        core = max(float(np.percentile(t[strong], STROKE_CORE)), 1.0)
+        core = full_strength(t[strong], floor=1.0)
         strength = np.minimum(t * np.float32(1.0 / core), np.float32(1.0))
     return InkComponents(
         labels=labels, stats=stats, ids=ids, scale=scale, strength=strength
     )
+
+
+def full_strength(strong_ink: np.ndarray, *, floor: float) -> float:
+    """The contrast read as full-strength ink (1.0) in a tiny grey scan: the
+    :data:`STROKE_CORE` percentile of the strong ink's contrast, at least ``floor``.
+
+    strong_ink : the contrast of the pixels above the high threshold (any shape).
+    """
+    return max(float(np.percentile(strong_ink, STROKE_CORE)), floor)
 
 
 def _label(
