@@ -17,10 +17,15 @@ minute, and ``os.sched_getaffinity`` only says which cores the process may use, 
 who else uses them. So the governor measures. For each kind of call (a training
 step at one batch size, an inference batch, ...) it keeps the width that was
 fastest, watches how long its calls take, and now and then runs a few calls at the
-other width; the faster one stays. A trial comes early, after ``first_trial``
-calls, then at intervals that grow ``growth`` times while the width holds (up to
-``max_interval`` calls), and at once when the calls grow ``slowdown`` times slower
-than the width's best median (another process has just started). On one thread
+other width; the faster one stays. The first ``warmup`` calls of a kind are not
+timed: they pay once for what later calls reuse (first-touch page faults of new
+buffers, the other threads' start, cold caches). The speedrun's first training
+steps took 13-28 ms against 7-8 ms after; in one run four of them filled half the
+window, and the first trial of one thread came within 2% of taking over. A trial
+comes early, after ``first_trial`` timed calls, then at intervals that grow
+``growth`` times while the width holds (up to ``max_interval`` calls), and at
+once when the calls grow ``slowdown`` times slower than the width's best median
+(another process has just started). On one thread
 the intervals stop growing sooner (``max_interval_on_one``): when the other
 process ends, nothing slows down, so only a trial finds out, and until then every
 call takes 1.5-2x its time on all threads. A trial whose first call is slower
@@ -73,6 +78,7 @@ class _Track:
     recent: deque[float]  # seconds of the last calls at ``width``
     countdown: int  # calls until the next trial
     interval: int  # calls between trials while the width holds
+    warmup: int  # calls still to come before the first one timed
     best: float = float("inf")  # lowest median of a full ``recent`` window seen
     trial: list[float] | None = None  # seconds of the calls at the other width
     calls_on_one: int = 0
@@ -87,7 +93,10 @@ class ThreadGovernor:
 
     Parameters
     ----------
-    first_trial : calls of a kind before the first trial of the other width.
+    warmup : the first calls of a kind, which run on all threads untimed: they
+        pay for first-touch page faults, thread start-up and cold caches.
+    first_trial : timed calls of a kind before the first trial of the other
+        width.
     max_interval : the most calls between two trials.
     max_interval_on_one : the most calls between two trials while the calls run
         on one thread.
@@ -120,6 +129,7 @@ class ThreadGovernor:
     def __init__(
         self,
         *,
+        warmup: int = 4,
         first_trial: int = 8,
         max_interval: int = 512,
         max_interval_on_one: int = 64,
@@ -136,12 +146,15 @@ class ThreadGovernor:
                 f"ThreadGovernor: need 1 <= first_trial <= max_interval, got "
                 f"{first_trial} and {max_interval}"
             )
+        if warmup < 0:
+            raise ValueError(f"ThreadGovernor: warmup must be >= 0, got {warmup}")
         if min(trial_calls, window, growth, max_interval_on_one) < 1:
             raise ValueError(
                 "ThreadGovernor: trial_calls, window, growth and max_interval_on_one "
                 f"must be >= 1, got {trial_calls}, {window}, {growth} and "
                 f"{max_interval_on_one}"
             )
+        self.warmup = warmup
         self.first_trial = first_trial
         self.max_interval = max_interval
         self.max_interval_on_one = max_interval_on_one
@@ -190,6 +203,7 @@ class ThreadGovernor:
                     recent=deque(maxlen=self.window),
                     countdown=self.first_trial,
                     interval=self.first_trial,
+                    warmup=self.warmup,
                 )
             if track.trial is None and track.countdown <= 0:
                 if self.cpus() < 2:  # nothing to try: one core is all there is
@@ -209,6 +223,9 @@ class ThreadGovernor:
                 return
             track.calls += 1
             track.calls_on_one += width == "one"
+            if track.warmup > 0:
+                track.warmup -= 1
+                return
             if track.trial is not None and width != track.width:
                 track.trial.append(seconds)
                 hopeless = bool(track.recent) and seconds > max(track.recent)
