@@ -49,6 +49,20 @@ def test_stays_wide_on_a_quiet_machine_trying_one_thread_ever_more_rarely():
     assert widths.count("one") == len(trials)
 
 
+def test_describe_gives_the_medians_the_last_trial_compared():
+    g = governor()
+    assert g.describe() == ""
+    run(g, {"all": 58e-6, "one": 81e-6}, 4)
+    assert g.describe().endswith("all threads now; 0 of 4 calls on one")
+    run(g, {"all": 58e-6, "one": 81e-6}, 1)  # the trial: one call, hopeless
+    assert g.describe().endswith(
+        "1 of 5 calls on one; 1 trial, the last: one 81.0 us, all 58.0 us"
+    )
+    run(g, {"all": 90e-6, "one": 30e-6}, 40)  # busy: one thread takes over
+    assert "one threads now" in g.describe()
+    assert "all 90.0 us" in g.describe().split("the last: ")[1]
+
+
 def test_the_first_calls_of_a_kind_are_not_timed():
     """Warm-up calls (first-touch page faults, threads starting) run wide and say
     nothing about the width: slow as they are, they neither stand for all threads
