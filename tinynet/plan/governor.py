@@ -20,18 +20,18 @@ fastest, watches how long its calls take, and now and then runs a few calls at t
 other width; the faster one stays. The first ``warmup`` calls of a kind are not
 timed: they pay once for what later calls reuse (first-touch page faults of new
 buffers, the other threads' start, cold caches). The speedrun's first training
-steps took 13-28 ms against 7-8 ms after; in one run four of them filled half the
-window, and the first trial of one thread came within 2% of taking over. A trial
+step took 1.5-3.5x as long as the steps after it (13-35 ms against 7-13 ms, on a
+machine shared with other jobs); in one run the first four were slow, filled half
+the window, and the first trial of one thread came within 2% of taking over. A trial
 comes early, after ``first_trial`` timed calls, then at intervals that grow
 ``growth`` times while the width holds (up to ``max_interval`` calls), and at
 once when the calls grow ``slowdown`` times slower than the width's best median
-(another process has just started). On one thread
-the intervals stop growing sooner (``max_interval_on_one``): when the other
-process ends, nothing slows down, so only a trial finds out, and until then every
-call takes 1.5-2x its time on all threads. A trial whose first call is slower
-than every recent call at the current width ends there: on a quiet machine a
-training step on one thread takes 1.5-2x its time on two, so each trial call
-costs most of a step.
+(another process has just started). On one thread the intervals stop growing
+sooner (``max_interval_on_one``): when the other process ends, nothing slows
+down, so only a trial finds out, and until then every call takes 1.5-2x its time
+on all threads. A trial whose first call is slower than every recent call at the
+current width ends there: on a quiet machine a training step on one thread takes
+1.5-2x its time on two, so each trial call costs most of a step.
 
 The decision logic is plain bookkeeping over the seconds the plan reports; it never
 reads a clock, so it is tested with made-up timings.
