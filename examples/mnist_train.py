@@ -370,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\ntrained in {train_seconds:.1f} s "
         f"({train_seconds / len(history.epoch):.1f} s/epoch)"
     )
+    # On how many threads the calls ran, and why (tinynet.plan.governor).
+    print("threads: " + "; ".join(model.plan.governor.describe().splitlines()))
     print(f"test accuracy {result['accuracy']:.4f}, test loss {result['loss']:.4f}\n")
     print(metrics.classification_report(y_test, y_pred, names))
     print("confusion matrix (rows: true class, columns: predicted)")

@@ -32,6 +32,9 @@ def test_mlp_smoke_run_on_10000_real_images(real_mnist_dir, tmp_path):
     assert accuracy >= 0.90
     assert "confusion matrix" in result.stdout
     assert "identical test predictions" in result.stdout
+    # The thread governor's account of the training steps.
+    governed = r"threads: \('train', 128\): (all|one) threads now; \d+ of \d+ calls"
+    assert re.search(governed, result.stdout)
     assert sorted(p.name for p in plots.iterdir()) == [
         "confusion_matrix.png",
         "learning_curves.png",

@@ -26,7 +26,13 @@ def run(governor, seconds_at, calls, key=KEY):
 
 
 def governor(**kwargs):
-    options = {"first_trial": 4, "max_interval": 32, "trial_calls": 2, "window": 4}
+    options = {
+        "warmup": 0,
+        "first_trial": 4,
+        "max_interval": 32,
+        "trial_calls": 2,
+        "window": 4,
+    }
     return ThreadGovernor(cpus=lambda: 2, **(options | kwargs))
 
 
@@ -41,6 +47,46 @@ def test_stays_wide_on_a_quiet_machine_trying_one_thread_ever_more_rarely():
     gaps = [b - a for a, b in zip(trials, trials[1:], strict=False)]
     assert gaps == sorted(gaps) and gaps[-1] == 32 + 1  # growing, then capped
     assert widths.count("one") == len(trials)
+
+
+def test_describe_gives_the_medians_the_last_trial_compared():
+    g = governor()
+    assert g.describe() == ""
+    run(g, {"all": 58e-6, "one": 81e-6}, 4)
+    assert g.describe().endswith("all threads now; 0 of 4 calls on one")
+    run(g, {"all": 58e-6, "one": 81e-6}, 1)  # the trial: one call, hopeless
+    assert g.describe().endswith(
+        "1 of 5 calls on one; 1 trial, the last: one 81.0 us, all 58.0 us"
+    )
+    run(g, {"all": 90e-6, "one": 30e-6}, 40)  # busy: one thread takes over
+    assert "one threads now" in g.describe()
+    assert "all 90.0 us" in g.describe().split("the last: ")[1]
+
+
+def test_the_first_calls_of_a_kind_are_not_timed():
+    """Warm-up calls (first-touch page faults, threads starting) run wide and say
+    nothing about the width: slow as they are, they neither stand for all threads
+    in the first trial nor bring it closer."""
+    g = governor(warmup=3)
+    widths = []
+    for call in range(40):
+        width = g.width(KEY)
+        widths.append(width)
+        steady = {"all": 1.0, "one": 1.3}[width]
+        g.record(KEY, width, 5.0 if call < 3 else steady)
+    assert widths[:7] == ["all"] * 7  # 3 warm-up calls, then first_trial timed
+    assert widths[7:9] == ["one", "all"]  # one call: slower than the whole window
+    assert widths.count("one") < 5
+    assert "all threads now; 2 of 40 calls on one" in g.describe()
+
+
+def test_without_warmup_slow_first_calls_hand_the_first_trial_to_one_thread():
+    """What the warm-up guards against: the same calls, all of them timed."""
+    g = governor(warmup=0)
+    for call in range(8):
+        width = g.width(KEY)
+        g.record(KEY, width, 5.0 if call < 3 else {"all": 1.0, "one": 1.3}[width])
+    assert "one threads now" in g.describe()
 
 
 def test_a_trial_runs_its_calls_while_the_other_width_may_still_win():
@@ -107,7 +153,7 @@ def test_each_kind_of_call_has_its_own_width():
 
 
 def test_a_process_on_one_core_stays_on_one_thread_without_trials():
-    g = ThreadGovernor(first_trial=2, max_interval=8, cpus=lambda: 1)
+    g = ThreadGovernor(warmup=0, first_trial=2, max_interval=8, cpus=lambda: 1)
     widths = run(g, {"all": 1.0, "one": 1.0}, 40)
     assert widths[:2] == ["all", "all"] and set(widths[2:]) == {"one"}
 
@@ -131,6 +177,7 @@ def test_a_call_that_began_before_the_width_changed_is_ignored():
     "kwargs",
     [
         {"first_trial": 0},
+        {"warmup": -1},
         {"first_trial": 9, "max_interval": 8},
         {"window": 0},
         {"growth": 0},
@@ -159,7 +206,7 @@ def test_a_plan_moved_to_one_thread_gives_bit_identical_gradients():
         seed=0,
     )
     model.compile(optimizer="sgd", loss="cross_entropy")
-    model.plan.governor = ThreadGovernor(first_trial=1, cpus=lambda: 1)
+    model.plan.governor = ThreadGovernor(warmup=0, first_trial=1, cpus=lambda: 1)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 12, 12, 3)).astype(np.float32)
     y = rng.integers(0, 10, 16)

@@ -17,16 +17,21 @@ minute, and ``os.sched_getaffinity`` only says which cores the process may use, 
 who else uses them. So the governor measures. For each kind of call (a training
 step at one batch size, an inference batch, ...) it keeps the width that was
 fastest, watches how long its calls take, and now and then runs a few calls at the
-other width; the faster one stays. A trial comes early, after ``first_trial``
-calls, then at intervals that grow ``growth`` times while the width holds (up to
-``max_interval`` calls), and at once when the calls grow ``slowdown`` times slower
-than the width's best median (another process has just started). On one thread
-the intervals stop growing sooner (``max_interval_on_one``): when the other
-process ends, nothing slows down, so only a trial finds out, and until then every
-call takes 1.5-2x its time on all threads. A trial whose first call is slower
-than every recent call at the current width ends there: on a quiet machine a
-training step on one thread takes 1.5-2x its time on two, so each trial call
-costs most of a step.
+other width; the faster one stays. The first ``warmup`` calls of a kind are not
+timed: they pay once for what later calls reuse (first-touch page faults of new
+buffers, the other threads' start, cold caches). The speedrun's first training
+step took 1.5-3.5x as long as the steps after it (13-35 ms against 7-13 ms, on a
+machine shared with other jobs); in one run the first four were slow, filled half
+the window, and the first trial of one thread came within 2% of taking over. A trial
+comes early, after ``first_trial`` timed calls, then at intervals that grow
+``growth`` times while the width holds (up to ``max_interval`` calls), and at
+once when the calls grow ``slowdown`` times slower than the width's best median
+(another process has just started). On one thread the intervals stop growing
+sooner (``max_interval_on_one``): when the other process ends, nothing slows
+down, so only a trial finds out, and until then every call takes 1.5-2x its time
+on all threads. A trial whose first call is slower than every recent call at the
+current width ends there: on a quiet machine a training step on one thread takes
+1.5-2x its time on two, so each trial call costs most of a step.
 
 The decision logic is plain bookkeeping over the seconds the plan reports; it never
 reads a clock, so it is tested with made-up timings.
@@ -73,10 +78,14 @@ class _Track:
     recent: deque[float]  # seconds of the last calls at ``width``
     countdown: int  # calls until the next trial
     interval: int  # calls between trials while the width holds
+    warmup: int  # calls still to come before the first one timed
     best: float = float("inf")  # lowest median of a full ``recent`` window seen
     trial: list[float] | None = None  # seconds of the calls at the other width
     calls_on_one: int = 0
     calls: int = 0
+    trials: int = 0
+    # The medians the last trial compared: {width: median of its calls}.
+    last_trial: dict[Width, float] | None = None
 
 
 class ThreadGovernor:
@@ -87,7 +96,10 @@ class ThreadGovernor:
 
     Parameters
     ----------
-    first_trial : calls of a kind before the first trial of the other width.
+    warmup : the first calls of a kind, which run on all threads untimed: they
+        pay for first-touch page faults, thread start-up and cold caches.
+    first_trial : timed calls of a kind before the first trial of the other
+        width.
     max_interval : the most calls between two trials.
     max_interval_on_one : the most calls between two trials while the calls run
         on one thread.
@@ -120,6 +132,7 @@ class ThreadGovernor:
     def __init__(
         self,
         *,
+        warmup: int = 4,
         first_trial: int = 8,
         max_interval: int = 512,
         max_interval_on_one: int = 64,
@@ -136,12 +149,15 @@ class ThreadGovernor:
                 f"ThreadGovernor: need 1 <= first_trial <= max_interval, got "
                 f"{first_trial} and {max_interval}"
             )
+        if warmup < 0:
+            raise ValueError(f"ThreadGovernor: warmup must be >= 0, got {warmup}")
         if min(trial_calls, window, growth, max_interval_on_one) < 1:
             raise ValueError(
                 "ThreadGovernor: trial_calls, window, growth and max_interval_on_one "
                 f"must be >= 1, got {trial_calls}, {window}, {growth} and "
                 f"{max_interval_on_one}"
             )
+        self.warmup = warmup
         self.first_trial = first_trial
         self.max_interval = max_interval
         self.max_interval_on_one = max_interval_on_one
@@ -190,6 +206,7 @@ class ThreadGovernor:
                     recent=deque(maxlen=self.window),
                     countdown=self.first_trial,
                     interval=self.first_trial,
+                    warmup=self.warmup,
                 )
             if track.trial is None and track.countdown <= 0:
                 if self.cpus() < 2:  # nothing to try: one core is all there is
@@ -209,6 +226,9 @@ class ThreadGovernor:
                 return
             track.calls += 1
             track.calls_on_one += width == "one"
+            if track.warmup > 0:
+                track.warmup -= 1
+                return
             if track.trial is not None and width != track.width:
                 track.trial.append(seconds)
                 hopeless = bool(track.recent) and seconds > max(track.recent)
@@ -229,6 +249,8 @@ class ThreadGovernor:
         """End a trial: the other width takes over if it was faster by its margin."""
         tried = statistics.median(trial)
         current = statistics.median(track.recent) if track.recent else float("inf")
+        track.trials += 1
+        track.last_trial = {_other(track.width): tried, track.width: current}
         if tried < (1 - self.margins[_other(track.width)]) * current:
             track.width = _other(track.width)
             track.recent = deque(trial, maxlen=self.window)
@@ -247,14 +269,27 @@ class ThreadGovernor:
         return min(self.max_interval, self.max_interval_on_one)
 
     def describe(self) -> str:
-        """One line per kind of call: its width now, and how many calls ran on one
-        thread so far."""
+        """One line per kind of call: its width now, how many calls ran on one
+        thread so far, and the trials: how many, and the medians the last one
+        compared, in microseconds of what was recorded (a plan records the
+        seconds of a call per sample)."""
         with self._lock:
             return "\n".join(
                 f"{key}: {track.width} threads now; {track.calls_on_one} of "
-                f"{track.calls} calls on one"
+                f"{track.calls} calls on one" + _describe_trials(track)
                 for key, track in self._tracks.items()
             )
+
+
+def _describe_trials(track: _Track) -> str:
+    """``"; 3 trials, the last: one 81.2 us, all 58.0 us"`` (nothing before the
+    first)."""
+    medians = track.last_trial
+    if medians is None:
+        return ""
+    trials = f"{track.trials} trial{'s' * (track.trials != 1)}"
+    one, all_ = (medians[width] * 1e6 for width in ("one", "all"))
+    return f"; {trials}, the last: one {one:.1f} us, all {all_:.1f} us"
 
 
 __all__ = ["ThreadGovernor", "Width", "available_cpus"]
