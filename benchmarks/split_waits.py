@@ -14,7 +14,9 @@ step and the function that split), medians over the steps:
   the caller's share first; a share's wall time above its busy time is time its
   thread was not running (another process held the core);
 - ``wait``: ``wall`` less the longest share's busy time: the hand-off, the
-  slower thread, and time off the CPU.
+  slower thread, and time off the CPU;
+- ``last start``: when the last share started, from the call of ``run`` (median
+  and 90th percentile): how late the other thread woke to take its share.
 
 A share marked ``*`` ran on the calling thread (the other thread woke too late
 to take it). The summary gives the step's wall time, the splits' share of it, the
@@ -68,21 +70,21 @@ def main(argv: list[str] | None = None) -> int:
 
     def timed_run(work: Any, n: int) -> Any:
         shares: dict[int, tuple[float, float, bool]] = {}
+        begin = time.perf_counter()
 
         def timed_share(start: int, stop: int) -> Any:
             wall, busy = time.perf_counter(), time.thread_time()
             result = work(start, stop)
             shares[start] = (
-                time.perf_counter() - wall,
+                wall - begin,
                 time.thread_time() - busy,
                 threading.get_ident() == caller,
             )
             return result
 
         where = f"{running[0]} {sys._getframe(1).f_code.co_name}"
-        start = time.perf_counter()
         result = run(timed_share, n)
-        wall = time.perf_counter() - start
+        wall = time.perf_counter() - begin
         splits.append({"where": where, "wall": wall, "shares": sorted(shares.items())})
         return result
 
@@ -123,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             for j in range(parts)
         ]
         wait = wall - max(busy)
+        # When the last share started (the other thread's, unless it woke too late).
+        late = sorted(1e3 * s[k]["shares"][-1][1][0] for s in steps)
+        late_median, late_p90 = median(late), late[int(0.9 * (len(late) - 1))]
         rows.append(
             [
                 first["where"],
@@ -132,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                     for b, c in zip(busy, on_caller, strict=True)
                 ),
                 wait,
+                f"{late_median:.2f} / {late_p90:.2f}",
             ]
         )
         record.append(
@@ -141,9 +147,15 @@ def main(argv: list[str] | None = None) -> int:
                 "busy_ms": busy,
                 "share_on_caller": on_caller,
                 "wait_ms": wait,
+                "last_share_start_ms": {"median": late_median, "p90": late_p90},
             }
         )
-    print(_common.format_table(["split", "wall ms", "busy ms", "wait ms"], rows))
+    print(
+        _common.format_table(
+            ["split", "wall ms", "busy ms", "wait ms", "last start ms (median / p90)"],
+            rows,
+        )
+    )
     step_ms = 1e3 * median(walls)
     in_splits = 1e3 * median(sum(s["wall"] for s in step) for step in steps)
     busy_ms = 1e3 * median(cpu)
