@@ -1,0 +1,87 @@
+"""The Winograd drivers' chunks: fixed by the batch and the thread count, claimed by
+whichever thread is free, and the numbers the same whoever ran them."""
+
+import threading
+
+import numba
+import numpy as np
+import pytest
+
+from tinynet.kernels import batch_split, conv, winograd_conv
+from tinynet.kernels.winograd43 import F4X4
+from tinynet.threads import on_calling_thread
+
+
+@pytest.fixture
+def two_threads():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("the machine gives Numba a single thread")
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 128])
+@pytest.mark.parametrize("bytes_per_image", [1, 100_000, 10**9])
+def test_chunks_cover_the_batch_in_cache_sized_parts_per_thread(
+    two_threads, n, bytes_per_image
+):
+    chunks = winograd_conv.batch_chunks(n, bytes_per_image)
+    assert [s for s, _ in chunks] == [0] + [e for _, e in chunks[:-1]]
+    assert chunks[-1][1] == n
+    assert len(chunks) % 2 == 0 or len(chunks) == n
+    sizes = [e - s for s, e in chunks]
+    assert max(sizes) - min(sizes) <= 1
+    in_cache = conv.images_per_chunk(n, bytes_per_image)
+    assert max(sizes) <= in_cache
+
+
+def test_every_chunk_is_claimed_once_across_threads(two_threads):
+    claims: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def work(claimed):
+        for i in claimed:
+            with lock:
+                claims.append((i, threading.get_ident()))
+
+    winograd_conv.claim_chunks(work, 50)
+    assert sorted(i for i, _ in claims) == list(range(50))
+
+
+def test_the_caller_claims_every_chunk_when_no_other_thread_wakes(
+    two_threads, monkeypatch
+):
+    batch_split.run(lambda s, e: None, 4)  # the crew exists
+    monkeypatch.setattr(batch_split._CREW, "start", lambda split: None)
+    seen: list[int] = []
+    caller = threading.Thread(
+        target=winograd_conv.claim_chunks, args=(seen.extend, 9), daemon=True
+    )
+    caller.start()
+    caller.join(timeout=30)
+    assert not caller.is_alive(), "the chunks waited for a thread that never woke"
+    assert seen == list(range(9))
+
+
+def test_gradients_do_not_depend_on_which_thread_ran_which_chunk(
+    two_threads, monkeypatch
+):
+    """Two threads claiming chunks as they come, or the caller alone: the same
+    chunks, summed in the same order, so the same bits."""
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)  # one image a chunk: many claims
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((9, 10, 10, 8)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 8, 5)).astype(np.float32)
+    dy = rng.standard_normal((9, 8, 8, 5)).astype(np.float32)
+
+    def gradients():
+        return winograd_conv.conv3x3_backward(dy, None, w, 0, 0, x.shape, True, x, F4X4)
+
+    shared = [gradients() for _ in range(5)]
+    with on_calling_thread():
+        alone = gradients()
+    for grads in shared:
+        for got, want in zip(grads, alone, strict=True):
+            np.testing.assert_array_equal(got, want)
