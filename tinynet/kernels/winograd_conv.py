@@ -65,9 +65,9 @@ def claim_chunks(work: Callable[[Iterator[int]], object], count: int) -> None:
     finished its half and then waited for the other thread's whole half (in 1 step
     of 10 that half started 1-5 ms late on the loaded 2-core VM, as long as the
     half itself took; ``benchmarks/split_waits.py``). Shipped CNN, training step,
-    2 threads, wall, load average 4-5, 5 alternated runs of 30-60 steps
-    (``benchmarks/interleaved_steps.py``): median 0.89-1.07x the fixed halves',
-    0.95x overall; 1 thread unchanged.
+    2 threads, wall, load average 2-5, 8 alternated runs of 30-60 steps
+    (``benchmarks/interleaved_steps.py``): median 0.89-1.07x the fixed halves'
+    (0.95x geometric mean, faster in 6 of 8); 1 thread unchanged.
     """
     claims = itertools.count()
 
