@@ -36,7 +36,7 @@ from typing import Any
 import _common
 
 #: Helpers that run a split for a kernel driver: a split is named by their caller.
-RUNNERS = {"claim_chunks"}
+RUNNERS = {"claim_chunks", "map_chunks"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The chunked drivers of a Winograd stride-1 3x3 convolution, whatever the
 algorithm: the batch runs chunk by chunk, each chunk on whichever thread claims it
-(:func:`claim_chunks`): the input transform, one matrix product per
+(``conv.claim_chunks``): the input transform, one matrix product per
 transformed-tile position over all the chunk's tiles, then the output transform
 while the products are in cache. Forward with the
 2x2 max-pool fused (:func:`conv3x3_pool_forward`) or every output kept
@@ -17,13 +17,11 @@ holds its kernels, the math, the layout and the measurements) or
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from . import batch_split
-from .conv import images_per_chunk
+from .conv import batch_chunks, claim_chunks
 from .winograd import F2X2, output_transform_pool_adjoint
 from .winograd_algorithm import Algorithm
 
@@ -46,38 +44,6 @@ def planes(scratch: np.ndarray, points: int, k: int, channels: int) -> np.ndarra
     return scratch[: points * k * channels].reshape(points, k, channels)
 
 
-def batch_chunks(n: int, bytes_per_image: int) -> list[tuple[int, int]]:
-    """``[0, n)`` in near-equal chunks of images whose largest intermediate
-    (``bytes_per_image`` an image) stays near ``conv.CHUNK_BYTES``, in cache, as
-    many chunks as a multiple of the thread count (threads that run at the same
-    speed end together). Fixed by ``n`` and the thread count, as a batch split's
-    shares are, so the numbers are too, whichever thread runs which chunk."""
-    threads = batch_split.threads()
-    count = -(-n // images_per_chunk(n, bytes_per_image))
-    return batch_split.shares(n, -(-count // threads) * threads)
-
-
-def claim_chunks(work: Callable[[Iterator[int]], object], count: int) -> None:
-    """Run ``work(claimed)`` on every thread of a batch split: ``claimed`` yields
-    the indices of chunks ``0 .. count - 1`` as the thread claims them, in order,
-    until none is left. A thread that wakes late, or runs slowly (another process
-    on its core), claims fewer: with a fixed half of the batch each, the caller
-    finished its half and then waited for the other thread's whole half (in 1 step
-    of 10 that half started 1-5 ms late on the loaded 2-core VM, as long as the
-    half itself took; ``benchmarks/split_waits.py``). Shipped CNN, training step,
-    2 threads, wall, load average 2-5, 8 alternated runs of 30-60 steps
-    (``benchmarks/interleaved_steps.py``): median 0.89-1.07x the fixed halves'
-    (0.95x geometric mean, faster in 6 of 8); 1 thread unchanged.
-    """
-    claims = itertools.count()
-
-    def claimed() -> Iterator[int]:
-        while (i := next(claims)) < count:  # next() on a count is atomic
-            yield i
-
-    batch_split.run(lambda _start, _stop: work(claimed()), count)
-
-
 def forward_chunks(
     x: np.ndarray,
     w: np.ndarray,
@@ -90,7 +56,7 @@ def forward_chunks(
     algorithm: Algorithm = F2X2,
 ) -> None:
     """Run the input transform and the ``algorithm.points`` matrix products over
-    the batch, chunk by chunk (:func:`batch_chunks`, :func:`claim_chunks`);
+    the batch, chunk by chunk (``conv.batch_chunks``, ``conv.claim_chunks``);
     ``epilogue(m, s, e)`` consumes the products of images ``[s, e)`` while they
     are in cache (a composite step may take more than the output transform there:
     ``tinynet.plan.ConvBNReLU`` takes the batch statistics). ``v`` as for
