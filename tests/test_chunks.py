@@ -4,7 +4,6 @@ whichever thread is free, and the numbers the same whoever ran them."""
 
 import threading
 
-import numba
 import numpy as np
 import pytest
 
@@ -15,14 +14,15 @@ from tinynet.plan import FewTapsConvBNReLU
 from tinynet.threads import on_calling_thread
 
 
-@pytest.fixture
-def two_threads():
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("the machine gives Numba a single thread")
-    before = numba.get_num_threads()
-    numba.set_num_threads(2)
-    yield
-    numba.set_num_threads(before)
+def assert_same_whoever_runs_the_chunks(run):
+    """``run()`` gives the same arrays, bit for bit, five times with two threads
+    claiming chunks as they come and once with the caller alone."""
+    shared = [run() for _ in range(5)]
+    with on_calling_thread():
+        alone = run()
+    for results in shared:
+        for got, want in zip(results, alone, strict=True):
+            np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 128])
@@ -84,15 +84,11 @@ def test_gradients_do_not_depend_on_which_thread_ran_which_chunk(
     w = rng.standard_normal((3, 3, 8, 5)).astype(np.float32)
     dy = rng.standard_normal((9, 8, 8, 5)).astype(np.float32)
 
-    def gradients():
-        return winograd_conv.conv3x3_backward(dy, None, w, 0, 0, x.shape, True, x, F4X4)
-
-    shared = [gradients() for _ in range(5)]
-    with on_calling_thread():
-        alone = gradients()
-    for grads in shared:
-        for got, want in zip(grads, alone, strict=True):
-            np.testing.assert_array_equal(got, want)
+    assert_same_whoever_runs_the_chunks(
+        lambda: winograd_conv.conv3x3_backward(
+            dy, None, w, 0, 0, x.shape, True, x, F4X4
+        )
+    )
 
 
 def test_few_taps_step_does_not_depend_on_which_thread_ran_which_chunk(
@@ -113,9 +109,4 @@ def test_few_taps_step_does_not_depend_on_which_thread_ran_which_chunk(
         dx = step.backward(dout)
         return [y, dx, *(g.copy() for g in step.grads.values())]
 
-    shared = [run() for _ in range(5)]
-    with on_calling_thread():
-        alone = run()
-    for results in shared:
-        for got, want in zip(results, alone, strict=True):
-            np.testing.assert_array_equal(got, want)
+    assert_same_whoever_runs_the_chunks(run)
