@@ -9,6 +9,10 @@ holding a built, warmed-up model; the parent asks each in turn for one training
 step (and, every fifth round, one ``predict`` of 1024 images) and collects the
 times the child measured. ``benchmarks/step_times.py`` alternates whole runs
 instead: on a machine whose load changes by the minute, its ratios drift.
+
+``--width all`` (or ``one``) pins each checkout's thread governor
+(``tinynet.plan.governor``) where it has one; by default it chooses, and the JSON
+records each child's choices (``widths``) next to its step times.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ import numpy as np
 from tinynet import zoo
 model = zoo.{model}(seed=0)
 model.compile(optimizer="adam", loss="cross_entropy")
+governor = getattr(getattr(model, "plan", None), "governor", None)
+if governor is not None and "{width}" != "auto":
+    governor.force("{width}")
 rng = np.random.default_rng(0)
 x = rng.random(({batch}, *model.input_shape), dtype=np.float32)
 y = rng.integers(0, 10, {batch})
@@ -47,6 +54,10 @@ for line in sys.stdin:
     else:
         model.predict(images, batch_size=256)
     print(clock() - start, flush=True)
+if governor is not None:
+    print(governor.describe().replace(chr(10), "; "), flush=True)
+else:
+    print("no governor", flush=True)
 """
 
 
@@ -58,11 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument(
+        "--width",
+        choices=["auto", "all", "one"],
+        default="auto",
+        help="auto: each checkout's thread governor chooses (where it has one); "
+        "all or one: pinned, to tell the governor's choices from the kernels' speed",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     _common.pin_threads(args.threads)
     load = _common.warn_if_busy()
-    code = CHILD.format(model=args.model, batch=args.batch, clock=args.clock)
+    code = CHILD.format(
+        model=args.model, batch=args.batch, clock=args.clock, width=args.width
+    )
     children = []
     for checkout in args.checkouts:
         env = dict(os.environ, PYTHONPATH=str(checkout.resolve()))
@@ -88,15 +108,19 @@ def main(argv: list[str] | None = None) -> int:
         if r % 5 == 0:
             for i in order:
                 predict[i].append(ask(children[i], "predict"))
+    widths = []
     for child in children:
         if child.stdin is not None:
             child.stdin.close()
+        widths.append(child.stdout.readline().strip())
         child.wait()
     results = {
         str(checkout): {
             "train_step_ms_median": 1e3 * statistics.median(train[i]),
             "train_step_ms_best": 1e3 * min(train[i]),
             "predict_images_per_s_median": 1024 / statistics.median(predict[i]),
+            "train_step_ms": [round(1e3 * t, 2) for t in train[i]],
+            "widths": widths[i],
         }
         for i, checkout in enumerate(args.checkouts)
     }
@@ -107,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "threads": args.threads,
         "clock": args.clock,
+        "width": args.width,
         "batch": args.batch,
         "rounds": args.rounds,
         "results": results,

@@ -45,3 +45,17 @@ def session_cache(tmp_path_factory) -> Iterator[None]:
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = previous
+
+
+@pytest.fixture
+def two_threads() -> Iterator[None]:
+    """Numba (and so the batch split) set to two threads for the test; skips where
+    the machine gives Numba one."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("the machine gives Numba a single thread")
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    yield
+    numba.set_num_threads(before)

@@ -63,10 +63,15 @@ comes from ``benchmarks/bench_conv.py``:
 from __future__ import annotations
 
 import functools
+import itertools
+from collections.abc import Callable, Iterator
+from typing import TypeVar, cast
 
 import numpy as np
 
 from . import batch_split, convpool, serial_kernel, window_placement
+
+T = TypeVar("T")
 
 
 @serial_kernel
@@ -294,6 +299,52 @@ DIRECT_WEIGHT_GRAD_MAX_TAPS = 32
 def images_per_chunk(n: int, bytes_per_image: int) -> int:
     """How many of ``n`` images to process at once (at least one)."""
     return max(1, min(n, CHUNK_BYTES // max(bytes_per_image, 1)))
+
+
+def batch_chunks(n: int, bytes_per_image: int) -> list[tuple[int, int]]:
+    """``[0, n)`` in near-equal chunks of images whose largest intermediate
+    (``bytes_per_image`` an image) stays near :data:`CHUNK_BYTES`, in cache, as
+    many chunks as a multiple of the thread count (threads that run at the same
+    speed end together). Fixed by ``n`` and the thread count, as a batch split's
+    shares are, so the numbers are too, whichever thread runs which chunk."""
+    threads = batch_split.threads()
+    count = -(-n // images_per_chunk(n, bytes_per_image))
+    return batch_split.shares(n, -(-count // threads) * threads)
+
+
+def claim_chunks(work: Callable[[Iterator[int]], object], count: int) -> None:
+    """Run ``work(claimed)`` on every thread of a batch split: ``claimed`` yields
+    the indices of chunks ``0 .. count - 1`` as the thread claims them, in order,
+    until none is left. A thread that wakes late, or runs slowly (another process
+    on its core), claims fewer: with a fixed half of the batch each, the caller
+    finished its half and then waited for the other thread's whole half (in 1 step
+    of 10 that half started 1-5 ms late on the loaded 2-core VM, as long as the
+    half itself took; ``benchmarks/split_waits.py``). Shipped CNN, training step,
+    2 threads, wall, load average 2-5, 8 alternated runs of 30-60 steps
+    (``benchmarks/interleaved_steps.py``): median 0.89-1.07x the fixed halves'
+    (0.95x geometric mean, faster in 6 of 8); 1 thread unchanged.
+    """
+    claims = itertools.count()
+
+    def claimed() -> Iterator[int]:
+        while (i := next(claims)) < count:  # next() on a count is atomic
+            yield i
+
+    batch_split.run(lambda _start, _stop: work(claimed()), count)
+
+
+def map_chunks(fn: Callable[[int, int], T], n: int, bytes_per_image: int) -> list[T]:
+    """``[fn(s, e) for (s, e) in batch_chunks(n, bytes_per_image)]``, in chunk
+    order, each chunk run by whichever thread claims it (:func:`claim_chunks`)."""
+    chunks = batch_chunks(n, bytes_per_image)
+    results: list[T | None] = [None] * len(chunks)
+
+    def work(claimed: Iterator[int]) -> None:
+        for i in claimed:
+            results[i] = fn(*chunks[i])
+
+    claim_chunks(work, len(chunks))
+    return cast(list[T], results)
 
 
 def conv2d_forward(

@@ -1,7 +1,8 @@
 """The chunked drivers of a Winograd stride-1 3x3 convolution, whatever the
-algorithm: each thread's share of the batch runs chunk by chunk, the input
-transform, one matrix product per transformed-tile position over all the chunk's
-tiles, then the output transform while the products are in cache. Forward with the
+algorithm: the batch runs chunk by chunk, each chunk on whichever thread claims it
+(``conv.claim_chunks``): the input transform, one matrix product per
+transformed-tile position over all the chunk's tiles, then the output transform
+while the products are in cache. Forward with the
 2x2 max-pool fused (:func:`conv3x3_pool_forward`) or every output kept
 (:func:`conv3x3_forward`), their gradients, and the chunk loops under them
 (:func:`forward_chunks`, :func:`backward_chunks`) for composite steps with their
@@ -16,12 +17,11 @@ holds its kernels, the math, the layout and the measurements) or
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from . import batch_split
-from .conv import images_per_chunk
+from .conv import batch_chunks, claim_chunks
 from .winograd import F2X2, output_transform_pool_adjoint
 from .winograd_algorithm import Algorithm
 
@@ -56,9 +56,9 @@ def forward_chunks(
     algorithm: Algorithm = F2X2,
 ) -> None:
     """Run the input transform and the ``algorithm.points`` matrix products over
-    each thread's share of the batch, chunk by chunk; ``epilogue(m, s, e)``
-    consumes the products of images ``[s, e)`` while they are in cache (a
-    composite step may take more than the output transform there:
+    the batch, chunk by chunk (``conv.batch_chunks``, ``conv.claim_chunks``);
+    ``epilogue(m, s, e)`` consumes the products of images ``[s, e)`` while they
+    are in cache (a composite step may take more than the output transform there:
     ``tinynet.plan.ConvBNReLU`` takes the batch statistics). ``v`` as for
     :func:`conv3x3_pool_forward` (with ``algorithm.points`` planes)."""
     n, _, _, c = x.shape
@@ -66,16 +66,16 @@ def forward_chunks(
     tiles = tiles_h * tiles_w
     points = algorithm.points
     u = algorithm.kernel_transform(w)
+    chunks = batch_chunks(n, points * tiles * max(c, f) * x.itemsize)
+    largest = max(e - s for s, e in chunks)
 
-    def share(start: int, stop: int) -> None:
-        tile_bytes = points * tiles * max(c, f) * x.itemsize
-        step = images_per_chunk(stop - start, tile_bytes)
-        # Scratch for the share, reused chunk after chunk: fresh memory per chunk
+    def work(claimed: Iterator[int]) -> None:
+        # Scratch for the thread, reused chunk after chunk: fresh memory per chunk
         # (first-touch page faults, taken one thread at a time) did not scale.
-        own_v = np.empty(points * step * tiles * c if v is None else 0, x.dtype)
-        own_m = np.empty(points * step * tiles * f, x.dtype)
-        for s in range(start, stop, step):
-            e = min(stop, s + step)
+        own_v = np.empty(points * largest * tiles * c if v is None else 0, x.dtype)
+        own_m = np.empty(points * largest * tiles * f, x.dtype)
+        for i in claimed:
+            s, e = chunks[i]
             k = (e - s) * tiles
             if v is None:
                 vc = planes(own_v, points, k, c)
@@ -86,7 +86,7 @@ def forward_chunks(
             np.matmul(vc, u, out=m)
             epilogue(m, s, e)
 
-    batch_split.run(share, n)
+    claim_chunks(work, len(chunks))
 
 
 def conv3x3_pool_forward(
@@ -179,7 +179,7 @@ def backward_chunks(
     dtype: np.dtype,
     algorithm: Algorithm = F2X2,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """The adjoint of :func:`forward_chunks` over each thread's share, chunk by chunk:
+    """The adjoint of :func:`forward_chunks`, chunk by chunk as it runs:
     ``output_adjoint(dm, s, e, db)`` writes ``dM`` of images ``[s, e)`` and adds
     their bias gradient to ``db``. ``V`` is read from ``v``, or, when ``v`` is None,
     transformed again from the input ``x`` chunk by chunk. Returns ``(dx, dw, db)``."""
@@ -191,21 +191,23 @@ def backward_chunks(
     u_t = np.ascontiguousarray(algorithm.kernel_transform(w).transpose(0, 2, 1))
     dx = np.empty(x_shape, dtype=dtype) if need_dx else None
 
-    def share(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        du = np.zeros((points, c, f), dtype=dtype)
-        db = np.zeros(f, dtype=dtype)
-        tile_bytes = points * tiles * max(c, f) * dtype.itemsize
-        step = images_per_chunk(stop - start, tile_bytes)
-        size = points * step * tiles
+    chunks = batch_chunks(n, points * tiles * max(c, f) * dtype.itemsize)
+    largest = max(e - s for s, e in chunks)
+    # Per chunk, added up in chunk order after: the sums do not depend on which
+    # thread ran which chunk.
+    du_chunks = np.empty((len(chunks), points, c, f), dtype=dtype)
+    db_chunks = np.zeros((len(chunks), f), dtype=dtype)
+
+    def work(claimed: Iterator[int]) -> None:
+        size = points * largest * tiles
         dm_own = np.empty(size * f, dtype=dtype)
         dv_own = np.empty(size * c if need_dx else 0, dtype=dtype)
         v_own = np.empty(size * c if v is None else 0, dtype=dtype)
-        du_chunk = np.empty((points, c, f), dtype=dtype)
-        for s in range(start, stop, step):
-            e = min(stop, s + step)
+        for i in claimed:
+            s, e = chunks[i]
             k = (e - s) * tiles
             dm = planes(dm_own, points, k, f)
-            output_adjoint(dm, s, e, db)
+            output_adjoint(dm, s, e, db_chunks[i])
             if v is not None:
                 vc = v[:, s * tiles : e * tiles]
             elif x is not None:
@@ -216,17 +218,15 @@ def backward_chunks(
                 raise ValueError(
                     "Winograd backward needs the input x or its transform v"
                 )
-            np.matmul(vc.transpose(0, 2, 1), dm, out=du_chunk)
-            du += du_chunk
+            np.matmul(vc.transpose(0, 2, 1), dm, out=du_chunks[i])
             if dx is not None:
                 dv = planes(dv_own, points, k, c)
                 np.matmul(dm, u_t, out=dv)
                 algorithm.input_transform_adjoint(dv, pt, pl, tiles_h, tiles_w, dx[s:e])
-        return du, db
 
-    parts = batch_split.run(share, n)
-    du = functools.reduce(np.add, (part[0] for part in parts))
-    db = functools.reduce(np.add, (part[1] for part in parts))
+    claim_chunks(work, len(chunks))
+    du = functools.reduce(np.add, du_chunks)
+    db = functools.reduce(np.add, db_chunks)
     dw = algorithm.kernel_transform_adjoint(du).astype(dtype, copy=False)
     return dx, dw, db
 

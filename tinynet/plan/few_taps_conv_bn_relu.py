@@ -43,12 +43,12 @@ each pass cost about what reading it back did.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from ..kernels import batch_split, batchnorm, conv
+from ..kernels import batchnorm, conv
 from ..layers.activations import ReLU
 from ..layers.base import Layer
 from ..layers.conv import Conv2D
@@ -70,14 +70,6 @@ class FewTapsCache(NamedTuple):
     inv_std: np.ndarray  # (F,) 1 / sqrt(batch variance + eps)
     scale: np.ndarray  # (F,) gamma * inv_std
     y: np.ndarray  # (N, ho, wo, F) the output: the ReLU's mask
-
-
-def _chunks(start: int, stop: int, bytes_per_image: int) -> Iterator[tuple[int, int]]:
-    """``(s, e)``: the images ``[start, stop)`` in chunks of ``bytes_per_image``
-    each that stay in cache together (``kernels.conv.images_per_chunk``)."""
-    step = conv.images_per_chunk(stop - start, bytes_per_image)
-    for s in range(start, stop, step):
-        yield s, min(stop, s + step)
 
 
 class FewTapsConvBNReLU(ConvBNReLU):
@@ -134,16 +126,17 @@ class FewTapsConvBNReLU(ConvBNReLU):
         tap_means = self._tap_means(x)
         centre = tap_means.astype(x.dtype)
 
-        def gram(start: int, stop: int) -> np.ndarray:
-            total = np.zeros((k, k))
-            for s, e in _chunks(start, stop, pixels * f * x.itemsize):
-                rows = cols[s * pixels : e * pixels]
-                conv.im2col(x[s:e], kh, kw, *layer.strides, pt, pl, ho, wo, rows)
-                rows -= centre
-                total += rows.T @ rows
-            return total
+        chunk_bytes = pixels * f * x.itemsize  # of u or the masked gradient
 
-        g: np.ndarray = np.sum(batch_split.run(gram, n), axis=0)
+        def gram(s: int, e: int) -> np.ndarray:
+            rows = cols[s * pixels : e * pixels]
+            conv.im2col(x[s:e], kh, kw, *layer.strides, pt, pl, ho, wo, rows)
+            rows -= centre
+            product: np.ndarray = rows.T @ rows
+            return product
+
+        grams = conv.map_chunks(gram, n, chunk_bytes)
+        g: np.ndarray = np.stack(grams).sum(axis=0, dtype=np.float64)
         w64 = w2d.astype(np.float64)
         # Sums of z - mean = u and of its square (sum u = (sum c') W = 0).
         sums = np.stack([np.zeros(f), np.sum(w64 * (g @ w64), axis=0)])
@@ -156,14 +149,13 @@ class FewTapsConvBNReLU(ConvBNReLU):
         y2 = y.reshape(-1, f)
         zeros = np.zeros(f, x.dtype)
 
-        def normalize(start: int, stop: int) -> None:
-            for s, e in _chunks(start, stop, pixels * f * x.itemsize):
-                rows = slice(s * pixels, e * pixels)
-                u = self._chunk.get(((e - s) * pixels, f), x.dtype)
-                np.matmul(cols[rows], w2d, out=u)
-                batchnorm.normalize_relu(u, zeros, scale, beta, y2[rows])
+        def normalize(s: int, e: int) -> None:
+            rows = slice(s * pixels, e * pixels)
+            u = self._chunk.get(((e - s) * pixels, f), x.dtype)
+            np.matmul(cols[rows], w2d, out=u)
+            batchnorm.normalize_relu(u, zeros, scale, beta, y2[rows])
 
-        batch_split.run(normalize, n)
+        conv.map_chunks(normalize, n, chunk_bytes)
         self._few_taps = FewTapsCache(x, cols, w2d, g, inv_std, scale, y)
         return y
 
@@ -176,21 +168,21 @@ class FewTapsConvBNReLU(ConvBNReLU):
             )
         cols, w = cache.cols, cache.w
         n, ho, wo, f = cache.y.shape
-        pixels, k, dtype = ho * wo, w.shape[0], cols.dtype
+        pixels, dtype = ho * wo, cols.dtype
         dy = np.ascontiguousarray(dout, dtype=dtype).reshape(-1, f)
         y2 = cache.y.reshape(-1, f)
 
-        def masked_products(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-            a, dbeta = np.zeros((k, f)), np.zeros(f)
-            for s, e in _chunks(start, stop, pixels * f * dtype.itemsize):
-                rows = slice(s * pixels, e * pixels)
-                g = self._chunk.get(((e - s) * pixels, f), dtype)
-                batchnorm.relu_mask_sums(dy[rows], y2[rows], g, dbeta)
-                a += cols[rows].T @ g
-            return a, dbeta
+        def masked_products(s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
+            rows = slice(s * pixels, e * pixels)
+            g = self._chunk.get(((e - s) * pixels, f), dtype)
+            dbeta = np.zeros(f)
+            batchnorm.relu_mask_sums(dy[rows], y2[rows], g, dbeta)
+            return cols[rows].T @ g, dbeta
 
-        parts = batch_split.run(masked_products, n)
-        a, dbeta = (np.sum(p, axis=0) for p in zip(*parts, strict=True))
+        parts = conv.map_chunks(masked_products, n, pixels * f * dtype.itemsize)
+        a, dbeta = (
+            np.sum(p, axis=0, dtype=np.float64) for p in zip(*parts, strict=True)
+        )
         w64 = w.astype(np.float64)
         inv_std = cache.inv_std.astype(np.float64)
         dgamma = inv_std * np.sum(w64 * a, axis=0)
@@ -225,17 +217,16 @@ class FewTapsConvBNReLU(ConvBNReLU):
         mean_dbeta, mean_dgamma = mean_dbeta.astype(dtype), mean_dgamma.astype(dtype)
         dx = np.empty(x.shape, dtype)
 
-        def share(start: int, stop: int) -> None:
-            for s, e in _chunks(start, stop, pixels * f * dtype.itemsize):
-                rows = slice(s * pixels, e * pixels)
-                u = cols[rows] @ w
-                dz = batchnorm.normalize_backward(
-                    dy[rows], y2[rows], u, zeros, inv_std, scale, mean_dbeta,
-                    mean_dgamma, np.empty_like(u),
-                )  # fmt: skip
-                conv.col2im(dz @ w.T, kh, kw, *layer.strides, pt, pl, ho, wo, dx[s:e])
+        def input_gradient(s: int, e: int) -> None:
+            rows = slice(s * pixels, e * pixels)
+            u = cols[rows] @ w
+            dz = batchnorm.normalize_backward(
+                dy[rows], y2[rows], u, zeros, inv_std, scale, mean_dbeta,
+                mean_dgamma, np.empty_like(u),
+            )  # fmt: skip
+            conv.col2im(dz @ w.T, kh, kw, *layer.strides, pt, pl, ho, wo, dx[s:e])
 
-        batch_split.run(share, x.shape[0])
+        conv.map_chunks(input_gradient, x.shape[0], pixels * f * dtype.itemsize)
         return dx
 
     def clear(self) -> None:
