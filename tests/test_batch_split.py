@@ -33,16 +33,6 @@ def test_shares_cover_the_batch_in_near_equal_parts(n, parts):
     assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
 
 
-@pytest.fixture
-def two_threads():
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("the machine gives Numba a single thread")
-    before = numba.get_num_threads()
-    numba.set_num_threads(2)
-    yield
-    numba.set_num_threads(before)
-
-
 def test_run_returns_every_share_in_order_with_blas_single_threaded(two_threads):
     before = blas_threads()
     seen = batch_split.run(lambda s, e: (s, e, blas_threads()), 9)
