@@ -6,7 +6,8 @@ dilation makes strokes thicker, erosion thinner). All of a batch is done with a
 handful of whole-array NumPy operations, with no Python loop over images: about
 1 ms for 128 images of 28x28 on one core, next to ~20 ms for a training step.
 
-Optionally, writing conventions drawn by label (:mod:`tinynet.augment_strokes`)
+Optionally, writing conventions drawn by label (:mod:`tinynet.augment_strokes`),
+an elastic distortion in the same resampling (:mod:`tinynet.augment_elastic`)
 and coarse scans (:mod:`tinynet.augment_scan`); with the settings of
 ``examples/mnist_train.py --augment`` they cost about a tenth of a training step
 of the zoo CNN (per batch of 128 on a busy 2-core machine: 40-60 ms, against
