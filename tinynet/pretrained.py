@@ -9,13 +9,13 @@ from .ensemble import Ensemble
 from .saving import load_model
 
 #: name -> file in tinynet/pretrained_models/ (package data).
-PRETRAINED = {"mnist": "mnist_cnn.npz", "mnist_elastic": "mnist_cnn_elastic.npz"}
+PRETRAINED = {"mnist": "mnist_cnn.npz", "mnist_seed1": "mnist_cnn_seed1.npz"}
 
 #: reader name -> the pretrained models whose probabilities it averages. The digit
 #: readers (CLI, web page, ``read_digits``) use "mnist": the shipped CNN alone, since
-#: averaging it with "mnist_elastic" read more USPS and Semeion scans but fewer MNIST
-#: validation digits (README, "Real handwriting").
-READERS = {"mnist": ("mnist",), "mnist_ensemble": ("mnist", "mnist_elastic")}
+#: averaging it with "mnist_seed1" read more USPS and Semeion scans but one MNIST
+#: validation digit fewer (README, "Real handwriting").
+READERS = {"mnist": ("mnist",), "mnist_ensemble": ("mnist", "mnist_seed1")}
 
 
 def pretrained_path(name: str = "mnist") -> Any:
@@ -39,8 +39,8 @@ def load_pretrained(name: str = "mnist") -> Any:
 
     ``"mnist"``: the best MNIST CNN, input (28, 28, 1) raw pixels in [0, 1], output the
     probabilities of the ten digits; ``model.metadata`` records how it was trained and
-    its test accuracy. ``"mnist_elastic"``: the same network trained independently
-    (another start, elastic distortion added to the augmentation). Each is one
+    its test accuracy. ``"mnist_seed1"``: the same network trained independently,
+    from another start, with the current ``--augment`` recipe. Each is one
     ``Sequential``: the model to fine-tune, calibrate or export (``tinynet export``).
     """
     return load_model(pretrained_path(name))
