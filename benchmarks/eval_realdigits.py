@@ -1,7 +1,7 @@
 """Accuracy and calibration of the pretrained model on real handwriting, and the
 photo-to-answer time.
 
-    python benchmarks/eval_realdigits.py [--model PATH] [--json] [--data DIR]
+    python benchmarks/eval_realdigits.py [--model PATH ...] [--json] [--data DIR]
         [--usps FILE] [--semeion FILE] [--no-mnist] [--timing-runs N]
         [--sheet OUT.png] [--figures DIR]
 
@@ -357,7 +357,12 @@ def print_report(res: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", help="saved tinynet model (.npz); default: shipped one")
+    ap.add_argument(
+        "--model",
+        action="append",
+        help="saved tinynet model (.npz); several: their probabilities averaged "
+        "(default: the shipped reader)",
+    )
     ap.add_argument("--data", help="realdigits folder")
     ap.add_argument("--usps", default=str(SHARED / "usps" / "zip.test.gz"))
     ap.add_argument("--semeion", default=str(SHARED / "semeion" / "semeion.data"))
@@ -388,9 +393,9 @@ def main(argv: list[str] | None = None) -> int:
 def evaluate(args: argparse.Namespace) -> dict:
     """Every evaluation whose data is present; a missing one is listed as skipped."""
     if args.model:
-        from tinynet.saving import load_model
+        from tinynet.ensemble import load_models
 
-        model = load_model(args.model)
+        model = load_models(args.model)
     else:
         from tinynet.vision import default_model
 

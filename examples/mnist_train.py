@@ -86,7 +86,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cosine: one warm-up epoch then cosine decay per step; step: x0.3 every "
         "third of the epochs (default: cosine)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the validation split, shuffling, dropout, augmentation and (unless "
+        "--weights-seed) the initial weights",
+    )
+    p.add_argument(
+        "--weights-seed",
+        type=int,
+        help="seed of the initial weights alone, so that a second model starts "
+        "elsewhere but holds out the same validation images (default: --seed)",
+    )
     p.add_argument(
         "--augment",
         action="store_true",
@@ -96,6 +108,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "4s, 7s and 9s a writing convention (flag or foot on a 1, closed 4 or one "
         "with a high arm, crossed 7, g-like, curved or rho-like 9); for 30%% a "
         "coarse 8-16 px scan",
+    )
+    p.add_argument(
+        "--elastic",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="with --augment, also distort this fraction of the digits elastically "
+        "(a smooth random displacement field, Simard et al. 2003)",
     )
     p.add_argument(
         "--data-dir",
@@ -160,6 +180,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--augment draws handwriting (slants, pen strokes, digit shapes): "
             "it is for --dataset mnist only"
         )
+    if args.elastic and not args.augment:
+        p.error("--elastic adds to --augment: give both")
+    if not 0 <= args.elastic <= 1:
+        p.error(f"--elastic must be in [0, 1], got {args.elastic}")
     if not 0 <= args.val_split < 1:
         p.error(f"--val-split must be in [0, 1), got {args.val_split}")
     return args
@@ -287,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     keep_freed_memory()
     dataset = DATASETS[args.dataset]
-    model = zoo.MODELS[args.model](seed=args.seed)
+    weights_seed = args.seed if args.weights_seed is None else args.weights_seed
+    model = zoo.MODELS[args.model](seed=weights_seed)
     recipe = zoo.RECIPES.get(args.model)
     loss = recipe.make_loss() if recipe else "cross_entropy"
     kernels_loaded = load_kernels_in_background(model, args.optimizer, loss)
@@ -329,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.augment:
         from tinynet.augment import Augmenter  # OpenCV only when augmenting
 
-        augment = Augmenter(**AUGMENT)
+        augment = Augmenter(**AUGMENT, elastic_prob=args.elastic)
     kernels_loaded.join()
     started = time.perf_counter()
     history = model.fit(

@@ -242,3 +242,23 @@ def test_low_confidence_says_not_sure_with_the_runner_up(model_file, images, com
     lines = run(images["number"], "--model", model_file, command=command).stdout
     for line, (digit, p) in zip(lines.splitlines()[1:], rec["runner_up"], strict=True):
         assert f"not sure (runner-up {digit} {p:.3f})" in line
+
+
+def test_several_models_are_read_as_the_mean_of_their_probabilities(
+    model_file, images, tmp_path
+):
+    from tinynet.zoo import mnist_mlp
+
+    other = tmp_path / "other.npz"
+    mnist_mlp(seed=1).save(other)
+    records = [
+        json.loads(run(images["number"], *flags, "--json", command=COMMAND).stdout)
+        for flags in (
+            ("--model", model_file),
+            ("--model", other),
+            ("--model", model_file, "--model", other),
+        )
+    ]
+    one, two, both = (np.array(r["probabilities"]) for r in records)
+    np.testing.assert_allclose(both, (one + two) / 2, atol=2e-6)
+    assert both.shape == (2, 10)

@@ -5,13 +5,14 @@ import pytest
 
 import tinynet
 from tinynet.datasets import mnist
-from tinynet.pretrained import pretrained_path
+from tinynet.pretrained import PRETRAINED, pretrained_path
 
 
-def test_shipped_model_is_small_and_documents_how_it_was_made():
-    path = pretrained_path("mnist")
+@pytest.mark.parametrize("name", sorted(PRETRAINED))
+def test_shipped_model_is_small_and_documents_how_it_was_made(name):
+    path = pretrained_path(name)
     assert path.stat().st_size < 2_000_000
-    model = tinynet.load_pretrained("mnist")
+    model = tinynet.load_pretrained(name)
     assert model.input_shape == (28, 28, 1) and model.output_shape == (10,)
     command = model.metadata["command"]
     assert (
@@ -33,3 +34,23 @@ def test_shipped_model_reads_the_mnist_test_set(real_mnist_dir):
 def test_unknown_pretrained_name_lists_the_available_ones():
     with pytest.raises(ValueError, match="mnist"):
         tinynet.load_pretrained("imagenet")
+
+
+def test_the_default_reader_is_the_shipped_model():
+    from tinynet.pretrained import load_reader
+
+    reader = load_reader("mnist")
+    assert reader.metadata == tinynet.load_pretrained("mnist").metadata
+
+
+def test_the_ensemble_reader_averages_the_shipped_models():
+    from tinynet.pretrained import READERS, load_reader
+
+    reader = load_reader("mnist_ensemble")
+    members = [tinynet.load_pretrained(name) for name in READERS["mnist_ensemble"]]
+    assert len(members) == 2
+    x = np.random.default_rng(0).random((8, 28, 28, 1)).astype(np.float32)
+    expected = np.mean([m.predict(x) for m in members], axis=0)
+    np.testing.assert_allclose(reader.predict(x), expected, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="unknown pretrained reader"):
+        load_reader("imagenet")

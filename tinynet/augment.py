@@ -6,7 +6,8 @@ dilation makes strokes thicker, erosion thinner). All of a batch is done with a
 handful of whole-array NumPy operations, with no Python loop over images: about
 1 ms for 128 images of 28x28 on one core, next to ~20 ms for a training step.
 
-Optionally, writing conventions drawn by label (:mod:`tinynet.augment_strokes`)
+Optionally, writing conventions drawn by label (:mod:`tinynet.augment_strokes`),
+an elastic distortion in the same resampling (:mod:`tinynet.augment_elastic`)
 and coarse scans (:mod:`tinynet.augment_scan`); with the settings of
 ``examples/mnist_train.py --augment`` they cost about a tenth of a training step
 of the zoo CNN (per batch of 128 on a busy 2-core machine: 40-60 ms, against
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .augment_elastic import elastic_displacements
 from .augment_scan import coarse_scan
 from .augment_strokes import StrokeConventions, break_strokes
 
@@ -54,7 +56,9 @@ def _check_batch(x: Any, where: str) -> tuple[np.ndarray, tuple[int, ...]]:
     return x, x.shape
 
 
-def affine_transform(x: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+def affine_transform(
+    x: np.ndarray, matrices: np.ndarray, displacement: np.ndarray | None = None
+) -> np.ndarray:
     """Warp each image by its own affine map, with bilinear sampling.
 
     Parameters
@@ -62,6 +66,9 @@ def affine_transform(x: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     x : (N, H, W) or (N, H, W, 1) float32/float64
     matrices : (N, 2, 3) forward maps in pixel coordinates ``(col, row)``:
         an input pixel at ``p`` moves to ``M[:, :2] @ p + M[:, 2]``.
+    displacement : optional (N, H, W, 2) offsets ``(col, row)`` in input pixels
+        added to where each output pixel is read from (an elastic distortion,
+        :mod:`tinynet.augment_elastic`), in the same resampling.
 
     Returns
     -------
@@ -86,10 +93,22 @@ def affine_transform(x: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     inv[:, 0, 1], inv[:, 1, 0] = -linear[:, 0, 1] / det, -linear[:, 1, 0] / det
     # +1: sample from a copy padded by one zero pixel on each side.
     src_offset = 1.0 - np.einsum("nij,nj->ni", inv, offset)
-    return _sample(x3, inv.astype(x3.dtype), src_offset.astype(x3.dtype)).reshape(shape)
+    if displacement is not None and displacement.shape != (n, h, w, 2):
+        raise ValueError(
+            f"affine_transform: expected a displacement of shape ({n}, {h}, {w}, 2), "
+            f"got {displacement.shape}"
+        )
+    return _sample(
+        x3, inv.astype(x3.dtype), src_offset.astype(x3.dtype), displacement
+    ).reshape(shape)
 
 
-def _sample(x: np.ndarray, inv: np.ndarray, src_offset: np.ndarray) -> np.ndarray:
+def _sample(
+    x: np.ndarray,
+    inv: np.ndarray,
+    src_offset: np.ndarray,
+    displacement: np.ndarray | None,
+) -> np.ndarray:
     n, h, w = x.shape
     dt = x.dtype
     cols, rows = np.arange(w, dtype=dt), np.arange(h, dtype=dt)
@@ -102,6 +121,9 @@ def _sample(x: np.ndarray, inv: np.ndarray, src_offset: np.ndarray) -> np.ndarra
         inv[:, 1, 0, None, None] * cols
         + (inv[:, 1, 1, None] * rows + src_offset[:, 1, None])[:, :, None]
     )
+    if displacement is not None:
+        sx += displacement[..., 0]
+        sy += displacement[..., 1]
     padded = np.zeros((n, h + 2, w + 2), dt)
     padded[:, 1:-1, 1:-1] = x
     # Far-away coordinates clamp onto the zero border. Clamping to w + 1 with
@@ -228,6 +250,11 @@ class Augmenter:
         (see :mod:`tinynet.augment_scan`), after the other changes.
     coarse_resolution : ``(low, high)`` digit height of that scan in pixels,
         uniform integers; half of the scans are black and white, half grey.
+    elastic_prob : probability that an image also gets an elastic distortion (a
+        smooth random displacement field, Simard et al. 2003; see
+        :mod:`tinynet.augment_elastic`), in the same resampling as its affine map.
+    elastic_alpha, elastic_sigma : that field's scale and Gaussian smoothing, in
+        pixels.
 
     All zeros (``max_shift=0, max_rotation=0, scale_range=(1, 1),
     aspect_range=(1, 1), max_shear=0, stroke_prob=0``) returns the input exactly.
@@ -252,6 +279,9 @@ class Augmenter:
         gap_prob: float = 0.0,
         coarse_prob: float = 0.0,
         coarse_resolution: tuple[int, int] = (8, 16),
+        elastic_prob: float = 0.0,
+        elastic_alpha: float = 34.0,
+        elastic_sigma: float = 4.0,
     ) -> None:
         self.fill_prob = _nonneg("fill_prob", fill_prob, 1.0)
         self.max_fill_stretch = _nonneg("max_fill_stretch", max_fill_stretch)
@@ -285,6 +315,13 @@ class Augmenter:
                 f"got {coarse_resolution!r}"
             )
         self.coarse_resolution = (int(lo), int(hi))
+        self.elastic_prob = _nonneg("elastic_prob", elastic_prob, 1.0)
+        self.elastic_alpha = _nonneg("elastic_alpha", elastic_alpha)
+        self.elastic_sigma = _nonneg("elastic_sigma", elastic_sigma)
+        if self.elastic_sigma <= 0:
+            raise ValueError(
+                f"Augmenter: elastic_sigma must be > 0, got {elastic_sigma!r}"
+            )
 
     @property
     def uses_labels(self) -> bool:
@@ -308,6 +345,9 @@ class Augmenter:
             "gap_prob": self.gap_prob,
             "coarse_prob": self.coarse_prob,
             "coarse_resolution": list(self.coarse_resolution),
+            "elastic_prob": self.elastic_prob,
+            "elastic_alpha": self.elastic_alpha,
+            "elastic_sigma": self.elastic_sigma,
         }
 
     def __repr__(self) -> str:
@@ -373,6 +413,9 @@ class Augmenter:
         convention_u = rng.random((n, 6))
         scan_u = rng.random((n, 3))
         gap_u = rng.random((n, 2 + 3 * MAX_GAPS))
+        displacement = None
+        if self.elastic_prob > 0:  # drawn last: the draws above keep their values
+            displacement = self._elastic(rng.random((n,)), rng.random((n, h, w, 2)))
         images = x3
         if self.conventions.prob > 0 and n:
             images = self.conventions(images, self._labels(labels, n), convention_u)
@@ -383,7 +426,7 @@ class Augmenter:
         matrices = self.matrices(n, h, w, u)
         if self.fill_prob > 0 and n:
             self._fill_frame(images, matrices, fill_u < self.fill_prob)
-        out = affine_transform(images, matrices)
+        out = affine_transform(images, matrices, displacement)
         if self.coarse_prob > 0 and n:
             self._coarse_scan(out, scan_u)
         np.clip(out, 0.0, 1.0, out=out)  # bilinear rounding can overshoot by 1 ulp
@@ -414,6 +457,13 @@ class Augmenter:
         x = x.copy()
         x[idx] = break_strokes(x[idx], gaps)
         return x
+
+    def _elastic(self, pick: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """(N, H, W, 2) displacements: a smooth random field for the chosen images,
+        zero for the others."""
+        field = elastic_displacements(u, self.elastic_alpha, self.elastic_sigma)
+        field[pick >= self.elastic_prob] = 0.0
+        return field
 
     def _coarse_scan(self, x: np.ndarray, u: np.ndarray) -> None:
         """Replace the chosen images (in place) by coarse scans of themselves."""

@@ -1,18 +1,20 @@
 """The ``tinynet`` command.
 
-    tinynet serve [--model PATH] [--host 127.0.0.1] [--port 8000]
-    tinynet predict IMAGE [IMAGE ...] [--model PATH] [--single] [--json]
+    tinynet serve [--model PATH ...] [--host 127.0.0.1] [--port 8000]
+    tinynet predict IMAGE [IMAGE ...] [--model PATH ...] [--single] [--json]
     tinynet export MODEL OUT [--opset N]
     tinynet calibrate MODEL --out FILE [--val-split F] [--seed N] [--data-dir DIR]
 
 ``serve`` starts the local digit-reader page and JSON API (:mod:`tinynet.server`);
 ``predict`` reads digits from image files like ``examples/mnist_predict.py``, through
-the same :func:`tinynet.vision.read_digits`. Both use the shipped pretrained MNIST
-model unless ``--model`` names a saved tinynet model (.npz). ``export`` converts a
-model between tinynet (.npz), ONNX (.onnx) and Keras (.keras) files
-(:mod:`tinynet.interop.convert`). ``calibrate`` fits a temperature to an MNIST model
-on the validation images ``examples/mnist_train.py`` held out and folds it into the
-model (:mod:`tinynet.calibration`).
+the same :func:`tinynet.vision.read_digits`. Both use the shipped reader
+(:func:`tinynet.pretrained.load_reader`) unless ``--model`` names a saved tinynet
+model (.npz); ``--model`` given several times averages those models' probabilities
+(:class:`tinynet.ensemble.Ensemble`). ``export`` converts a model between tinynet
+(.npz), ONNX (.onnx) and Keras (.keras) files (:mod:`tinynet.interop.convert`).
+``calibrate`` fits a temperature to an MNIST model on the validation images
+``examples/mnist_train.py`` held out and folds it into the model
+(:mod:`tinynet.calibration`).
 """
 
 from __future__ import annotations
@@ -24,15 +26,25 @@ from typing import Any
 
 from .threads import single_threaded_blas
 
+MODEL_HELP = (
+    "saved tinynet model (.npz); give it several times to average the models' "
+    "probabilities (default: the shipped reader)"
+)
 
-def _load_model(path: str | None) -> Any:
-    if path is None:
-        from .pretrained import load_pretrained
 
-        return load_pretrained("mnist")
-    from .saving import load_model
+def _load_model(paths: list[str] | None) -> Any:
+    """The shipped reader, one saved model, or several averaged."""
+    if not paths:
+        from .pretrained import load_reader
 
-    return load_model(path)
+        return load_reader("mnist")
+    from .ensemble import load_models
+
+    return load_models(paths)
+
+
+def _model_names(paths: list[str] | None) -> str:
+    return ", ".join(paths) if paths else "the pretrained model"
 
 
 def _port(text: str) -> int:
@@ -69,11 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "photo and see what the network reads, and POST /api/predict for scripts "
         "(send the image file as the request body). Uploads stay in memory.",
     )
-    serve.add_argument(
-        "--model",
-        metavar="PATH",
-        help="saved tinynet model (.npz); default: the shipped pretrained MNIST model",
-    )
+    serve.add_argument("--model", metavar="PATH", action="append", help=MODEL_HELP)
     serve.add_argument(
         "--host",
         default="127.0.0.1",
@@ -100,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "read left to right, rows top to bottom). Exit status 1 if an image failed.",
     )
     predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--model", metavar="PATH", help="saved tinynet model (.npz)")
+    predict.add_argument("--model", metavar="PATH", action="append", help=MODEL_HELP)
     predict.add_argument(
         "--single", action="store_true", help="each image shows one digit"
     )
@@ -228,7 +236,7 @@ def _serve(args: argparse.Namespace) -> int:
         model = _load_model(args.model)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         print(
-            f"tinynet serve: cannot load {args.model or 'the pretrained model'}: {exc}",
+            f"tinynet serve: cannot load {_model_names(args.model)}: {exc}",
             file=sys.stderr,
         )
         return 2
@@ -257,8 +265,7 @@ def _predict(args: argparse.Namespace) -> int:
         model = _load_model(args.model)
     except (OSError, ValueError, TypeError, KeyError) as exc:
         print(
-            f"tinynet predict: cannot load {args.model or 'the pretrained model'}: "
-            f"{exc}",
+            f"tinynet predict: cannot load {_model_names(args.model)}: {exc}",
             file=sys.stderr,
         )
         return 2

@@ -136,10 +136,11 @@ def error_dict(file: str | None, message: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def default_model() -> Any:
-    """The pretrained MNIST model shipped with tinynet (loaded once, then cached)."""
-    from ..pretrained import load_pretrained
+    """The reader shipped with tinynet (:func:`tinynet.pretrained.load_reader`),
+    loaded once, then cached."""
+    from ..pretrained import load_reader
 
-    return load_pretrained("mnist")
+    return load_reader("mnist")
 
 
 def read_digits(
@@ -156,7 +157,7 @@ def read_digits(
     source : path, bytes of an image file, or (H, W) uint8 grey image
     model : tinynet.Sequential or None
         Anything with ``predict(x, batch_size=...) -> (k, 10)`` and ``input_shape``;
-        None means the shipped pretrained model (``tinynet.load_pretrained("mnist")``).
+        None means the shipped reader (:func:`default_model`).
     multi : bool
         True: read every digit (a written number, rows of digits). False: the image
         shows one digit; all its ink is read as that digit.
