@@ -276,7 +276,11 @@ def load_kernels_in_background(
     """Start a thread that runs a training step and a prediction of a copy of
     ``model`` on a few random images, on one thread: Numba then loads every kernel
     they call from its cache (~0.3 s for the speedrun net) while the caller loads
-    the data. ``model`` itself is untouched (weights, generator)."""
+    the data. ``model`` itself is untouched (weights, generator).
+
+    Not a daemon: the interpreter waits for it before shutting down, so a run that
+    stops early (a damaged data file) cannot exit while the thread is inside
+    Numba's loader, which crashed such a run with SIGSEGV."""
     twin = copy.deepcopy(model)
     twin.compile(optimizers.get(optimizer), loss)
     twin.plan.governor.force("one")
@@ -288,7 +292,7 @@ def load_kernels_in_background(
         twin.train_step(x, y)
         twin.predict(x)
 
-    thread = threading.Thread(target=run, name="load kernels", daemon=True)
+    thread = threading.Thread(target=run, name="load kernels")
     thread.start()
     return thread
 
