@@ -35,14 +35,14 @@ def kernel_transform_by(gg: np.ndarray, w: np.ndarray) -> np.ndarray:
     as long, and a training step makes the transform three times per block, on
     the calling thread alone, between two batch splits.
     """
-    u = gg.astype(w.dtype, copy=False) @ w.reshape(9, -1)
+    u: np.ndarray = gg.astype(w.dtype, copy=False) @ w.reshape(9, -1)
     return u.reshape(gg.shape[0], *w.shape[2:])
 
 
 def kernel_transform_adjoint_by(gg: np.ndarray, du: np.ndarray) -> np.ndarray:
     """The adjoint of :func:`kernel_transform_by`: dU (t^2, C, F) -> dw (3, 3, C, F),
     ``dw = G^T dU G``, as ``kron(G, G)^T dU``."""
-    dw = gg.T.astype(du.dtype, copy=False) @ du.reshape(gg.shape[0], -1)
+    dw: np.ndarray = gg.T.astype(du.dtype, copy=False) @ du.reshape(gg.shape[0], -1)
     return dw.reshape(3, 3, *du.shape[1:])
 
 

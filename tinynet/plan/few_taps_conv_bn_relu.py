@@ -107,7 +107,8 @@ class FewTapsConvBNReLU(ConvBNReLU):
         windows = sliding_window_view(padded, (kh, kw), axis=(0, 1))
         sums = windows[: (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]
         means: np.ndarray = sums.sum(axis=(0, 1)).transpose(1, 2, 0).reshape(-1)
-        return means / (x.shape[0] * ho * wo)
+        per_pixel: np.ndarray = means / (x.shape[0] * ho * wo)
+        return per_pixel
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         self.conv.check_input(x)
