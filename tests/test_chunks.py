@@ -2,6 +2,7 @@
 and the few-taps block run: fixed by the batch and the thread count, claimed by
 whichever thread is free, and the numbers the same whoever ran them."""
 
+import functools
 import threading
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from tinynet import BatchNorm, Conv2D, Dense, Flatten, ReLU, Sequential
 from tinynet.kernels import batch_split, conv, winograd_conv
+from tinynet.kernels.chunk_sums import InOrderSums
 from tinynet.kernels.winograd43 import F4X4
 from tinynet.plan import FewTapsConvBNReLU
 from tinynet.threads import on_calling_thread
@@ -110,3 +112,43 @@ def test_few_taps_step_does_not_depend_on_which_thread_ran_which_chunk(
         return [y, dx, *(g.copy() for g in step.grads.values())]
 
     assert_same_whoever_runs_the_chunks(run)
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 16])
+def test_in_order_sums_add_the_chunks_as_reduce_does_whatever_order_they_finish(
+    count,
+):
+    rng = np.random.default_rng(count)
+    parts = rng.standard_normal((count, 3, 4)).astype(np.float32)
+    small = rng.standard_normal((count, 2)).astype(np.float32)
+    want = functools.reduce(np.add, parts), functools.reduce(np.add, small)
+    for order in (range(count), reversed(range(count)), rng.permutation(count)):
+        sums = InOrderSums(parts.copy(), small.copy())
+        for i in order:
+            sums.finished(int(i))
+        for got, expected in zip(sums.totals(), want, strict=True):
+            np.testing.assert_array_equal(got, expected)
+
+
+def test_in_order_sums_refuse_totals_before_every_chunk_finished():
+    sums = InOrderSums(np.ones((3, 2)))
+    sums.finished(0)
+    sums.finished(2)
+    with pytest.raises(RuntimeError, match="not finished"):
+        sums.totals()
+
+
+def test_in_order_sums_from_chunks_claimed_by_two_threads(two_threads):
+    parts = np.random.default_rng(0).standard_normal((40, 64)).astype(np.float32)
+    want = functools.reduce(np.add, parts)
+    for _ in range(5):
+        slots = np.empty_like(parts)
+        sums = InOrderSums(slots)
+
+        def work(claimed, slots=slots, sums=sums):
+            for i in claimed:
+                slots[i] = parts[i]
+                sums.finished(i)
+
+        conv.claim_chunks(work, len(parts))
+        np.testing.assert_array_equal(sums.totals()[0], want)

@@ -43,7 +43,12 @@ import numba
 import numpy as np
 
 from .convpool import window_max
-from .winograd_algorithm import Algorithm, transform_kernel
+from .winograd_algorithm import (
+    Algorithm,
+    kernel_transform_adjoint_by,
+    kernel_transform_by,
+    transform_kernel,
+)
 
 G = np.array(
     [
@@ -55,23 +60,17 @@ G = np.array(
         [0.0, 0.0, 1.0],
     ]
 )
+GG = np.kron(G, G)  # U = GG @ w, w as (9, C F): the kernel transform
 
 
 def kernel_transform(w: np.ndarray) -> np.ndarray:
     """w : (3, 3, C, F) -> U : (36, C, F), ``U[6a + b] = (G w G^T)[a, b]``."""
-    g = G.astype(w.dtype)
-    gw = np.tensordot(g, w, axes=(1, 0))  # (a, j, C, F)
-    u = np.tensordot(g, gw, axes=(1, 1))  # (b, a, C, F)
-    return np.ascontiguousarray(u.transpose(1, 0, 2, 3)).reshape(36, *w.shape[2:])
+    return kernel_transform_by(GG, w)
 
 
 def kernel_transform_adjoint(du: np.ndarray) -> np.ndarray:
     """dU : (36, C, F) -> dw : (3, 3, C, F), ``dw = G^T dU G``."""
-    g = G.astype(du.dtype)
-    du6 = du.reshape(6, 6, *du.shape[1:])
-    gdu = np.tensordot(g, du6, axes=(0, 0))  # (i, b, C, F)
-    dw = np.tensordot(g, gdu, axes=(0, 1))  # (j, i, C, F)
-    return np.ascontiguousarray(dw.transpose(1, 0, 2, 3))
+    return kernel_transform_adjoint_by(GG, du)
 
 
 SixValues = tuple[float, float, float, float, float, float]

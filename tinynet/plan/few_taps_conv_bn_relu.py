@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..kernels import batchnorm, conv
 from ..layers.activations import ReLU
@@ -92,21 +93,21 @@ class FewTapsConvBNReLU(ConvBNReLU):
 
     def _tap_means(self, x: np.ndarray) -> np.ndarray:
         """(K,) float64: the mean of each im2col column over the batch, from the
-        input's sums (padding counts as zeros)."""
+        input's sums (padding counts as zeros): tap ``(i, j)``'s column sums the
+        image-summed input over the ``ho x wo`` window of strided positions it
+        reads."""
         layer = self.conv
         ho, wo, pt, pl = self._placement(x.shape)
         (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
         h, w = x.shape[1], x.shape[2]
         total = x.sum(axis=0, dtype=np.float64)  # (H, W, C)
-        means: np.ndarray = np.empty((kh, kw, x.shape[3]))
-        for i in range(kh):
-            iy = np.arange(ho) * sh - pt + i
-            iy = iy[(iy >= 0) & (iy < h)]
-            for j in range(kw):
-                ix = np.arange(wo) * sw - pl + j
-                ix = ix[(ix >= 0) & (ix < w)]
-                means[i, j] = total[np.ix_(iy, ix)].sum(axis=(0, 1))
-        per_pixel: np.ndarray = means.reshape(-1) / (x.shape[0] * ho * wo)
+        below = max(0, (ho - 1) * sh + kh - pt - h)
+        right = max(0, (wo - 1) * sw + kw - pl - w)
+        padded = np.pad(total, ((pt, below), (pl, right), (0, 0)))
+        windows = sliding_window_view(padded, (kh, kw), axis=(0, 1))
+        sums = windows[: (ho - 1) * sh + 1 : sh, : (wo - 1) * sw + 1 : sw]
+        means: np.ndarray = sums.sum(axis=(0, 1)).transpose(1, 2, 0).reshape(-1)
+        per_pixel: np.ndarray = means / (x.shape[0] * ho * wo)
         return per_pixel
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
