@@ -10,6 +10,13 @@ step (and, every fifth round, one ``predict`` of 1024 images) and collects the
 times the child measured. ``benchmarks/step_times.py`` alternates whole runs
 instead: on a machine whose load changes by the minute, its ratios drift.
 
+``--steps-per-turn K`` runs K training steps in a row at each turn and records
+each. A switch between the processes leaves the next step with caches full of the
+other checkout's data and its threads asleep; a training run never switches, and the
+switch costs a fast step a larger share of its time than a slow one. With K = 1 (the
+default) every step pays it; with K = 5 one step in five does, and the ratios come
+closer to those of whole training runs while the turns still alternate.
+
 ``--width all`` (or ``one``) pins each checkout's thread governor
 (``tinynet.plan.governor``) where it has one; by default it chooses, and the JSON
 records each child's choices (``widths``) next to its step times.
@@ -48,12 +55,16 @@ model.predict(images, batch_size=256)
 clock = time.process_time if "{clock}" == "cpu" else time.perf_counter
 print("ready", flush=True)
 for line in sys.stdin:
-    start = clock()
-    if line.strip() == "train":
-        model.train_step(x, y)
-    else:
-        model.predict(images, batch_size=256)
-    print(clock() - start, flush=True)
+    what, _, count = line.strip().partition(" ")
+    seconds = []
+    for _ in range(int(count or 1)):
+        start = clock()
+        if what == "train":
+            model.train_step(x, y)
+        else:
+            model.predict(images, batch_size=256)
+        seconds.append(clock() - start)
+    print(" ".join(map(str, seconds)), flush=True)
 if governor is not None:
     print(governor.describe().replace(chr(10), "; "), flush=True)
 else:
@@ -70,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument(
+        "--steps-per-turn",
+        type=int,
+        default=1,
+        help="training steps each checkout runs in a row at its turn (each recorded)",
+    )
+    parser.add_argument(
         "--width",
         choices=["auto", "all", "one"],
         default="auto",
@@ -78,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.steps_per_turn < 1:
+        parser.error(f"--steps-per-turn must be >= 1, got {args.steps_per_turn}")
     _common.pin_threads(args.threads)
     load = _common.warn_if_busy()
     code = CHILD.format(
@@ -94,20 +113,20 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"{checkout}: the benchmark child did not start")
         children.append(child)
 
-    def ask(child: Any, what: str) -> float:
+    def ask(child: Any, what: str) -> list[float]:
         child.stdin.write(what + "\n")
         child.stdin.flush()
-        return float(child.stdout.readline())
+        return [float(t) for t in child.stdout.readline().split()]
 
     train: list[list[float]] = [[] for _ in children]
     predict: list[list[float]] = [[] for _ in children]
     for r in range(args.rounds):
         order = list(range(len(children)))[:: 1 if r % 2 == 0 else -1]
         for i in order:
-            train[i].append(ask(children[i], "train"))
+            train[i] += ask(children[i], f"train {args.steps_per_turn}")
         if r % 5 == 0:
             for i in order:
-                predict[i].append(ask(children[i], "predict"))
+                predict[i] += ask(children[i], "predict")
     widths = []
     for child in children:
         if child.stdin is not None:
@@ -134,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "width": args.width,
         "batch": args.batch,
         "rounds": args.rounds,
+        "steps_per_turn": args.steps_per_turn,
         "results": results,
     }
     print(json.dumps(record, indent=2))
