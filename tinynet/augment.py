@@ -460,9 +460,12 @@ class Augmenter:
 
     def _elastic(self, pick: np.ndarray, u: np.ndarray) -> np.ndarray:
         """(N, H, W, 2) displacements: a smooth random field for the chosen images,
-        zero for the others."""
-        field = elastic_displacements(u, self.elastic_alpha, self.elastic_sigma)
-        field[pick >= self.elastic_prob] = 0.0
+        zero for the others (whose fields are not computed)."""
+        field = np.zeros(u.shape)
+        idx = np.flatnonzero(pick < self.elastic_prob)
+        field[idx] = elastic_displacements(
+            u[idx], self.elastic_alpha, self.elastic_sigma
+        )
         return field
 
     def _coarse_scan(self, x: np.ndarray, u: np.ndarray) -> None:
