@@ -128,9 +128,13 @@ def test_winograd_results_do_not_depend_on_the_thread_count(two_threads):
 
 
 @pytest.mark.parametrize("pooled", [False, True])
-def test_conv_results_do_not_depend_on_the_thread_count(two_threads, pooled):
-    """Each image's output is computed by one thread: identical bits. The weight
-    gradient adds up per-thread partial sums: equal to rounding."""
+def test_conv_results_agree_to_rounding_across_thread_counts(two_threads, pooled):
+    """The thread count sets the shares, and so the blocks each product runs on:
+    equal to rounding, not bit for bit. OpenBLAS computes the last rows of a block
+    (fewer than its tile of 16) with another kernel that adds in another order;
+    seen on a Zen 4 VM: ~2e-6 on the rows at the end of the first share. (For a
+    given thread count the shares are fixed, so the governor's width never changes
+    the numbers: tests/test_governor.py.)"""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((11, 9, 9, 3)).astype(np.float32)
     w = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)
@@ -150,8 +154,8 @@ def test_conv_results_do_not_depend_on_the_thread_count(two_threads, pooled):
         )
         results.append((y.copy(), *grads))
     (y1, dx1, dw1, db1), (y2, dx2, dw2, db2) = results
-    np.testing.assert_array_equal(y1, y2)
-    np.testing.assert_array_equal(dx1, dx2)
+    np.testing.assert_allclose(y1, y2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx1, dx2, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dw1, dw2, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(db1, db2, rtol=1e-5, atol=1e-5)
 
