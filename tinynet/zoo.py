@@ -117,7 +117,7 @@ def cnn_width(model: Sequential) -> float:
     first = model.layers[0]
     if not isinstance(first, Conv2D):
         raise ValueError(f"{model.name!r} is not an mnist_cnn (no first Conv2D)")
-    return first.params["W"].shape[-1] / 32
+    return float(first.params["W"].shape[-1] / 32)
 
 
 def mnist_speedrun(*, seed: int | None = None, dtype: str = "float32") -> Sequential:
