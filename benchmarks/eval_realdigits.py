@@ -23,7 +23,8 @@ a range of thresholds (what the threshold was chosen from).
   validation images as 28x28 grey scans (dark ink on white) read through the same
   pipeline as USPS: tiny grey scans of writers the model knows.
 - ``--figures DIR``: ``errors_<set>.png``, the network inputs of the misread digits
-  titled true -> read (confidence), the most confident first, and
+  titled true -> read (confidence), the most confident first (for USPS and Semeion
+  each beside its scan, ink made bright, so preprocessing failures show), and
   ``reliability.png``, accuracy against confidence for every set.
 - Timing: a 4000x3000 JPEG photo (a realdigits photo enlarged), from file to answer
   with the model already loaded; median and max over ``--timing-runs`` runs.
@@ -176,7 +177,17 @@ def eval_scans(images: np.ndarray, labels: np.ndarray, model) -> dict:
             x[i] = preprocess(im)
         except ImageError:
             unread[i] = True
-    return eval_inputs(x, labels, model, unread)
+    return {**eval_inputs(x, labels, model, unread), "_scans": images}
+
+
+def beside_scans(scans: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """(N, 28, 58) float: each scan (ink made bright, enlarged to 28x28 pixel by
+    pixel) beside the network input made of it, so an error figure shows whether
+    the scan or the reading of it went wrong."""
+    big = [cv2.resize(s, (28, 28), interpolation=cv2.INTER_NEAREST) for s in scans]
+    ink = 1.0 - np.stack(big).astype(np.float32) / 255
+    gap = np.full((len(scans), 28, 2), 0.5, np.float32)
+    return np.concatenate([ink, gap, inputs.reshape(-1, 28, 28)], axis=2)
 
 
 def eval_inputs(
@@ -276,8 +287,11 @@ def write_figures(sets: dict, folder: Path) -> list[Path]:
     written = []
     for name, r in sets.items():
         path = folder / f"errors_{name}.png"
+        shown = r["_inputs"]
+        if "_scans" in r:
+            shown = beside_scans(r["_scans"], shown)
         plots.plot_misclassified(
-            r["_inputs"],
+            shown,
             r["_labels"],
             r["_probs"].argmax(axis=1),
             path,

@@ -65,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=sorted(zoo.MODELS), default="mlp")
     p.add_argument(
+        "--width",
+        type=float,
+        help="--model cnn only: multiply its channels (1.5: 48/96 channels, the wide "
+        "CNN; default 1, or with --init the width of that file)",
+    )
+    p.add_argument(
         "--dataset",
         choices=sorted(DATASETS),
         default="mnist",
@@ -180,6 +186,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "--augment draws handwriting (slants, pen strokes, digit shapes): "
             "it is for --dataset mnist only"
         )
+    if args.width is not None and args.model != "cnn":
+        p.error(f"--width is for --model cnn, not {args.model}")
+    if args.width is not None and not args.width > 0:
+        p.error(f"--width must be positive, got {args.width}")
     if args.elastic and not args.augment:
         p.error("--elastic adds to --augment: give both")
     if not 0 <= args.elastic <= 1:
@@ -316,7 +326,32 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     dataset = DATASETS[args.dataset]
     weights_seed = args.seed if args.weights_seed is None else args.weights_seed
-    model = zoo.MODELS[args.model](seed=weights_seed)
+    start = None
+    if args.init:
+        try:
+            start = tinynet.load_model(args.init)
+        except (OSError, ValueError, TypeError) as err:
+            print(f"error: --init {args.init}: {err}", file=sys.stderr)
+            return 2
+    build: dict[str, float] = {}
+    if args.model == "cnn":
+        # A --init file of the CNN says its own width; --width, if given, must agree.
+        build["width"] = args.width or 1.0
+        if start is not None:
+            try:
+                file_width = zoo.cnn_width(start)
+            except ValueError as err:
+                print(f"error: --init {args.init}: {err}", file=sys.stderr)
+                return 2
+            if args.width is not None and args.width != file_width:
+                print(
+                    f"error: --init {args.init} holds a CNN of width {file_width:g} "
+                    f"({start.name}), not --width {args.width:g}",
+                    file=sys.stderr,
+                )
+                return 2
+            build["width"] = file_width
+    model = zoo.MODELS[args.model](seed=weights_seed, **build)
     recipe = zoo.RECIPES.get(args.model)
     loss = recipe.make_loss() if recipe else "cross_entropy"
     kernels_loaded = load_kernels_in_background(model, args.optimizer, loss)
@@ -329,9 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
 
     init_metadata = None
-    if args.init:
+    if start is not None:
         try:
-            start = tinynet.load_model(args.init)
             init_metadata = dict(start.metadata)  # how the starting weights were made
             # Train the network's own logits: a calibrated start's temperature is
             # undone, and calibration after training fits a new one.
@@ -448,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
                 date=date.today().isoformat(),
                 tinynet_version=tinynet.__version__,
                 dataset=dataset.name,
+                **({"width": build["width"]} if build else {}),
                 class_names=list(names),
             )
         except (OSError, ValueError) as err:

@@ -60,3 +60,17 @@ def test_reports_every_set_and_writes_the_figures(tmp_path):
     assert res["figures"] == [str(figures / n) for n in
                               ("errors_realdigits.png", "errors_usps.png",
                                "reliability.png")]  # fmt: skip
+
+
+def test_error_figures_show_each_scan_beside_its_network_input(monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    import eval_realdigits
+
+    scans = np.full((2, 16, 16), 255, np.uint8)
+    scans[0, :8, :8] = 0  # dark ink in the top-left quarter
+    inputs = np.random.default_rng(0).random((2, 28, 28)).astype(np.float32)
+    shown = eval_realdigits.beside_scans(scans, inputs)
+    assert shown.shape == (2, 28, 58)
+    np.testing.assert_array_equal(shown[:, :, 30:], inputs)
+    assert shown[0, :14, :14].min() == 1.0 and shown[0, 14:, :28].max() == 0.0
+    assert shown[1, :, :28].max() == 0.0

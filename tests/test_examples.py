@@ -179,3 +179,33 @@ def test_swa_longer_than_the_run_is_refused():
     result = train("--epochs", "2", "--swa", "3", timeout=120)
     assert result.returncode == 2
     assert "--swa must be in [1, --epochs=2], got 3" in result.stderr
+
+
+def test_width_trains_a_wider_cnn_and_init_reads_the_width_from_the_file(
+    real_mnist_dir, tmp_path
+):
+    wide = tmp_path / "wide.npz"
+    common = ("--model", "cnn", "--epochs", "1", "--limit", "256", "--val-split",
+              "0.25", "--no-calibrate", "--data-dir", str(real_mnist_dir),
+              "--verbose", "0")  # fmt: skip
+    result = train(*common, "--width", "1.5", "--out", str(wide))
+    assert result.returncode == 0, result.stderr
+    model = tinynet.load_model(wide)
+    assert model.name == "mnist_cnn_w1.5" and model.metadata["width"] == 1.5
+    assert tinynet.zoo.cnn_width(model) == 1.5
+
+    tuned = tmp_path / "tuned.npz"
+    result = train(*common, "--init", str(wide), "--out", str(tuned))
+    assert result.returncode == 0, result.stderr
+    assert tinynet.load_model(tuned).name == "mnist_cnn_w1.5"
+
+    result = train(*common, "--init", str(wide), "--width", "1")
+    assert result.returncode == 2
+    assert "holds a CNN of width 1.5 (mnist_cnn_w1.5), not --width 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_width_is_for_the_cnn_only():
+    result = train("--model", "mlp", "--width", "2", timeout=120)
+    assert result.returncode == 2
+    assert "--width is for --model cnn, not mlp" in result.stderr

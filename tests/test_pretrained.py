@@ -41,6 +41,23 @@ def test_the_default_reader_is_the_shipped_model():
 
     reader = load_reader("mnist")
     assert reader.metadata == tinynet.load_pretrained("mnist").metadata
+    wide = tinynet.load_pretrained("mnist_wide")
+    assert load_reader("mnist_wide").metadata == wide.metadata
+
+
+def test_the_wide_cnn_says_its_width_and_reads_the_mnist_test_set(real_mnist_dir):
+    """Its name and metadata say the width (the server's /info shows the name), and
+    its test accuracy is at least the 32/64 CNN's bar and what its metadata says."""
+    from tinynet import zoo
+
+    wide = tinynet.load_pretrained("mnist_wide")
+    assert wide.name == "mnist_cnn_w1.5" and zoo.cnn_width(wide) == 1.5
+    assert wide.metadata["width"] == 1.5 and "--width 1.5" in wide.metadata["command"]
+    _, (x_test, y_test) = mnist.load_data(real_mnist_dir)
+    probs = wide.predict(x_test[..., None] / np.float32(255))
+    accuracy = float(np.mean(probs.argmax(axis=1) == y_test))
+    assert accuracy >= 0.994
+    assert accuracy == pytest.approx(wide.metadata["test_accuracy"], abs=1e-4)
 
 
 def test_the_ensemble_reader_averages_the_shipped_models():

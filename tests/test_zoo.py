@@ -1,4 +1,4 @@
-"""The zoo's speedrun model and its training recipe."""
+"""The zoo: the speedrun model and its training recipe, the CNN's width."""
 
 import math
 
@@ -85,3 +85,29 @@ def test_recipe_optimizer_follows_the_recipe_schedule():
 def test_recipe_names_only_a_decay_it_has():
     with pytest.raises(ValueError, match="decay must be 'cosine', got 'linear'"):
         zoo.Recipe(1, 128, 60_000, 1e-2, 47, decay="linear")
+
+
+def test_cnn_width_multiplies_the_channels_and_names_the_network():
+    narrow, wide = zoo.mnist_cnn(seed=0), zoo.mnist_cnn(width=1.5, seed=0)
+    convs = [
+        [layer for layer in m.layers if isinstance(layer, Conv2D)]
+        for m in (narrow, wide)
+    ]
+    assert [c.params["W"].shape[-1] for c in convs[0]] == [32, 32, 64, 64]
+    assert [c.params["W"].shape[-1] for c in convs[1]] == [48, 48, 96, 96]
+    assert (narrow.name, wide.name) == ("mnist_cnn", "mnist_cnn_w1.5")
+    assert (zoo.cnn_width(narrow), zoo.cnn_width(wide)) == (1.0, 1.5)
+    assert sum(v.size for v in wide.parameters().values()) == 344_314  # 48+96 channels
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    assert wide.predict(x).shape == (3, 10)
+
+
+@pytest.mark.parametrize("width", [0, -1.5, True, "1.5"])
+def test_cnn_width_must_be_a_positive_number(width):
+    with pytest.raises(ValueError, match="width must be a positive number"):
+        zoo.mnist_cnn(width=width)
+
+
+def test_cnn_width_of_another_network_is_a_clear_error():
+    with pytest.raises(ValueError, match="not an mnist_cnn"):
+        zoo.cnn_width(zoo.mnist_mlp(seed=0))
