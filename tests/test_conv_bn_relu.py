@@ -272,8 +272,8 @@ def winograd_cnn(fuse: bool) -> Sequential:
 
 
 def test_what_a_user_holds_survives_later_steps():
-    """The steps keep memory between calls (each thread's Winograd chunks and
-    ``dz``, the input gradient, ``z``); nothing handed back lives in it. Three
+    """The steps keep memory between calls (``z``, ``dz``, each thread's chunk of
+    ``dz``); nothing handed back lives in it. Three
     training steps on different batches, with a prediction after each: every
     output, prediction and weight handed back along the way still equals, at the
     end, what the layers one by one gave at that time."""

@@ -22,7 +22,6 @@ import numpy as np
 
 from .chunk_sums import InOrderSums
 from .conv import batch_chunks, claim_chunks
-from .thread_scratch import ThreadScratch
 from .winograd import F2X2, output_transform_pool_adjoint
 from .winograd_algorithm import Algorithm
 
@@ -55,17 +54,13 @@ def forward_chunks(
     v: np.ndarray | None,
     epilogue: Callable[[np.ndarray, int, int], object],
     algorithm: Algorithm = F2X2,
-    scratch: ThreadScratch | None = None,
 ) -> None:
     """Run the input transform and the ``algorithm.points`` matrix products over
     the batch, chunk by chunk (``conv.batch_chunks``, ``conv.claim_chunks``);
     ``epilogue(m, s, e)`` consumes the products of images ``[s, e)`` while they
     are in cache (a composite step may take more than the output transform there:
     ``tinynet.plan.ConvBNReLU`` takes the batch statistics). ``v`` as for
-    :func:`conv3x3_pool_forward` (with ``algorithm.points`` planes). ``scratch``
-    holds each thread's chunk-sized ``V`` and ``M`` (its arrays ``"v"`` and
-    ``"m"``); a caller that keeps it between calls saves their page faults
-    (:mod:`~tinynet.kernels.thread_scratch`), None allocates them for this call."""
+    :func:`conv3x3_pool_forward` (with ``algorithm.points`` planes)."""
     n, _, _, c = x.shape
     f = w.shape[3]
     tiles = tiles_h * tiles_w
@@ -73,14 +68,12 @@ def forward_chunks(
     u = algorithm.kernel_transform(w)
     chunks = batch_chunks(n, points * tiles * max(c, f) * x.itemsize)
     largest = max(e - s for s, e in chunks)
-    own = ThreadScratch() if scratch is None else scratch
 
     def work(claimed: Iterator[int]) -> None:
         # Scratch for the thread, reused chunk after chunk: fresh memory per chunk
         # (first-touch page faults, taken one thread at a time) did not scale.
-        size = points * largest * tiles
-        own_v = own.get((size * c if v is None else 0,), x.dtype, "v")
-        own_m = own.get((size * f,), x.dtype, "m")
+        own_v = np.empty(points * largest * tiles * c if v is None else 0, x.dtype)
+        own_m = np.empty(points * largest * tiles * f, x.dtype)
         for i in claimed:
             s, e = chunks[i]
             k = (e - s) * tiles
@@ -185,16 +178,11 @@ def backward_chunks(
     need_dx: bool,
     dtype: np.dtype,
     algorithm: Algorithm = F2X2,
-    scratch: ThreadScratch | None = None,
-    dx: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """The adjoint of :func:`forward_chunks`, chunk by chunk as it runs:
     ``output_adjoint(dm, s, e, db)`` writes ``dM`` of images ``[s, e)`` and adds
     their bias gradient to ``db``. ``V`` is read from ``v``, or, when ``v`` is None,
-    transformed again from the input ``x`` chunk by chunk. ``scratch`` as for
-    :func:`forward_chunks` (arrays ``"v"``, ``"m"`` for ``dM`` and ``"dv"``).
-    ``dx``: an ``x_shape`` buffer for the input gradient (fully overwritten), or
-    None to allocate it. Returns ``(dx, dw, db)``."""
+    transformed again from the input ``x`` chunk by chunk. Returns ``(dx, dw, db)``."""
     c, f = w.shape[2], w.shape[3]
     tiles = tiles_h * tiles_w
     points = algorithm.points
@@ -203,14 +191,7 @@ def backward_chunks(
     # transform of w with its channel axes swapped: transposing w, 9 C F floats,
     # beats transposing U, up to 36 C F.
     u_t = algorithm.kernel_transform(np.ascontiguousarray(w.transpose(0, 1, 3, 2)))
-    if not need_dx:
-        dx = None
-    elif dx is None:
-        dx = np.empty(x_shape, dtype=dtype)
-    elif dx.shape != x_shape or dx.dtype != dtype:
-        raise ValueError(
-            f"backward_chunks: dx must be {x_shape} {dtype}, got {dx.shape} {dx.dtype}"
-        )
+    dx = np.empty(x_shape, dtype=dtype) if need_dx else None
 
     chunks = batch_chunks(n, points * tiles * max(c, f) * dtype.itemsize)
     largest = max(e - s for s, e in chunks)
@@ -219,13 +200,12 @@ def backward_chunks(
     du_chunks = np.empty((len(chunks), points, c, f), dtype=dtype)
     db_chunks = np.zeros((len(chunks), f), dtype=dtype)
     sums = InOrderSums(du_chunks, db_chunks)
-    own = ThreadScratch() if scratch is None else scratch
 
     def work(claimed: Iterator[int]) -> None:
         size = points * largest * tiles
-        dm_own = own.get((size * f,), dtype, "m")
-        dv_own = own.get((size * c if need_dx else 0,), dtype, "dv")
-        v_own = own.get((size * c if v is None else 0,), dtype, "v")
+        dm_own = np.empty(size * f, dtype=dtype)
+        dv_own = np.empty(size * c if need_dx else 0, dtype=dtype)
+        v_own = np.empty(size * c if v is None else 0, dtype=dtype)
         for i in claimed:
             s, e = chunks[i]
             k = (e - s) * tiles

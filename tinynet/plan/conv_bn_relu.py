@@ -62,7 +62,6 @@ from ..kernels import (
     winograd,
     winograd_conv,
 )
-from ..kernels.thread_scratch import ThreadScratch
 from ..kernels.winograd43 import F4X4
 from ..kernels.winograd_algorithm import Algorithm
 from ..layers.activations import ReLU
@@ -72,7 +71,7 @@ from ..layers.geometry import float_input
 from ..layers.normalization import BatchNorm
 from ..layers.pooling import MaxPool2D
 from .conv_pool import ConvPool, pools_by_winograd
-from .step import Step, Workspace, write_conv_grads
+from .step import Step, ThreadScratch, Workspace, write_conv_grads
 
 
 class ConvBNReLUCache(NamedTuple):
@@ -128,13 +127,7 @@ class ConvBNReLU(Step):
         self._kept = Workspace()
         self._z = Workspace()
         self._dz = Workspace()
-        # The Winograd backward's dx, read by the step before (its dout) and dead
-        # when the next backward comes: fresh, its 11 MB (26x26x32 at batch 128)
-        # took ~280 page faults a step on 2 threads.
-        self._dx = Workspace()
-        # Each thread's chunk of dz and the Winograd drivers' chunk-sized V, M
-        # and dV (thread_scratch says why they are kept).
-        self._chunks = ThreadScratch()
+        self._dz_chunks = ThreadScratch()
 
     @property
     def winograd(self) -> bool:
@@ -244,7 +237,7 @@ class ConvBNReLU(Step):
 
         tiles_h, tiles_w = algorithm.tiles(ho, wo)
         winograd_conv.forward_chunks(
-            x, w, pt, pl, tiles_h, tiles_w, None, epilogue, algorithm, self._chunks
+            x, w, pt, pl, tiles_h, tiles_w, None, epilogue, algorithm
         )
         delta = shifts - shifts[0]
         s1, s2 = partial[:, 0], partial[:, 1]
@@ -343,15 +336,14 @@ class ConvBNReLU(Step):
             # rather than in a pass of its own; in a per-thread scratch, which stays
             # in cache (a whole-batch dz went out to memory and back).
             def output_adjoint(dm: np.ndarray, s: int, e: int, db: np.ndarray) -> None:
-                dz = self._chunks.get((e - s, *z.shape[1:]), z.dtype, "dz")
+                dz = self._dz_chunks.get((e - s, *z.shape[1:]), z.dtype)
                 normalize_backward(s, e, dz)
                 algorithm.output_transform_adjoint(dz, dm, db)
 
             tiles_h, tiles_w = algorithm.tiles(z.shape[1], z.shape[2])
             dx, dw, db = winograd_conv.backward_chunks(
                 n, tiles_h, tiles_w, output_adjoint, None, x, w, pt, pl, x.shape,
-                need_dx, z.dtype, algorithm, self._chunks,
-                self._dx.get(x.shape, z.dtype) if need_dx else None,
+                need_dx, z.dtype, algorithm,
             )  # fmt: skip
         else:
             if kept is None:  # the im2col forward always keeps its rows
@@ -402,7 +394,7 @@ class ConvBNReLU(Step):
 
     def clear(self) -> None:
         self._cache = None
-        for workspace in (self._kept, self._z, self._dz, self._dx, self._chunks):
+        for workspace in (self._kept, self._z, self._dz, self._dz_chunks):
             workspace.clear()
         super().clear()
 

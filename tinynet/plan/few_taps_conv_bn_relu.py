@@ -50,14 +50,13 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..kernels import batchnorm, conv
-from ..kernels.thread_scratch import ThreadScratch
 from ..layers.activations import ReLU
 from ..layers.base import Layer
 from ..layers.conv import Conv2D
 from ..layers.geometry import float_input
 from ..layers.normalization import BatchNorm
 from .conv_bn_relu import ConvBNReLU
-from .step import write_conv_grads
+from .step import ThreadScratch, write_conv_grads
 
 #: Up to this many taps (``kh * kw * C``) per output, a Conv2D -> BatchNorm -> ReLU
 #: block runs as :class:`FewTapsConvBNReLU`.

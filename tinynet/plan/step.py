@@ -7,6 +7,8 @@ neighbouring layers of the model. It reads the layers' ``params`` and writes the
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -130,6 +132,31 @@ class Workspace:
         self._array = None
 
 
+class ThreadScratch:
+    """A scratch array per thread, for work a batch split runs chunk by chunk
+    (``tinynet.kernels.batch_split``): each thread writes its chunk's
+    intermediate into the same memory, which stays in its core's cache, instead
+    of into its part of a whole-batch array that goes out to memory and back.
+    Kept between steps, as :class:`Workspace` is (fresh memory per chunk takes
+    first-touch page faults)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[int, np.ndarray] = {}
+
+    def get(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """The calling thread's array, of ``shape`` and ``dtype`` (contents
+        undefined)."""
+        size = math.prod(shape)
+        thread = threading.get_ident()
+        array = self._arrays.get(thread)
+        if array is None or array.size < size or array.dtype != dtype:
+            array = self._arrays[thread] = np.empty(size, dtype=dtype)
+        return array[:size].reshape(shape)
+
+    def clear(self) -> None:
+        self._arrays.clear()
+
+
 class LayerStep(Step):
     """One layer run as its specification: its own ``forward`` and ``backward``."""
 
@@ -170,4 +197,4 @@ def write_conv_grads(conv: Conv2D, dw: np.ndarray, db: np.ndarray) -> None:
         conv.grads["b"][...] = db
 
 
-__all__ = ["LayerStep", "Step", "Workspace", "write_conv_grads"]
+__all__ = ["LayerStep", "Step", "ThreadScratch", "Workspace", "write_conv_grads"]
