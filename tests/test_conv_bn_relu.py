@@ -251,6 +251,54 @@ def test_winograd_training_in_chunks_of_one_image(monkeypatch):
     test_training_and_inference_equal_the_layers_one_by_one({}, (10, 10, 8))
 
 
+def winograd_cnn(fuse: bool) -> Sequential:
+    """Two Winograd F(4x4) blocks (8x8 outputs over 8 channels); the second,
+    pooled, needs an input gradient."""
+    return Sequential(
+        [
+            *block(8),
+            Conv2D(8, 3, padding="same"),
+            BatchNorm(momentum=0.5),
+            ReLU(),
+            MaxPool2D(2),
+            Flatten(),
+            Dense(5, activation="softmax"),
+        ],
+        input_shape=(10, 10, 8),
+        seed=1,
+        dtype="float64",
+        fuse=fuse,
+    )
+
+
+def test_what_a_user_holds_survives_later_steps():
+    """The steps keep memory between calls (``z``, ``dz``, each thread's chunk of
+    ``dz``); nothing handed back lives in it. Three
+    training steps on different batches, with a prediction after each: every
+    output, prediction and weight handed back along the way still equals, at the
+    end, what the layers one by one gave at that time."""
+    fused, spec = winograd_cnn(True), winograd_cnn(False)
+    assert kinds(fused)[:2] == ["ConvBNReLU", "ConvBNReLUPool"]
+    assert all(step.winograd for step in fused.plan.steps[:2])
+    spec.set_weights(fused.get_weights())
+    held: dict[bool, list] = {True: [], False: []}
+    for model in (fused, spec):
+        model.compile(optimizer=optimizers.SGD(0.1))
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = rng.standard_normal((6, 10, 10, 8)) + 0.5
+        y = rng.integers(0, 5, 6)
+        for model in (fused, spec):
+            loss, out = model.train_step(x, y)
+            got = [out, model.predict(x), *model.get_weights().values()]
+            if model is spec:  # the reference, as it was then
+                got = [np.array(a, copy=True) for a in got]
+            held[model is fused] += got
+    assert len(held[True]) == len(held[False])
+    for got, want in zip(held[True], held[False], strict=True):
+        np.testing.assert_allclose(got, want, **TIGHT)
+
+
 @pytest.mark.parametrize("pool", [False, True])
 @pytest.mark.parametrize("conv_kwargs", [{}, {"strides": 2, "padding": "same"}])
 def test_step_passes_a_gradient_check(pool, conv_kwargs):
