@@ -113,6 +113,33 @@ def test_misclassified_titles_use_class_names(tmp_path):
     ]
 
 
+def grid(fig):
+    """(columns, rows) of a figure's subplot grid."""
+    rows, cols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    return cols, rows
+
+
+def test_misclassified_cells_follow_the_images_shape(tmp_path):
+    """Images twice as wide as tall (a scan beside its network input) get cells
+    twice as wide: fewer columns, and no empty band above and below each image."""
+    y, pred = np.arange(36) % 10, (np.arange(36) + 1) % 10
+    square = fake_digits(36)
+    wide = np.concatenate([square, square], axis=2)
+    path = tmp_path / "wide.png"
+    figs = (
+        plots.plot_misclassified(square, y, pred),
+        plots.plot_misclassified(wide, y, pred, path),
+    )
+    check_png(figs[1], path)
+    (sq_cols, sq_rows), (wide_cols, wide_rows) = grid(figs[0]), grid(figs[1])
+    assert wide_cols < sq_cols and wide_rows > sq_rows
+    for fig, aspect in zip(figs, (1, 2), strict=True):
+        cols, rows = grid(fig)
+        width, height = fig.get_size_inches()
+        cell = (width / cols) / (height / rows)  # a cell's width over its height
+        assert 0.6 * aspect < cell < 1.3 * aspect
+
+
 def test_misclassified_none_wrong(tmp_path):
     x = fake_digits(3)
     path = tmp_path / "n.png"

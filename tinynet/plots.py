@@ -315,10 +315,19 @@ def plot_misclassified(
         wrong = wrong[np.argsort(-conf[wrong], kind="stable")]
     wrong = wrong[:max_images]
     n = len(wrong)
-    cols = int(min(max(n, 1), 9, np.ceil(np.sqrt(max(n, 1)) * 1.3)))
+    # Cells as wide as the images are (a scan beside its network input is 2:1), in
+    # about a 9-square-cell-wide grid.
+    aspect = x.shape[2] / x.shape[1] if x.shape[1] else 1.0
+    cols = int(
+        min(
+            max(n, 1),
+            max(1, 9 // aspect),
+            np.ceil(np.sqrt(max(n, 1) / aspect) * 1.3),
+        )
+    )
     grid_rows = max(1, int(np.ceil(n / cols)))
     fig = InlineFigure(
-        figsize=(max(4.0, 1.35 * cols + 0.3), 1.55 * grid_rows + 0.6),
+        figsize=(max(4.0, 1.35 * aspect * cols + 0.3), 1.55 * grid_rows + 0.6),
         layout="constrained",
     )
     if n == 0:
