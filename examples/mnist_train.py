@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             if "temperature" in start.metadata:
                 apply_temperature(start, 1 / start.metadata["temperature"])
             model.set_weights(start.get_weights())
-        except (OSError, ValueError, TypeError) as err:
+        except (ValueError, TypeError) as err:  # weights that do not fit
             print(f"error: --init {args.init}: {err}", file=sys.stderr)
             return 2
     shape = (-1, *model.input_shape)
