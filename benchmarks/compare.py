@@ -96,6 +96,10 @@ TARGET_LABELS = {
     "inference_samples_per_s": "batch inference",
 }
 OUTPUT_TOL, GRAD_TOL = 1e-5, 1e-4
+# A speed ratio counts only at equal accuracy: tinynet may not trail a rival by more
+# than this (points, mean over the seeds; one seed moves by up to 0.3 at 3 epochs).
+# Being ahead is not a failure: the parity check already holds the recipes equal.
+ACCURACY_TOL = 0.3
 
 
 def run_worker(
@@ -188,10 +192,10 @@ def check_targets(results: dict[str, Any], parity: list[dict[str, Any]]) -> list
             checks.append(
                 {
                     "model": model,
-                    "target": f"test accuracy within 0.3 points of {NAMES[rival]} "
+                    "target": f"test accuracy at most 0.3 points below {NAMES[rival]} "
                     f"({diff:+.2f}, mean of {len(r['tinynet']['test_accuracies'])} "
                     "seed(s))",
-                    "met": abs(diff) <= 0.3,
+                    "met": diff >= -ACCURACY_TOL,
                 }
             )
     for p in parity:

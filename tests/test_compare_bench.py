@@ -57,3 +57,22 @@ def test_frameworks_option_needs_tinynet_and_a_rival(capsys):
         with pytest.raises(SystemExit):
             compare.main(["--frameworks", bad, "--no-plot"])
     assert "--frameworks" in capsys.readouterr().err
+
+
+def _accuracy_checks(tinynet: float, rival: float) -> list[bool]:
+    results = {
+        "mlp": {
+            "tinynet": {"test_accuracy": tinynet, "test_accuracies": [tinynet]},
+            "keras": {"test_accuracy": rival, "test_accuracies": [rival]},
+        }
+    }
+    checks = compare.check_targets(results, parity=[])
+    return [c["met"] for c in checks if "accuracy" in c["target"]]
+
+
+def test_accuracy_check_fails_only_when_tinynet_trails():
+    # A speed ratio counts at equal accuracy: trailing by more than 0.3 points fails,
+    # being ahead by as much does not.
+    assert _accuracy_checks(0.9800, 0.9750) == [True]
+    assert _accuracy_checks(0.9730, 0.9750) == [True]
+    assert _accuracy_checks(0.9710, 0.9750) == [False]
