@@ -8,9 +8,10 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
 - Training: the convolution runs as in :class:`~tinynet.plan.Conv2DStep` (the
   batch-split im2col drivers, the im2col matrix kept in a workspace), or, for a
   3x3 stride-1 kernel over 8 or more channels with an even output, by Winograd
-  over every output tile (``kernels.winograd_conv.conv3x3_forward``): F(4x4, 3x3)
-  where 4 divides the output (4x fewer multiply-adds than im2col), else F(2x2,
-  3x3) (2.25x; :attr:`ConvBNReLU.winograd_algorithm` says why); nothing kept but
+  over every output tile (``kernels.winograd_conv.conv3x3_forward``): F(6x6,
+  3x3), F(4x4, 3x3) or F(2x2, 3x3), whichever needs the fewest multiplications
+  per output (:attr:`ConvBNReLU.winograd_algorithm`; F(6x6) 5x fewer multiply-adds
+  than im2col on the shipped CNN's 24x24 output); nothing kept but
   ``x``: backward transforms it again chunk
   by chunk, in cache, which beat writing the whole transformed input and reading
   it back, 38 MB on the second conv at batch 128, by 7% of that conv's training
@@ -63,6 +64,7 @@ from ..kernels import (
     winograd_conv,
 )
 from ..kernels.winograd43 import F4X4
+from ..kernels.winograd63 import F6X6
 from ..kernels.winograd_algorithm import Algorithm
 from ..layers.activations import ReLU
 from ..layers.base import Layer
@@ -138,18 +140,28 @@ class ConvBNReLU(Step):
     @property
     def winograd_algorithm(self) -> Algorithm | None:
         """The Winograd algorithm of the training convolution, for a 3x3 stride-1
-        kernel over ``winograd_conv.MIN_CHANNELS`` or more channels: F(4x4, 3x3) when 4
-        divides the output's height and width, F(2x2, 3x3) when 2 does, else None
-        (im2col). Measured on the shipped CNN (batch 128, 1 thread, forward and
-        backward kernels): F(4x4) is the faster on the 24x24 and 8x8 outputs, the
-        slower on the 10x10 one, whose partial tiles waste 44% of the work."""
+        kernel over ``winograd_conv.MIN_CHANNELS`` or more channels and an even
+        output (else None: im2col): of F(6x6, 3x3), F(4x4, 3x3) and F(2x2, 3x3), the
+        one with the fewest multiplications per output, partial tiles counted
+        (``points * tiles / outputs``; on a tie the smaller tile, which rounds
+        less). On the shipped CNN: F(6x6) for the 24x24 output (1.78 against
+        F(4x4)'s 2.25) and the 10x10 one (2x2 partial tiles: 2.56, against 3.24
+        and F(2x2)'s 4), F(4x4) for the 8x8 one (2.25, against 4 and 4). Measured
+        there (batch 128, 1 thread, CPU time, forward and backward kernels,
+        alternated): 24x24: F(6x6) 18.8 ms, F(4x4) 20.0, F(2x2) 28.2; 10x10:
+        7.8, 8.4, 9.0; 8x8: 11.9, 6.7, 10.1 -- the same order."""
         shape = self.conv.output_shape
         if not pools_by_winograd(self.conv) or shape is None:
             return None
-        for algorithm in (F4X4, winograd.F2X2):
-            if shape[0] % algorithm.tile == 0 and shape[1] % algorithm.tile == 0:
-                return algorithm
-        return None
+        ho, wo = shape[0], shape[1]
+        if ho % 2 or wo % 2:
+            return None
+
+        def cost(algorithm: Algorithm) -> tuple[float, int]:
+            tiles_h, tiles_w = algorithm.tiles(ho, wo)
+            return algorithm.points * tiles_h * tiles_w / (ho * wo), algorithm.tile
+
+        return min((F6X6, F4X4, winograd.F2X2), key=cost)
 
     def _placement(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """``(ho, wo, pad_top, pad_left)`` of the convolution."""
