@@ -208,36 +208,36 @@ def input_transform(
     v
     """
     n, h, w, c = x.shape
-    # As in winograd43: the row combination ``t = B^T d`` once per column of the
-    # strip of eight input rows, then each tile combines eight columns of t, row
-    # by row of t.
+    # As in winograd43: the row combination ``t = B^T d`` of the strip of eight
+    # input rows, then each tile combines eight columns of t, row by row of t. The
+    # row combination runs over whole rows (W * C values a loop: see "a row of
+    # tiles at a time" below); the columns of t outside x stay zero.
     cols = 6 * tiles_w + 2
-    t = np.empty((8, cols, c), dtype=v.dtype)
-    zero = np.zeros(c, dtype=x.dtype)
+    inside = min(w, cols - pl)  # columns of x in the strip
+    t = np.zeros((8, cols, c), dtype=v.dtype)
+    tf = t.reshape(8, cols * c)
+    xf = np.ascontiguousarray(x).reshape(n, h, w * c)
+    zero = np.zeros(w * c, dtype=x.dtype)
+    lo, hi = pl * c, (pl + inside) * c
+    t0, t1, t2, t3 = tf[0, lo:hi], tf[1, lo:hi], tf[2, lo:hi], tf[3, lo:hi]
+    t4, t5, t6, t7 = tf[4, lo:hi], tf[5, lo:hi], tf[6, lo:hi], tf[7, lo:hi]
     for b in range(n):
         for p in range(tiles_h):
             y0 = 6 * p - pt
-            for k in range(cols):
-                ix = k - pl
-                if ix < 0 or ix >= w:
-                    t[:, k] = 0
-                    continue
-                d0 = x[b, y0, ix] if 0 <= y0 < h else zero
-                d1 = x[b, y0 + 1, ix] if 0 <= y0 + 1 < h else zero
-                d2 = x[b, y0 + 2, ix] if 0 <= y0 + 2 < h else zero
-                d3 = x[b, y0 + 3, ix] if 0 <= y0 + 3 < h else zero
-                d4 = x[b, y0 + 4, ix] if 0 <= y0 + 4 < h else zero
-                d5 = x[b, y0 + 5, ix] if 0 <= y0 + 5 < h else zero
-                d6 = x[b, y0 + 6, ix] if 0 <= y0 + 6 < h else zero
-                d7 = x[b, y0 + 7, ix] if 0 <= y0 + 7 < h else zero
-                t0, t1, t2, t3 = t[0, k], t[1, k], t[2, k], t[3, k]
-                t4, t5, t6, t7 = t[4, k], t[5, k], t[6, k], t[7, k]
-                for ch in range(c):
-                    (
-                        t0[ch], t1[ch], t2[ch], t3[ch], t4[ch], t5[ch], t6[ch], t7[ch]
-                    ) = b_transpose(
-                        d0[ch], d1[ch], d2[ch], d3[ch], d4[ch], d5[ch], d6[ch], d7[ch]
-                    )  # fmt: skip
+            d0 = xf[b, y0] if 0 <= y0 < h else zero
+            d1 = xf[b, y0 + 1] if 0 <= y0 + 1 < h else zero
+            d2 = xf[b, y0 + 2] if 0 <= y0 + 2 < h else zero
+            d3 = xf[b, y0 + 3] if 0 <= y0 + 3 < h else zero
+            d4 = xf[b, y0 + 4] if 0 <= y0 + 4 < h else zero
+            d5 = xf[b, y0 + 5] if 0 <= y0 + 5 < h else zero
+            d6 = xf[b, y0 + 6] if 0 <= y0 + 6 < h else zero
+            d7 = xf[b, y0 + 7] if 0 <= y0 + 7 < h else zero
+            for k in range(hi - lo):
+                (
+                    t0[k], t1[k], t2[k], t3[k], t4[k], t5[k], t6[k], t7[k]
+                ) = b_transpose(
+                    d0[k], d1[k], d2[k], d3[k], d4[k], d5[k], d6[k], d7[k]
+                )  # fmt: skip
             r0 = (b * tiles_h + p) * tiles_w
             for i in range(8):
                 o = 8 * i
@@ -473,72 +473,72 @@ def input_transform_adjoint(
     n, h, w, c = dx.shape
     # As winograd43.input_transform_adjoint: each tile's column combination
     # ``T = dV B^T`` is added into a strip of eight rows (neighbouring tiles share
-    # two columns), then the row combination ``B T`` runs once per column.
+    # two columns), then the row combination ``B T`` runs once per column; both
+    # over whole rows, as the output side (the column combination of a row of
+    # tiles into ``u``, then placed in the strip). The rows of the strip outside
+    # dx go to rows of ``spare`` (one each: overlapping outputs would keep the
+    # loop from vectorising).
     cols = 6 * tiles_w + 2
-    t = np.empty((8, cols, c), dtype=dx.dtype)
-    column = np.empty((8, c), dtype=dx.dtype)
+    inside = min(w, cols - pl)  # columns of dx in the strip
+    width = tiles_w * c
+    dvf = np.ascontiguousarray(dv).reshape(dv.shape[0], -1)
+    dxf = dx.reshape(n, h, w * c)
+    u = np.empty((8, width), dtype=dx.dtype)
+    t = np.empty((8, cols * c), dtype=dx.dtype)
+    spare = np.empty((8, w * c), dtype=dx.dtype)
+    lo, hi = pl * c, (pl + inside) * c
+    t0, t1, t2, t3 = t[0, lo:hi], t[1, lo:hi], t[2, lo:hi], t[3, lo:hi]
+    t4, t5, t6, t7 = t[4, lo:hi], t[5, lo:hi], t[6, lo:hi], t[7, lo:hi]
+    u0, u1, u2, u3 = u[0], u[1], u[2], u[3]
+    u4, u5, u6, u7 = u[4], u[5], u[6], u[7]
     for b in range(n):
         dx[b] = 0
         for p in range(tiles_h):
-            t[:, :2] = 0
-            r0 = (b * tiles_h + p) * tiles_w
+            base = (b * tiles_h + p) * width
+            stop = base + width
             for i in range(8):
                 o = 8 * i
-                for q in range(tiles_w):
-                    r = r0 + q
-                    k = 6 * q
-                    v0, v1, v2, v3 = dv[o, r], dv[o + 1, r], dv[o + 2, r], dv[o + 3, r]
-                    v4, v5 = dv[o + 4, r], dv[o + 5, r]
-                    v6, v7 = dv[o + 6, r], dv[o + 7, r]
-                    e0, e1, e2, e3 = t[i, k], t[i, k + 1], t[i, k + 2], t[i, k + 3]
-                    e4, e5, e6, e7 = t[i, k + 4], t[i, k + 5], t[i, k + 6], t[i, k + 7]
-                    for ch in range(c):
-                        u0, u1, u2, u3, u4, u5, u6, u7 = b_times(
-                            v0[ch], v1[ch], v2[ch], v3[ch],
-                            v4[ch], v5[ch], v6[ch], v7[ch],
-                        )  # fmt: skip
-                        e0[ch] += u0
-                        e1[ch] += u1
-                        e2[ch], e3[ch], e4[ch], e5[ch] = u2, u3, u4, u5
-                        e6[ch], e7[ch] = u6, u7
-            y0 = 6 * p - pt
-            inside = 0 <= y0 and y0 + 8 <= h
-            for k in range(cols):
-                ix = k - pl
-                if ix < 0 or ix >= w:
-                    continue
-                t0, t1, t2, t3 = t[0, k], t[1, k], t[2, k], t[3, k]
-                t4, t5, t6, t7 = t[4, k], t[5, k], t[6, k], t[7, k]
-                if inside:
-                    g0, g1 = dx[b, y0, ix], dx[b, y0 + 1, ix]
-                    g2, g3 = dx[b, y0 + 2, ix], dx[b, y0 + 3, ix]
-                    g4, g5 = dx[b, y0 + 4, ix], dx[b, y0 + 5, ix]
-                    g6, g7 = dx[b, y0 + 6, ix], dx[b, y0 + 7, ix]
-                    for ch in range(c):
-                        d0, d1, d2, d3, d4, d5, d6, d7 = b_times(
-                            t0[ch], t1[ch], t2[ch], t3[ch],
-                            t4[ch], t5[ch], t6[ch], t7[ch],
-                        )  # fmt: skip
-                        g0[ch] += d0
-                        g1[ch] += d1
-                        g2[ch] += d2
-                        g3[ch] += d3
-                        g4[ch] += d4
-                        g5[ch] += d5
-                        g6[ch] += d6
-                        g7[ch] += d7
-                    continue
-                c0, c1, c2, c3 = column[0], column[1], column[2], column[3]
-                c4, c5, c6, c7 = column[4], column[5], column[6], column[7]
-                for ch in range(c):
+                v0, v1 = dvf[o, base:stop], dvf[o + 1, base:stop]
+                v2, v3 = dvf[o + 2, base:stop], dvf[o + 3, base:stop]
+                v4, v5 = dvf[o + 4, base:stop], dvf[o + 5, base:stop]
+                v6, v7 = dvf[o + 6, base:stop], dvf[o + 7, base:stop]
+                for k in range(width):
                     (
-                        c0[ch], c1[ch], c2[ch], c3[ch], c4[ch], c5[ch], c6[ch], c7[ch]
+                        u0[k], u1[k], u2[k], u3[k], u4[k], u5[k], u6[k], u7[k]
                     ) = b_times(
-                        t0[ch], t1[ch], t2[ch], t3[ch], t4[ch], t5[ch], t6[ch], t7[ch]
+                        v0[k], v1[k], v2[k], v3[k], v4[k], v5[k], v6[k], v7[k]
                     )  # fmt: skip
-                for i in range(8):
-                    if 0 <= y0 + i < h:
-                        dx[b, y0 + i, ix] += column[i]
+                ti = t[i]
+                ti[: 2 * c] = 0
+                for q in range(tiles_w):
+                    at, src = 6 * q * c, q * c
+                    for ch in range(c):
+                        ti[at + ch] += u[0, src + ch]
+                        ti[at + c + ch] += u[1, src + ch]
+                    for j in range(2, 8):
+                        for ch in range(c):
+                            ti[at + j * c + ch] = u[j, src + ch]
+            y0 = 6 * p - pt
+            g0 = dxf[b, y0] if 0 <= y0 < h else spare[0]
+            g1 = dxf[b, y0 + 1] if 0 <= y0 + 1 < h else spare[1]
+            g2 = dxf[b, y0 + 2] if 0 <= y0 + 2 < h else spare[2]
+            g3 = dxf[b, y0 + 3] if 0 <= y0 + 3 < h else spare[3]
+            g4 = dxf[b, y0 + 4] if 0 <= y0 + 4 < h else spare[4]
+            g5 = dxf[b, y0 + 5] if 0 <= y0 + 5 < h else spare[5]
+            g6 = dxf[b, y0 + 6] if 0 <= y0 + 6 < h else spare[6]
+            g7 = dxf[b, y0 + 7] if 0 <= y0 + 7 < h else spare[7]
+            for k in range(hi - lo):
+                d0, d1, d2, d3, d4, d5, d6, d7 = b_times(
+                    t0[k], t1[k], t2[k], t3[k], t4[k], t5[k], t6[k], t7[k]
+                )
+                g0[k] += d0
+                g1[k] += d1
+                g2[k] += d2
+                g3[k] += d3
+                g4[k] += d4
+                g5[k] += d5
+                g6[k] += d6
+                g7[k] += d7
     return dx
 
 
