@@ -160,9 +160,10 @@ class ConvBNReLU(Step):
         less). On the shipped CNN: F(6x6) for the 24x24 output (1.78 against
         F(4x4)'s 2.25) and the 10x10 one (2x2 partial tiles: 2.56, against 3.24
         and F(2x2)'s 4), F(4x4) for the 8x8 one (2.25, against 4 and 4). Measured
-        there (batch 128, 1 thread, CPU time, forward and backward kernels,
-        alternated): 24x24: F(6x6) 18.8 ms, F(4x4) 20.0, F(2x2) 28.2; 10x10:
-        7.8, 8.4, 9.0; 8x8: 11.9, 6.7, 10.1 -- the same order."""
+        there (``benchmarks/winograd_algorithms.py --rounds 15``: the conv's
+        forward and backward, batch 128, 1 thread, CPU time): 24x24: F(6x6) 16.1
+        ms, F(4x4) 18.7, F(2x2) 29.9; 10x10: 7.0, 8.1, 9.3; 8x8: 11.3, 6.5, 10.6
+        -- the same order (:func:`fewest_multiplications`)."""
         shape = self.conv.output_shape
         if not pools_by_winograd(self.conv) or shape is None:
             return None
