@@ -405,7 +405,7 @@ def input_transform_adjoint(
     ----------
     dv : (36, N * tiles_h * tiles_w, C) gradient of ``V``.
     pt, pl, tiles_h, tiles_w : as for :func:`input_transform`.
-    dx : (N, H, W, C) buffer, fully overwritten.
+    dx : (N, H, W, C) C-contiguous buffer, fully overwritten.
 
     Returns
     -------
@@ -414,62 +414,67 @@ def input_transform_adjoint(
     n, h, w, c = dx.shape
     # The forward's strip, backwards: each tile's column combination ``T = dV B^T``
     # is added into a strip of six rows (neighbouring tiles share two columns),
-    # then the row combination ``B T`` runs once per column of the strip.
+    # then the row combination ``B T`` runs once per column of the strip; both
+    # over whole rows, as winograd63's (the column combination of a row of tiles
+    # into ``u``, then placed in the strip; rows of the strip outside dx go to
+    # rows of ``spare``).
     cols = 4 * tiles_w + 2
-    t = np.empty((6, cols, c), dtype=dx.dtype)
-    column = np.empty((6, c), dtype=dx.dtype)
+    inside = min(w, cols - pl)  # columns of dx in the strip
+    width = tiles_w * c
+    dvf = np.ascontiguousarray(dv).reshape(dv.shape[0], -1)
+    dxf = dx.reshape(n, h, w * c)
+    u = np.empty((6, width), dtype=dx.dtype)
+    t = np.empty((6, cols * c), dtype=dx.dtype)
+    spare = np.empty((6, w * c), dtype=dx.dtype)
+    lo, hi = pl * c, (pl + inside) * c
+    t0, t1, t2 = t[0, lo:hi], t[1, lo:hi], t[2, lo:hi]
+    t3, t4, t5 = t[3, lo:hi], t[4, lo:hi], t[5, lo:hi]
+    u0, u1, u2, u3, u4, u5 = u[0], u[1], u[2], u[3], u[4], u[5]
     for b in range(n):
         dx[b] = 0
         for p in range(tiles_h):
-            t[:, :2] = 0
-            r0 = (b * tiles_h + p) * tiles_w
-            for i in range(6):  # row by row: as in input_transform
-                for q in range(tiles_w):
-                    r = r0 + q
-                    k = 4 * q
-                    v0, v1, v2 = dv[6 * i, r], dv[6 * i + 1, r], dv[6 * i + 2, r]
-                    v3, v4, v5 = dv[6 * i + 3, r], dv[6 * i + 4, r], dv[6 * i + 5, r]
-                    e0, e1, e2 = t[i, k], t[i, k + 1], t[i, k + 2]
-                    e3, e4, e5 = t[i, k + 3], t[i, k + 4], t[i, k + 5]
-                    for ch in range(c):
-                        u0, u1, u2, u3, u4, u5 = b_times(
-                            v0[ch], v1[ch], v2[ch], v3[ch], v4[ch], v5[ch]
-                        )
-                        e0[ch] += u0
-                        e1[ch] += u1
-                        e2[ch], e3[ch], e4[ch], e5[ch] = u2, u3, u4, u5
-            y0 = 4 * p - pt
-            inside = 0 <= y0 and y0 + 6 <= h
-            for k in range(cols):
-                ix = k - pl
-                if ix < 0 or ix >= w:
-                    continue
-                t0, t1, t2 = t[0, k], t[1, k], t[2, k]
-                t3, t4, t5 = t[3, k], t[4, k], t[5, k]
-                if inside:
-                    g0, g1, g2 = dx[b, y0, ix], dx[b, y0 + 1, ix], dx[b, y0 + 2, ix]
-                    g3, g4 = dx[b, y0 + 3, ix], dx[b, y0 + 4, ix]
-                    g5 = dx[b, y0 + 5, ix]
-                    for ch in range(c):
-                        d0, d1, d2, d3, d4, d5 = b_times(
-                            t0[ch], t1[ch], t2[ch], t3[ch], t4[ch], t5[ch]
-                        )
-                        g0[ch] += d0
-                        g1[ch] += d1
-                        g2[ch] += d2
-                        g3[ch] += d3
-                        g4[ch] += d4
-                        g5[ch] += d5
-                    continue
-                c0, c1, c2 = column[0], column[1], column[2]
-                c3, c4, c5 = column[3], column[4], column[5]
-                for ch in range(c):
-                    c0[ch], c1[ch], c2[ch], c3[ch], c4[ch], c5[ch] = b_times(
-                        t0[ch], t1[ch], t2[ch], t3[ch], t4[ch], t5[ch]
+            base = (b * tiles_h + p) * width
+            stop = base + width
+            for i in range(6):
+                o = 6 * i
+                v0, v1 = dvf[o, base:stop], dvf[o + 1, base:stop]
+                v2, v3 = dvf[o + 2, base:stop], dvf[o + 3, base:stop]
+                v4, v5 = dvf[o + 4, base:stop], dvf[o + 5, base:stop]
+                for k in range(width):
+                    u0[k], u1[k], u2[k], u3[k], u4[k], u5[k] = b_times(
+                        v0[k], v1[k], v2[k], v3[k], v4[k], v5[k]
                     )
-                for i in range(6):
-                    if 0 <= y0 + i < h:
-                        dx[b, y0 + i, ix] += column[i]
+                ti = t[i]
+                ti[: 2 * c] = 0
+                for q in range(tiles_w):
+                    at, src = 4 * q * c, q * c
+                    h0, h1 = ti[at : at + c], ti[at + c : at + 2 * c]
+                    a0, a1 = u0[src : src + c], u1[src : src + c]
+                    for ch in range(c):
+                        h0[ch] += a0[ch]
+                        h1[ch] += a1[ch]
+                    for j in range(2, 6):
+                        dst = ti[at + j * c : at + (j + 1) * c]
+                        got = u[j, src : src + c]
+                        for ch in range(c):
+                            dst[ch] = got[ch]
+            y0 = 4 * p - pt
+            g0 = dxf[b, y0] if 0 <= y0 < h else spare[0]
+            g1 = dxf[b, y0 + 1] if 0 <= y0 + 1 < h else spare[1]
+            g2 = dxf[b, y0 + 2] if 0 <= y0 + 2 < h else spare[2]
+            g3 = dxf[b, y0 + 3] if 0 <= y0 + 3 < h else spare[3]
+            g4 = dxf[b, y0 + 4] if 0 <= y0 + 4 < h else spare[4]
+            g5 = dxf[b, y0 + 5] if 0 <= y0 + 5 < h else spare[5]
+            for k in range(hi - lo):
+                d0, d1, d2, d3, d4, d5 = b_times(
+                    t0[k], t1[k], t2[k], t3[k], t4[k], t5[k]
+                )
+                g0[k] += d0
+                g1[k] += d1
+                g2[k] += d2
+                g3[k] += d3
+                g4[k] += d4
+                g5[k] += d5
     return dx
 
 
