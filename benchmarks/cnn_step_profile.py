@@ -63,7 +63,7 @@ def time_kernels(totals: dict[tuple[str, str], float], clock: Any) -> list[str]:
     one-item list that names the running step (:func:`label_steps` writes it)."""
     import importlib
 
-    from tinynet.kernels import winograd, winograd43
+    from tinynet.kernels import winograd, winograd43, winograd63
 
     current = ["-"]
 
@@ -82,7 +82,7 @@ def time_kernels(totals: dict[tuple[str, str], float], clock: Any) -> list[str]:
         module = importlib.import_module(f"tinynet.kernels.{module_name}")
         for name in names:
             wrap(module, name, name)
-    for algorithm in (winograd.F2X2, winograd43.F4X4):
+    for algorithm in (winograd.F2X2, winograd43.F4X4, winograd63.F6X6):
         for name in WINOGRAD_KERNELS:
             wrap(algorithm, name, f"{name} {algorithm.name}")
     return current

@@ -157,7 +157,9 @@ def train_both(fused: Sequential, spec: Sequential, x: np.ndarray, tol: dict) ->
         ({"use_bias": False, "padding": "same"}, (9, 8, 1)),
         ({"strides": 2, "padding": "same"}, (17, 16, 3)),
         ({}, (10, 10, 8)),  # 3x3 over 8 channels: F(4x4, 3x3) in training
-        ({}, (12, 12, 8)),  # 10x10 output: F(2x2, 3x3) in training
+        ({}, (12, 12, 8)),  # 10x10 output: F(6x6, 3x3) in training, partial tiles
+        ({}, (14, 14, 8)),  # 12x12: F(6x6), whole tiles
+        ({"padding": "same"}, (2, 2, 8)),  # 2x2: F(2x2, 3x3)
         ({"padding": "same"}, (8, 8, 9)),  # F(4x4), padded tiles
     ],
 )
@@ -203,8 +205,11 @@ def test_few_taps_steps_equal_the_layers_one_by_one(conv_kwargs, shape, offset, 
 @pytest.mark.parametrize(
     ("shape", "algorithm"),
     [
-        ((10, 10, 8), "F(4x4, 3x3)"),  # 8x8 output
-        ((12, 12, 8), "F(2x2, 3x3)"),  # 10x10
+        ((10, 10, 8), "F(4x4, 3x3)"),  # 8x8 output: 2.25 multiplications an output
+        ((12, 12, 8), "F(6x6, 3x3)"),  # 10x10: 2.56 (F(4x4) 3.24, F(2x2) 4)
+        ((26, 26, 8), "F(6x6, 3x3)"),  # 24x24: 1.78 (F(4x4) 2.25)
+        ((16, 16, 8), "F(4x4, 3x3)"),  # 14x14: 2.94 either way; the smaller tile
+        ((4, 4, 8), "F(2x2, 3x3)"),  # 2x2: 4 (F(4x4) 9)
         ((11, 11, 8), None),  # 9x9: im2col
         ((10, 10, 7), None),  # too few channels
     ],
@@ -216,11 +221,14 @@ def test_training_winograd_algorithm_by_output_size(shape, algorithm):
     assert (algorithm or "im2col") in step.describe()
 
 
-@pytest.mark.parametrize("shape", [(10, 10, 8), (12, 12, 8)])  # F(4x4), F(2x2)
+@pytest.mark.parametrize(
+    "shape", [(10, 10, 8), (12, 12, 8), (14, 14, 8), (4, 4, 8)]
+)  # F(4x4), F(6x6) with partial and whole tiles, F(2x2)
 def test_float32_training_step_is_near_the_float64_layers(shape):
     """The fused float32 step (Winograd) against the layers one by one in float64:
     the output, loss and every gradient within 3e-5 of their largest magnitude
-    (measured: <= 3e-6 with F(4x4, 3x3), <= 5e-7 with F(2x2, 3x3))."""
+    (measured: <= 2e-6 with F(4x4, 3x3), <= 3e-6 with F(6x6, 3x3) (7e-6 on a 26x26
+    input), <= 7e-7 with F(2x2, 3x3))."""
     fused, spec = cnn({}, shape, True, "float32"), cnn({}, shape, False)
     spec.set_weights({k: v.astype(np.float64) for k, v in fused.get_weights().items()})
     rng = np.random.default_rng(3)
@@ -300,19 +308,28 @@ def test_what_a_user_holds_survives_later_steps():
 
 
 @pytest.mark.parametrize("pool", [False, True])
-@pytest.mark.parametrize("conv_kwargs", [{}, {"strides": 2, "padding": "same"}])
-def test_step_passes_a_gradient_check(pool, conv_kwargs):
+@pytest.mark.parametrize(
+    ("conv_kwargs", "shape", "algorithm"),
+    [
+        ({}, (7, 8, 2), None),
+        ({"strides": 2, "padding": "same"}, (7, 8, 2), None),
+        ({}, (12, 12, 8), "F(6x6, 3x3)"),  # partial tiles
+        ({}, (10, 10, 8), "F(4x4, 3x3)"),
+    ],
+)
+def test_step_passes_a_gradient_check(pool, conv_kwargs, shape, algorithm):
     """Central differences in float64 on the step: kernel, gamma and beta entry by
     entry, the input gradient against its scale. (BatchNorm's input gradient
     subtracts near-equal terms, so some entries are ~1e-6 of the largest and their
     central differences carry no relative accuracy: 1e-10 absolute error on them
     fails an entry-wise 1e-6. No conv bias: BatchNorm cancels it, its true gradient
     is 0; the test above covers it against the layers.)"""
-    shape = (7, 8, 2)
     layers = [*block(use_bias=False, **conv_kwargs), *([MaxPool2D(2)] * pool)]
     model = Sequential(layers, input_shape=shape, seed=4, dtype="float64")
     (step,) = model.plan
     assert isinstance(step, ConvBNReLUPool if pool else ConvBNReLU)
+    chosen = step.winograd_algorithm
+    assert (chosen and chosen.name) == algorithm
     step.norm.params["gamma"][...] = [1.5, -0.7, 0.9]  # a negative scale too
     step.norm.params["beta"][...] = [0.1, 0.2, -0.3]
     rng = np.random.default_rng(6)

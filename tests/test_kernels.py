@@ -27,6 +27,7 @@ from tinynet.kernels import (
     window_geometry,
     winograd,
     winograd43,
+    winograd63,
     winograd_conv,
 )
 
@@ -741,7 +742,9 @@ def test_winograd_conv_matches_the_direct_reference(case, need_dx):
                 assert_close(got, expected, dtype)
 
 
-@pytest.mark.parametrize(("module", "size"), [(winograd, 4), (winograd43, 6)])
+@pytest.mark.parametrize(
+    ("module", "size"), [(winograd, 4), (winograd43, 6), (winograd63, 8)]
+)
 def test_winograd_kernel_transform_and_its_adjoint(module, size):
     """U = G w G^T, and <U, dU> = <w, G^T dU G> for any dU (adjoint)."""
     rng = np.random.default_rng(4)
@@ -758,60 +761,70 @@ def test_winograd_kernel_transform_and_its_adjoint(module, size):
     assert abs(lhs - rhs) < 1e-12 * max(1.0, abs(lhs))
 
 
-# ------------------------------------------------------- Winograd F(4x4, 3x3)
-@given(winograd_cases())
+# ---------------------------------------- Winograd F(4x4, 3x3) and F(6x6, 3x3)
+#: The larger-tile algorithms, each with its kernel module (whose naive twins in
+#: ``reference`` are named after it): any output size, the last tiles partial.
+LARGE_TILES = [(winograd43, winograd43.F4X4), (winograd63, winograd63.F6X6)]
+LARGE_TILE_IDS = ["F4x4", "F6x6"]
+
+
+@pytest.mark.parametrize(("module", "algorithm"), LARGE_TILES, ids=LARGE_TILE_IDS)
+@given(case=winograd_cases())
 @PROPERTY_SETTINGS
-def test_winograd43_transforms_match_reference(case):
-    """Every output size, so partial tiles (not a multiple of 4) too."""
+def test_large_tile_transforms_match_reference(module, algorithm, case):
+    """Every output size, so partial tiles (not a multiple of the tile) too."""
     x, weights, b, pt, pl, ho, wo, _, rng = case
     n, _, _, c = x.shape
     f, dtype = weights.shape[3], x.dtype.type
-    th, tw = winograd43.F4X4.tiles(ho, wo)
-    tiles = n * th * tw
+    th, tw = algorithm.tiles(ho, wo)
+    tiles, points = n * th * tw, algorithm.points
+    prefix = module.__name__.rsplit(".", 1)[1]
 
     def both(name, *args, out):
-        fast = getattr(winograd43, name)(*args, *(o.copy() for o in out))
-        ref = getattr(reference, f"winograd43_{name}")(*args, *(o.copy() for o in out))
+        fast = getattr(module, name)(*args, *(o.copy() for o in out))
+        ref = getattr(reference, f"{prefix}_{name}")(*args, *(o.copy() for o in out))
         return fast, ref
 
-    v_buffer = [np.full((36, tiles, c), np.nan, dtype)]
+    v_buffer = [np.full((points, tiles, c), np.nan, dtype)]
     v, v_ref = both("input_transform", x, pt, pl, th, tw, out=v_buffer)
     assert_close(v, v_ref, dtype)
-    m = rng.standard_normal((36, tiles, f)).astype(dtype)
+    m = rng.standard_normal((points, tiles, f)).astype(dtype)
     y_buffer = [np.full((n, ho, wo, f), np.nan, dtype)]
     y, y_ref = both("output_transform", m, b, out=y_buffer)
     assert_close(y, y_ref, dtype)
     dy = rng.standard_normal((n, ho, wo, f)).astype(dtype)
-    grads = [np.full((36, tiles, f), np.nan, dtype), np.ones(f, dtype)]
+    grads = [np.full((points, tiles, f), np.nan, dtype), np.ones(f, dtype)]
     fast, ref = both("output_transform_adjoint", dy, out=grads)
     for got, expected in zip(fast, ref, strict=True):
         assert_close(got, expected, dtype)
-    dv = rng.standard_normal((36, tiles, c)).astype(dtype)
+    dv = rng.standard_normal((points, tiles, c)).astype(dtype)
     dx_buffer = [np.full(x.shape, np.nan, dtype)]
     dx, dx_ref = both("input_transform_adjoint", dv, pt, pl, th, tw, out=dx_buffer)
     assert_close(dx, dx_ref, dtype)
 
 
-@given(winograd_cases(), st.booleans())
+@pytest.mark.parametrize(("module", "algorithm"), LARGE_TILES, ids=LARGE_TILE_IDS)
+@given(case=winograd_cases(), kept=st.booleans())
 @PROPERTY_SETTINGS
-def test_winograd43_conv_pool_forward_matches_reference(case, kept):
-    """The pooled F(4x4, 3x3) forward (inference) against its twin and against the
-    direct convolution + pool, odd pooled sizes (partial tiles) too."""
+def test_large_tile_conv_pool_forward_matches_reference(module, algorithm, case, kept):
+    """The pooled forward (inference) against its twin and against the direct
+    convolution + pool, pooled sizes the tiles do not divide (partial tiles) too."""
     x, weights, b, pt, pl, ho, wo, relu, rng = case
     n, _, _, c = x.shape
     f, dtype = weights.shape[3], x.dtype.type
     pooled = (n, ho // 2, wo // 2, f)
-    th, tw = winograd43.F4X4.pooled_tiles(pooled[1], pooled[2])
-    m = rng.standard_normal((36, n * th * tw, f)).astype(dtype)
+    th, tw = algorithm.pooled_tiles(pooled[1], pooled[2])
+    points = algorithm.points
+    prefix = module.__name__.rsplit(".", 1)[1]
+    m = rng.standard_normal((points, n * th * tw, f)).astype(dtype)
     buffers = (np.full(pooled, np.nan, dtype), np.full(pooled, 9, np.uint8))
-    fast = winograd43.output_transform_pool(m, b, relu, *(a.copy() for a in buffers))
-    ref = reference.winograd43_output_transform_pool(m, b, relu, *buffers)
+    fast = module.output_transform_pool(m, b, relu, *(a.copy() for a in buffers))
+    ref = getattr(reference, f"{prefix}_output_transform_pool")(m, b, relu, *buffers)
     assert_close(fast[0], ref[0], dtype)
-    v = np.full((36, n * th * tw, c), np.nan, dtype) if kept else None
+    v = np.full((points, n * th * tw, c), np.nan, dtype) if kept else None
     p = winograd_conv.conv3x3_pool_forward(
-        x, weights, b, pt, pl, relu, v, *(a.copy() for a in buffers),
-        winograd43.F4X4,
-    )  # fmt: skip
+        x, weights, b, pt, pl, relu, v, *(a.copy() for a in buffers), algorithm
+    )
     cols = np.empty((n * ho * wo, 9 * c), dtype)
     p_ref, _ = reference.conv2d_forward(
         x, weights, b, 1, 1, pt, pl, ho, wo, cols, relu,
@@ -820,17 +833,16 @@ def test_winograd43_conv_pool_forward_matches_reference(case, kept):
     assert_close(p, p_ref, dtype)
 
 
-def winograd43_against_direct(x, weights, b, pt, pl, ho, wo, dy, need_dx):
-    """(fast, reference) pairs of y, dx, dw, db: the conv by F(4x4, 3x3), backward
+def large_tile_against_direct(algorithm, x, weights, b, pt, pl, ho, wo, dy, need_dx):
+    """(fast, reference) pairs of y, dx, dw, db: the conv by ``algorithm``, backward
     of ``dy`` from the kept transform and from x, against the direct convolution."""
     n, _, _, c = x.shape
     f, dtype = weights.shape[3], x.dtype
-    th, tw = winograd43.F4X4.tiles(ho, wo)
-    v = np.full((36, n * th * tw, c), np.nan, dtype)
+    th, tw = algorithm.tiles(ho, wo)
+    v = np.full((algorithm.points, n * th * tw, c), np.nan, dtype)
     y = winograd_conv.conv3x3_forward(
-        x, weights, b, pt, pl, v, np.full((n, ho, wo, f), np.nan, dtype),
-        winograd43.F4X4,
-    )  # fmt: skip
+        x, weights, b, pt, pl, v, np.full((n, ho, wo, f), np.nan, dtype), algorithm
+    )
     cols = np.empty((n * ho * wo, 9 * c), dtype)
     y_ref, _ = reference.conv2d_forward(x, weights, b, 1, 1, pt, pl, ho, wo, cols)
     pairs = [(y, y_ref)]
@@ -838,41 +850,52 @@ def winograd43_against_direct(x, weights, b, pt, pl, ho, wo, dy, need_dx):
     ref = reference.conv2d_backward(dy, x, cols, weights, 1, 1, pt, pl, need_dx)
     for kept, x_again in ((v, None), (None, x)):
         fast = winograd_conv.conv3x3_backward(
-            dy, kept, weights, pt, pl, x.shape, need_dx, x_again, winograd43.F4X4
+            dy, kept, weights, pt, pl, x.shape, need_dx, x_again, algorithm
         )
         assert (fast[0] is None) == (not need_dx)
         pairs += [(a, r) for a, r in zip(fast, ref, strict=True) if r is not None]
     return pairs
 
 
-@given(winograd_cases(), st.booleans())
+@pytest.mark.parametrize("algorithm", [a for _, a in LARGE_TILES], ids=LARGE_TILE_IDS)
+@given(case=winograd_cases(), need_dx=st.booleans())
 @PROPERTY_SETTINGS
-def test_winograd43_conv_matches_the_direct_reference(case, need_dx):
-    """The whole F(4x4, 3x3) conv and its gradients, any output size."""
+def test_large_tile_conv_matches_the_direct_reference(algorithm, case, need_dx):
+    """The whole conv and its gradients, any output size."""
     x, weights, b, pt, pl, ho, wo, _, rng = case
     dy = rng.standard_normal((x.shape[0], ho, wo, weights.shape[3]))
-    for fast, ref in winograd43_against_direct(
-        x, weights, b, pt, pl, ho, wo, dy, need_dx
+    for fast, ref in large_tile_against_direct(
+        algorithm, x, weights, b, pt, pl, ho, wo, dy, need_dx
     ):
         assert_close(fast, ref, x.dtype.type)
 
 
-def test_winograd43_float32_error_at_the_shipped_cnn_width():
-    """Float32 F(4x4, 3x3) against the float64 direct convolution, 64 channels in
-    and out as in the shipped CNN's last conv, unit-scale data: every result within
-    2e-5 of its largest magnitude (measured: ~4e-6; F(2x2, 3x3) ~3e-7, the direct
+@pytest.mark.parametrize(
+    ("algorithm", "shape", "bound"),
+    [
+        (winograd43.F4X4, (10, 64, 64), 2e-5),  # measured ~4e-6
+        (winograd63.F6X6, (10, 64, 64), 4e-5),  # measured ~5e-6
+        (winograd63.F6X6, (26, 32, 32), 4e-5),  # measured ~8e-6
+    ],
+)
+def test_large_tile_float32_error_at_the_shipped_cnn_width(algorithm, shape, bound):
+    """Float32 against the float64 direct convolution, channels in and out and
+    sizes as in the shipped CNN's convolutions, unit-scale data: every result
+    within ``bound`` of its largest magnitude (F(2x2, 3x3): ~3e-7, the direct
     convolution in float32 ~2e-7)."""
+    h, c, f = shape
     rng = np.random.default_rng(7)
-    x = rng.standard_normal((3, 10, 10, 64))
-    weights = rng.standard_normal((3, 3, 64, 64)) / 24  # He-like scale
-    b = rng.standard_normal(64)
-    dy = rng.standard_normal((3, 8, 8, 64))
-    exact = winograd43_against_direct(x, weights, b, 0, 0, 8, 8, dy, True)
+    x = rng.standard_normal((3, h, h, c))
+    weights = rng.standard_normal((3, 3, c, f)) / np.sqrt(9 * c / 2)  # He scale
+    b = rng.standard_normal(f)
+    dy = rng.standard_normal((3, h - 2, h - 2, f))
+    size = (0, 0, h - 2, h - 2)
+    exact = large_tile_against_direct(algorithm, x, weights, b, *size, dy, True)
     x32, w32, b32 = (a.astype(np.float32) for a in (x, weights, b))
-    rough = winograd43_against_direct(x32, w32, b32, 0, 0, 8, 8, dy, True)
+    rough = large_tile_against_direct(algorithm, x32, w32, b32, *size, dy, True)
     for (got, _), (want, _) in zip(rough, exact, strict=True):
         err = np.max(np.abs(got - want)) / np.max(np.abs(want))
-        assert err < 2e-5
+        assert err < bound
 
 
 # ------------------------------------------- spec-level entry points (the layers')

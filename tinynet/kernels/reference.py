@@ -2,11 +2,12 @@
 
 Every function here has the signature of its fast namesake in ``kernels.conv``,
 ``kernels.convpool``, ``kernels.batchnorm``, ``kernels.winograd``,
-``kernels.winograd43``, ``kernels.pool``, ``kernels.dropout``, ``kernels.losses``
-or ``kernels.optim`` and must return the same numbers (up to float rounding). The
-spec-level entry points the layers call (``conv2d``, ``max_pool2d``, ``dropout``
-...) are at the end. They are written for clarity, loop over kernel offsets, and
-build an explicitly padded copy of the input; speed does not matter.
+``kernels.winograd43``, ``kernels.winograd63``, ``kernels.pool``, ``kernels.dropout``,
+``kernels.losses`` or ``kernels.optim`` and must return the same numbers (up to
+float rounding). The spec-level entry points the layers call (``conv2d``,
+``max_pool2d``, ``dropout`` ...) are at the end. They are written for clarity, loop
+over kernel offsets, and build an explicitly padded copy of the input; speed does
+not matter.
 
 Geometry shared by all of them (NHWC): window ``(oy, ox)`` covers the rows
 ``oy*sh - pt + [0, kh)`` and columns ``ox*sw - pl + [0, kw)`` of the input; positions
@@ -565,9 +566,11 @@ def winograd_input_transform_adjoint(
     return dx
 
 
-# ------------------------------------------------ Winograd F(4x4, 3x3) transforms
-# The four kernels of ``kernels.winograd43``: 6x6 input tiles at stride 4, 4x4
-# output tiles, the last ones partial (the output padded, then cropped).
+# ------------------------------------- Winograd F(4x4, 3x3) and F(6x6, 3x3) transforms
+# The kernels of ``kernels.winograd43`` (6x6 input tiles at stride 4, 4x4 output
+# tiles) and ``kernels.winograd63`` (8x8 at stride 6, 6x6), the last tiles partial
+# (the output padded, then cropped): one definition each, taking the algorithm's
+# ``B^T`` and ``A^T``.
 _BT43 = np.array(
     [
         [4, 0, -5, 0, 1, 0],
@@ -588,29 +591,116 @@ _AT43 = np.array(
     ],
     float,
 )
+_BT63 = np.array(
+    [
+        [1, 0, -21 / 4, 0, 21 / 4, 0, -1, 0],
+        [0, 1, 1, -17 / 4, -17 / 4, 1, 1, 0],
+        [0, -1, 1, 17 / 4, -17 / 4, -1, 1, 0],
+        [0, 1 / 2, 1 / 4, -5 / 2, -5 / 4, 2, 1, 0],
+        [0, -1 / 2, 1 / 4, 5 / 2, -5 / 4, -2, 1, 0],
+        [0, 2, 4, -5 / 2, -5, 1 / 2, 1, 0],
+        [0, -2, 4, 5 / 2, -5, -1 / 2, 1, 0],
+        [0, -1, 0, 21 / 4, 0, -21 / 4, 0, 1],
+    ]
+)
+_AT63 = np.array(
+    [
+        [1, 1, 1, 1, 1, 1, 1, 0],
+        [0, 1, -1, 2, -2, 1 / 2, -1 / 2, 0],
+        [0, 1, 1, 4, 4, 1 / 4, 1 / 4, 0],
+        [0, 1, -1, 8, -8, 1 / 8, -1 / 8, 0],
+        [0, 1, 1, 16, 16, 1 / 16, 1 / 16, 0],
+        [0, 1, -1, 32, -32, 1 / 32, -1 / 32, 1],
+    ]
+)
+
+
+def _input_transform_by(
+    bt: np.ndarray,
+    x: np.ndarray,
+    pt: int,
+    pl: int,
+    tiles_h: int,
+    tiles_w: int,
+    v: np.ndarray,
+) -> np.ndarray:
+    """``V = B^T d B`` for every (t, t) tile ``d``, as t^2 planes of (tiles, C)."""
+    t = bt.shape[0]
+    d = _tiles(x, pt, pl, tiles_h, tiles_w, size=t)
+    bt = bt.astype(x.dtype)
+    v[...] = np.einsum("ai,ntsijc,bj->abntsc", bt, d, bt).reshape(t * t, -1, x.shape[3])
+    return v
+
+
+def _output_transform_by(
+    at: np.ndarray, m: np.ndarray, b: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """``Y = A^T M A + b`` per tile, the tiles laid out as the conv output."""
+    n, ho, wo, f = y.shape
+    r, t = at.shape
+    th, tw = -(-ho // r), -(-wo // r)
+    at = at.astype(m.dtype)
+    mt = m.reshape(t, t, n, th, tw, f)
+    full = np.einsum("ai,ijntsf,bj->ntasbf", at, mt, at).reshape(n, r * th, r * tw, f)
+    y[...] = full[:, :ho, :wo] + b
+    return y
+
+
+def _output_transform_adjoint_by(
+    at: np.ndarray, dy: np.ndarray, dm: np.ndarray, db: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``dM = A dY A^T`` per tile (``dY`` zero past the output); ``db`` gets the
+    sum of ``dY`` added."""
+    n, ho, wo, f = dy.shape
+    r, t = at.shape
+    th, tw = -(-ho // r), -(-wo // r)
+    at = at.astype(dm.dtype)
+    full = np.zeros((n, r * th, r * tw, f), dm.dtype)
+    full[:, :ho, :wo] = dy
+    dyt = full.reshape(n, th, r, tw, r, f)
+    dm[...] = np.einsum("ai,ntasbf,bj->ijntsf", at, dyt, at).reshape(t * t, -1, f)
+    db += dy.sum(axis=(0, 1, 2))
+    return dm, db
+
+
+def _input_transform_adjoint_by(
+    bt: np.ndarray,
+    dv: np.ndarray,
+    pt: int,
+    pl: int,
+    tiles_h: int,
+    tiles_w: int,
+    dx: np.ndarray,
+) -> np.ndarray:
+    """``dd = B dV B^T`` per tile, added into ``dx`` at the tile's place."""
+    n, h, w, c = dx.shape
+    t = bt.shape[0]
+    s = t - 2
+    bt = bt.astype(dx.dtype)
+    dvt = dv.reshape(t, t, n, tiles_h, tiles_w, c)
+    dd = np.einsum("ai,abntsc,bj->ntsijc", bt, dvt, bt)
+    dxp = _padded(np.zeros_like(dx), pt, pl, s * tiles_h + 2, s * tiles_w + 2, 0.0)
+    for i in range(t):
+        for j in range(t):
+            dxp[:, i : i + s * tiles_h : s, j : j + s * tiles_w : s] += dd[
+                :, :, :, i, j
+            ]
+    dx[...] = dxp[:, pt : pt + h, pl : pl + w]
+    return dx
 
 
 def winograd43_input_transform(
     x: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, v: np.ndarray
 ) -> np.ndarray:
     """``V = B^T d B`` for every 6x6 tile ``d``, as 36 planes of (tiles, C)."""
-    bt = _BT43.astype(x.dtype)
-    d = _tiles(x, pt, pl, tiles_h, tiles_w, size=6)
-    v[...] = np.einsum("ai,ntsijc,bj->abntsc", bt, d, bt).reshape(36, -1, x.shape[3])
-    return v
+    return _input_transform_by(_BT43, x, pt, pl, tiles_h, tiles_w, v)
 
 
 def winograd43_output_transform(
     m: np.ndarray, b: np.ndarray, y: np.ndarray
 ) -> np.ndarray:
     """``Y = A^T M A + b`` per tile, the tiles laid out as the conv output."""
-    n, ho, wo, f = y.shape
-    th, tw = -(-ho // 4), -(-wo // 4)
-    at = _AT43.astype(m.dtype)
-    m6 = m.reshape(6, 6, n, th, tw, f)
-    full = np.einsum("ai,ijntsf,bj->ntasbf", at, m6, at).reshape(n, 4 * th, 4 * tw, f)
-    y[...] = full[:, :ho, :wo] + b
-    return y
+    return _output_transform_by(_AT43, m, b, y)
 
 
 def winograd43_output_transform_pool(
@@ -629,33 +719,54 @@ def winograd43_output_transform_adjoint(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``dM = A dY A^T`` per tile (``dY`` zero past the output); ``db`` gets the
     sum of ``dY`` added."""
-    n, ho, wo, f = dy.shape
-    th, tw = -(-ho // 4), -(-wo // 4)
-    at = _AT43.astype(dm.dtype)
-    full = np.zeros((n, 4 * th, 4 * tw, f), dm.dtype)
-    full[:, :ho, :wo] = dy
-    dy6 = full.reshape(n, th, 4, tw, 4, f)
-    dm[...] = np.einsum("ai,ntasbf,bj->ijntsf", at, dy6, at).reshape(36, -1, f)
-    db += dy.sum(axis=(0, 1, 2))
-    return dm, db
+    return _output_transform_adjoint_by(_AT43, dy, dm, db)
 
 
 def winograd43_input_transform_adjoint(
     dv: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, dx: np.ndarray
 ) -> np.ndarray:
     """``dd = B dV B^T`` per tile, added into ``dx`` at the tile's place."""
-    n, h, w, c = dx.shape
-    bt = _BT43.astype(dx.dtype)
-    dv6 = dv.reshape(6, 6, n, tiles_h, tiles_w, c)
-    dd = np.einsum("ai,abntsc,bj->ntsijc", bt, dv6, bt)
-    dxp = _padded(np.zeros_like(dx), pt, pl, 4 * tiles_h + 2, 4 * tiles_w + 2, 0.0)
-    for i in range(6):
-        for j in range(6):
-            dxp[:, i : i + 4 * tiles_h : 4, j : j + 4 * tiles_w : 4] += dd[
-                :, :, :, i, j
-            ]
-    dx[...] = dxp[:, pt : pt + h, pl : pl + w]
-    return dx
+    return _input_transform_adjoint_by(_BT43, dv, pt, pl, tiles_h, tiles_w, dx)
+
+
+def winograd63_input_transform(
+    x: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, v: np.ndarray
+) -> np.ndarray:
+    """``V = B^T d B`` for every 8x8 tile ``d``, as 64 planes of (tiles, C)."""
+    return _input_transform_by(_BT63, x, pt, pl, tiles_h, tiles_w, v)
+
+
+def winograd63_output_transform(
+    m: np.ndarray, b: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """``Y = A^T M A + b`` per tile, the tiles laid out as the conv output."""
+    return _output_transform_by(_AT63, m, b, y)
+
+
+def winograd63_output_transform_pool(
+    m: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Y = A^T M A`` per tile, cropped to twice the pooled size, then
+    :func:`pool_bias_relu`."""
+    n, po, qo, f = out.shape
+    y = np.empty((n, 2 * po, 2 * qo, f), m.dtype)
+    winograd63_output_transform(m, np.zeros(f, m.dtype), y)
+    return pool_bias_relu(y, b, relu, out, argmax)
+
+
+def winograd63_output_transform_adjoint(
+    dy: np.ndarray, dm: np.ndarray, db: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``dM = A dY A^T`` per tile (``dY`` zero past the output); ``db`` gets the
+    sum of ``dY`` added."""
+    return _output_transform_adjoint_by(_AT63, dy, dm, db)
+
+
+def winograd63_input_transform_adjoint(
+    dv: np.ndarray, pt: int, pl: int, tiles_h: int, tiles_w: int, dx: np.ndarray
+) -> np.ndarray:
+    """``dd = B dV B^T`` per tile, added into ``dx`` at the tile's place."""
+    return _input_transform_adjoint_by(_BT63, dv, pt, pl, tiles_h, tiles_w, dx)
 
 
 # --------------------------------------------------------------------------- dropout

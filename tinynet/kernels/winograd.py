@@ -1,7 +1,8 @@
 """Winograd F(2x2, 3x3) for a stride-1 3x3 convolution followed by a 2x2 max-pool,
 or, for the plan's ``ConvBNReLU`` steps, with every output kept: the kernels of
 :data:`F2X2` (the transforms and their adjoints). The chunked drivers that run them,
-and F(4x4, 3x3)'s of :mod:`tinynet.kernels.winograd43`, are in
+and F(4x4, 3x3)'s and F(6x6, 3x3)'s (:mod:`tinynet.kernels.winograd43`,
+:mod:`tinynet.kernels.winograd63`), are in
 :mod:`tinynet.kernels.winograd_conv`; the :class:`Algorithm` record that carries an
 algorithm's kernels to them is in :mod:`tinynet.kernels.winograd_algorithm`.
 
@@ -44,8 +45,9 @@ tile-major layout the batched matmuls ran at half the speed.
 
 The drivers at the end (``forward_chunks``, ``backward_chunks`` and the
 ``conv3x3_*`` entry points) run any :class:`Algorithm`: :data:`F2X2`, whose
-kernels are here, or ``winograd43.F4X4``, F(4x4, 3x3) (36 multiplications per 16
-outputs), which ``tinynet.plan.ConvBNReLU`` picks where 4 divides the output.
+kernels are here, ``winograd43.F4X4``, F(4x4, 3x3) (36 multiplications per 16
+outputs), or ``winograd63.F6X6``, F(6x6, 3x3) (64 per 36); ``tinynet.plan.ConvBNReLU``
+picks the one with the fewest multiplications per output.
 """
 
 from __future__ import annotations

@@ -163,30 +163,31 @@ def input_transform(
     n, h, w, c = x.shape
     # As in the F(2x2) kernel: the tiles of a row overlap by two columns, so the
     # row combination ``t = B^T d`` runs once per column of the strip of six input
-    # rows, then each tile combines six columns of t.
+    # rows, then each tile combines six columns of t. The row combination runs
+    # over whole rows (W * C values a loop, as in winograd63); the columns of t
+    # outside x stay zero.
     cols = 4 * tiles_w + 2
-    t = np.empty((6, cols, c), dtype=v.dtype)
-    zero = np.zeros(c, dtype=x.dtype)
+    inside = min(w, cols - pl)  # columns of x in the strip
+    t = np.zeros((6, cols, c), dtype=v.dtype)
+    tf = t.reshape(6, cols * c)
+    xf = np.ascontiguousarray(x).reshape(n, h, w * c)
+    zero = np.zeros(w * c, dtype=x.dtype)
+    lo, hi = pl * c, (pl + inside) * c
+    t0, t1, t2 = tf[0, lo:hi], tf[1, lo:hi], tf[2, lo:hi]
+    t3, t4, t5 = tf[3, lo:hi], tf[4, lo:hi], tf[5, lo:hi]
     for b in range(n):
         for p in range(tiles_h):
             y0 = 4 * p - pt
-            for k in range(cols):
-                ix = k - pl
-                if ix < 0 or ix >= w:
-                    t[:, k] = 0
-                    continue
-                d0 = x[b, y0, ix] if 0 <= y0 < h else zero
-                d1 = x[b, y0 + 1, ix] if 0 <= y0 + 1 < h else zero
-                d2 = x[b, y0 + 2, ix] if 0 <= y0 + 2 < h else zero
-                d3 = x[b, y0 + 3, ix] if 0 <= y0 + 3 < h else zero
-                d4 = x[b, y0 + 4, ix] if 0 <= y0 + 4 < h else zero
-                d5 = x[b, y0 + 5, ix] if 0 <= y0 + 5 < h else zero
-                t0, t1, t2 = t[0, k], t[1, k], t[2, k]
-                t3, t4, t5 = t[3, k], t[4, k], t[5, k]
-                for ch in range(c):
-                    t0[ch], t1[ch], t2[ch], t3[ch], t4[ch], t5[ch] = b_transpose(
-                        d0[ch], d1[ch], d2[ch], d3[ch], d4[ch], d5[ch]
-                    )
+            d0 = xf[b, y0] if 0 <= y0 < h else zero
+            d1 = xf[b, y0 + 1] if 0 <= y0 + 1 < h else zero
+            d2 = xf[b, y0 + 2] if 0 <= y0 + 2 < h else zero
+            d3 = xf[b, y0 + 3] if 0 <= y0 + 3 < h else zero
+            d4 = xf[b, y0 + 4] if 0 <= y0 + 4 < h else zero
+            d5 = xf[b, y0 + 5] if 0 <= y0 + 5 < h else zero
+            for k in range(hi - lo):
+                t0[k], t1[k], t2[k], t3[k], t4[k], t5[k] = b_transpose(
+                    d0[k], d1[k], d2[k], d3[k], d4[k], d5[k]
+                )
             # Row by row of t, so that the six planes written advance tile by tile
             # (tile by tile, writing 36 planes per tile, this pass took 2.7x as
             # long: 4 images of 26x26x32, 90 against 33 us).
@@ -206,22 +207,39 @@ def input_transform(
     return v
 
 
+# The output side works on a whole row of tiles at a time, as in winograd63 (which
+# says why): a loop per tile of the 8x8x64 output's transform took 0.26 ms per 128
+# images, 0.14 ms over whole rows of tiles (1 thread, in cache; its adjoint 0.22
+# -> 0.14 ms).
 @numba.njit(inline="always")
-def row_of_tiles_a_transpose(m: np.ndarray, r0: int, s: np.ndarray) -> None:
-    """``S = A^T M`` for the row of tiles ``r0, r0 + 1, ...``: ``s[:, q, j]`` (four
-    rows, each (F,)) from column ``j`` of tile ``r0 + q``'s 6x6 products, reading
-    six planes of ``m`` tile after tile (36 planes per tile ran slower, as in
-    :func:`input_transform`). ``s : (4, Q, 6, F)``."""
+def row_of_tiles_a_transpose(mf: np.ndarray, base: int, s: np.ndarray) -> None:
+    """``S = A^T M`` for a row of tiles: ``s[i, j]`` (row ``i`` of column ``j`` of
+    every tile of the row, ``(Q * F,)``) from the planes ``mf`` (36, tiles * F),
+    the row's tiles starting at column ``base``. ``s : (4, 6, Q * F)``."""
+    width = s.shape[2]
+    stop = base + width
     for j in range(6):
-        for q in range(s.shape[1]):
-            r = r0 + q
-            m0, m1, m2 = m[j, r], m[6 + j, r], m[12 + j, r]
-            m3, m4, m5 = m[18 + j, r], m[24 + j, r], m[30 + j, r]
-            s0, s1, s2, s3 = s[0, q, j], s[1, q, j], s[2, q, j], s[3, q, j]
-            for ch in range(s.shape[3]):
-                s0[ch], s1[ch], s2[ch], s3[ch] = a_transpose(
-                    m0[ch], m1[ch], m2[ch], m3[ch], m4[ch], m5[ch]
-                )
+        m0, m1, m2 = mf[j, base:stop], mf[6 + j, base:stop], mf[12 + j, base:stop]
+        m3, m4 = mf[18 + j, base:stop], mf[24 + j, base:stop]
+        m5 = mf[30 + j, base:stop]
+        s0, s1, s2, s3 = s[0, j], s[1, j], s[2, j], s[3, j]
+        for k in range(width):
+            s0[k], s1[k], s2[k], s3[k] = a_transpose(
+                m0[k], m1[k], m2[k], m3[k], m4[k], m5[k]
+            )
+
+
+@numba.njit(inline="always")
+def row_of_outputs(s: np.ndarray, i: int, rows: np.ndarray) -> None:
+    """``Y = S A`` for row ``i`` of every tile of a row: ``rows[t]`` (``(Q * F,)``,
+    tile after tile) is output column ``t`` of each tile. ``rows : (4, Q * F)``."""
+    e0, e1, e2 = s[i, 0], s[i, 1], s[i, 2]
+    e3, e4, e5 = s[i, 3], s[i, 4], s[i, 5]
+    r0, r1, r2, r3 = rows[0], rows[1], rows[2], rows[3]
+    for k in range(rows.shape[1]):
+        r0[k], r1[k], r2[k], r3[k] = a_transpose(
+            e0[k], e1[k], e2[k], e3[k], e4[k], e5[k]
+        )
 
 
 @transform_kernel
@@ -231,8 +249,9 @@ def output_transform(m: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    m : (36, N * P * Q, F) the products ``M[xi]``, tile ``(n, p, q)`` in column
-        ``(n * P + p) * Q + q``, with ``P, Q = ceil(ho / 4), ceil(wo / 4)``.
+    m : (36, N * P * Q, F) the products ``M[xi]``, C-contiguous, tile ``(n, p,
+        q)`` in column ``(n * P + p) * Q + q``, with ``P, Q = ceil(ho / 4),
+        ceil(wo / 4)``.
     b : (F,) bias.
     y : (N, ho, wo, F) buffer, fully overwritten.
 
@@ -242,35 +261,20 @@ def output_transform(m: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     n, ho, wo, f = y.shape
     po, qo = -(-ho // 4), -(-wo // 4)
-    # A row of tiles at a time, each pass reading six planes of m tile after tile
-    # (as input_transform writes them): S = A^T M for every tile of the row, then
-    # Y = S A, one output row after another.
-    s = np.empty((4, qo, 6, f), dtype=y.dtype)
-    row = np.empty((4, f), dtype=y.dtype)  # one output row of a partial tile
+    width = qo * f
+    mf = np.ascontiguousarray(m).reshape(m.shape[0], -1)
+    s = np.empty((4, 6, width), dtype=y.dtype)
+    rows = np.empty((4, width), dtype=y.dtype)
     for bi in range(n):
         for p in range(po):
-            row_of_tiles_a_transpose(m, (bi * po + p) * qo, s)
+            row_of_tiles_a_transpose(mf, (bi * po + p) * width, s)
             for i in range(min(4, ho - 4 * p)):
+                row_of_outputs(s, i, rows)
                 out = y[bi, 4 * p + i]
                 for q in range(qo):
-                    si = s[i, q]
-                    e0, e1, e2, e3, e4, e5 = si[0], si[1], si[2], si[3], si[4], si[5]
-                    ox = 4 * q
-                    full = ox + 4 <= wo
-                    if full:
-                        o0, o1, o2, o3 = out[ox], out[ox + 1], out[ox + 2], out[ox + 3]
-                    else:
-                        o0, o1, o2, o3 = row[0], row[1], row[2], row[3]
-                    for ch in range(f):
-                        y0, y1, y2, y3 = a_transpose(
-                            e0[ch], e1[ch], e2[ch], e3[ch], e4[ch], e5[ch]
-                        )
-                        o0[ch] = y0 + b[ch]
-                        o1[ch] = y1 + b[ch]
-                        o2[ch] = y2 + b[ch]
-                        o3[ch] = y3 + b[ch]
-                    if not full:
-                        out[ox:wo] = row[: wo - ox]
+                    for t in range(min(4, wo - 4 * q)):
+                        for ch in range(f):
+                            out[4 * q + t, ch] = rows[t, q * f + ch] + b[ch]
     return y
 
 
@@ -283,9 +287,9 @@ def output_transform_pool(
 
     Parameters
     ----------
-    m : (36, N * P * Q, F) the products; tile ``(n, p, q)`` holds the pooled
-        outputs ``(2p + [0, 2), 2q + [0, 2))``, those inside ``out``: ``P, Q =
-        ceil(PO / 2), ceil(QO / 2)``.
+    m : (36, N * P * Q, F) the products, C-contiguous; tile ``(n, p, q)`` holds the
+        pooled outputs ``(2p + [0, 2), 2q + [0, 2))``, those inside ``out``: ``P, Q
+        = ceil(PO / 2), ceil(QO / 2)``.
     b : (F,) bias; relu : apply the ReLU.
     out, argmax : (N, PO, QO, F) buffers, as for ``convpool.pool_bias_relu``.
 
@@ -295,21 +299,20 @@ def output_transform_pool(
     """
     n, po, qo, f = out.shape
     tp, tq = -(-po // 2), -(-qo // 2)
-    s = np.empty((4, tq, 6, f), dtype=out.dtype)  # S = A^T M, as output_transform
+    width = tq * f
+    mf = np.ascontiguousarray(m).reshape(m.shape[0], -1)
+    s = np.empty((4, 6, width), dtype=out.dtype)  # S = A^T M, as output_transform
+    rows = np.empty((4, width), dtype=out.dtype)
     y = np.empty((4, 4 * tq, f), dtype=out.dtype)  # the conv rows of a tile row
     for bi in range(n):
         for p in range(tp):
-            row_of_tiles_a_transpose(m, (bi * tp + p) * tq, s)
+            row_of_tiles_a_transpose(mf, (bi * tp + p) * width, s)
             for i in range(4):
+                row_of_outputs(s, i, rows)
                 for q in range(tq):
-                    si = s[i, q]
-                    e0, e1, e2, e3, e4, e5 = si[0], si[1], si[2], si[3], si[4], si[5]
-                    o0, o1 = y[i, 4 * q], y[i, 4 * q + 1]
-                    o2, o3 = y[i, 4 * q + 2], y[i, 4 * q + 3]
-                    for ch in range(f):
-                        o0[ch], o1[ch], o2[ch], o3[ch] = a_transpose(
-                            e0[ch], e1[ch], e2[ch], e3[ch], e4[ch], e5[ch]
-                        )
+                    for t in range(4):
+                        for ch in range(f):
+                            y[i, 4 * q + t, ch] = rows[t, q * f + ch]
             for a in range(min(2, po - 2 * p)):
                 top, bottom = y[2 * a], y[2 * a + 1]
                 for cx in range(qo):
@@ -333,7 +336,7 @@ def output_transform_adjoint(
     Parameters
     ----------
     dy : (N, ho, wo, F) gradient of the output.
-    dm : (36, N * P * Q, F) buffer, fully overwritten.
+    dm : (36, N * P * Q, F) C-contiguous buffer, fully overwritten.
     db : (F,) accumulator.
 
     Returns
@@ -342,40 +345,45 @@ def output_transform_adjoint(
     """
     n, ho, wo, f = dy.shape
     po, qo = -(-ho // 4), -(-wo // 4)
-    # A row of tiles at a time, as in output_transform: S = dY A^T for every tile
-    # of the row, then dM = A S, six planes at a time, tile after tile.
-    s = np.empty((4, qo, 6, f), dtype=dm.dtype)
-    row = np.zeros((4, f), dtype=dm.dtype)  # one gradient row of a partial tile
+    width = qo * f
+    dmf = dm.reshape(dm.shape[0], -1)
+    # A row of tiles at a time, as output_transform, backwards: the gradient rows
+    # gathered column by column of the tiles (zero past dy), S = dY A^T for each
+    # row, then dM = A S, six planes at a time.
+    g = np.empty((4, width), dtype=dm.dtype)
+    s = np.empty((4, 6, width), dtype=dm.dtype)
     for bi in range(n):
         for p in range(po):
-            r0 = (bi * po + p) * qo
-            rows = min(4, ho - 4 * p)
-            s[rows:] = 0
-            for i in range(rows):
-                g = dy[bi, 4 * p + i]
+            base = (bi * po + p) * width
+            for i in range(4):
+                if 4 * p + i >= ho:
+                    s[i] = 0
+                    continue
+                row = dy[bi, 4 * p + i]
                 for q in range(qo):
-                    ox = 4 * q
-                    if ox + 4 <= wo:
-                        g0, g1, g2, g3 = g[ox], g[ox + 1], g[ox + 2], g[ox + 3]
-                    else:
-                        row[: wo - ox] = g[ox:wo]
-                        g0, g1, g2, g3 = row[0], row[1], row[2], row[3]
-                    si = s[i, q]
-                    e0, e1, e2, e3, e4, e5 = si[0], si[1], si[2], si[3], si[4], si[5]
-                    for ch in range(f):
-                        e0[ch], e1[ch], e2[ch], e3[ch], e4[ch], e5[ch] = a_times(
-                            g0[ch], g1[ch], g2[ch], g3[ch]
-                        )
+                    for t in range(4):
+                        if 4 * q + t < wo:
+                            for ch in range(f):
+                                g[t, q * f + ch] = row[4 * q + t, ch]
+                        else:
+                            g[t, q * f : (q + 1) * f] = 0
+                g0, g1, g2, g3 = g[0], g[1], g[2], g[3]
+                e0, e1, e2 = s[i, 0], s[i, 1], s[i, 2]
+                e3, e4, e5 = s[i, 3], s[i, 4], s[i, 5]
+                for k in range(width):
+                    e0[k], e1[k], e2[k], e3[k], e4[k], e5[k] = a_times(
+                        g0[k], g1[k], g2[k], g3[k]
+                    )
+            stop = base + width
             for j in range(6):
-                for q in range(qo):
-                    r = r0 + q
-                    s0, s1, s2, s3 = s[0, q, j], s[1, q, j], s[2, q, j], s[3, q, j]
-                    o0, o1, o2 = dm[j, r], dm[6 + j, r], dm[12 + j, r]
-                    o3, o4, o5 = dm[18 + j, r], dm[24 + j, r], dm[30 + j, r]
-                    for ch in range(f):
-                        o0[ch], o1[ch], o2[ch], o3[ch], o4[ch], o5[ch] = a_times(
-                            s0[ch], s1[ch], s2[ch], s3[ch]
-                        )
+                s0, s1, s2, s3 = s[0, j], s[1, j], s[2, j], s[3, j]
+                o0, o1 = dmf[j, base:stop], dmf[6 + j, base:stop]
+                o2, o3 = dmf[12 + j, base:stop], dmf[18 + j, base:stop]
+                o4, o5 = dmf[24 + j, base:stop], dmf[30 + j, base:stop]
+                for k in range(width):
+                    o0[k], o1[k], o2[k], o3[k], o4[k], o5[k] = a_times(
+                        s0[k], s1[k], s2[k], s3[k]
+                    )
     # Row and column 1 of A are all ones, so dM[1, 1] (plane 7) is each tile's sum
     # of dY: db from one plane, not inside the loops above (which it made take
     # 1.8x as long, 24x24x32).
@@ -397,7 +405,7 @@ def input_transform_adjoint(
     ----------
     dv : (36, N * tiles_h * tiles_w, C) gradient of ``V``.
     pt, pl, tiles_h, tiles_w : as for :func:`input_transform`.
-    dx : (N, H, W, C) buffer, fully overwritten.
+    dx : (N, H, W, C) C-contiguous buffer, fully overwritten.
 
     Returns
     -------
@@ -406,62 +414,67 @@ def input_transform_adjoint(
     n, h, w, c = dx.shape
     # The forward's strip, backwards: each tile's column combination ``T = dV B^T``
     # is added into a strip of six rows (neighbouring tiles share two columns),
-    # then the row combination ``B T`` runs once per column of the strip.
+    # then the row combination ``B T`` runs once per column of the strip; both
+    # over whole rows, as winograd63's (the column combination of a row of tiles
+    # into ``u``, then placed in the strip; rows of the strip outside dx go to
+    # rows of ``spare``).
     cols = 4 * tiles_w + 2
-    t = np.empty((6, cols, c), dtype=dx.dtype)
-    column = np.empty((6, c), dtype=dx.dtype)
+    inside = min(w, cols - pl)  # columns of dx in the strip
+    width = tiles_w * c
+    dvf = np.ascontiguousarray(dv).reshape(dv.shape[0], -1)
+    dxf = dx.reshape(n, h, w * c)
+    u = np.empty((6, width), dtype=dx.dtype)
+    t = np.empty((6, cols * c), dtype=dx.dtype)
+    spare = np.empty((6, w * c), dtype=dx.dtype)
+    lo, hi = pl * c, (pl + inside) * c
+    t0, t1, t2 = t[0, lo:hi], t[1, lo:hi], t[2, lo:hi]
+    t3, t4, t5 = t[3, lo:hi], t[4, lo:hi], t[5, lo:hi]
+    u0, u1, u2, u3, u4, u5 = u[0], u[1], u[2], u[3], u[4], u[5]
     for b in range(n):
         dx[b] = 0
         for p in range(tiles_h):
-            t[:, :2] = 0
-            r0 = (b * tiles_h + p) * tiles_w
-            for i in range(6):  # row by row: as in input_transform
-                for q in range(tiles_w):
-                    r = r0 + q
-                    k = 4 * q
-                    v0, v1, v2 = dv[6 * i, r], dv[6 * i + 1, r], dv[6 * i + 2, r]
-                    v3, v4, v5 = dv[6 * i + 3, r], dv[6 * i + 4, r], dv[6 * i + 5, r]
-                    e0, e1, e2 = t[i, k], t[i, k + 1], t[i, k + 2]
-                    e3, e4, e5 = t[i, k + 3], t[i, k + 4], t[i, k + 5]
-                    for ch in range(c):
-                        u0, u1, u2, u3, u4, u5 = b_times(
-                            v0[ch], v1[ch], v2[ch], v3[ch], v4[ch], v5[ch]
-                        )
-                        e0[ch] += u0
-                        e1[ch] += u1
-                        e2[ch], e3[ch], e4[ch], e5[ch] = u2, u3, u4, u5
-            y0 = 4 * p - pt
-            inside = 0 <= y0 and y0 + 6 <= h
-            for k in range(cols):
-                ix = k - pl
-                if ix < 0 or ix >= w:
-                    continue
-                t0, t1, t2 = t[0, k], t[1, k], t[2, k]
-                t3, t4, t5 = t[3, k], t[4, k], t[5, k]
-                if inside:
-                    g0, g1, g2 = dx[b, y0, ix], dx[b, y0 + 1, ix], dx[b, y0 + 2, ix]
-                    g3, g4 = dx[b, y0 + 3, ix], dx[b, y0 + 4, ix]
-                    g5 = dx[b, y0 + 5, ix]
-                    for ch in range(c):
-                        d0, d1, d2, d3, d4, d5 = b_times(
-                            t0[ch], t1[ch], t2[ch], t3[ch], t4[ch], t5[ch]
-                        )
-                        g0[ch] += d0
-                        g1[ch] += d1
-                        g2[ch] += d2
-                        g3[ch] += d3
-                        g4[ch] += d4
-                        g5[ch] += d5
-                    continue
-                c0, c1, c2 = column[0], column[1], column[2]
-                c3, c4, c5 = column[3], column[4], column[5]
-                for ch in range(c):
-                    c0[ch], c1[ch], c2[ch], c3[ch], c4[ch], c5[ch] = b_times(
-                        t0[ch], t1[ch], t2[ch], t3[ch], t4[ch], t5[ch]
+            base = (b * tiles_h + p) * width
+            stop = base + width
+            for i in range(6):
+                o = 6 * i
+                v0, v1 = dvf[o, base:stop], dvf[o + 1, base:stop]
+                v2, v3 = dvf[o + 2, base:stop], dvf[o + 3, base:stop]
+                v4, v5 = dvf[o + 4, base:stop], dvf[o + 5, base:stop]
+                for k in range(width):
+                    u0[k], u1[k], u2[k], u3[k], u4[k], u5[k] = b_times(
+                        v0[k], v1[k], v2[k], v3[k], v4[k], v5[k]
                     )
-                for i in range(6):
-                    if 0 <= y0 + i < h:
-                        dx[b, y0 + i, ix] += column[i]
+                ti = t[i]
+                ti[: 2 * c] = 0
+                for q in range(tiles_w):
+                    at, src = 4 * q * c, q * c
+                    h0, h1 = ti[at : at + c], ti[at + c : at + 2 * c]
+                    a0, a1 = u0[src : src + c], u1[src : src + c]
+                    for ch in range(c):
+                        h0[ch] += a0[ch]
+                        h1[ch] += a1[ch]
+                    for j in range(2, 6):
+                        dst = ti[at + j * c : at + (j + 1) * c]
+                        got = u[j, src : src + c]
+                        for ch in range(c):
+                            dst[ch] = got[ch]
+            y0 = 4 * p - pt
+            g0 = dxf[b, y0] if 0 <= y0 < h else spare[0]
+            g1 = dxf[b, y0 + 1] if 0 <= y0 + 1 < h else spare[1]
+            g2 = dxf[b, y0 + 2] if 0 <= y0 + 2 < h else spare[2]
+            g3 = dxf[b, y0 + 3] if 0 <= y0 + 3 < h else spare[3]
+            g4 = dxf[b, y0 + 4] if 0 <= y0 + 4 < h else spare[4]
+            g5 = dxf[b, y0 + 5] if 0 <= y0 + 5 < h else spare[5]
+            for k in range(hi - lo):
+                d0, d1, d2, d3, d4, d5 = b_times(
+                    t0[k], t1[k], t2[k], t3[k], t4[k], t5[k]
+                )
+                g0[k] += d0
+                g1[k] += d1
+                g2[k] += d2
+                g3[k] += d3
+                g4[k] += d4
+                g5[k] += d5
     return dx
 
 

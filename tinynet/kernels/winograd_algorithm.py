@@ -1,7 +1,7 @@
 """The record of one Winograd algorithm F(m x m, 3x3): its tile size and its kernels,
 which the algorithm-independent drivers of :mod:`tinynet.kernels.winograd_conv` run.
 The instances live beside their kernels: :data:`tinynet.kernels.winograd.F2X2` and
-:data:`tinynet.kernels.winograd43.F4X4`.
+:data:`tinynet.kernels.winograd43.F4X4` and :data:`tinynet.kernels.winograd63.F6X6`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ own epilogue (``tinynet.plan.ConvBNReLU``).
 The algorithm is an argument, an :class:`~tinynet.kernels.winograd_algorithm.Algorithm`:
 :data:`~tinynet.kernels.winograd.F2X2` (the default; :mod:`tinynet.kernels.winograd`
 holds its kernels, the math, the layout and the measurements) or
-:data:`~tinynet.kernels.winograd43.F4X4` (:mod:`tinynet.kernels.winograd43`).
+:data:`~tinynet.kernels.winograd43.F4X4` (:mod:`tinynet.kernels.winograd43`) or
+:data:`~tinynet.kernels.winograd63.F6X6` (:mod:`tinynet.kernels.winograd63`).
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def conv3x3_forward(
         (``algorithm.points``, ``algorithm.tiles(ho, wo)``), kept for backward, or
         None.
     y : (N, ho, wo, F) output buffer, fully overwritten. F(2x2, 3x3) needs even
-        ``ho`` and ``wo``; F(4x4, 3x3) takes any, its last tiles partial.
+        ``ho`` and ``wo``; F(4x4, 3x3) and F(6x6, 3x3) take any, their last tiles
+        partial.
 
     Returns
     -------

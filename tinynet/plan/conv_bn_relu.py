@@ -8,9 +8,10 @@ and output; the pool), and its inference applies BatchNorm as a separate pass.
 - Training: the convolution runs as in :class:`~tinynet.plan.Conv2DStep` (the
   batch-split im2col drivers, the im2col matrix kept in a workspace), or, for a
   3x3 stride-1 kernel over 8 or more channels with an even output, by Winograd
-  over every output tile (``kernels.winograd_conv.conv3x3_forward``): F(4x4, 3x3)
-  where 4 divides the output (4x fewer multiply-adds than im2col), else F(2x2,
-  3x3) (2.25x; :attr:`ConvBNReLU.winograd_algorithm` says why); nothing kept but
+  over every output tile (``kernels.winograd_conv.conv3x3_forward``): F(6x6,
+  3x3), F(4x4, 3x3) or F(2x2, 3x3), whichever needs the fewest multiplications
+  per output (:attr:`ConvBNReLU.winograd_algorithm`; F(6x6) 5x fewer multiply-adds
+  than im2col on the shipped CNN's 24x24 output); nothing kept but
   ``x``: backward transforms it again chunk
   by chunk, in cache, which beat writing the whole transformed input and reading
   it back, 38 MB on the second conv at batch 128, by 7% of that conv's training
@@ -63,6 +64,7 @@ from ..kernels import (
     winograd_conv,
 )
 from ..kernels.winograd43 import F4X4
+from ..kernels.winograd63 import F6X6
 from ..kernels.winograd_algorithm import Algorithm
 from ..layers.activations import ReLU
 from ..layers.base import Layer
@@ -95,6 +97,19 @@ def _over_rows(work: Callable[[slice], np.ndarray], n: int, pixels: int) -> np.n
 
     total: np.ndarray = np.sum(batch_split.run(share, n), axis=0)
     return total
+
+
+def fewest_multiplications(ho: int, wo: int) -> Algorithm:
+    """Of F(6x6, 3x3), F(4x4, 3x3) and F(2x2, 3x3) (``ho`` and ``wo`` even), the
+    Winograd algorithm with the fewest multiplications per output of an ``ho x wo``
+    convolution output, partial tiles counted (``points * tiles / outputs``); on a
+    tie the smaller tile, which rounds less."""
+
+    def cost(algorithm: Algorithm) -> tuple[float, int]:
+        tiles_h, tiles_w = algorithm.tiles(ho, wo)
+        return algorithm.points * tiles_h * tiles_w / (ho * wo), algorithm.tile
+
+    return min((F6X6, F4X4, winograd.F2X2), key=cost)
 
 
 class ConvBNReLU(Step):
@@ -138,18 +153,23 @@ class ConvBNReLU(Step):
     @property
     def winograd_algorithm(self) -> Algorithm | None:
         """The Winograd algorithm of the training convolution, for a 3x3 stride-1
-        kernel over ``winograd_conv.MIN_CHANNELS`` or more channels: F(4x4, 3x3) when 4
-        divides the output's height and width, F(2x2, 3x3) when 2 does, else None
-        (im2col). Measured on the shipped CNN (batch 128, 1 thread, forward and
-        backward kernels): F(4x4) is the faster on the 24x24 and 8x8 outputs, the
-        slower on the 10x10 one, whose partial tiles waste 44% of the work."""
+        kernel over ``winograd_conv.MIN_CHANNELS`` or more channels and an even
+        output (else None: im2col): of F(6x6, 3x3), F(4x4, 3x3) and F(2x2, 3x3), the
+        one with the fewest multiplications per output, partial tiles counted
+        (``points * tiles / outputs``; on a tie the smaller tile, which rounds
+        less). On the shipped CNN: F(6x6) for the 24x24 output (1.78 against
+        F(4x4)'s 2.25) and the 10x10 one (2x2 partial tiles: 2.56, against 3.24
+        and F(2x2)'s 4), F(4x4) for the 8x8 one (2.25, against 4 and 4). Measured
+        there (``benchmarks/winograd_algorithms.py --rounds 15``: the conv's
+        forward and backward, batch 128, 1 thread, CPU time): 24x24: F(6x6) 16.1
+        ms, F(4x4) 18.7, F(2x2) 29.9; 10x10: 7.0, 8.1, 9.3; 8x8: 11.3, 6.5, 10.6
+        -- the same order (:func:`fewest_multiplications`)."""
         shape = self.conv.output_shape
         if not pools_by_winograd(self.conv) or shape is None:
             return None
-        for algorithm in (F4X4, winograd.F2X2):
-            if shape[0] % algorithm.tile == 0 and shape[1] % algorithm.tile == 0:
-                return algorithm
-        return None
+        if shape[0] % 2 or shape[1] % 2:
+            return None
+        return fewest_multiplications(shape[0], shape[1])
 
     def _placement(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """``(ho, wo, pad_top, pad_left)`` of the convolution."""
@@ -482,10 +502,12 @@ class ConvBNReLUPool(ConvBNReLU):
         p = np.empty((n, ho // 2, wo // 2, f), dtype=x.dtype)
         argmax = np.empty(p.shape, dtype=np.uint8)
         if pools_by_winograd(self.conv):
-            # F(4x4) when its tiles hold whole pool windows 2x2 at a time (forward
-            # only: the pooled F(4x4) kernel has no adjoint, training pools apart).
-            even = p.shape[1] % 2 == 0 and p.shape[2] % 2 == 0
-            algorithm = F4X4 if even else winograd.F2X2
+            # The pooled conv output by the algorithm with the fewest
+            # multiplications, as in training (forward only: the pooled F(4x4) and
+            # F(6x6) kernels have no adjoint, training pools apart). The shipped
+            # CNN's 24x24 -> 12x12 block: F(6x6) (F(4x4) before: predict 8.65k ->
+            # 9.17k images/s, 1,024 images, alternated in one process).
+            algorithm = fewest_multiplications(2 * p.shape[1], 2 * p.shape[2])
             return winograd_conv.conv3x3_pool_forward(
                 x, w, b, pt, pl, True, None, p, argmax, algorithm
             )
