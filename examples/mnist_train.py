@@ -37,6 +37,7 @@ from tinynet.averaging import refresh_batchnorm
 from tinynet.calibration import apply_temperature, calibrate, calibration_errors
 from tinynet.callbacks import WeightAveraging
 from tinynet.datasets import BY_NAME as DATASETS
+from tinynet.deskew import MAX_SLANT, Deskewed, deskew_pixels
 from tinynet.training import read_inputs, split_validation
 
 # --augment: the default affine and pen-width changes, plus digits stretched to fill
@@ -124,6 +125,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(a smooth random displacement field, Simard et al. 2003)",
     )
     p.add_argument(
+        "--deskew",
+        type=float,
+        nargs="?",
+        const=MAX_SLANT,
+        metavar="S",
+        help="shear every digit upright by its ink's moments (tinynet.deskew), at "
+        f"most S columns per row (default {MAX_SLANT}): training batches after "
+        "augmentation, the validation and test images once; the saved model records "
+        "it, so the digit readers deskew what they read",
+    )
+    p.add_argument(
         "--data-dir",
         type=Path,
         help="folder holding the data set's four IDX files (default: "
@@ -194,6 +206,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--elastic adds to --augment: give both")
     if not 0 <= args.elastic <= 1:
         p.error(f"--elastic must be in [0, 1], got {args.elastic}")
+    if args.deskew is not None and not 0 <= args.deskew < float("inf"):
+        p.error(f"--deskew must be >= 0, got {args.deskew}")
+    if args.deskew is not None and args.dataset != "mnist":
+        p.error("--deskew straightens handwriting: it is for --dataset mnist only")
     if not 0 <= args.val_split < 1:
         p.error(f"--val-split must be in [0, 1), got {args.val_split}")
     return args
@@ -247,6 +263,27 @@ def average_and_refresh(
     if held_out is not None:
         scores = model.evaluate(*held_out, input_scale=PIXEL_SCALE)
         print(f"validation accuracy {scores['accuracy']:.4f}")
+
+
+def deskew_held_out(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    args: argparse.Namespace,
+    max_slant: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels with the images that are read as they are, not augmented first,
+    deskewed once: the test set and the validation images fit() will hold out (the
+    same split_validation call it makes). The training images stay as written:
+    each batch is deskewed after its augmentation (Deskewed)."""
+    if args.val_split:
+        index = np.arange(len(x_train))
+        _, (held_out, _) = split_validation(
+            index, y_train, args.val_split, np.random.default_rng(args.seed)
+        )
+        x_train = x_train.copy()
+        x_train[held_out] = deskew_pixels(x_train[held_out], max_slant)
+    return x_train, deskew_pixels(x_test, max_slant)
 
 
 def calibrate_on_validation(
@@ -377,6 +414,19 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     shape = (-1, *model.input_shape)
     x_train, x_test = x_train.reshape(shape), x_test.reshape(shape)  # uint8 pixels
+    deskewing = args.deskew
+    if init_metadata is not None and "deskew" in init_metadata:
+        # A model that reads deskewed digits is fine-tuned on deskewed digits.
+        if deskewing is not None and deskewing != init_metadata["deskew"]:
+            print(
+                f"error: --init {args.init} reads digits deskewed with at most "
+                f"{init_metadata['deskew']:g}, not --deskew {deskewing:g}",
+                file=sys.stderr,
+            )
+            return 2
+        deskewing = init_metadata["deskew"]
+    if deskewing is not None:
+        x_train, x_test = deskew_held_out(x_train, y_train, x_test, args, deskewing)
 
     n_val = int(round(len(x_train) * args.val_split))
     steps = -(-(len(x_train) - n_val) // args.batch_size)
@@ -386,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         f"training on {len(x_train) - n_val:,} images, validating on {n_val:,}; "
         f"{args.epochs} epochs of {steps} steps; {args.optimizer} lr {args.lr} "
         f"({args.schedule}){'; augmented' if args.augment else ''}"
+        + (f"; deskewed (slant <= {deskewing:g})" if deskewing is not None else "")
     )
 
     augment = None
@@ -393,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         from tinynet.augment import Augmenter  # OpenCV only when augmenting
 
         augment = Augmenter(**AUGMENT, elastic_prob=args.elastic)
+    if deskewing is not None:
+        augment = Deskewed(augment, deskewing)  # what the network sees is upright
     kernels_loaded.join()
     started = time.perf_counter()
     history = model.fit(
@@ -483,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
                 tinynet_version=tinynet.__version__,
                 dataset=dataset.name,
                 **({"width": build["width"]} if build else {}),
+                **({"deskew": deskewing} if deskewing is not None else {}),
                 class_names=list(names),
             )
         except (OSError, ValueError) as err:
