@@ -1,5 +1,11 @@
 """Moment-based deskewing (tinynet.deskew) and the readers of deskewing models."""
 
+import base64
+import json
+import subprocess
+import sys
+
+import cv2
 import numpy as np
 import pytest
 
@@ -188,3 +194,46 @@ def test_an_ensemble_deskews_for_the_members_that_ask():
     pixels = np.rint(x * 255).astype(np.uint8)  # and with an input scale
     scaled = pair.predict(pixels, input_scale=1 / 255)
     np.testing.assert_allclose(scaled, expected, atol=2e-3)
+
+
+@pytest.fixture
+def deskewing_file(tmp_path):
+    """The shipped CNN saved as a model that reads deskewed digits."""
+    model = tinynet.load_pretrained("mnist")
+    model.metadata["deskew"] = MAX_SLANT
+    path = tmp_path / "deskewing.npz"
+    model.save(path)
+    return path
+
+
+def test_tinynet_predict_deskews_for_a_model_that_asks(deskewing_file, tmp_path):
+    image = tmp_path / "slanted.png"
+    cv2.imwrite(str(image), slanted_photo())
+    command = [sys.executable, "-m", "tinynet.cli", "predict", str(image)]
+    command += ["--model", str(deskewing_file), "--single", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    reading = read_digits(str(image), tinynet.load_model(deskewing_file), multi=False)
+    assert line == json.loads(json.dumps(reading.to_dict(str(image))))
+    # ... which is the plain network reading the reader's input deskewed.
+    network = tinynet.load_pretrained("mnist")
+    plain = read_digits(str(image), network, multi=False)
+    upright = network.predict(deskew(plain.inputs).reshape(-1, 28, 28, 1))
+    np.testing.assert_allclose(line["probabilities"], upright, atol=1e-6)
+
+
+def test_the_web_server_deskews_for_a_model_that_asks(deskewing_file):
+    from serve_helpers import request, serving
+
+    model = tinynet.load_model(deskewing_file)
+    data = cv2.imencode(".png", slanted_photo())[1].tobytes()
+    with serving(model) as server:
+        path = "/api/predict?single=1&inputs=1&file=slanted.png"
+        status, _, out = request(server, "POST", path, body=data)
+    assert status == 200
+    reading = read_digits(data, model, multi=False)
+    np.testing.assert_allclose(out["probabilities"], reading.probabilities, atol=1e-6)
+    png = base64.b64decode(out["inputs"][0].split(",", 1)[1])
+    seen = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) / 255.0
+    assert abs(slant(seen[None])[0]) < 0.03  # the network saw the digit upright
