@@ -87,6 +87,42 @@ def test_an_upright_digit_and_a_blank_image_are_unchanged():
     np.testing.assert_array_equal(slant(x), 0.0)
 
 
+def lambda_one() -> np.ndarray:
+    """(28, 28): an upright stem with a long entry stroke from the lower left (a 1
+    as some European writers draw it), 30 degrees above horizontal, anti-aliased."""
+    x = np.zeros((28 * 4, 28 * 4), np.float32)
+    x[4 * 5 : 4 * 23, 4 * 14 : 4 * 16] = 1.0  # stem, 2 px wide
+    for t in np.linspace(0, 1, 400):  # stroke from (19, 1) up to the stem at (11, 14)
+        r, c = int(4 * (19 - 8 * t)), int(4 * (1 + 13 * t))
+        x[r : r + 8, c : c + 8] = 1.0
+    small: np.ndarray = x.reshape(28, 4, 28, 4).mean(axis=(1, 3))
+    return small
+
+
+@pytest.mark.parametrize("s", [0.3, -0.3])
+def test_the_strokes_measure_the_lean_of_upright_strokes(s):
+    digit = upright_digit()[None]
+    leaning = sheared(digit, s)
+    assert slant(leaning, by="strokes")[0] == pytest.approx(s, abs=0.05)
+    assert abs(slant(deskew(leaning, by="strokes"), by="strokes")[0]) < 0.05
+    np.testing.assert_array_equal(deskew(digit, by="strokes"), digit)
+
+
+def test_an_entry_stroke_tilts_the_moments_but_not_the_strokes():
+    one = lambda_one()[None]
+    assert slant(one)[0] < -0.3  # the principal axis leans with the entry stroke
+    assert abs(slant(one, by="strokes")[0]) < 0.05  # the stem is upright
+    stem = slice(13, 17)  # so deskewing by strokes leaves the stem where it is
+    kept = deskew(one, by="strokes")[0, 6:20, stem].sum()
+    assert kept == pytest.approx(one[0, 6:20, stem].sum(), rel=0.05)
+    assert deskew(one)[0, 6:20, stem].sum() < 0.8 * kept  # the moments shear it
+
+
+def test_an_unknown_slant_measure_is_refused():
+    with pytest.raises(ValueError, match="by must be one of"):
+        deskew(np.zeros((1, 28, 28), np.float32), by="hough")
+
+
 def test_the_shear_is_clipped_at_max_slant():
     leaning = sheared(upright_digit()[None], 0.8)
     assert slant(deskew(leaning))[0] == pytest.approx(0.8 - MAX_SLANT, abs=0.03)
@@ -164,6 +200,11 @@ def test_metadata_says_whether_a_model_reads_deskewed_digits(tmp_path):
     loaded = tinynet.load_model(path)
     assert reads_deskewed(loaded) == 0.5
     np.testing.assert_array_equal(as_read_by(loaded, x), deskew(x, 0.5))
+    loaded.metadata["deskew_by"] = "strokes"
+    np.testing.assert_array_equal(as_read_by(loaded, x), deskew(x, 0.5, by="strokes"))
+    loaded.metadata["deskew_by"] = "hough"
+    with pytest.raises(ValueError, match="'deskew_by' must be one of"):
+        as_read_by(loaded, x)
     loaded.metadata["deskew"] = "yes"
     with pytest.raises(ValueError, match="'deskew' must be a slant"):
         reads_deskewed(loaded)

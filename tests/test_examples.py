@@ -218,18 +218,20 @@ def test_deskew_is_recorded_and_a_fine_tune_keeps_it(real_mnist_dir, tmp_path):
               "--verbose", "0")  # fmt: skip
     result = train(*common, "--augment", "--deskew", "--out", str(first))
     assert result.returncode == 0, result.stderr
-    assert "deskewed (slant <= 0.5)" in result.stdout
-    assert tinynet.load_model(first).metadata["deskew"] == 0.5
+    assert "deskewed by moments (slant <= 0.5)" in result.stdout
+    recorded = tinynet.load_model(first).metadata
+    assert recorded["deskew"] == 0.5 and recorded["deskew_by"] == "moments"
 
     tuned = tmp_path / "tuned.npz"
     result = train(*common, "--init", str(first), "--out", str(tuned))
     assert result.returncode == 0, result.stderr
-    assert "deskewed (slant <= 0.5)" in result.stdout
+    assert "deskewed by moments (slant <= 0.5)" in result.stdout
     assert tinynet.load_model(tuned).metadata["deskew"] == 0.5
 
     result = train(*common, "--init", str(first), "--deskew", "1")
     assert result.returncode == 2
-    assert "reads digits deskewed with at most 0.5, not --deskew 1" in result.stderr
+    expected = "deskewed with at most 0.5 by moments, not --deskew 1 by moments"
+    assert expected in result.stderr
 
 
 def test_deskew_is_for_handwriting_only():

@@ -28,9 +28,13 @@ import numpy as np
 
 MAX_SLANT = 0.5
 """Largest shear corrected, in columns per row (0.5: about 27 degrees)."""
+SLANT_MEASURES = ("moments", "strokes")
+"""How the slant is measured: the ink's second moments (the classic deskew), or the
+direction of the near-vertical strokes alone (:func:`slant`)."""
 
 __all__ = [
     "MAX_SLANT",
+    "SLANT_MEASURES",
     "Deskewed",
     "as_read_by",
     "deskew",
@@ -40,16 +44,47 @@ __all__ = [
 ]
 
 
-def slant(x: np.ndarray) -> np.ndarray:
-    """The unclipped slant ``mu11 / mu02`` of each image (0 for a blank one).
+def slant(x: np.ndarray, by: str = "moments") -> np.ndarray:
+    """The unclipped slant of each image, in columns per row (0 for a blank one).
 
-    x : (N, H, W) or (N, H, W, 1) float. Returns (N,) float64; positive when the
-    top of the digit leans left (columns grow as rows grow downwards).
+    ``by="moments"``: ``mu11 / mu02``, the lean of the ink's principal axis.
+    ``by="strokes"``: the mean direction of the near-vertical strokes alone, from
+    the image gradient (Sobel) where it is closer to horizontal than to vertical
+    (a stroke within 45 degrees of upright): ``-sum(gx gy) / sum(gx^2)``. A long
+    entry stroke or flag (a 1 written as a lambda) tilts the moments' axis but not
+    the upright stem.
+
+    x : (N, H, W), (N, H, W, 1) or (N, S * S) float. Returns (N,) float64;
+    positive when the top of the digit leans left (columns grow as rows grow
+    downwards).
     """
     from .augment import _check_batch  # OpenCV (augment's scans) only when used
 
     x3, _ = _check_batch(_as_images(x), "slant")
-    return _moments(x3)[0]
+    return _slant(x3, by)
+
+
+def _slant(x: np.ndarray, by: str) -> np.ndarray:
+    if by == "moments":
+        return _moments(x)[0]
+    if by == "strokes":
+        return _stroke_slant(x)
+    raise ValueError(f"slant: by must be one of {SLANT_MEASURES}, got {by!r}")
+
+
+def _stroke_slant(x: np.ndarray) -> np.ndarray:
+    """Slant of the near-vertical strokes of each image of ``x`` (N, H, W)."""
+    ink = x.astype(np.float64, copy=False)
+    across = ink[:, :-2] + 2 * ink[:, 1:-1] + ink[:, 2:]  # Sobel: smooth the rows
+    gx = across[:, :, 2:] - across[:, :, :-2]
+    down = ink[:, :, :-2] + 2 * ink[:, :, 1:-1] + ink[:, :, 2:]
+    gy = down[:, 2:] - down[:, :-2]
+    upright = np.abs(gy) < np.abs(gx)  # the stroke is within 45 degrees of vertical
+    num = (gx * gy * upright).sum(axis=(1, 2))
+    den = (gx * gx * upright).sum(axis=(1, 2))
+    skew = np.where(den > 0, -num / np.where(den > 0, den, 1.0), 0.0)
+    skew[np.abs(skew) < 1e-9] = 0.0  # rounding on a symmetric digit
+    return skew
 
 
 def _as_images(x: np.ndarray) -> np.ndarray:
@@ -85,7 +120,9 @@ def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return skew, cy
 
 
-def deskew(x: np.ndarray, max_slant: float = MAX_SLANT) -> np.ndarray:
+def deskew(
+    x: np.ndarray, max_slant: float = MAX_SLANT, *, by: str = "moments"
+) -> np.ndarray:
     """Each image sheared upright about its centre of mass (see the module notes).
 
     Parameters
@@ -93,6 +130,7 @@ def deskew(x: np.ndarray, max_slant: float = MAX_SLANT) -> np.ndarray:
     x : (N, H, W), (N, H, W, 1) or (N, S * S) float32/float64 in [0, 1], ink
         bright.
     max_slant : the largest shear applied, in columns per row (>= 0).
+    by : how the slant is measured, ``"moments"`` or ``"strokes"`` (:func:`slant`).
 
     Returns
     -------
@@ -109,6 +147,8 @@ def deskew(x: np.ndarray, max_slant: float = MAX_SLANT) -> np.ndarray:
     if not 0 <= max_slant < np.inf:
         raise ValueError(f"deskew: max_slant must be >= 0 and finite, got {max_slant}")
     skew, cy = _moments(x3)
+    if by != "moments":
+        skew = _slant(x3, by)
     s = np.clip(skew, -max_slant, max_slant)
     # Forward maps in (col, row): col' = col - s (row - cy), row' = row.
     maps = np.zeros((len(x3), 2, 3))
@@ -147,10 +187,20 @@ def as_read_by(model: Any, x: np.ndarray) -> np.ndarray:
     them: deskewed when it was trained on deskewed digits (:func:`reads_deskewed`),
     else ``x`` itself. The digit readers pass every input through this."""
     max_slant = reads_deskewed(model)
-    return x if max_slant is None else deskew(x, max_slant)
+    if max_slant is None:
+        return x
+    by = model.metadata.get("deskew_by", "moments")
+    if by not in SLANT_MEASURES:
+        raise ValueError(
+            f"the model's metadata 'deskew_by' must be one of {SLANT_MEASURES}, "
+            f"got {by!r}"
+        )
+    return deskew(x, max_slant, by=by)
 
 
-def deskew_pixels(x: np.ndarray, max_slant: float = MAX_SLANT) -> np.ndarray:
+def deskew_pixels(
+    x: np.ndarray, max_slant: float = MAX_SLANT, *, by: str = "moments"
+) -> np.ndarray:
     """:func:`deskew` for uint8 pixels (0-255): ``(N, H, W[, 1])`` uint8 in and out.
 
     For data sets kept as bytes (MNIST's training images are read a batch at a
@@ -162,7 +212,7 @@ def deskew_pixels(x: np.ndarray, max_slant: float = MAX_SLANT) -> np.ndarray:
             "deskew_pixels: expected a uint8 numpy array, got "
             f"{getattr(x, 'dtype', type(x).__name__)}"
         )
-    out = deskew(x.astype(np.float32) / np.float32(255), max_slant)
+    out = deskew(x.astype(np.float32) / np.float32(255), max_slant, by=by)
     pixels: np.ndarray = np.rint(out * 255).astype(np.uint8)
     return pixels
 
@@ -175,9 +225,12 @@ class Deskewed:
     Called as ``fit``'s ``augment``: ``t(x, rng)`` or ``t(x, rng, labels)``.
     """
 
-    def __init__(self, augment: Any = None, max_slant: float = MAX_SLANT) -> None:
+    def __init__(
+        self, augment: Any = None, max_slant: float = MAX_SLANT, by: str = "moments"
+    ) -> None:
         self.augment = augment
         self.max_slant = float(max_slant)
+        self.by = by
 
     @property
     def uses_labels(self) -> bool:
@@ -193,4 +246,4 @@ class Deskewed:
                 if self.uses_labels
                 else self.augment(x, rng)
             )
-        return deskew(x, self.max_slant)
+        return deskew(x, self.max_slant, by=self.by)
