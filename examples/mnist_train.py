@@ -130,7 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="?",
         const=MAX_SLANT,
         metavar="S",
-        help="shear every digit upright by its ink's moments (tinynet.deskew), at "
+        help="shear every digit upright by its slant (tinynet.deskew), at "
         f"most S columns per row (default {MAX_SLANT}): training batches after "
         "augmentation, the validation and test images once; the saved model records "
         "it, so the digit readers deskew what they read",
