@@ -51,6 +51,7 @@ from tinynet.calibration import (
     reliability_diagram,
     temperature_nll,
 )
+from tinynet.deskew import as_read_by
 from tinynet.metrics import confusion_matrix
 from tinynet.threads import blas_threads, single_threaded_blas
 from tinynet.vision import ImageError, load_image, preprocess, read_digits
@@ -195,6 +196,7 @@ def eval_inputs(
 ) -> dict:
     """Accuracy, per-class accuracy and :func:`scores` of (N, 28, 28) inputs."""
     unread = np.zeros(len(x), bool) if unread is None else unread
+    x = as_read_by(model, x)  # deskewed for a model trained on deskewed digits
     probs = model.predict(x.reshape(len(x), *model.input_shape), batch_size=256)
     correct = (probs.argmax(axis=1) == labels) & ~unread
     return {

@@ -37,6 +37,7 @@ from tinynet.averaging import refresh_batchnorm
 from tinynet.calibration import apply_temperature, calibrate, calibration_errors
 from tinynet.callbacks import WeightAveraging
 from tinynet.datasets import BY_NAME as DATASETS
+from tinynet.deskew import MAX_SLANT, SLANT_MEASURES, Deskewed, deskew_pixels
 from tinynet.training import read_inputs, split_validation
 
 # --augment: the default affine and pen-width changes, plus digits stretched to fill
@@ -124,6 +125,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(a smooth random displacement field, Simard et al. 2003)",
     )
     p.add_argument(
+        "--deskew",
+        type=float,
+        nargs="?",
+        const=MAX_SLANT,
+        metavar="S",
+        help="shear every digit upright by its slant (tinynet.deskew), at "
+        f"most S columns per row (default {MAX_SLANT}): training batches after "
+        "augmentation, the validation and test images once; the saved model records "
+        "it, so the digit readers deskew what they read",
+    )
+    p.add_argument(
+        "--deskew-by",
+        choices=SLANT_MEASURES,
+        help="with --deskew, how the slant is measured: the ink's moments (default) "
+        "or its near-vertical strokes alone (tinynet.deskew.slant)",
+    )
+    p.add_argument(
         "--data-dir",
         type=Path,
         help="folder holding the data set's four IDX files (default: "
@@ -194,6 +212,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--elastic adds to --augment: give both")
     if not 0 <= args.elastic <= 1:
         p.error(f"--elastic must be in [0, 1], got {args.elastic}")
+    if args.deskew is not None and not 0 <= args.deskew < float("inf"):
+        p.error(f"--deskew must be >= 0, got {args.deskew}")
+    if args.deskew_by is not None and args.deskew is None:
+        p.error("--deskew-by says how --deskew measures the slant: give both")
+    if args.deskew is not None and args.dataset != "mnist":
+        p.error("--deskew straightens handwriting: it is for --dataset mnist only")
     if not 0 <= args.val_split < 1:
         p.error(f"--val-split must be in [0, 1), got {args.val_split}")
     return args
@@ -247,6 +271,28 @@ def average_and_refresh(
     if held_out is not None:
         scores = model.evaluate(*held_out, input_scale=PIXEL_SCALE)
         print(f"validation accuracy {scores['accuracy']:.4f}")
+
+
+def deskew_held_out(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    args: argparse.Namespace,
+    max_slant: float,
+    by: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels with the images that are read as they are, not augmented first,
+    deskewed once: the test set and the validation images fit() will hold out (the
+    same split_validation call it makes). The training images stay as written:
+    each batch is deskewed after its augmentation (Deskewed)."""
+    if args.val_split:
+        index = np.arange(len(x_train))
+        _, (held_out, _) = split_validation(
+            index, y_train, args.val_split, np.random.default_rng(args.seed)
+        )
+        x_train = x_train.copy()
+        x_train[held_out] = deskew_pixels(x_train[held_out], max_slant, by=by)
+    return x_train, deskew_pixels(x_test, max_slant, by=by)
 
 
 def calibrate_on_validation(
@@ -377,6 +423,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     shape = (-1, *model.input_shape)
     x_train, x_test = x_train.reshape(shape), x_test.reshape(shape)  # uint8 pixels
+    deskewing, deskew_by = args.deskew, args.deskew_by or "moments"
+    if init_metadata is not None and "deskew" in init_metadata:
+        # A model that reads deskewed digits is fine-tuned on deskewed digits.
+        recorded = (init_metadata["deskew"], init_metadata.get("deskew_by", "moments"))
+        if deskewing is not None and (deskewing, deskew_by) != recorded:
+            print(
+                f"error: --init {args.init} reads digits deskewed with at most "
+                f"{recorded[0]:g} by {recorded[1]}, not --deskew {deskewing:g} "
+                f"by {deskew_by}",
+                file=sys.stderr,
+            )
+            return 2
+        deskewing, deskew_by = recorded
+    if deskewing is not None:
+        x_train, x_test = deskew_held_out(
+            x_train, y_train, x_test, args, deskewing, deskew_by
+        )
 
     n_val = int(round(len(x_train) * args.val_split))
     steps = -(-(len(x_train) - n_val) // args.batch_size)
@@ -386,6 +449,11 @@ def main(argv: list[str] | None = None) -> int:
         f"training on {len(x_train) - n_val:,} images, validating on {n_val:,}; "
         f"{args.epochs} epochs of {steps} steps; {args.optimizer} lr {args.lr} "
         f"({args.schedule}){'; augmented' if args.augment else ''}"
+        + (
+            f"; deskewed by {deskew_by} (slant <= {deskewing:g})"
+            if deskewing is not None
+            else ""
+        )
     )
 
     augment = None
@@ -393,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         from tinynet.augment import Augmenter  # OpenCV only when augmenting
 
         augment = Augmenter(**AUGMENT, elastic_prob=args.elastic)
+    if deskewing is not None:
+        # What the network sees is upright, as the readers give it.
+        augment = Deskewed(augment, deskewing, deskew_by)
     kernels_loaded.join()
     started = time.perf_counter()
     history = model.fit(
@@ -483,6 +554,11 @@ def main(argv: list[str] | None = None) -> int:
                 tinynet_version=tinynet.__version__,
                 dataset=dataset.name,
                 **({"width": build["width"]} if build else {}),
+                **(
+                    {"deskew": deskewing, "deskew_by": deskew_by}
+                    if deskewing is not None
+                    else {}
+                ),
                 class_names=list(names),
             )
         except (OSError, ValueError) as err:

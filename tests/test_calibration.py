@@ -252,6 +252,33 @@ def test_cli_calibrate_takes_the_split_the_model_file_records(mnist_model_file):
     )
 
 
+def test_cli_calibrate_deskews_for_a_model_that_reads_deskewed_digits(
+    mnist_model_file,
+):
+    from tinynet.cli import main
+    from tinynet.datasets import mnist
+    from tinynet.deskew import deskew
+    from tinynet.training import split_validation
+
+    path, data = mnist_model_file
+    deskewing = path.with_name("deskewing.npz")
+    tn.load_model(path).save(deskewing, deskew=0.5)
+    out = path.with_name("calibrated_deskewing.npz")
+    argv = ["calibrate", str(deskewing), "--out", str(out), "--data-dir", str(data)]
+    assert main(argv) == 0
+    original, calibrated = tn.load_model(deskewing), tn.load_model(out)
+    assert calibrated.metadata["deskew"] == 0.5
+    (x, y), _ = mnist.load_data(data)
+    x = (x / np.float32(255)).reshape(-1, 28, 28, 1)
+    _, (x_val, y_val) = split_validation(x, y, 5000 / 60000, np.random.default_rng(0))
+    logits = logits_from_probabilities(original.predict(deskew(x_val, 0.5)))
+    temperature = calibrated.metadata["temperature"]
+    # the best temperature for the digits deskewed, as the model reads them
+    best = temperature_nll(logits, y_val, temperature)
+    assert best <= temperature_nll(logits, y_val, temperature * 1.02)
+    assert best <= temperature_nll(logits, y_val, temperature / 1.02)
+
+
 def test_cli_calibrate_errors_are_one_line(mnist_model_file, tmp_path, capsys):
     from tinynet.cli import main
 

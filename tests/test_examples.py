@@ -209,3 +209,32 @@ def test_width_is_for_the_cnn_only():
     result = train("--model", "mlp", "--width", "2", timeout=120)
     assert result.returncode == 2
     assert "--width is for --model cnn, not mlp" in result.stderr
+
+
+def test_deskew_is_recorded_and_a_fine_tune_keeps_it(real_mnist_dir, tmp_path):
+    first = tmp_path / "deskewed.npz"
+    common = ("--model", "cnn", "--epochs", "1", "--limit", "256", "--val-split",
+              "0.25", "--no-calibrate", "--data-dir", str(real_mnist_dir),
+              "--verbose", "0")  # fmt: skip
+    result = train(*common, "--augment", "--deskew", "--out", str(first))
+    assert result.returncode == 0, result.stderr
+    assert "deskewed by moments (slant <= 0.5)" in result.stdout
+    recorded = tinynet.load_model(first).metadata
+    assert recorded["deskew"] == 0.5 and recorded["deskew_by"] == "moments"
+
+    tuned = tmp_path / "tuned.npz"
+    result = train(*common, "--init", str(first), "--out", str(tuned))
+    assert result.returncode == 0, result.stderr
+    assert "deskewed by moments (slant <= 0.5)" in result.stdout
+    assert tinynet.load_model(tuned).metadata["deskew"] == 0.5
+
+    result = train(*common, "--init", str(first), "--deskew", "1")
+    assert result.returncode == 2
+    expected = "deskewed with at most 0.5 by moments, not --deskew 1 by moments"
+    assert expected in result.stderr
+
+
+def test_deskew_is_for_handwriting_only():
+    result = train("--dataset", "fashion", "--deskew", timeout=120)
+    assert result.returncode == 2
+    assert "--deskew straightens handwriting" in result.stderr

@@ -174,6 +174,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     from .calibration import calibrate, calibration_errors, softmax_dense
     from .datasets import mnist
+    from .deskew import as_read_by
     from .saving import load_model
     from .training import split_validation
 
@@ -194,10 +195,12 @@ def _calibrate(args: argparse.Namespace) -> int:
         shape = (-1, *model.input_shape)
         x_train = (x_train / np.float32(255)).reshape(shape)
         x_test = (x_test / np.float32(255)).reshape(shape)
-        _, held_out = split_validation(
+        _, (x_val, y_val) = split_validation(
             x_train, y_train, args.val_split, np.random.default_rng(args.seed)
         )
-        sets = {"validation": held_out, "test": (x_test, y_test)}
+        # As the model reads digits: deskewed if it was trained on deskewed ones.
+        held_out = (as_read_by(model, x_val), y_val)
+        sets = {"validation": held_out, "test": (as_read_by(model, x_test), y_test)}
         before = calibration_errors(model, sets)
         temperature = calibrate(model, *held_out)
         after = calibration_errors(model, sets)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .deskew import as_read_by, reads_deskewed
+
 __all__ = ["Ensemble", "load_models"]
 
 
@@ -60,20 +62,35 @@ class Ensemble:
 
         Parameters
         ----------
-        x : (N, *input_shape) inputs, as each member's ``predict`` takes them.
+        x : (N, *input_shape) inputs, as each member's ``predict`` takes them; a
+            member trained on deskewed digits (``metadata["deskew"]``) gets them
+            deskewed.
 
         Returns
         -------
         (N, *output_shape) float32: the members' outputs averaged.
         """
         outputs = np.stack(
-            [
-                m.predict(x, batch_size=batch_size, input_scale=input_scale)
-                for m in self.members
-            ]
+            [self._member_predict(m, x, batch_size, input_scale) for m in self.members]
         )
         mean: np.ndarray = outputs.mean(axis=0, dtype=np.float32)
         return mean
+
+    @staticmethod
+    def _member_predict(
+        member: Any, x: Any, batch_size: int, input_scale: float | None
+    ) -> np.ndarray:
+        """One member's probabilities; a member trained on deskewed digits reads
+        them deskewed (:func:`tinynet.deskew.as_read_by`), the others as given."""
+        if reads_deskewed(member) is not None:
+            if input_scale is not None:
+                x = np.multiply(x, input_scale, dtype=np.float32)
+                input_scale = None
+            x = as_read_by(member, np.asarray(x))
+        probs: np.ndarray = member.predict(
+            x, batch_size=batch_size, input_scale=input_scale
+        )
+        return probs
 
     def __len__(self) -> int:
         return len(self.members)

@@ -34,6 +34,12 @@ class DigitReader:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.model.input_shape)
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The model's metadata (how it reads its inputs, e.g. deskewed)."""
+        metadata: dict[str, Any] = getattr(self.model, "metadata", {})
+        return metadata
+
     def predict(self, x: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         with self._predict_lock:
             probs: np.ndarray = self.model.predict(x, batch_size=batch_size)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..deskew import as_read_by
 from .loading import MAX_PIXELS, ImageError, load_image_scaled
 from .normalize import WORK_MAX_SIDE
 from .segment import segment_digits
@@ -189,7 +190,8 @@ def read_digits(
         raise ImageError(f"{name}: {exc}") from None
     if model is None:
         model = default_model()
-    inputs = np.stack([c.input for c in crops]).astype(np.float32)
+    # Deskewed for a model trained on deskewed digits: what the network sees.
+    inputs = as_read_by(model, np.stack([c.input for c in crops]).astype(np.float32))
     x = inputs.reshape(len(inputs), *model.input_shape)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         # An overflow shows as non-finite probabilities, refused with one clear
