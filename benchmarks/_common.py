@@ -119,6 +119,35 @@ def matmul_gflops(
     return {"best": flop / t["best"] / 1e9, "median": flop / t["median"] / 1e9}
 
 
+def step_flop(step: Any, batch: int, need_dx: bool) -> tuple[float, float]:
+    """FLOP of a plan step's products on ``batch`` samples, forward and backward
+    (2 per multiply-add; element-wise work ignored): a Dense layer's
+    ``2 batch in out``, a Conv2D's ``2 batch ho wo kh kw C F``, direct convolution
+    (Winograd executes fewer). Backward is the weight gradient, plus the input
+    gradient when ``need_dx`` (a plan's first trained step computes none)."""
+    forward = 0.0
+    for layer in step.layers:
+        w = layer.params.get("W")
+        if w is None:
+            continue
+        if w.ndim == 2:
+            forward += 2.0 * batch * w.size
+        elif w.ndim == 4:
+            ho, wo, _ = layer.output_shape
+            forward += 2.0 * batch * ho * wo * w.size
+    return forward, forward * (2 if need_dx else 1)
+
+
+def training_flop(model: Any, samples: int) -> float:
+    """FLOP of training ``model`` (built) on ``samples`` samples: every plan step's
+    :func:`step_flop`, forward and backward, as the plan executes them."""
+    plan = model.plan
+    return sum(
+        sum(step_flop(step, samples, need_dx=i > plan.first_trained))
+        for i, step in enumerate(plan.steps)
+    )
+
+
 def measure_matmul_peak(
     threads: int, *, size: int = 2048, seconds: float = 1.0, seed: int = 0
 ) -> float:

@@ -46,6 +46,7 @@ from _common import (  # noqa: E402
     format_table,
     measure_matmul_peak,
     pin_threads,
+    step_flop,
     time_call,
     warn_if_busy,
     write_json,
@@ -98,17 +99,6 @@ def matmul_rates(batch: int, first_dx: bool, threads: int) -> dict[str, float]:
     return {"matmul_peak_gflops": peak, "mlp_shapes_gflops": own}
 
 
-def dense_flop(step: Any, batch: int, need_dx: bool) -> tuple[int, int]:
-    """FLOP of a plan step's dense products, forward and backward, on ``batch``
-    samples (2 per multiply-add; element-wise work ignored)."""
-    flop = sum(
-        2 * batch * w.shape[0] * w.shape[1]
-        for name, w in step.params.items()
-        if name.endswith("W") and w.ndim == 2
-    )
-    return flop, flop * (2 if need_dx else 1)
-
-
 def step_breakdown(
     model: Any, batches: list[tuple[Any, Any]], peak: float
 ) -> list[dict[str, Any]]:
@@ -125,7 +115,7 @@ def step_breakdown(
     batch = len(batches[0][0])
     flop = {}
     for i, step in enumerate(plan.steps):
-        fwd, bwd = dense_flop(step, batch, need_dx=i > plan.first_trained)
+        fwd, bwd = step_flop(step, batch, need_dx=i > plan.first_trained)
         flop[f"forward {i} {step.kind}"] = fwd
         flop[f"backward {i} {step.kind}"] = bwd
     pieces = []

@@ -104,16 +104,12 @@ def label_steps(model: Any, current: list[str]) -> None:
 
 def conv_flops(model: Any, batch: int) -> dict[int, tuple[float, float]]:
     """Direct-convolution FLOP of each conv step's (forward, backward), by index."""
-    flops = {}
-    for i, step in enumerate(model.plan):
-        conv = step.layers[0]
-        if type(conv).__name__ != "Conv2D":
-            continue
-        ho, wo, f = conv.output_shape
-        kh, kw, c, _ = conv.params["W"].shape
-        forward = 2.0 * batch * ho * wo * kh * kw * c * f
-        flops[i] = (forward, forward * (1 if i == model.plan.first_trained else 2))
-    return flops
+    plan = model.plan
+    return {
+        i: _common.step_flop(step, batch, need_dx=i > plan.first_trained)
+        for i, step in enumerate(plan)
+        if type(step.layers[0]).__name__ == "Conv2D"
+    }
 
 
 def matmul_peak(clock: Any, size: int = 2048) -> float:

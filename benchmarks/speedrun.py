@@ -23,7 +23,12 @@ ignore ``PYTHONDONTWRITEBYTECODE``, so the warm-up writes tinynet's ``.pyc`` fil
 as any first run does (pip installed Keras, TensorFlow and PyTorch compiled);
 without them every run compiled 72 modules again, 0.1-0.15 s. Reported: wall
 time and test accuracy (mean, min, max over the seeds) and the rivals' mean wall
-time over tinynet's.
+time over tinynet's; and how fast that is next to the machine: the recipe's training
+arithmetic (``_common.training_flop``: its products counted as dense layers and direct
+convolutions, 2 FLOP per multiply-add) over each framework's mean wall time, and
+over tinynet's own training time (``fit``, from its saved model), set next to the
+float32 matmul peak with the same threads, measured after the runs
+(``_common.measure_matmul_peak``).
 
 Usage (from the repository root, with ``pip install -e ".[bench,torch]"``)::
 
@@ -293,6 +298,26 @@ def targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return checks
 
 
+def arithmetic(
+    runs: dict[str, list[dict[str, Any]]], flop: float, threads: int
+) -> dict[str, Any]:
+    """GFLOP/s of the recipe's ``flop`` over each framework's mean wall time (and
+    over tinynet's mean training time), next to the matmul peak on ``threads``."""
+    peak = _common.measure_matmul_peak(threads)
+    rates = {
+        fw: flop / statistics.mean(r["wall_s"] for r in fw_runs) / 1e9
+        for fw, fw_runs in runs.items()
+    }
+    tinynet = runs.get("tinynet", [])
+    fit = [r["train_seconds"] for r in tinynet if r.get("train_seconds")]
+    return {
+        "training_gflop": flop / 1e9,
+        "matmul_peak_gflops": peak,
+        "whole_process_gflops": rates,
+        "tinynet_fit_gflops": flop / statistics.mean(fit) / 1e9 if fit else None,
+    }
+
+
 def table(report: dict[str, Any]) -> str:
     summary = report["summary"]
     lines = [
@@ -308,6 +333,25 @@ def table(report: dict[str, Any]) -> str:
             f"{100 * a['mean']:.2f}% ({100 * a['min']:.2f}-{100 * a['max']:.2f}) | "
             f"{f'{ratio:.2f}x' if ratio else '-'} |"
         )
+    rate = report.get("arithmetic")
+    if rate:
+        peak = rate["matmul_peak_gflops"]
+        lines.append(
+            f"\nTraining arithmetic {rate['training_gflop']:.0f} GFLOP (products as "
+            f"direct convolutions and dense layers); float32 matmul peak in this run, "
+            f"{report['meta']['threads']} threads: {peak:.0f} GFLOP/s"
+        )
+        for fw, gflops in rate["whole_process_gflops"].items():
+            lines.append(
+                f"- {NAMES[fw]}, over the whole process: {gflops:.1f} GFLOP/s "
+                f"({gflops / peak:.0%} of the peak)"
+            )
+        if rate["tinynet_fit_gflops"]:
+            fit = rate["tinynet_fit_gflops"]
+            lines.append(
+                f"- tinynet's fit alone: {fit:.1f} GFLOP/s "
+                f"({fit / peak:.0%} of the peak)"
+            )
     lines.append("\nTargets")
     for c in report["targets"]:
         lines.append(f"- [{'x' if c['met'] else ' '}] {c['target']}")
@@ -472,6 +516,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs,
     }
     report["targets"] = targets(summary)
+    report["arithmetic"] = arithmetic(
+        runs, _common.training_flop(recipe_model, n_train) * RECIPE.epochs, args.threads
+    )
     print(f"\n{report['meta']['date']}  {report['meta']['machine']['cpu']}")
     print(table(report))
     _common.publish(report, args.json, None if args.no_plot else args.png, plot)

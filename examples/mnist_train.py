@@ -549,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
                 **({"init": init_metadata} if args.init else {}),
                 test_accuracy=result["accuracy"],
                 test_loss=result["loss"],
-                train_seconds=round(train_seconds, 1),
+                train_seconds=round(train_seconds, 2),
                 date=date.today().isoformat(),
                 tinynet_version=tinynet.__version__,
                 dataset=dataset.name,

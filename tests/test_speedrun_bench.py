@@ -56,6 +56,21 @@ def test_validation_split_holds_out_what_fit_holds_out():
     assert not np.intersect1d(train, val).size
 
 
+def test_training_flop_counts_each_product_once_forward_and_as_trained():
+    common = load_benchmark("_common")
+    # MLP: forward F = 2 (784*512 + 512*512 + 512*10); backward dW of every layer,
+    # dx of all but the first: 3F - 2*784*512 (bench_mlp's docstring).
+    forward = 2 * (784 * 512 + 512 * 512 + 512 * 10)
+    mlp = zoo.mnist_mlp()
+    assert common.training_flop(mlp, 1) == 3 * forward - 2 * 784 * 512 == 3_209_216
+    # Speedrun net: conv 5x5 1->8 on 28x28 (24x24 out, first trained: no dx),
+    # conv 3x3 8->24 on 12x12 (10x10 out), dense 600->128, dense 128->10.
+    conv1 = 2 * 24 * 24 * 5 * 5 * 1 * 8
+    rest = 2 * (10 * 10 * 3 * 3 * 8 * 24 + 600 * 128 + 128 * 10)
+    per_image = 2 * conv1 + 3 * rest
+    assert common.training_flop(speedrun.RECIPE.model(0), 10) == 10 * per_image
+
+
 def job_for(tmp_path: Path, frameworks: list[str]) -> dict:
     data = tmp_path / "unused.npz"
     path = speedrun.write_job(tmp_path, speedrun.RECIPE, 5, 1000, data, frameworks)
@@ -106,6 +121,13 @@ def run_speedrun(framework: str, mnist_dir: Path, tmp_path: Path, monkeypatch) -
     assert run["seed"] == 0 and run["wall_s"] > 0
     assert 0.0 <= run["test_accuracy"] <= 1.0
     assert report["meta"]["train_images"] == 600
+    rate = report["arithmetic"]
+    flop = load_benchmark("_common").training_flop(speedrun.RECIPE.model(0), 600)
+    assert rate["training_gflop"] == pytest.approx(flop / 1e9)
+    assert rate["whole_process_gflops"][framework] == pytest.approx(
+        flop / run["wall_s"] / 1e9
+    )
+    assert rate["matmul_peak_gflops"] > 0
     return report
 
 
