@@ -11,7 +11,7 @@ digit) can do. They used ``sigma = 4, alpha = 34`` on MNIST.
 The smoothing is separable, so a batch's fields are two matrix products: ``G_h @
 noise @ G_w.T`` with ``G`` a Gaussian weight matrix whose rows sum to 1 (near the
 border the missing weight is renormalised, as a reflecting filter would).
-:func:`tinynet.augment.affine_transform` applies the field together with an affine
+:func:`tinynet.warp.affine_transform` applies the field together with an affine
 map, in one bilinear resampling. For a batch of 128 digits of 28x28 the fields cost
 about 8 ms on one busy core (``Augmenter`` with the ``--augment`` recipe: 19 -> 27 ms).
 """

@@ -14,7 +14,7 @@ the slant is ``s = mu11 / mu02`` (columns per row, rows growing downwards), and
 moves each row sideways so that the principal direction becomes vertical; the centre
 of mass stays where it was. ``s`` is clipped to ``[-max_slant, max_slant]`` (a flat
 dash has a tiny ``mu02``, which would make ``s`` arbitrary). The shear is one
-bilinear resampling (:func:`tinynet.augment.affine_transform`).
+bilinear resampling (:func:`tinynet.warp.affine_transform`).
 
 Images are ink bright on black, float in [0, 1], ``(N, H, W)`` or ``(N, H, W, 1)``
 (or flattened square images ``(N, S * S)``, as an MLP reads them).
@@ -25,6 +25,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from .warp import affine_transform, image_batch
 
 MAX_SLANT = 0.5
 """Largest shear corrected, in columns per row (0.5: about 27 degrees)."""
@@ -58,9 +60,7 @@ def slant(x: np.ndarray, by: str = "moments") -> np.ndarray:
     positive when the top of the digit leans left (columns grow as rows grow
     downwards).
     """
-    from .augment import _check_batch  # OpenCV (augment's scans) only when used
-
-    x3, _ = _check_batch(_as_images(x), "slant")
+    x3, _ = image_batch(_as_images(x), "slant")
     return _slant(x3, by)
 
 
@@ -137,11 +137,7 @@ def deskew(
     A new array, same shape and dtype as ``x``, values in [0, 1]. An image with no
     measurable slant (upright, blank, or a single row of ink) comes back exactly.
     """
-    # Imported here: tinynet.augment loads OpenCV (its coarse scans), which
-    # `import tinynet` and the trainer without --deskew/--augment never need.
-    from .augment import _check_batch, affine_transform
-
-    x3, _ = _check_batch(_as_images(x), "deskew")
+    x3, _ = image_batch(_as_images(x), "deskew")
     if isinstance(max_slant, bool) or not isinstance(max_slant, int | float):
         raise TypeError(f"deskew: max_slant must be a number, got {max_slant!r}")
     if not 0 <= max_slant < np.inf:
