@@ -25,6 +25,7 @@ from .chunk_sums import InOrderSums
 from .conv import batch_chunks, claim_chunks
 from .winograd import F2X2, output_transform_pool_adjoint
 from .winograd_algorithm import Algorithm
+from .winograd_products import products
 
 #: Channels from which a fused 3x3 conv + pool runs through Winograd rather than
 #: im2col (``tinynet.plan.ConvPool``). Measured on the MNIST conv2
@@ -84,7 +85,7 @@ def forward_chunks(
                 vc = v[:, s * tiles : e * tiles]
             algorithm.input_transform(x[s:e], pt, pl, tiles_h, tiles_w, vc)
             m = planes(own_m, points, k, f)
-            np.matmul(vc, u, out=m)
+            products(vc, u, m)
             epilogue(m, s, e)
 
     claim_chunks(work, len(chunks))
@@ -223,11 +224,11 @@ def backward_chunks(
                 raise ValueError(
                     "Winograd backward needs the input x or its transform v"
                 )
-            np.matmul(vc.transpose(0, 2, 1), dm, out=du_chunks[i])
+            products(vc.transpose(0, 2, 1), dm, du_chunks[i])
             sums.finished(i)
             if dx is not None:
                 dv = planes(dv_own, points, k, c)
-                np.matmul(dm, u_t, out=dv)
+                products(dm, u_t, dv)
                 algorithm.input_transform_adjoint(dv, pt, pl, tiles_h, tiles_w, dx[s:e])
 
     claim_chunks(work, len(chunks))
