@@ -34,7 +34,8 @@ and applies them once. ``scale`` may be negative, so the pool cannot run on ``z`
 
 from __future__ import annotations
 
-import numba
+import functools
+
 import numpy as np
 
 from . import serial_kernel
@@ -236,31 +237,7 @@ def normalize_backward(
     return dz
 
 
-@numba.njit(inline="always")
-def _window_entry_backward(
-    d: np.ndarray,
-    pv: np.ndarray,
-    a: np.ndarray,
-    k: int,
-    zr: np.ndarray,
-    mean: np.ndarray,
-    inv_std: np.ndarray,
-    scale: np.ndarray,
-    mean_dbeta: np.ndarray,
-    mean_dgamma: np.ndarray,
-    dr: np.ndarray,
-) -> None:
-    """:func:`pooled_normalize_backward` at entry ``k`` of one window: ``dr`` from
-    the window's pooled gradient ``d``, output ``pv``, winners ``a`` and the entry's
-    conv output ``zr`` (all (F,))."""
-    for ch in range(zr.shape[0]):
-        # 0/1 mask multiplies vectorise; selects compiled to scalar code.
-        g = d[ch] * ((pv[ch] > 0) & (a[ch] == k))
-        xh = (zr[ch] - mean[ch]) * inv_std[ch]
-        dr[ch] = scale[ch] * (g - mean_dbeta[ch] - xh * mean_dgamma[ch])
-
-
-@serial_kernel
+@functools.partial(serial_kernel, fma=True)
 def pooled_normalize_backward(
     dout: np.ndarray,
     out: np.ndarray,
@@ -284,6 +261,16 @@ def pooled_normalize_backward(
     and 3.1 ms for the in-place normalisation, against 2.3 ms for this kernel
     (which reads ``z`` from memory; 0.9 ms on data already in cache).
 
+    ``dz = scale g + (shift + slope z)`` with ``slope = -scale inv_std
+    mean_dgamma`` and ``shift = -scale mean_dbeta - slope mean`` per channel: two
+    multiply-adds an entry where ``scale (g - mean_dbeta - xh mean_dgamma)`` took
+    five operations (the rounding of ``shift + slope z``, ~eps ``|slope z|``, is
+    that of ``z`` itself, stored in float32), entries in ``z``'s order, and every
+    array indexed in place: the same loop taking row views (``z[bi, i, j]``) of
+    the five arrays a pixel ran 3.5 ms. The shipped CNN's 24x24x32
+    block, batch 128 in chunks of 12 images, ``z`` from memory, one thread,
+    medians of 15: 1.46-1.57 -> 0.92-0.95 ms.
+
     Parameters
     ----------
     dout, out, argmax : (N, P, Q, F) the pooled output's gradient, the pooled
@@ -301,23 +288,23 @@ def pooled_normalize_backward(
     """
     n, ho, wo, f = z.shape
     po, qo = dout.shape[1], dout.shape[2]
+    slope = -scale * inv_std * mean_dgamma
+    shift = -scale * mean_dbeta - slope * mean
     for bi in range(n):
         for i in range(ho):
             for j in range(wo):
                 if i >= 2 * po or j >= 2 * qo:  # dropped by the pool: g = 0
-                    zr, dr = z[bi, i, j], dz[bi, i, j]
                     for ch in range(f):
-                        xh = (zr[ch] - mean[ch]) * inv_std[ch]
-                        dr[ch] = scale[ch] * (-mean_dbeta[ch] - xh * mean_dgamma[ch])
-        for p in range(po):
-            for q in range(qo):
-                d, pv, a = dout[bi, p, q], out[bi, p, q], argmax[bi, p, q]
-                for k in range(4):
-                    i, j = 2 * p + k // 2, 2 * q + k % 2
-                    _window_entry_backward(
-                        d, pv, a, k, z[bi, i, j], mean, inv_std, scale, mean_dbeta,
-                        mean_dgamma, dz[bi, i, j],
-                    )  # fmt: skip
+                        dz[bi, i, j, ch] = shift[ch] + slope[ch] * z[bi, i, j, ch]
+                    continue
+                p, q, k = i // 2, j // 2, (i % 2) * 2 + j % 2
+                for ch in range(f):
+                    # 0/1 mask multiplies vectorise; selects compiled to scalar code.
+                    winner = (out[bi, p, q, ch] > 0) & (argmax[bi, p, q, ch] == k)
+                    g = dout[bi, p, q, ch] * winner
+                    dz[bi, i, j, ch] = scale[ch] * g + (
+                        shift[ch] + slope[ch] * z[bi, i, j, ch]
+                    )
     return dz
 
 
