@@ -348,6 +348,21 @@ def relu_mask_sums(
     return out
 
 
+def relu_mask_products(
+    dout: np.ndarray,
+    y: np.ndarray,
+    cols: np.ndarray,
+    products: np.ndarray,
+    sums: np.ndarray,
+) -> np.ndarray:
+    """``g = dout * [y > 0]``; ``products += cols^T g``, ``sums +=`` its column
+    sums (float64)."""
+    g = np.where(y > 0, dout, 0).astype(np.float64)
+    products += cols.T.astype(np.float64) @ g
+    sums += g.sum(axis=0)
+    return products
+
+
 # --------------------------------------------------------------------------- pooling
 def maxpool_forward(
     x: np.ndarray,

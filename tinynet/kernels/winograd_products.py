@@ -31,36 +31,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 from numba.np.numpy_support import carray
 
-from . import serial_kernel
+from . import serial_kernel, stack_empty
 
 #: Output widths (F) the kernel is compiled for, and the rows a pass computes: the
 #: most measured fastest (4 x 32 and 2 x 64 floats of accumulators).
 ROWS = {32: 4, 64: 2}
-
-
-def _stack_empty_typing(typingctx: Any, like: Any, size: Any) -> Any:
-    """A pointer to ``size`` (a compile-time constant) uninitialised elements of
-    ``like``'s dtype on the stack: a fixed-size accumulator that LLVM can keep in
-    registers, where a heap array (``np.empty``) stays in memory."""
-    if not isinstance(size, types.IntegerLiteral):
-        return None
-    count = size.literal_value
-    dtype = like.dtype
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        element = context.get_value_type(dtype)
-        return cgutils.alloca_once(builder, element, size=count)  # type: ignore[no-untyped-call]
-
-    pointer = types.CPointer(dtype)  # type: ignore[no-untyped-call]
-    return pointer(like, size), codegen
-
-
-_stack_empty: Any = intrinsic(_stack_empty_typing)
 
 
 def _compile(rows: int, width: int) -> Callable[..., Any]:
@@ -73,8 +50,8 @@ def _compile(rows: int, width: int) -> Callable[..., Any]:
         whole = k - k % rows
         for p in range(points):
             for r0 in range(0, whole, rows):
-                acc = carray(_stack_empty(out, size), (rows, width))
-                x = carray(_stack_empty(out, rows), (rows,))
+                acc = carray(stack_empty(out, size), (rows, width))
+                x = carray(stack_empty(out, rows), (rows,))
                 for i in range(rows):
                     for j in range(width):
                         acc[i, j] = 0.0
