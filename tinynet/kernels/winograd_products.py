@@ -5,24 +5,33 @@ images: forward ``M = V U``, backward ``dU = V^T dM`` and ``dV = dM U^T``.
 
 Why not ``np.matmul`` of the stacked planes: the products are small, (k x C) @ (C x
 F) with k a few hundred tiles and C, F = 32 or 64 on the shipped CNN, and NumPy
-makes one BLAS call per point. OpenBLAS ran them at 98-116 GFLOP/s (one thread,
-operands in cache) and this kernel at 180-196, as LLVM compiles it for the CPU
+makes one BLAS call per point. OpenBLAS ran them at 92-109 GFLOP/s (one thread,
+operands in cache) and this kernel at 170-214, as LLVM compiles it for the CPU
 (AVX-512 on the Zen 5 VM, where the environment pins OpenBLAS to its AVX2 kernels:
 ``OPENBLAS_CORETYPE=Haswell``, 128 GFLOP/s on a 1024 x 1024 product).
 
-How: a pass computes ``ROWS[F]`` whole rows of ``out`` (F wide), summing over the
-shared axis into an accumulator on the stack, F and the row count fixed when the
-kernel is compiled: LLVM then keeps it in vector registers (4 x 32 or 2 x 64
-floats: 8 zmm) and each row of ``b``, loaded once, feeds every row of the pass.
-Rows left over (fewer than ``ROWS[F]``) and other widths take ``np.matmul``'s
-place in plain loops or ``np.matmul`` itself. Each entry is summed in order over
+How: a pass computes ``ROWS[F]`` whole rows of ``out`` (F wide;
+``ROWS_BY_COLUMNS[F]`` when ``a`` is a transposed view), summing over the shared
+axis into an accumulator on the stack (:func:`~tinynet.kernels.stack_empty`), F
+and the row count fixed when the kernel is compiled: LLVM then keeps it in vector
+registers (4 x 32 or 2 x 64 floats: 8 zmm) and each row of ``b``, loaded once,
+feeds every row of the pass. Rows left over (fewer than a pass) run in plain
+loops, other widths and dtypes by ``np.matmul``. Each entry is summed in order over
 the shared axis, so results do not depend on the chunking, only, in the last bits,
 on the use of fused multiply-adds.
 
-Measured (``benchmarks/winograd_products.py``, AMD EPYC Zen 5 VM, one thread,
-GFLOP/s, np.matmul -> this kernel): the shipped CNN's first Winograd conv (64 points,
-k = 192, C = F = 32) 103 -> 196; the second (64, 96, 32 -> 64) 107 -> 192; the third
-(36, 168, 64 -> 64) 116 -> 190.
+Measured (``benchmarks/winograd_products.py --rounds 7``: the chunk the drivers use
+at batch 128, one thread, CPU time, AMD EPYC Zen 5 VM), GFLOP/s, np.matmul -> this
+kernel, for ``M = V U``, ``dU = V^T dM``, ``dV = dM U^T``: the shipped CNN's first
+Winograd conv (64 points, k = 176, 32 -> 32) 98 -> 195, 92 -> 214, 99 -> 196; the
+second (64, 84, 32 -> 64) 102 -> 170, 97 -> 187, 103 -> 208; the third (36, 128,
+64 -> 64) 108 -> 183, 105 -> 202, 109 -> 182.
+
+With ``a`` a transposed view (``dU``: the rows a pass takes of ``a`` lie side by
+side in memory), more rows a pass paid: the same benchmark before, with
+:data:`ROWS` for it, gave 172, 179 and 148 GFLOP/s for the three ``dU``; with ``a``
+C-contiguous, more rows lost (F = 32, 8 rows: 145-147 GFLOP/s against 190-195,
+scratch script).
 """
 
 from __future__ import annotations
@@ -36,8 +45,10 @@ from numba.np.numpy_support import carray
 from . import serial_kernel, stack_empty
 
 #: Output widths (F) the kernel is compiled for, and the rows a pass computes: the
-#: most measured fastest (4 x 32 and 2 x 64 floats of accumulators).
+#: most measured fastest (4 x 32 and 2 x 64 floats of accumulators) ...
 ROWS = {32: 4, 64: 2}
+#: ... and when ``a`` is a transposed view, its rows strided by 1 element.
+ROWS_BY_COLUMNS = {32: 8, 64: 4}
 
 
 def _compile(rows: int, width: int) -> Callable[..., Any]:
@@ -76,7 +87,11 @@ def _compile(rows: int, width: int) -> Callable[..., Any]:
     return serial_kernel(products, fma=True)
 
 
-_KERNELS = {width: _compile(rows, width) for width, rows in ROWS.items()}
+_KERNELS = {
+    (width, by_columns): _compile(rows, width)
+    for by_columns, table in ((False, ROWS), (True, ROWS_BY_COLUMNS))
+    for width, rows in table.items()
+}
 
 
 def products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -86,14 +101,15 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     ----------
     a : (points, k, inner), any strides (a transposed view: ``V^T``).
     b : (points, inner, F) C-contiguous.
-    out : (points, k, F) C-contiguous, fully overwritten; F = 32 or 64 (:data:`ROWS`)
-        by the kernel, any other by ``np.matmul``.
+    out : (points, k, F) C-contiguous, fully overwritten; F = 32 or 64 (:data:`ROWS`,
+        :data:`ROWS_BY_COLUMNS`) by the kernel, any other by ``np.matmul``.
 
     Returns
     -------
     out
     """
-    kernel = _KERNELS.get(out.shape[2])
+    by_columns = a.strides[1] < a.strides[2]
+    kernel = _KERNELS.get((out.shape[2], by_columns))
     if kernel is None or out.dtype not in (np.float32, np.float64):
         np.matmul(a, b, out=out)
         return out
@@ -101,4 +117,4 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     return result
 
 
-__all__ = ["ROWS", "products"]
+__all__ = ["ROWS", "ROWS_BY_COLUMNS", "products"]
