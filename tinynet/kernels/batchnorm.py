@@ -410,7 +410,9 @@ def relu_mask_products(
     go to the float64 accumulators. The shipped CNN's first block (9 taps, 32
     channels, batch 128 in chunks of 17 images, one thread, medians of 11,
     scratch script): 1.55-1.75 ms for :func:`relu_mask_sums` and ``cols.T @ g``
-    against 0.45-0.47 ms.
+    against 0.45-0.47 ms; compiled for AVX2 alone (``NUMBA_CPU_NAME=haswell``,
+    AVX-512 taken out of ``NUMBA_CPU_FEATURES``), where the sums spill out of the
+    16 registers, 1.73-1.77 against 0.97-1.02 ms.
 
     Parameters
     ----------

@@ -16,9 +16,13 @@ axis into an accumulator on the stack (:func:`~tinynet.kernels.stack_empty`), F
 and the row count fixed when the kernel is compiled: LLVM then keeps it in vector
 registers (4 x 32 or 2 x 64 floats: 8 zmm) and each row of ``b``, loaded once,
 feeds every row of the pass. Rows left over (fewer than a pass) run in plain
-loops, other widths and dtypes by ``np.matmul``. Each entry is summed in order over
-the shared axis, so results do not depend on the chunking, only, in the last bits,
-on the use of fused multiply-adds.
+loops, other widths and dtypes by ``np.matmul``, and so does everything when Numba
+compiles without AVX-512 (:data:`AVX512`): with 16 ymm registers the tile spills,
+and the kernel compiled for AVX2 (``NUMBA_CPU_NAME=haswell`` with AVX-512 taken out
+of ``NUMBA_CPU_FEATURES``, same benchmark) ran at 62-72 GFLOP/s, against
+OpenBLAS's 93-112; 2 rows of 32 there tied it (101-112), 1 or 2 of 64 lost
+(70-77). Each entry is summed in order over the shared axis, so results do not
+depend on the chunking, only, in the last bits, on the use of fused multiply-adds.
 
 Measured (``benchmarks/winograd_products.py --rounds 7``: the chunk the drivers use
 at batch 128, one thread, CPU time, AMD EPYC Zen 5 VM), GFLOP/s, np.matmul -> this
@@ -40,9 +44,24 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numba.core import codegen, config
 from numba.np.numpy_support import carray
 
 from . import serial_kernel, stack_empty
+
+
+def _compiles_for_avx512() -> bool:
+    """Whether Numba compiles for a CPU with AVX-512 (32 vector registers of 16
+    floats): the host's features, or those the user set (``NUMBA_CPU_FEATURES``)."""
+    features = getattr(config, "CPU_FEATURES", None)
+    if features is None:
+        features = codegen.get_host_cpu_features()  # type: ignore[no-untyped-call]
+    return "+avx512f" in str(features).split(",")
+
+
+#: Whether :func:`products` runs the kernel (else ``np.matmul``): Numba compiles
+#: for AVX-512.
+AVX512 = _compiles_for_avx512()
 
 #: Output widths (F) the kernel is compiled for, and the rows a pass computes: the
 #: most measured fastest (4 x 32 and 2 x 64 floats of accumulators) ...
@@ -102,7 +121,8 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     a : (points, k, inner), any strides (a transposed view: ``V^T``).
     b : (points, inner, F) C-contiguous.
     out : (points, k, F) C-contiguous, fully overwritten; F = 32 or 64 (:data:`ROWS`,
-        :data:`ROWS_BY_COLUMNS`) by the kernel, any other by ``np.matmul``.
+        :data:`ROWS_BY_COLUMNS`) by the kernel where :data:`AVX512`, anything else
+        by ``np.matmul``.
 
     Returns
     -------
@@ -110,11 +130,11 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """
     by_columns = a.strides[1] < a.strides[2]
     kernel = _KERNELS.get((out.shape[2], by_columns))
-    if kernel is None or out.dtype not in (np.float32, np.float64):
+    if not AVX512 or kernel is None or out.dtype not in (np.float32, np.float64):
         np.matmul(a, b, out=out)
         return out
     result: np.ndarray = kernel(a, b, out)
     return result
 
 
-__all__ = ["ROWS", "ROWS_BY_COLUMNS", "products"]
+__all__ = ["AVX512", "ROWS", "ROWS_BY_COLUMNS", "products"]
