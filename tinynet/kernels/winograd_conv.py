@@ -1,7 +1,8 @@
 """The chunked drivers of a Winograd stride-1 3x3 convolution, whatever the
 algorithm: the batch runs chunk by chunk, each chunk on whichever thread claims it
 (``conv.claim_chunks``): the input transform, one matrix product per
-transformed-tile position over all the chunk's tiles, then the output transform
+transformed-tile position over all the chunk's tiles
+(:func:`~tinynet.kernels.winograd_products.products`), then the output transform
 while the products are in cache. Forward with the
 2x2 max-pool fused (:func:`conv3x3_pool_forward`) or every output kept
 (:func:`conv3x3_forward`), their gradients, and the chunk loops under them
