@@ -202,6 +202,16 @@ def test_few_taps_steps_equal_the_layers_one_by_one(conv_kwargs, shape, offset, 
     train_both(fused, spec, x, tol)
 
 
+def test_few_taps_step_with_more_sums_than_registers_equals_the_layers(monkeypatch):
+    """The backward for blocks whose ``(K + 1) * F`` sums would not fit
+    ``batchnorm.relu_mask_products``: ``g`` written, then multiplied."""
+    monkeypatch.setattr(batchnorm, "MAX_MASK_PRODUCTS", 0)
+    fused = few_taps_cnn({"use_bias": False}, (11, 10, 1), True)
+    spec = few_taps_cnn({"use_bias": False}, (11, 10, 1), False)
+    x = np.random.default_rng(2).standard_normal((6, 11, 10, 1)) + 0.5
+    train_both(fused, spec, x, {"rtol": 1e-11, "atol": 1e-13})
+
+
 @pytest.mark.parametrize(
     ("shape", "algorithm"),
     [
@@ -400,6 +410,44 @@ def conv_outputs(draw):
 def assert_close(fast, ref, dtype):
     tol = 2e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(fast, ref, rtol=tol, atol=tol)
+
+
+@given(
+    st.integers(1, 200),
+    st.sampled_from([(9, 32), (1, 5), (4, 64), (12, 16)]),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(0, 2**16),
+)
+@settings(max_examples=30, deadline=None, derandomize=True)
+def test_relu_mask_products_match_reference(rows, shape, dtype, seed):
+    """``cols^T g`` and ``sum g`` of the masked gradient, rows past a block of
+    ``SUM_BLOCK`` included; within float rounding of the sums of magnitudes."""
+    taps, f = shape
+    rng = np.random.default_rng(seed)
+    dout, y = (rng.standard_normal((rows, f)).astype(dtype) for _ in range(2))
+    cols = rng.standard_normal((rows, taps)).astype(dtype)
+    start = rng.standard_normal((taps, f)), rng.standard_normal(f)
+    fast = [a.copy() for a in start]
+    ref = [a.copy() for a in start]
+    batchnorm.relu_mask_products(dout, y, cols, *fast)
+    reference.relu_mask_products(dout, y, cols, *ref)
+    # float32 blocks of SUM_BLOCK rows: at most that many roundings of the sums.
+    tol = 1e-12 if dtype == np.float64 else batchnorm.SUM_BLOCK * 2.0**-23
+    g = np.abs(np.where(y > 0, dout, 0)).astype(np.float64)
+    bounds = (np.abs(cols.T.astype(np.float64)) @ g, g.sum(axis=0))
+    for got, expected, bound, first in zip(fast, ref, bounds, start, strict=True):
+        np.testing.assert_array_less(
+            np.abs(got - expected), tol * (bound + np.abs(first)) + 1e-300
+        )
+
+
+def test_relu_mask_products_refuses_more_accumulators_than_registers():
+    f = batchnorm.MAX_MASK_PRODUCTS // 2
+    dout = np.zeros((3, f), np.float32)
+    with pytest.raises(ValueError, match="MAX_MASK_PRODUCTS"):
+        batchnorm.relu_mask_products(
+            dout, dout, np.zeros((3, 2), np.float32), np.zeros((2, f)), np.zeros(f)
+        )
 
 
 @given(conv_outputs())

@@ -19,6 +19,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import numba
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 Kernel = TypeVar("Kernel", bound=Callable[..., Any])
 
@@ -90,6 +93,29 @@ def serial_kernel(fn: Kernel, *, fma: bool = False) -> Kernel:
     return cast(Kernel, launch)
 
 
+def _stack_empty_typing(typingctx: Any, like: Any, size: Any) -> Any:
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+    count = size.literal_value
+    dtype = like.dtype
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        element = context.get_value_type(dtype)
+        return cgutils.alloca_once(builder, element, size=count)  # type: ignore[no-untyped-call]
+
+    pointer = types.CPointer(dtype)  # type: ignore[no-untyped-call]
+    return pointer(like, size), codegen
+
+
+#: ``stack_empty(like, size)``, inside a kernel: a pointer to ``size`` (a
+#: compile-time constant, such as a closure's constant) uninitialised elements of
+#: the array ``like``'s dtype on the stack, for ``numba.carray``. A fixed-size
+#: accumulator there, indexed by loops of constant length, is one LLVM keeps in
+#: vector registers; a heap array (``np.empty``) stays in memory, read and written
+#: at each update (``winograd_products``, ``batchnorm.relu_mask_products``).
+stack_empty: Any = intrinsic(_stack_empty_typing)
+
+
 def window_geometry(
     size: int, window: int, stride: int, padding: str
 ) -> tuple[int, int]:
@@ -131,6 +157,7 @@ __all__ = [
     "PADDINGS",
     "parallel_kernel",
     "serial_kernel",
+    "stack_empty",
     "window_geometry",
     "window_placement",
 ]

@@ -2,12 +2,12 @@
 
 Every function here has the signature of its fast namesake in ``kernels.conv``,
 ``kernels.convpool``, ``kernels.batchnorm``, ``kernels.winograd``,
-``kernels.winograd43``, ``kernels.winograd63``, ``kernels.pool``, ``kernels.dropout``,
-``kernels.losses`` or ``kernels.optim`` and must return the same numbers (up to
-float rounding). The spec-level entry points the layers call (``conv2d``,
-``max_pool2d``, ``dropout`` ...) are at the end. They are written for clarity, loop
-over kernel offsets, and build an explicitly padded copy of the input; speed does
-not matter.
+``kernels.winograd43``, ``kernels.winograd63``, ``kernels.winograd_products``,
+``kernels.pool``, ``kernels.dropout``, ``kernels.losses`` or ``kernels.optim`` and
+must return the same numbers (up to float rounding). The spec-level entry points the
+layers call (``conv2d``, ``max_pool2d``, ``dropout`` ...) are at the end. They are
+written for clarity, loop over kernel offsets, and build an explicitly padded copy of
+the input; speed does not matter.
 
 Geometry shared by all of them (NHWC): window ``(oy, ox)`` covers the rows
 ``oy*sh - pt + [0, kh)`` and columns ``ox*sw - pl + [0, kw)`` of the input; positions
@@ -346,6 +346,27 @@ def relu_mask_sums(
     out[...] = np.where(y > 0, dout, 0)
     sums += out.sum(axis=0, dtype=np.float64)
     return out
+
+
+def products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[p] = a[p] @ b[p]`` for every ``p`` (the Winograd products)."""
+    np.matmul(a, b, out=out)
+    return out
+
+
+def relu_mask_products(
+    dout: np.ndarray,
+    y: np.ndarray,
+    cols: np.ndarray,
+    products: np.ndarray,
+    sums: np.ndarray,
+) -> np.ndarray:
+    """``g = dout * [y > 0]``; ``products += cols^T g``, ``sums +=`` its column
+    sums (float64)."""
+    g = np.where(y > 0, dout, 0).astype(np.float64)
+    products += cols.T.astype(np.float64) @ g
+    sums += g.sum(axis=0)
+    return products
 
 
 # --------------------------------------------------------------------------- pooling

@@ -1,7 +1,8 @@
 """The chunked drivers of a Winograd stride-1 3x3 convolution, whatever the
 algorithm: the batch runs chunk by chunk, each chunk on whichever thread claims it
 (``conv.claim_chunks``): the input transform, one matrix product per
-transformed-tile position over all the chunk's tiles, then the output transform
+transformed-tile position over all the chunk's tiles
+(:func:`~tinynet.kernels.winograd_products.products`), then the output transform
 while the products are in cache. Forward with the
 2x2 max-pool fused (:func:`conv3x3_pool_forward`) or every output kept
 (:func:`conv3x3_forward`), their gradients, and the chunk loops under them
@@ -25,6 +26,7 @@ from .chunk_sums import InOrderSums
 from .conv import batch_chunks, claim_chunks
 from .winograd import F2X2, output_transform_pool_adjoint
 from .winograd_algorithm import Algorithm
+from .winograd_products import products
 
 #: Channels from which a fused 3x3 conv + pool runs through Winograd rather than
 #: im2col (``tinynet.plan.ConvPool``). Measured on the MNIST conv2
@@ -84,7 +86,7 @@ def forward_chunks(
                 vc = v[:, s * tiles : e * tiles]
             algorithm.input_transform(x[s:e], pt, pl, tiles_h, tiles_w, vc)
             m = planes(own_m, points, k, f)
-            np.matmul(vc, u, out=m)
+            products(vc, u, m)
             epilogue(m, s, e)
 
     claim_chunks(work, len(chunks))
@@ -223,11 +225,11 @@ def backward_chunks(
                 raise ValueError(
                     "Winograd backward needs the input x or its transform v"
                 )
-            np.matmul(vc.transpose(0, 2, 1), dm, out=du_chunks[i])
+            products(vc.transpose(0, 2, 1), dm, du_chunks[i])
             sums.finished(i)
             if dx is not None:
                 dv = planes(dv_own, points, k, c)
-                np.matmul(dm, u_t, out=dv)
+                products(dm, u_t, dv)
                 algorithm.input_transform_adjoint(dv, pt, pl, tiles_h, tiles_w, dx[s:e])
 
     claim_chunks(work, len(chunks))

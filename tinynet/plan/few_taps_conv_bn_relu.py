@@ -15,11 +15,14 @@ sums), ``c' = c - mu``, so that ``sum c' = 0``:
 - forward: ``z = u + mu W + b`` with ``u = c' W``, so the batch mean of ``z`` is
   ``mu W + b`` and its variance ``diag(W^T G W) / M`` with ``G = c'^T c'``, a
   K x K product; one pass then writes ``y = max(u * scale + beta, 0)``;
-- backward: one pass writes each chunk's ReLU-masked gradient ``g`` in cache with
-  ``dbeta = sum g`` (``batchnorm.relu_mask_sums``) and takes ``A = c'^T g`` (K x
-  F). Then ``dgamma = sum g xh = inv_std diag(W^T A)`` and the weight gradient
-  ``c^T dz`` of ``dz = scale (g - dbeta / M - xh dgamma / M)`` is ``scale (A -
-  dgamma / M inv_std G W)``: ``dz`` is never written. Its sum, the bias's
+- backward: one pass takes ``dbeta = sum g`` of the ReLU-masked gradient ``g``
+  and ``A = c'^T g`` (K x F) without writing ``g``, the sums in registers
+  (``batchnorm.relu_mask_products``; with more than
+  ``batchnorm.MAX_MASK_PRODUCTS`` sums, it writes each chunk's ``g`` in cache
+  with ``dbeta``, ``batchnorm.relu_mask_sums``, and multiplies). Then ``dgamma =
+  sum g xh = inv_std diag(W^T A)`` and the weight gradient ``c^T dz`` of ``dz =
+  scale (g - dbeta / M - xh dgamma / M)`` is ``scale (A - dgamma / M inv_std G
+  W)``: ``dz`` is never written. Its sum, the bias's
   gradient, is 0 (BatchNorm removes any bias). With an input gradient (not a
   network's first layer), a second pass writes each chunk's ``dz`` for it;
 - inference is :class:`~tinynet.plan.ConvBNReLU`'s: BatchNorm folded into the
@@ -173,10 +176,16 @@ class FewTapsConvBNReLU(ConvBNReLU):
         dy = np.ascontiguousarray(dout, dtype=dtype).reshape(-1, f)
         y2 = cache.y.reshape(-1, f)
 
+        taps = cols.shape[1]
+
         def masked_products(s: int, e: int) -> tuple[np.ndarray, np.ndarray]:
             rows = slice(s * pixels, e * pixels)
-            g = self._chunk.get(((e - s) * pixels, f), dtype)
             dbeta = np.zeros(f)
+            if (taps + 1) * f <= batchnorm.MAX_MASK_PRODUCTS:
+                a = np.zeros((taps, f))
+                batchnorm.relu_mask_products(dy[rows], y2[rows], cols[rows], a, dbeta)
+                return a, dbeta
+            g = self._chunk.get(((e - s) * pixels, f), dtype)
             batchnorm.relu_mask_sums(dy[rows], y2[rows], g, dbeta)
             return cols[rows].T @ g, dbeta
 

@@ -1,0 +1,77 @@
+"""tinynet.kernels.winograd_products: ``out[p] = a[p] @ b[p]``, against float64
+``np.matmul``, for the compiled widths (rows left over included), a transposed
+``a`` (the drivers' ``V^T``) and a width that falls back to ``np.matmul``. The
+kernel runs in these tests whatever the CPU (``AVX512`` set); without AVX-512,
+``products`` is ``np.matmul``."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinynet.kernels import reference, winograd_products
+
+# Relative to the largest magnitude of the exact product.
+TOL = {np.float32: 1e-5, np.float64: 1e-13}
+
+
+@pytest.fixture
+def kernel_runs(monkeypatch):
+    monkeypatch.setattr(winograd_products, "AVX512", True)
+
+
+def check_products(width, points, k, inner, transposed, dtype, seed):
+    rng = np.random.default_rng(seed)
+    if transposed:
+        a = rng.standard_normal((points, inner, k)).astype(dtype).transpose(0, 2, 1)
+    else:
+        a = rng.standard_normal((points, k, inner)).astype(dtype)
+    b = rng.standard_normal((points, inner, width)).astype(dtype)
+    out = np.full((points, k, width), np.nan, dtype)
+    got = winograd_products.products(a, b, out)
+    exact = reference.products(
+        a.astype(np.float64), b.astype(np.float64), np.empty(out.shape)
+    )
+    assert got is out
+    assert np.max(np.abs(got - exact)) <= TOL[dtype] * np.max(np.abs(exact))
+
+
+@given(
+    st.sampled_from([32, 64, 5]),
+    st.integers(1, 3),
+    st.integers(1, 13),
+    st.integers(1, 70),
+    st.booleans(),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(0, 2**16),
+)
+@settings(max_examples=40, deadline=None, derandomize=True)
+def test_products_match_float64_matmul(
+    width, points, k, inner, transposed, dtype, seed
+):
+    with pytest.MonkeyPatch.context() as patch:  # a fixture would outlive examples
+        patch.setattr(winograd_products, "AVX512", True)
+        check_products(width, points, k, inner, transposed, dtype, seed)
+
+
+@pytest.mark.parametrize("width", sorted(winograd_products.ROWS))
+def test_products_of_the_shipped_cnn_shapes_match_matmul(kernel_runs, width):
+    """A chunk of the shipped CNN's first Winograd conv (k = 176 tiles, 32
+    channels), every compiled width."""
+    rng = np.random.default_rng(width)
+    v = rng.standard_normal((64, 176, 32)).astype(np.float32)
+    u = rng.standard_normal((64, 32, width)).astype(np.float32)
+    got = winograd_products.products(v, u, np.empty((64, 176, width), np.float32))
+    exact = np.matmul(v.astype(np.float64), u)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-5 * np.max(np.abs(exact)))
+
+
+def test_without_avx512_products_are_matmul(monkeypatch):
+    def never(*args):
+        raise AssertionError("the kernel ran without AVX-512")
+
+    monkeypatch.setattr(winograd_products, "AVX512", False)
+    kernels = dict.fromkeys(winograd_products._KERNELS, never)
+    monkeypatch.setattr(winograd_products, "_KERNELS", kernels)
+    for transposed in (False, True):
+        check_products(32, 2, 9, 7, transposed, np.float32, 0)
