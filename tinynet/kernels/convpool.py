@@ -54,6 +54,26 @@ def window_max(
 
 
 @numba.njit(inline="always")
+def pool_rows(
+    z: np.ndarray, b: np.ndarray, relu: bool, out: np.ndarray, argmax: np.ndarray
+) -> None:
+    """Pool conv rows ``z`` (at least 2P x 2Q x F) into ``out`` and ``argmax`` (P, Q, F)
+    by :func:`window_max`, window ``(a, c)`` from rows ``2a, 2a + 1`` and columns
+    ``2c, 2c + 1``. Inlined: the channel loop stays vectorised."""
+    for a in range(out.shape[0]):
+        top, bottom = z[2 * a], z[2 * a + 1]
+        for c in range(out.shape[1]):
+            # The four rows held in registers: this channel loop vectorises.
+            z00, z01 = top[2 * c], top[2 * c + 1]
+            z10, z11 = bottom[2 * c], bottom[2 * c + 1]
+            o, k = out[a, c], argmax[a, c]
+            for ch in range(out.shape[2]):
+                o[ch], k[ch] = window_max(
+                    z00[ch], z01[ch], z10[ch], z11[ch], b[ch], relu
+                )
+
+
+@numba.njit(inline="always")
 def window_grads(
     dout: np.ndarray,
     p: np.ndarray,
@@ -96,19 +116,8 @@ def pool_bias_relu(
     -------
     (out, argmax)
     """
-    n, _, _, f = z.shape
-    po, qo = out.shape[1], out.shape[2]
-    for bi in range(n):
-        for p in range(po):
-            for q in range(qo):
-                # The four rows held in registers: this channel loop vectorises.
-                z0, z1 = z[bi, 2 * p, 2 * q], z[bi, 2 * p, 2 * q + 1]
-                z2, z3 = z[bi, 2 * p + 1, 2 * q], z[bi, 2 * p + 1, 2 * q + 1]
-                o, a = out[bi, p, q], argmax[bi, p, q]
-                for ch in range(f):
-                    o[ch], a[ch] = window_max(
-                        z0[ch], z1[ch], z2[ch], z3[ch], b[ch], relu
-                    )
+    for bi in range(z.shape[0]):
+        pool_rows(z[bi], b, relu, out[bi], argmax[bi])
     return out, argmax
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .convpool import window_max
+from .convpool import pool_rows
 from .winograd_algorithm import (
     Algorithm,
     kernel_transform_adjoint_by,
@@ -313,16 +313,8 @@ def output_transform_pool(
                     for t in range(4):
                         for ch in range(f):
                             y[i, 4 * q + t, ch] = rows[t, q * f + ch]
-            for a in range(min(2, po - 2 * p)):
-                top, bottom = y[2 * a], y[2 * a + 1]
-                for cx in range(qo):
-                    z00, z01 = top[2 * cx], top[2 * cx + 1]
-                    z10, z11 = bottom[2 * cx], bottom[2 * cx + 1]
-                    o, k = out[bi, 2 * p + a, cx], argmax[bi, 2 * p + a, cx]
-                    for ch in range(f):
-                        o[ch], k[ch] = window_max(
-                            z00[ch], z01[ch], z10[ch], z11[ch], b[ch], relu
-                        )
+            end = min(2 * p + 2, po)  # the pooled rows of this row of tiles
+            pool_rows(y, b, relu, out[bi, 2 * p : end], argmax[bi, 2 * p : end])
     return out, argmax
 
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .convpool import window_max
+from .convpool import pool_rows
 from .winograd_algorithm import (
     Algorithm,
     kernel_transform_adjoint_by,
@@ -377,16 +377,8 @@ def output_transform_pool(
                         o, r = y[i, 6 * q + t], rows[t, q * f : (q + 1) * f]
                         for ch in range(f):
                             o[ch] = r[ch]
-            for a in range(min(3, po - 3 * p)):
-                top, bottom = y[2 * a], y[2 * a + 1]
-                for cx in range(qo):
-                    z00, z01 = top[2 * cx], top[2 * cx + 1]
-                    z10, z11 = bottom[2 * cx], bottom[2 * cx + 1]
-                    o, k = out[bi, 3 * p + a, cx], argmax[bi, 3 * p + a, cx]
-                    for ch in range(f):
-                        o[ch], k[ch] = window_max(
-                            z00[ch], z01[ch], z10[ch], z11[ch], b[ch], relu
-                        )
+            end = min(3 * p + 3, po)  # the pooled rows of this row of tiles
+            pool_rows(y, b, relu, out[bi, 3 * p : end], argmax[bi, 3 * p : end])
     return out, argmax
 
 
