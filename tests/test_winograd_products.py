@@ -1,7 +1,7 @@
 """tinynet.kernels.winograd_products: ``out[p] = a[p] @ b[p]``, against float64
 ``np.matmul``, for the compiled widths (rows left over included), a transposed
 ``a`` (the drivers' ``V^T``) and a width that falls back to ``np.matmul``. The
-kernel runs in these tests whatever the CPU (``AVX512`` set); without AVX-512,
+kernel runs in these tests whatever the CPU (``enabled`` set); without AVX-512,
 ``products`` is ``np.matmul``."""
 
 import numpy as np
@@ -17,7 +17,7 @@ TOL = {np.float32: 1e-5, np.float64: 1e-13}
 
 @pytest.fixture
 def kernel_runs(monkeypatch):
-    monkeypatch.setattr(winograd_products, "AVX512", True)
+    monkeypatch.setattr(winograd_products, "enabled", True)
 
 
 def check_products(width, points, k, inner, transposed, dtype, seed):
@@ -50,7 +50,7 @@ def test_products_match_float64_matmul(
     width, points, k, inner, transposed, dtype, seed
 ):
     with pytest.MonkeyPatch.context() as patch:  # a fixture would outlive examples
-        patch.setattr(winograd_products, "AVX512", True)
+        patch.setattr(winograd_products, "enabled", True)
         check_products(width, points, k, inner, transposed, dtype, seed)
 
 
@@ -66,12 +66,34 @@ def test_products_of_the_shipped_cnn_shapes_match_matmul(kernel_runs, width):
     np.testing.assert_allclose(got, exact, rtol=0, atol=1e-5 * np.max(np.abs(exact)))
 
 
-def test_without_avx512_products_are_matmul(monkeypatch):
-    def never(*args):
-        raise AssertionError("the kernel ran without AVX-512")
+def test_kernel_runs_for_compiled_widths_and_float_dtypes(kernel_runs):
+    for width in (32, 64):
+        out = np.empty((2, 9, width), np.float32)
+        assert winograd_products.takes_kernel(np.empty((2, 9, 7), np.float32), out)
+        transposed = np.empty((2, 7, 9), np.float64).transpose(0, 2, 1)
+        assert winograd_products.takes_kernel(transposed, out.astype(np.float64))
+    a = np.empty((2, 9, 7), np.float32)
+    assert not winograd_products.takes_kernel(a, np.empty((2, 9, 5), np.float32))
+    assert not winograd_products.takes_kernel(a, np.empty((2, 9, 32), np.float16))
 
-    monkeypatch.setattr(winograd_products, "AVX512", False)
-    kernels = dict.fromkeys(winograd_products._KERNELS, never)
-    monkeypatch.setattr(winograd_products, "_KERNELS", kernels)
-    for transposed in (False, True):
-        check_products(32, 2, 9, 7, transposed, np.float32, 0)
+
+def test_disabled_products_are_matmul(monkeypatch):
+    """Disabled (the default without AVX-512), nothing takes the kernel and the
+    result is ``np.matmul``'s, bit for bit."""
+    monkeypatch.setattr(winograd_products, "enabled", False)
+    rng = np.random.default_rng(0)
+    for width in (32, 64):
+        for transposed in (False, True):
+            a = rng.standard_normal((2, 7, 9) if transposed else (2, 9, 7))
+            a = a.astype(np.float32)
+            a = a.transpose(0, 2, 1) if transposed else a
+            b = rng.standard_normal((2, 7, width)).astype(np.float32)
+            out = np.empty((2, 9, width), np.float32)
+            assert not winograd_products.takes_kernel(a, out)
+            got = winograd_products.products(a, b, out)
+            assert got is out
+            np.testing.assert_array_equal(got, np.matmul(a, b))
+
+
+def test_enabled_by_default_where_numba_compiles_for_avx512():
+    assert winograd_products.enabled == winograd_products.AVX512

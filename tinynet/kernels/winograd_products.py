@@ -17,12 +17,13 @@ and the row count fixed when the kernel is compiled: LLVM then keeps it in vecto
 registers (4 x 32 or 2 x 64 floats: 8 zmm) and each row of ``b``, loaded once,
 feeds every row of the pass. Rows left over (fewer than a pass) run in plain
 loops, other widths and dtypes by ``np.matmul``, and so does everything when Numba
-compiles without AVX-512 (:data:`AVX512`): with 16 ymm registers the tile spills,
-and the kernel compiled for AVX2 (``NUMBA_CPU_NAME=haswell`` with AVX-512 taken out
-of ``NUMBA_CPU_FEATURES``, same benchmark) ran at 62-72 GFLOP/s, against
-OpenBLAS's 93-112; 2 rows of 32 there tied it (101-112), 1 or 2 of 64 lost
-(70-77). Each entry is summed in order over the shared axis, so results do not
-depend on the chunking, only, in the last bits, on the use of fused multiply-adds.
+compiles without AVX-512 (:data:`AVX512`; :data:`enabled` is the switch): with 16
+ymm registers the tile spills, and the kernel compiled for AVX2
+(``NUMBA_CPU_NAME=haswell`` with AVX-512 taken out of ``NUMBA_CPU_FEATURES``, same
+benchmark) ran at 62-72 GFLOP/s, against OpenBLAS's 93-112; 2 rows of 32 there
+tied it (101-112), 1 or 2 of 64 lost (70-77). Each entry is summed in order over
+the shared axis, so results do not depend on the chunking, only, in the last bits,
+on the use of fused multiply-adds.
 
 Measured (``benchmarks/winograd_products.py --rounds 7``: the chunk the drivers use
 at batch 128, one thread, CPU time, AMD EPYC Zen 5 VM), GFLOP/s, np.matmul -> this
@@ -59,9 +60,12 @@ def _compiles_for_avx512() -> bool:
     return "+avx512f" in str(features).split(",")
 
 
-#: Whether :func:`products` runs the kernel (else ``np.matmul``): Numba compiles
-#: for AVX-512.
+#: Whether Numba compiles for AVX-512, where the kernel pays.
 AVX512 = _compiles_for_avx512()
+
+#: Whether :func:`products` may run the kernel (else ``np.matmul``): by default
+#: where :data:`AVX512`. Set it to compare the two, or to run the kernel elsewhere.
+enabled = AVX512
 
 #: Output widths (F) the kernel is compiled for, and the rows a pass computes: the
 #: most measured fastest (4 x 32 and 2 x 64 floats of accumulators) ...
@@ -113,6 +117,18 @@ _KERNELS = {
 }
 
 
+def _kernel_for(a: np.ndarray, out: np.ndarray) -> Callable[..., Any] | None:
+    if not enabled or out.dtype not in (np.float32, np.float64):
+        return None
+    return _KERNELS.get((out.shape[2], a.strides[1] < a.strides[2]))
+
+
+def takes_kernel(a: np.ndarray, out: np.ndarray) -> bool:
+    """Whether ``products(a, b, out)`` runs the compiled kernel (else ``np.matmul``):
+    :data:`enabled`, ``out`` float32 or float64 and a width it was compiled for."""
+    return _kernel_for(a, out) is not None
+
+
 def products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[p] = a[p] @ b[p]`` for every ``p``, as ``np.matmul(a, b, out=out)``.
 
@@ -121,20 +137,19 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     a : (points, k, inner), any strides (a transposed view: ``V^T``).
     b : (points, inner, F) C-contiguous.
     out : (points, k, F) C-contiguous, fully overwritten; F = 32 or 64 (:data:`ROWS`,
-        :data:`ROWS_BY_COLUMNS`) by the kernel where :data:`AVX512`, anything else
-        by ``np.matmul``.
+        :data:`ROWS_BY_COLUMNS`) by the kernel where :data:`enabled`, anything else
+        by ``np.matmul`` (:func:`takes_kernel` tells which).
 
     Returns
     -------
     out
     """
-    by_columns = a.strides[1] < a.strides[2]
-    kernel = _KERNELS.get((out.shape[2], by_columns))
-    if not AVX512 or kernel is None or out.dtype not in (np.float32, np.float64):
+    kernel = _kernel_for(a, out)
+    if kernel is None:
         np.matmul(a, b, out=out)
         return out
     result: np.ndarray = kernel(a, b, out)
     return result
 
 
-__all__ = ["AVX512", "ROWS", "ROWS_BY_COLUMNS", "products"]
+__all__ = ["AVX512", "ROWS", "ROWS_BY_COLUMNS", "enabled", "products", "takes_kernel"]
