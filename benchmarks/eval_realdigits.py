@@ -3,7 +3,7 @@ photo-to-answer time.
 
     python benchmarks/eval_realdigits.py [--model PATH ...] [--json] [--data DIR]
         [--usps FILE] [--semeion FILE] [--no-mnist] [--timing-runs N]
-        [--sheet OUT.png] [--figures DIR]
+        [--sheet OUT.png] [--figures DIR] [--members]
 
 For every set: accuracy, per-class accuracy, the confusion matrix, the expected
 calibration error (ECE, 15 bins) and how the "not sure" threshold
@@ -26,6 +26,11 @@ a range of thresholds (what the threshold was chosen from).
   titled true -> read (confidence), the most confident first (for USPS and Semeion
   each beside its scan, ink made bright, so preprocessing failures show), and
   ``reliability.png``, accuracy against confidence for every set.
+- ``--members`` (with several ``--model``): each set also read by every model
+  alone, its errors, and the digits that every one of them misreads (with their
+  indices in the set: the row of a USPS or Semeion file, the photo's file name),
+  which averaging those models is most unlikely to fix: an average can be right
+  only where a model's runner-up is.
 - Timing: a 4000x3000 JPEG photo (a realdigits photo enlarged), from file to answer
   with the model already loaded; median and max over ``--timing-runs`` runs.
 """
@@ -164,6 +169,7 @@ def eval_realdigits(folder: Path, model) -> dict:
         "_inputs": np.stack(inputs),
         "_names": [f"{p.name[:12]} {d}" for p, d in zip(files, preds, strict=True)],
         "_ok": single,
+        "_keys": [p.name for p in files],
         "_labels": np.array(labels),
         "_probs": np.stack(probs),
     }
@@ -208,6 +214,30 @@ def eval_inputs(
         "_inputs": x,
         "_labels": labels,
         "_probs": probs,
+        "_unread": unread,
+    }
+
+
+def members_errors(r: dict, members: list, names: list[str]) -> dict:
+    """Each model of ``members`` alone on the network inputs of set result ``r``
+    (read for the average): its errors, and the digits every model misreads."""
+    unread = r.get("_unread", np.zeros(len(r["_labels"]), bool))
+    wrong = []
+    for member in members:
+        x = as_read_by(member, r["_inputs"])
+        probs = member.predict(x.reshape(len(x), *member.input_shape), batch_size=256)
+        wrong.append((probs.argmax(axis=1) != r["_labels"]) | unread)
+    by_all = np.flatnonzero(np.logical_and.reduce(wrong))
+    keys = r.get("_keys", range(len(unread)))
+    return {
+        "members": [
+            {"model": name, "errors": int(w.sum()), "accuracy": float(1 - w.mean())}
+            for name, w in zip(names, wrong, strict=True)
+        ],
+        "misread_by_all": {
+            "count": len(by_all),
+            "which": [keys[int(i)] for i in by_all],
+        },
     }
 
 
@@ -356,6 +386,15 @@ def print_report(res: dict) -> None:
                 )
             )
             print_calibration(key, r)
+    for key, r in res.items():
+        if isinstance(r, dict) and "members" in r:
+            alone = ", ".join(f"{m['model']} {m['errors']}" for m in r["members"])
+            shared = r["misread_by_all"]
+            print(
+                f"{key}, errors of each model alone: {alone}; misread by all of "
+                f"them: {shared['count']} ({100 * (1 - shared['count'] / r['n']):.2f}% "
+                "read by at least one)"
+            )
     if "timing" in res:
         t = res["timing"]
         print(
@@ -394,8 +433,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip MNIST (the validation split and the test set)",
     )
+    ap.add_argument(
+        "--members",
+        action="store_true",
+        help="with several --model: also each model alone, and the digits that "
+        "every one of them misreads",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
+    if args.members and len(args.model or []) < 2:
+        ap.error("--members needs two or more --model")
     # One image at a time, as `tinynet predict` reads them (see tinynet.threads).
     with single_threaded_blas(unless_user_chose=True):
         res = evaluate(args)
@@ -441,6 +488,10 @@ def evaluate(args: argparse.Namespace) -> dict:
             sets.update(eval_mnist(model))
         except (OSError, ValueError) as err:
             res["skipped"].append(f"mnist: {err}")
+    if args.members:
+        names = [Path(p).name for p in args.model]
+        for r in sets.values():
+            r.update(members_errors(r, list(model.members), names))
     if args.figures and sets:
         res["figures"] = [str(p) for p in write_figures(sets, args.figures)]
     for key, r in sets.items():  # the JSON keeps the figures, not the arrays
