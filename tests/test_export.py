@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -322,3 +323,31 @@ def test_a_calibrated_model_exports_its_calibrated_probabilities():
     np.testing.assert_allclose(
         theirs, want / want.sum(axis=1, keepdims=True), atol=1e-5
     )
+
+
+def deskewing_mlp():
+    model = randomize(zoo.mnist_mlp(seed=0))
+    model.metadata.update(deskew=0.5, deskew_by="strokes")
+    return model
+
+
+def test_an_export_warns_that_it_does_not_deskew(tmp_path):
+    from tinynet.deskew import DeskewNotExported
+
+    with pytest.warns(DeskewNotExported, match=r"deskew\(x, 0.5, by='strokes'\)"):
+        to_onnx(deskewing_mlp(), tmp_path / "d.onnx")
+    assert (tmp_path / "d.onnx").is_file()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_onnx(randomize(zoo.mnist_mlp(seed=0)), tmp_path / "plain.onnx")
+
+
+def test_cli_export_notes_that_the_file_does_not_deskew(tmp_path, capsys):
+    deskewing_mlp().save(tmp_path / "d.npz")
+    assert main(["export", str(tmp_path / "d.npz"), str(tmp_path / "d.onnx")]) == 0
+    out, err = capsys.readouterr()
+    assert str(tmp_path / "d.onnx") in out
+    assert err.startswith(f"tinynet export: note: the ONNX file {tmp_path / 'd.onnx'}")
+    assert "does not deskew" in err and len(err.strip().splitlines()) == 1
+    assert main(["export", str(tmp_path / "d.npz"), str(tmp_path / "copy.npz")]) == 0
+    assert capsys.readouterr().err == ""  # a tinynet file keeps its deskewing

@@ -331,3 +331,12 @@ def test_the_interop_package_imports_without_keras(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras", None)
     with pytest.raises(ImportError, match="pip install keras"):
         to_keras(zoo.mnist_mlp(seed=0))
+
+
+def test_to_keras_warns_that_the_keras_model_does_not_deskew():
+    from tinynet.deskew import DeskewNotExported
+
+    model = zoo.mnist_mlp(seed=0)
+    model.metadata["deskew"] = 0.5
+    with pytest.warns(DeskewNotExported, match="the Keras model does not deskew"):
+        to_keras(model)

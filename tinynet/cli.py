@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from typing import Any
 
 from .threads import single_threaded_blas
@@ -221,14 +222,24 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from .deskew import DeskewNotExported
     from .interop.convert import convert
 
     try:
-        convert(args.model, args.out, opset=args.opset)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DeskewNotExported)
+            convert(args.model, args.out, opset=args.opset)
     except (ImportError, OSError, ValueError, TypeError) as exc:
         print(f"tinynet export: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}")
+    for note in caught:
+        if issubclass(note.category, DeskewNotExported):
+            print(f"tinynet export: note: {note.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(
+                note.message, note.category, note.filename, note.lineno
+            )
     return 0
 
 

@@ -22,6 +22,7 @@ Images are ink bright on black, float in [0, 1], ``(N, H, W)`` or ``(N, H, W, 1)
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ direction of the near-vertical strokes alone (:func:`slant`)."""
 __all__ = [
     "MAX_SLANT",
     "SLANT_MEASURES",
+    "DeskewNotExported",
     "Deskewed",
     "as_read_by",
     "deskew",
@@ -192,6 +194,27 @@ def as_read_by(model: Any, x: np.ndarray) -> np.ndarray:
             f"got {by!r}"
         )
     return deskew(x, max_slant, by=by)
+
+
+class DeskewNotExported(UserWarning):
+    """An exported network (ONNX, Keras) reads its inputs as given, while the
+    model it came from has its readers deskew them."""
+
+
+def warn_if_not_exported(model: Any, written: str) -> None:
+    """Warn (:class:`DeskewNotExported`) that ``written``, an export of ``model``,
+    does not deskew, if ``model``'s readers do; its user must deskew the inputs."""
+    max_slant = reads_deskewed(model)
+    if max_slant is None:
+        return
+    by = model.metadata.get("deskew_by", "moments")
+    warnings.warn(
+        f"{written} does not deskew its inputs, but the model was trained on "
+        f"deskewed digits: deskew them first, as tinynet's readers do "
+        f"(tinynet.deskew.deskew(x, {max_slant}, by={by!r}))",
+        DeskewNotExported,
+        stacklevel=3,
+    )
 
 
 def deskew_pixels(

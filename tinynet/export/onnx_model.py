@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from .. import __version__
+from ..deskew import warn_if_not_exported
 from ..layers.activations import Softmax
 from ..model import Sequential
 from ..saving import atomic_write
@@ -146,6 +147,8 @@ def to_onnx(
     moving statistics and Dropout is left out, as at inference. The file's
     metadata holds the tinynet version, the class names of a classifier (from
     ``model.metadata["classes"]`` or ``"0"``, ``"1"``, ...) and the model's metadata.
+    A model trained on deskewed digits (``metadata["deskew"]``) exports without its
+    deskewing: :class:`tinynet.deskew.DeskewNotExported` warns of it.
 
     Parameters
     ----------
@@ -162,6 +165,7 @@ def to_onnx(
     """
     proto = build_onnx(model, opset=opset)
     atomic_write(path, lambda f: f.write(proto.SerializeToString()))
+    warn_if_not_exported(model, f"the ONNX file {os.fspath(path)}")
 
 
 __all__ = ["DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME", "build_onnx", "to_onnx"]

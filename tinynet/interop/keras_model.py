@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..deskew import warn_if_not_exported
 from ..model import Sequential
 
 KERAS_MISSING = (
@@ -37,7 +38,9 @@ def to_keras(model: Sequential) -> Any:
     twin (an owned activation becomes a layer of its own after it), and every
     parameter and BatchNorm statistic is copied as it is: both libraries use NHWC
     and the same kernel shapes. The result is not compiled: ``compile`` it with
-    any Keras optimizer and loss to go on training.
+    any Keras optimizer and loss to go on training. A model trained on deskewed
+    digits converts without its deskewing: :class:`tinynet.deskew.DeskewNotExported`
+    warns of it.
 
     Raises
     ------
@@ -63,6 +66,7 @@ def to_keras(model: Sequential) -> Any:
         weights = keras_weights_of(layer)
         if weights:
             klayers[0].set_weights(weights)
+    warn_if_not_exported(model, "the Keras model")
     return kmodel
 
 
