@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -325,29 +324,70 @@ def test_a_calibrated_model_exports_its_calibrated_probabilities():
     )
 
 
-def deskewing_mlp():
+# ------------------------------------------------------------------ deskewing
+def slanted_strokes(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 28, 28) float32 ink-on-black digits-to-be: a few strokes each, at
+    slants up to 1.2 columns per row (past the 0.5 clip), and the cases the
+    deskewing treats apart: blank, ink on one row, an upright bar."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 28, 28), np.float32)
+    for img in x[3:]:
+        for _ in range(rng.integers(1, 4)):
+            top, bottom = rng.integers(3, 10), rng.integers(18, 25)
+            lean, col = rng.uniform(-1.2, 1.2), rng.uniform(9, 19)
+            ends = [(col + lean * (r - 14), r) for r in (top, bottom)]
+            pts = [(round(c), round(r)) for c, r in ends]
+            cv2.line(img, *pts, 1.0, int(rng.integers(1, 4)), cv2.LINE_AA)
+    x[1, 14, 5:20] = 1.0  # one row of ink: no slant to measure
+    x[2, 5:22, 13:15] = 0.8  # upright: comes back as it is
+    return np.clip(x, 0, 1)
+
+
+@pytest.mark.parametrize("by", ["moments", "strokes"])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (28, 28), (784,)])
+def test_a_deskewing_model_deskews_in_the_onnx_graph(by, shape):
+    """The graph's first nodes do what tinynet.deskew.deskew does, to float32
+    rounding, for images, 2-D inputs and an MLP's flattened ones."""
+    from tinynet.deskew import deskew
+
+    layers = [tn.Flatten()] if len(shape) > 1 else [tn.Rescaling(1.0)]
+    model = tn.Sequential(layers, input_shape=shape)
+    model.metadata.update(deskew=0.5, deskew_by=by)
+    x = slanted_strokes(40)
+    got = onnx_predict(build_onnx(model), x.reshape(len(x), *shape))
+    want = deskew(x, 0.5, by=by).reshape(len(x), -1)
+    assert not np.array_equal(want, x.reshape(len(x), -1))  # something was sheared
+    np.testing.assert_allclose(got.reshape(len(x), -1), want, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(got[:1], 0.0)  # blank stays blank
+
+
+def test_an_exported_deskewing_cnn_reads_as_tinynet_reads():
+    from tinynet.deskew import as_read_by
+
+    model = randomize(zoo.mnist_cnn(seed=0))
+    model.metadata.update(deskew=0.5, deskew_by="moments")
+    x = slanted_strokes(24, seed=1)[..., None]
+    np.testing.assert_allclose(  # opset 20 spells GridSample's mode "linear"
+        onnx_predict(build_onnx(model, opset=20), x),
+        model.predict(as_read_by(model, x)),
+        atol=PROB_TOL,
+    )
+
+
+def test_deskewing_needs_opset_16(tmp_path):
+    model = tn.Sequential([tn.Flatten()], input_shape=(28, 28, 1))
+    model.metadata["deskew"] = 0.5
+    with pytest.raises(ValueError, match=r"deskews its inputs.*opset >= 16.*got 15"):
+        to_onnx(model, tmp_path / "old.onnx", opset=15)
+    assert not (tmp_path / "old.onnx").exists()
+
+
+def test_cli_exports_a_deskewing_model_without_a_note(tmp_path, capsys):
     model = randomize(zoo.mnist_mlp(seed=0))
     model.metadata.update(deskew=0.5, deskew_by="strokes")
-    return model
-
-
-def test_an_export_warns_that_it_does_not_deskew(tmp_path):
-    from tinynet.deskew import DeskewNotExported
-
-    with pytest.warns(DeskewNotExported, match=r"deskew\(x, 0.5, by='strokes'\)"):
-        to_onnx(deskewing_mlp(), tmp_path / "d.onnx")
-    assert (tmp_path / "d.onnx").is_file()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        to_onnx(randomize(zoo.mnist_mlp(seed=0)), tmp_path / "plain.onnx")
-
-
-def test_cli_export_notes_that_the_file_does_not_deskew(tmp_path, capsys):
-    deskewing_mlp().save(tmp_path / "d.npz")
+    model.save(tmp_path / "d.npz")
     assert main(["export", str(tmp_path / "d.npz"), str(tmp_path / "d.onnx")]) == 0
     out, err = capsys.readouterr()
-    assert str(tmp_path / "d.onnx") in out
-    assert err.startswith(f"tinynet export: note: the ONNX file {tmp_path / 'd.onnx'}")
-    assert "does not deskew" in err and len(err.strip().splitlines()) == 1
-    assert main(["export", str(tmp_path / "d.npz"), str(tmp_path / "copy.npz")]) == 0
-    assert capsys.readouterr().err == ""  # a tinynet file keeps its deskewing
+    assert str(tmp_path / "d.onnx") in out and err == ""

@@ -340,3 +340,20 @@ def test_to_keras_warns_that_the_keras_model_does_not_deskew():
     model.metadata["deskew"] = 0.5
     with pytest.warns(DeskewNotExported, match="the Keras model does not deskew"):
         to_keras(model)
+
+
+def test_cli_keras_export_notes_that_the_file_does_not_deskew(tmp_path, capsys):
+    model = zoo.mnist_mlp(seed=0)
+    model.metadata.update(deskew=0.5, deskew_by="strokes")
+    model.save(tmp_path / "d.npz")
+    out_file = tmp_path / "d.keras"
+    assert main(["export", str(tmp_path / "d.npz"), str(out_file)]) == 0
+    out, err = capsys.readouterr()
+    assert str(out_file) in out
+    notes = [line for line in err.splitlines() if line.startswith("tinynet export:")]
+    assert notes == [
+        "tinynet export: note: the Keras model does not deskew its inputs, but the "
+        "model was trained on deskewed digits: deskew them first, as tinynet's "
+        "readers do (tinynet.deskew.deskew(x, 0.5, by='strokes'))"
+    ]
+    assert out_file.is_file()

@@ -43,6 +43,7 @@ __all__ = [
     "as_read_by",
     "deskew",
     "deskew_pixels",
+    "deskewing_of",
     "reads_deskewed",
     "slant",
 ]
@@ -180,19 +181,30 @@ def reads_deskewed(model: Any) -> float | None:
     return float(value)
 
 
-def as_read_by(model: Any, x: np.ndarray) -> np.ndarray:
-    """MNIST-style inputs ``x`` (float in [0, 1], ink bright) as ``model`` reads
-    them: deskewed when it was trained on deskewed digits (:func:`reads_deskewed`),
-    else ``x`` itself. The digit readers pass every input through this."""
+def deskewing_of(model: Any) -> tuple[float, str] | None:
+    """``(max_slant, by)`` that ``model``'s inputs are deskewed with
+    (:func:`reads_deskewed` and the metadata's ``"deskew_by"``, ``"moments"`` if
+    absent), or None. ValueError for recorded values that are not valid."""
     max_slant = reads_deskewed(model)
     if max_slant is None:
-        return x
+        return None
     by = model.metadata.get("deskew_by", "moments")
     if by not in SLANT_MEASURES:
         raise ValueError(
             f"the model's metadata 'deskew_by' must be one of {SLANT_MEASURES}, "
             f"got {by!r}"
         )
+    return max_slant, by
+
+
+def as_read_by(model: Any, x: np.ndarray) -> np.ndarray:
+    """MNIST-style inputs ``x`` (float in [0, 1], ink bright) as ``model`` reads
+    them: deskewed when it was trained on deskewed digits (:func:`reads_deskewed`),
+    else ``x`` itself. The digit readers pass every input through this."""
+    settings = deskewing_of(model)
+    if settings is None:
+        return x
+    max_slant, by = settings
     return deskew(x, max_slant, by=by)
 
 
@@ -204,10 +216,10 @@ class DeskewNotExported(UserWarning):
 def warn_if_not_exported(model: Any, written: str) -> None:
     """Warn (:class:`DeskewNotExported`) that ``written``, an export of ``model``,
     does not deskew, if ``model``'s readers do; its user must deskew the inputs."""
-    max_slant = reads_deskewed(model)
-    if max_slant is None:
+    settings = deskewing_of(model)
+    if settings is None:
         return
-    by = model.metadata.get("deskew_by", "moments")
+    max_slant, by = settings
     warnings.warn(
         f"{written} does not deskew its inputs, but the model was trained on "
         f"deskewed digits: deskew them first, as tinynet's readers do "

@@ -14,13 +14,14 @@ import os
 from typing import Any
 
 from .. import __version__
-from ..deskew import warn_if_not_exported
+from ..deskew import deskewing_of
 from ..layers.activations import Softmax
 from ..model import Sequential
 from ..saving import atomic_write
 
 #: Opset 17 is what most deployed runtimes (onnxruntime >= 1.12, TensorRT 8.6,
-#: OpenVINO 2022.3) read; the graph uses nothing newer than opset 13.
+#: OpenVINO 2022.3) read; the graph uses nothing newer than opset 13, but for a
+#: deskewing model's GridSample (opset 16).
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
 INPUT_NAME = "input"
@@ -94,6 +95,16 @@ def build_onnx(model: Sequential, *, opset: int = DEFAULT_OPSET) -> Any:
     g = GraphBuilder()
     x = Flow(INPUT_NAME, len(model.input_shape) + 1)
     g.unique(INPUT_NAME)
+    deskewing = deskewing_of(model)
+    if deskewing is not None:
+        from . import onnx_deskew
+
+        if opset < onnx_deskew.MIN_OPSET:
+            raise ValueError(
+                f"to_onnx: the model deskews its inputs, which needs opset >= "
+                f"{onnx_deskew.MIN_OPSET} (GridSample), got {opset}"
+            )
+        x = onnx_deskew.deskew_nodes(g, x, model.input_shape, *deskewing, opset)
     for i, layer in enumerate(model.layers):
         convert = CONVERTERS.get(type(layer))
         if convert is None:
@@ -147,8 +158,8 @@ def to_onnx(
     moving statistics and Dropout is left out, as at inference. The file's
     metadata holds the tinynet version, the class names of a classifier (from
     ``model.metadata["classes"]`` or ``"0"``, ``"1"``, ...) and the model's metadata.
-    A model trained on deskewed digits (``metadata["deskew"]``) exports without its
-    deskewing: :class:`tinynet.deskew.DeskewNotExported` warns of it.
+    A model trained on deskewed digits (``metadata["deskew"]``) deskews its input
+    first, as tinynet's readers do (:mod:`tinynet.export.onnx_deskew`; opset >= 16).
 
     Parameters
     ----------
@@ -165,7 +176,6 @@ def to_onnx(
     """
     proto = build_onnx(model, opset=opset)
     atomic_write(path, lambda f: f.write(proto.SerializeToString()))
-    warn_if_not_exported(model, f"the ONNX file {os.fspath(path)}")
 
 
 __all__ = ["DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME", "build_onnx", "to_onnx"]
