@@ -68,13 +68,14 @@ def test_products_of_the_shipped_cnn_shapes_match_matmul(kernel_runs, width):
 
 def test_kernel_runs_for_compiled_widths_and_float_dtypes(kernel_runs):
     for width in (32, 64):
-        out = np.empty((2, 9, width), np.float32)
-        assert winograd_products.takes_kernel(np.empty((2, 9, 7), np.float32), out)
-        transposed = np.empty((2, 7, 9), np.float64).transpose(0, 2, 1)
-        assert winograd_products.takes_kernel(transposed, out.astype(np.float64))
-    a = np.empty((2, 9, 7), np.float32)
-    assert not winograd_products.takes_kernel(a, np.empty((2, 9, 5), np.float32))
-    assert not winograd_products.takes_kernel(a, np.empty((2, 9, 32), np.float16))
+        for dtype in (np.float32, np.float64):
+            out = np.zeros((2, 9, width), dtype)
+            assert winograd_products.takes_kernel(np.zeros((2, 9, 7), dtype), out)
+            transposed = np.zeros((2, 7, 9), dtype).transpose(0, 2, 1)
+            assert winograd_products.takes_kernel(transposed, out)
+    a = np.zeros((2, 9, 7), np.float32)
+    assert not winograd_products.takes_kernel(a, np.zeros((2, 9, 5), np.float32))
+    assert not winograd_products.takes_kernel(a, np.zeros((2, 9, 32), np.float16))
 
 
 def test_disabled_products_are_matmul(monkeypatch):
