@@ -14,8 +14,20 @@ quiet and busy within each repeat:
 
 Each run compares the plan's thread governor (``adaptive``, the default) with every
 call on all threads (``fixed``, ``plan.governor.adaptive = False``), so the before
-and after come from the same minutes of the same machine. The ratios busy / quiet
-are what to read: the absolute times move with whatever else runs.
+and after come from the same minutes of the same machine: the two variants run back
+to back in each condition (under one busy loop when busy), and each repeat reverses
+the order of the last (:func:`cell_order`). Before the first timed cell, each model
+makes one untimed pass over the data (first-touch page faults, cold caches), at the
+fixed width, so that the governor's first timed cell is its first epoch. The ratios
+busy / quiet are what to read: the absolute times move with whatever else runs.
+
+Under the table: the governor's epoch time over the fixed width's for each pair
+that ran back to back (on the quiet machine, what the governor costs; busy, what it
+saves), what the governor had chosen after each of its cells
+(``ThreadGovernor.describe``), and a warning when other processes kept the machine
+busy during a cell (the column others' cores: the machine's CPU time over the
+cell, from ``/proc/stat``, less this process's and its busy loop's; the load
+average trails by a minute and says nothing about one cell).
 
 Usage::
 
@@ -40,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 from _common import (  # noqa: E402
     format_table,
     machine_info,
@@ -50,6 +63,9 @@ from _common import (  # noqa: E402
 MODELS = ("mlp", "classic_cnn")
 VARIANTS = ("adaptive", "fixed")
 CONDITIONS = ("quiet", "busy")
+# Cores other processes may keep busy during a cell before the report warns (the
+# CPU times come in 10 ms ticks: over a 0.3 s cell that is 0.03 cores each).
+OTHERS_NOTICED = 0.15
 EPOCH_SAMPLES = 60_000
 
 
@@ -123,50 +139,101 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
+def cell_order(repeat: int) -> list[tuple[str, str]]:
+    """The (condition, variant) cells of one repeat, in the order they run.
+
+    Both variants run back to back under one busy loop (and back to back on the
+    quiet machine), so the pair compared sees the same minute of the machine. Each
+    repeat runs the previous one's order reversed: the variant that ran first in
+    a condition runs last in it next time, and a drift in the load hits both."""
+    order = [
+        ("quiet", "adaptive"),
+        ("quiet", "fixed"),
+        ("busy", "fixed"),
+        ("busy", "adaptive"),
+    ]
+    return order[::-1] if repeat % 2 else order
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Every (repeat, variant, condition) in alternating order: the raw times, and
-    the governor's state after each adaptive cell."""
+    """Every (repeat, condition, variant) in alternating order: the raw times, the
+    load other processes put on the machine meanwhile, and the governor's state
+    after each adaptive cell."""
     x, y = load_data(args.samples, args.synthetic)
     models = {name: build(name, args.seed) for name in args.models}
-    for model in models.values():  # compile or load the kernels, warm the caches
+    for model in models.values():
+        # Compile or load the kernels, then one untimed pass over the data: the
+        # first pass pays for first-touch page faults and cold caches, and would
+        # charge them to whichever variant ran first. At every call on all threads,
+        # so the governor starts its records in the first timed cell (as a user's
+        # first epoch does: its early trials on one thread count).
+        model.plan.governor.adaptive = False
         epoch_seconds(model, x[: 4 * args.batch], y[: 4 * args.batch], args.batch)
+        epoch_seconds(model, x, y, args.batch)
     raw: dict[str, list[float]] = {
         f"{variant}/{condition}/{name} {what}": []
         for variant in VARIANTS
         for condition in CONDITIONS
         for name in models
-        for what in ("epoch_s", "epoch_cpu_s", "predict_ms", "predict_cpu_ms")
+        for what in (
+            "epoch_s",
+            "epoch_cpu_s",
+            "other_cores",
+            "predict_ms",
+            "predict_cpu_ms",
+        )
     }
     # What the governor had chosen after each cell, and how often it ran on one
     # thread (its counts run on across cells).
     widths: dict[str, list[str]] = {}
     for repeat in range(args.repeats):
-        # Alternate the order, so a drift in the machine's load hits every cell.
-        order = [(v, c) for v in VARIANTS for c in CONDITIONS]
-        if repeat % 2:
-            order.reverse()
-        for variant, condition in order:
+        order = cell_order(repeat)
+        for condition in dict.fromkeys(c for c, _ in order):
             busy = busy_core(args.pin_busy) if condition == "busy" else None
-            with busy or contextlib.nullcontext():
-                for name, model in models.items():
-                    model.plan.governor.adaptive = variant == "adaptive"
-                    cell = f"{variant}/{condition}/{name}"
-                    wall, cpu = epoch_seconds(model, x, y, args.batch)
-                    raw[f"{cell} epoch_s"].append(wall)
-                    raw[f"{cell} epoch_cpu_s"].append(cpu)
-                    wall_ms, cpu_ms = predict_ms(model, x, args.predicts)
-                    raw[f"{cell} predict_ms"] += wall_ms
-                    raw[f"{cell} predict_cpu_ms"] += cpu_ms
-                    if variant == "adaptive":
-                        widths[f"{cell} repeat {repeat}"] = (
-                            model.plan.governor.describe().splitlines()
+            with busy or contextlib.nullcontext() as loop:
+                for variant in (v for c, v in order if c == condition):
+                    for name, model in models.items():
+                        model.plan.governor.adaptive = variant == "adaptive"
+                        cell = f"{variant}/{condition}/{name}"
+                        pids = [os.getpid()] + ([loop.pid] if loop else [])
+                        before = [_common.cpu_seconds(pid) for pid in [None, *pids]]
+                        wall, cpu = epoch_seconds(model, x, y, args.batch)
+                        after = [_common.cpu_seconds(pid) for pid in [None, *pids]]
+                        raw[f"{cell} epoch_s"].append(wall)
+                        raw[f"{cell} epoch_cpu_s"].append(cpu)
+                        raw[f"{cell} other_cores"].append(
+                            other_cores(before, after, wall * len(x) / EPOCH_SAMPLES)
                         )
-            print(f"repeat {repeat + 1}/{args.repeats}: {variant:8s} {condition} done")
+                        wall_ms, cpu_ms = predict_ms(model, x, args.predicts)
+                        raw[f"{cell} predict_ms"] += wall_ms
+                        raw[f"{cell} predict_cpu_ms"] += cpu_ms
+                        if variant == "adaptive":
+                            widths[f"{cell} repeat {repeat}"] = (
+                                model.plan.governor.describe().splitlines()
+                            )
+                    print(
+                        f"repeat {repeat + 1}/{args.repeats}: {condition} {variant} "
+                        "done"
+                    )
     return {"times": raw, "governor": widths}
 
 
+def other_cores(
+    before: list[float | None], after: list[float | None], wall: float
+) -> float:
+    """The cores that processes other than this one and its busy loop kept busy
+    over ``wall`` seconds, from :func:`_common.cpu_seconds` of the machine and of
+    each of ours before and after (NaN where ``/proc`` does not say)."""
+    used = [
+        b - a if a is not None and b is not None else float("nan")
+        for a, b in zip(before, after, strict=True)
+    ]
+    return (used[0] - sum(used[1:])) / wall
+
+
 def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
-    """Medians (and predict's 95th percentile) per cell, and the ratios busy/quiet."""
+    """Medians (and predict's 95th percentile) per cell, the ratios busy/quiet, and
+    the most cores other processes held during any of a cell's epochs."""
     summary: dict[str, Any] = {}
     for variant in VARIANTS:
         for name in models:
@@ -180,6 +247,7 @@ def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
                         raw[f"{cell} epoch_cpu_s"], raw[f"{cell} epoch_s"], strict=True
                     )
                 )
+                row[f"{condition} other cores max"] = max(raw[f"{cell} other_cores"])
                 row[f"{condition} predict_ms median"] = statistics.median(
                     raw[f"{cell} predict_ms"]
                 )
@@ -192,6 +260,26 @@ def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
     return summary
 
 
+def governor_vs_fixed(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
+    """Per model and condition, the governor's epoch time over the fixed width's in
+    each repeat (the two ran back to back) and their median: on a quiet machine
+    what the governor costs, on a busy one what it saves."""
+    ratios: dict[str, Any] = {}
+    for name in models:
+        for condition in CONDITIONS:
+            pairs = zip(
+                raw[f"adaptive/{condition}/{name} epoch_s"],
+                raw[f"fixed/{condition}/{name} epoch_s"],
+                strict=True,
+            )
+            each = [a / f for a, f in pairs]
+            ratios[f"{name} {condition}"] = {
+                "per repeat": each,
+                "median": statistics.median(each),
+            }
+    return ratios
+
+
 def table(summary: dict[str, Any]) -> str:
     headers = [
         "variant, model",
@@ -199,6 +287,7 @@ def table(summary: dict[str, Any]) -> str:
         "busy s/epoch",
         "busy/quiet",
         "CPU/wall quiet, busy",
+        "others' cores quiet, busy",
         "predict quiet ms (p95; CPU p95)",
         "predict busy ms (p95; CPU p95)",
     ]
@@ -209,6 +298,7 @@ def table(summary: dict[str, Any]) -> str:
             row["busy epoch_s"],
             f"{row['epoch ratio']:.2f}x",
             f"{row['quiet cpu/wall']:.2f}, {row['busy cpu/wall']:.2f}",
+            f"{row['quiet other cores max']:.2f}, {row['busy other cores max']:.2f}",
             *(
                 f"{row[f'{c} predict_ms median']:.2f} ({row[f'{c} predict_ms p95']:.2f}"
                 f"; {row[f'{c} predict_cpu_ms p95']:.2f})"
@@ -218,6 +308,31 @@ def table(summary: dict[str, Any]) -> str:
         for key, row in summary.items()
     ]
     return format_table(headers, rows)
+
+
+def report(
+    ratios: dict[str, Any], governor: dict[str, list[str]], summary: dict[str, Any]
+) -> str:
+    """The lines under the table: the governor against the fixed width pair by
+    pair, what the governor had chosen after each of its cells, and a warning when
+    other processes used the machine during a cell."""
+    lines = ["governor / fixed width, epoch time, each repeat (the pair back to back):"]
+    for key, r in ratios.items():
+        each = " ".join(f"{v:.3f}" for v in r["per repeat"])
+        lines.append(f"  {key}: {each}  (median {r['median']:.3f})")
+    lines.append("the governor after each of its cells (counts run on across cells):")
+    for cell, described in governor.items():
+        lines.append(f"  {cell}: " + "; ".join(described))
+    others = max(
+        row[f"{c} other cores max"] for row in summary.values() for c in CONDITIONS
+    )
+    if others > OTHERS_NOTICED:
+        lines.append(
+            f"warning: other processes kept up to {others:.2f} cores busy during a "
+            "cell (the column others' cores): that cell's times are not the quiet "
+            "or one-busy-core machine they stand for; re-run on a quiet machine."
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -262,7 +377,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     load = os.getloadavg()[0]
     measured = measure(args)
     summary = summarise(measured["times"], args.models)
-    text = table(summary)
+    ratios = governor_vs_fixed(measured["times"], args.models)
+    text = table(summary) + "\n" + report(ratios, measured["governor"], summary)
     print(text)
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -272,6 +388,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loadavg_before": load,
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "table")},
         "summary": summary,
+        "governor / fixed": ratios,
         **measured,
     }
     if args.json:

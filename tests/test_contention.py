@@ -31,7 +31,25 @@ def test_smoke_run_reports_quiet_and_busy_for_both_variants(contention, tmp_path
         assert row["busy epoch_s"] > 0 and row["quiet epoch_s"] > 0
         assert row["epoch ratio"] == row["busy epoch_s"] / row["quiet epoch_s"]
     assert len(result["times"]["adaptive/busy/mlp predict_ms"]) == 5
+    assert len(result["times"]["fixed/quiet/mlp other_cores"]) == 1
     assert result["governor"]  # what the governor chose, after each adaptive cell
+    for condition in ("quiet", "busy"):
+        pair = result["governor / fixed"][f"mlp {condition}"]
+        times = result["times"]
+        assert pair["per repeat"] == [
+            times[f"adaptive/{condition}/mlp epoch_s"][0]
+            / times[f"fixed/{condition}/mlp epoch_s"][0]
+        ]
+
+
+def test_the_variants_compared_run_back_to_back_first_in_turn(contention):
+    orders = [contention.cell_order(repeat) for repeat in range(2)]
+    for order in orders:
+        conditions = [condition for condition, _ in order]
+        assert conditions[0] == conditions[1] != conditions[2] == conditions[3]
+    for condition in ("quiet", "busy"):
+        first, second = ([v for c, v in order if c == condition] for order in orders)
+        assert sorted(first) == ["adaptive", "fixed"] and second == first[::-1]
 
 
 def test_the_busy_loop_runs_inside_its_block_only(contention):
