@@ -28,7 +28,9 @@ machine)::
         --clock wall --rounds 100 --steps-per-turn 20 --width auto,all . .
 
 The mean step is what an epoch costs: it counts the governor's trial calls on one
-thread, which the median leaves out.
+thread, which the median leaves out. ``others_cores`` in the JSON is how many cores
+other processes kept busy during the run, on average (``/proc``; the load average
+trails by a minute).
 """
 
 from __future__ import annotations
@@ -144,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
 
     train: list[list[float]] = [[] for _ in children]
     predict: list[list[float]] = [[] for _ in children]
+    # The CPU time of the machine and of each child, to tell what other processes
+    # used meanwhile (the load average trails by a minute).
+    pids = [None, *(child.pid for child in children)]
+    cpu_before = [_common.cpu_seconds(pid) for pid in pids]
+    start = time.perf_counter()
     for r in range(args.rounds):
         order = list(range(len(children)))[:: 1 if r % 2 == 0 else -1]
         for i in order:
@@ -151,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         if r % 5 == 0:
             for i in order:
                 predict[i] += ask(children[i], "predict")
+    wall = time.perf_counter() - start
+    cpu_after = [_common.cpu_seconds(pid) for pid in pids]
+    used = [
+        b - a if a is not None and b is not None else float("nan")
+        for a, b in zip(cpu_before, cpu_after, strict=True)
+    ]
+    others = (used[0] - sum(used[1:])) / wall  # this parent's share is negligible
     chosen = []
     for child in children:
         if child.stdin is not None:
@@ -172,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": _common.machine_info(),
         "load_average_at_start": load,
+        "others_cores": others,
         "model": args.model,
         "threads": args.threads,
         "clock": args.clock,
