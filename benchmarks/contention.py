@@ -23,7 +23,9 @@ busy / quiet are what to read: the absolute times move with whatever else runs.
 
 Under the table: the governor's epoch time over the fixed width's for each pair
 that ran back to back (on the quiet machine, what the governor costs; busy, what it
-saves), what the governor had chosen after each of its cells
+saves; ``--control`` adds the fixed width once more as a third variant, whose ratio
+to the fixed width is the noise of such a ratio), what the governor had chosen
+after each of its cells
 (``ThreadGovernor.describe``), and a warning when other processes kept the machine
 busy during a cell (the column others' cores: the machine's CPU time over the
 cell, from ``/proc/stat``, less this process's and its busy loop's; the load
@@ -32,7 +34,7 @@ average trails by a minute and says nothing about one cell).
 Usage::
 
     python benchmarks/contention.py --threads 2 [--repeats 3] [--fraction 0.25]
-        [--pin-busy CPU] [--json benchmarks/results/contention.json]
+        [--pin-busy CPU] [--control] [--json benchmarks/results/contention.json]
 
 ``--smoke`` runs a few batches of synthetic data in seconds (for the tests).
 """
@@ -62,6 +64,9 @@ from _common import (  # noqa: E402
 
 MODELS = ("mlp", "classic_cnn")
 VARIANTS = ("adaptive", "fixed")
+# With --control: the fixed width once more, as a variant of its own. Its ratio to
+# the fixed width is what a pair of cells differs by with nothing changed.
+CONTROL = "fixed again"
 CONDITIONS = ("quiet", "busy")
 # Cores other processes may keep busy during a cell before the report warns (the
 # CPU times come in 10 ms ticks: over a 0.3 s cell that is 0.03 cores each).
@@ -139,18 +144,23 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
-def cell_order(repeat: int) -> list[tuple[str, str]]:
+def cell_order(
+    repeat: int, variants: tuple[str, ...] = VARIANTS
+) -> list[tuple[str, str]]:
     """The (condition, variant) cells of one repeat, in the order they run.
 
-    Both variants run back to back under one busy loop (and back to back on the
-    quiet machine), so the pair compared sees the same minute of the machine. Each
-    repeat runs the previous one's order reversed: the variant that ran first in
-    a condition runs last in it next time, and a drift in the load hits both."""
+    The variants run back to back under one busy loop (and back to back on the
+    quiet machine), so the cells compared see the same minute of the machine. Each
+    repeat runs the previous one's order reversed (the variant that ran first in a
+    condition runs last in it next time), and every other repeat the variants
+    rotate: each runs in each place equally often, and a drift in the load hits
+    all."""
+    turn = (repeat // 2) % len(variants)
+    rotated = variants[turn:] + variants[:turn]
     order = [
-        ("quiet", "adaptive"),
-        ("quiet", "fixed"),
-        ("busy", "fixed"),
-        ("busy", "adaptive"),
+        (condition, variant)
+        for i, condition in enumerate(CONDITIONS)
+        for variant in (rotated if i % 2 == 0 else rotated[::-1])
     ]
     return order[::-1] if repeat % 2 else order
 
@@ -172,7 +182,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         epoch_seconds(model, x, y, args.batch)
     raw: dict[str, list[float]] = {
         f"{variant}/{condition}/{name} {what}": []
-        for variant in VARIANTS
+        for variant in args.variants
         for condition in CONDITIONS
         for name in models
         for what in (
@@ -187,7 +197,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     # thread (its counts run on across cells).
     widths: dict[str, list[str]] = {}
     for repeat in range(args.repeats):
-        order = cell_order(repeat)
+        order = cell_order(repeat, args.variants)
         for condition in dict.fromkeys(c for c, _ in order):
             busy = busy_core(args.pin_busy) if condition == "busy" else None
             with busy or contextlib.nullcontext() as loop:
@@ -231,11 +241,13 @@ def other_cores(
     return (used[0] - sum(used[1:])) / wall
 
 
-def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
+def summarise(
+    raw: dict[str, Any], models: list[str], variants: tuple[str, ...] = VARIANTS
+) -> dict[str, Any]:
     """Medians (and predict's 95th percentile) per cell, the ratios busy/quiet, and
     the most cores other processes held during any of a cell's epochs."""
     summary: dict[str, Any] = {}
-    for variant in VARIANTS:
+    for variant in variants:
         for name in models:
             row: dict[str, float] = {}
             for condition in CONDITIONS:
@@ -260,23 +272,28 @@ def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
     return summary
 
 
-def governor_vs_fixed(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
+def governor_vs_fixed(
+    raw: dict[str, Any], models: list[str], variants: tuple[str, ...] = VARIANTS
+) -> dict[str, Any]:
     """Per model and condition, the governor's epoch time over the fixed width's in
-    each repeat (the two ran back to back) and their median: on a quiet machine
-    what the governor costs, on a busy one what it saves."""
+    each repeat (they ran back to back) and their median: on a quiet machine what
+    the governor costs, on a busy one what it saves. With the control variant, its
+    ratio to the fixed width too: the noise of such a ratio."""
     ratios: dict[str, Any] = {}
-    for name in models:
-        for condition in CONDITIONS:
-            pairs = zip(
-                raw[f"adaptive/{condition}/{name} epoch_s"],
-                raw[f"fixed/{condition}/{name} epoch_s"],
-                strict=True,
-            )
-            each = [a / f for a, f in pairs]
-            ratios[f"{name} {condition}"] = {
-                "per repeat": each,
-                "median": statistics.median(each),
-            }
+    for variant in (v for v in variants if v != "fixed"):
+        for name in models:
+            for condition in CONDITIONS:
+                pairs = zip(
+                    raw[f"{variant}/{condition}/{name} epoch_s"],
+                    raw[f"fixed/{condition}/{name} epoch_s"],
+                    strict=True,
+                )
+                each = [a / f for a, f in pairs]
+                ratios[f"{variant} / fixed, {name} {condition}"] = {
+                    "per repeat": each,
+                    "median": statistics.median(each),
+                    "mean": statistics.mean(each),
+                }
     return ratios
 
 
@@ -316,10 +333,12 @@ def report(
     """The lines under the table: the governor against the fixed width pair by
     pair, what the governor had chosen after each of its cells, and a warning when
     other processes used the machine during a cell."""
-    lines = ["governor / fixed width, epoch time, each repeat (the pair back to back):"]
+    lines = ["epoch time over the fixed width's, each repeat (run back to back):"]
     for key, r in ratios.items():
         each = " ".join(f"{v:.3f}" for v in r["per repeat"])
-        lines.append(f"  {key}: {each}  (median {r['median']:.3f})")
+        lines.append(
+            f"  {key}: {each}  (median {r['median']:.3f}, mean {r['mean']:.3f})"
+        )
     lines.append("the governor after each of its cells (counts run on across cells):")
     for cell, described in governor.items():
         lines.append(f"  {cell}: " + "; ".join(described))
@@ -353,12 +372,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--pin-busy", type=int, default=None, metavar="CPU", help="pin the busy loop"
     )
     parser.add_argument("--synthetic", action="store_true", help="noise, not MNIST")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help=f"add a variant {CONTROL!r}: the fixed width again, whose ratio to "
+        "the fixed width shows how far two cells differ with nothing changed",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="tiny and quick")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--table", type=Path, default=None, help="write it here too")
     args = parser.parse_args(argv)
     args.models = args.models.split(",")
+    args.variants = (*VARIANTS, CONTROL) if args.control else VARIANTS
     if unknown := set(args.models) - set(MODELS):
         parser.error(f"--models: unknown {sorted(unknown)}; known: {list(MODELS)}")
     if not 0 < args.fraction <= 1:
@@ -376,8 +402,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     load = os.getloadavg()[0]
     measured = measure(args)
-    summary = summarise(measured["times"], args.models)
-    ratios = governor_vs_fixed(measured["times"], args.models)
+    summary = summarise(measured["times"], args.models, args.variants)
+    ratios = governor_vs_fixed(measured["times"], args.models, args.variants)
     text = table(summary) + "\n" + report(ratios, measured["governor"], summary)
     print(text)
     result = {
@@ -388,7 +414,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loadavg_before": load,
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "table")},
         "summary": summary,
-        "governor / fixed": ratios,
+        "over fixed": ratios,
         **measured,
     }
     if args.json:
