@@ -135,8 +135,9 @@ def predict_ms(model: Any, x: Any, calls: int) -> tuple[list[float], list[float]
     for _ in range(calls):
         start, start_cpu = time.perf_counter(), time.thread_time()
         model.predict(one)
-        cpu.append(1e3 * (time.thread_time() - start_cpu))
-        wall.append(1e3 * (time.perf_counter() - start))
+        # To 0.1 us: the JSON keeps every call, and no more digits than the clocks'.
+        cpu.append(round(1e3 * (time.thread_time() - start_cpu), 4))
+        wall.append(round(1e3 * (time.perf_counter() - start), 4))
     return wall, cpu
 
 
@@ -209,11 +210,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         before = [_common.cpu_seconds(pid) for pid in [None, *pids]]
                         wall, cpu = epoch_seconds(model, x, y, args.batch)
                         after = [_common.cpu_seconds(pid) for pid in [None, *pids]]
-                        raw[f"{cell} epoch_s"].append(wall)
-                        raw[f"{cell} epoch_cpu_s"].append(cpu)
-                        raw[f"{cell} other_cores"].append(
-                            other_cores(before, after, wall * len(x) / EPOCH_SAMPLES)
-                        )
+                        raw[f"{cell} epoch_s"].append(round(wall, 4))
+                        raw[f"{cell} epoch_cpu_s"].append(round(cpu, 4))
+                        seconds = wall * len(x) / EPOCH_SAMPLES  # not scaled up
+                        others = other_cores(before, after, seconds)
+                        raw[f"{cell} other_cores"].append(round(others, 3))
                         wall_ms, cpu_ms = predict_ms(model, x, args.predicts)
                         raw[f"{cell} predict_ms"] += wall_ms
                         raw[f"{cell} predict_cpu_ms"] += cpu_ms
