@@ -30,7 +30,8 @@ machine)::
 The mean step is what an epoch costs: it counts the governor's trial calls on one
 thread, which the median leaves out. ``others_cores`` in the JSON is how many cores
 other processes kept busy during the run, on average (``/proc``; the load average
-trails by a minute).
+trails by a minute); it comes from 10 ms ticks, so over a run of a second or less
+it can be off by 0.2 either way.
 """
 
 from __future__ import annotations
@@ -197,6 +198,15 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     print(json.dumps(record, indent=2))
+    for label, result in results.items():  # to stderr, for whoever reads along
+        print(
+            f"{label}: training step median {result['train_step_ms_median']:.2f} ms,"
+            f" mean {result['train_step_ms_mean']:.2f} ms, best "
+            f"{result['train_step_ms_best']:.2f} ms; batch predict "
+            f"{result['predict_images_per_s_median']:,.0f} img/s",
+            file=sys.stderr,
+        )
+    print(f"other processes kept {others:.2f} cores busy meanwhile", file=sys.stderr)
     if args.out is not None:
         _common.write_json(args.out, record, sort_keys=False)
     return 0
