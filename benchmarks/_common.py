@@ -225,6 +225,27 @@ def warn_if_busy(threshold: float = 0.5) -> float | None:
     return load
 
 
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """CPU seconds used so far by process ``pid`` (all its threads), or with None
+    by the whole machine (every core, including time the hypervisor gave to other
+    guests); None where ``/proc`` does not say (not Linux). The difference over a
+    timed block, less what the benchmark itself used, is the load that others put
+    on the machine meanwhile: the load average trails by a minute."""
+    try:
+        if pid is None:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:9]]
+            ticks = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+        else:
+            with open(f"/proc/{pid}/stat") as f:
+                # After the command name, which may hold spaces: utime is field 14.
+                fields = f.read().rpartition(")")[2].split()
+            ticks = int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -14,13 +14,27 @@ quiet and busy within each repeat:
 
 Each run compares the plan's thread governor (``adaptive``, the default) with every
 call on all threads (``fixed``, ``plan.governor.adaptive = False``), so the before
-and after come from the same minutes of the same machine. The ratios busy / quiet
-are what to read: the absolute times move with whatever else runs.
+and after come from the same minutes of the same machine: the two variants run back
+to back in each condition (under one busy loop when busy), and each repeat reverses
+the order of the last (:func:`cell_order`). Before the first timed cell, each model
+makes one untimed pass over the data (first-touch page faults, cold caches), at the
+fixed width, so that the governor's first timed cell is its first epoch. The ratios
+busy / quiet are what to read: the absolute times move with whatever else runs.
+
+Under the table: the governor's epoch time over the fixed width's for each pair
+that ran back to back (on the quiet machine, what the governor costs; busy, what it
+saves; ``--control`` adds the fixed width once more as a third variant, whose ratio
+to the fixed width is the noise of such a ratio), what the governor had chosen
+after each of its cells
+(``ThreadGovernor.describe``), and a warning when other processes kept the machine
+busy during a cell (the column others' cores: the machine's CPU time over the
+cell, from ``/proc/stat``, less this process's and its busy loop's; the load
+average trails by a minute and says nothing about one cell).
 
 Usage::
 
     python benchmarks/contention.py --threads 2 [--repeats 3] [--fraction 0.25]
-        [--pin-busy CPU] [--json benchmarks/results/contention.json]
+        [--pin-busy CPU] [--control] [--json benchmarks/results/contention.json]
 
 ``--smoke`` runs a few batches of synthetic data in seconds (for the tests).
 """
@@ -40,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
 from _common import (  # noqa: E402
     format_table,
     machine_info,
@@ -49,7 +64,13 @@ from _common import (  # noqa: E402
 
 MODELS = ("mlp", "classic_cnn")
 VARIANTS = ("adaptive", "fixed")
+# With --control: the fixed width once more, as a variant of its own. Its ratio to
+# the fixed width is what a pair of cells differs by with nothing changed.
+CONTROL = "fixed again"
 CONDITIONS = ("quiet", "busy")
+# Cores other processes may keep busy during a cell before the report warns (the
+# CPU times come in 10 ms ticks: over a 0.3 s cell that is 0.03 cores each).
+OTHERS_NOTICED = 0.15
 EPOCH_SAMPLES = 60_000
 
 
@@ -114,8 +135,9 @@ def predict_ms(model: Any, x: Any, calls: int) -> tuple[list[float], list[float]
     for _ in range(calls):
         start, start_cpu = time.perf_counter(), time.thread_time()
         model.predict(one)
-        cpu.append(1e3 * (time.thread_time() - start_cpu))
-        wall.append(1e3 * (time.perf_counter() - start))
+        # To 0.1 us: the JSON keeps every call, and no more digits than the clocks'.
+        cpu.append(round(1e3 * (time.thread_time() - start_cpu), 4))
+        wall.append(round(1e3 * (time.perf_counter() - start), 4))
     return wall, cpu
 
 
@@ -123,52 +145,110 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
+def cell_order(
+    repeat: int, variants: tuple[str, ...] = VARIANTS
+) -> list[tuple[str, str]]:
+    """The (condition, variant) cells of one repeat, in the order they run.
+
+    The variants run back to back under one busy loop (and back to back on the
+    quiet machine), so the cells compared see the same minute of the machine. Each
+    repeat runs the previous one's order reversed (the variant that ran first in a
+    condition runs last in it next time), and every other repeat the variants
+    rotate: each runs in each place equally often, and a drift in the load hits
+    all."""
+    turn = (repeat // 2) % len(variants)
+    rotated = variants[turn:] + variants[:turn]
+    order = [
+        (condition, variant)
+        for i, condition in enumerate(CONDITIONS)
+        for variant in (rotated if i % 2 == 0 else rotated[::-1])
+    ]
+    return order[::-1] if repeat % 2 else order
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Every (repeat, variant, condition) in alternating order: the raw times, and
-    the governor's state after each adaptive cell."""
+    """Every (repeat, condition, variant) in alternating order: the raw times, the
+    load other processes put on the machine meanwhile, and the governor's state
+    after each adaptive cell."""
     x, y = load_data(args.samples, args.synthetic)
     models = {name: build(name, args.seed) for name in args.models}
-    for model in models.values():  # compile or load the kernels, warm the caches
+    for model in models.values():
+        # Compile or load the kernels, then one untimed pass over the data: the
+        # first pass pays for first-touch page faults and cold caches, and would
+        # charge them to whichever variant ran first. At every call on all threads,
+        # so the governor starts its records in the first timed cell (as a user's
+        # first epoch does: its early trials on one thread count).
+        model.plan.governor.adaptive = False
         epoch_seconds(model, x[: 4 * args.batch], y[: 4 * args.batch], args.batch)
+        epoch_seconds(model, x, y, args.batch)
     raw: dict[str, list[float]] = {
         f"{variant}/{condition}/{name} {what}": []
-        for variant in VARIANTS
+        for variant in args.variants
         for condition in CONDITIONS
         for name in models
-        for what in ("epoch_s", "epoch_cpu_s", "predict_ms", "predict_cpu_ms")
+        for what in (
+            "epoch_s",
+            "epoch_cpu_s",
+            "other_cores",
+            "predict_ms",
+            "predict_cpu_ms",
+        )
     }
     # What the governor had chosen after each cell, and how often it ran on one
     # thread (its counts run on across cells).
     widths: dict[str, list[str]] = {}
     for repeat in range(args.repeats):
-        # Alternate the order, so a drift in the machine's load hits every cell.
-        order = [(v, c) for v in VARIANTS for c in CONDITIONS]
-        if repeat % 2:
-            order.reverse()
-        for variant, condition in order:
+        order = cell_order(repeat, args.variants)
+        for condition in dict.fromkeys(c for c, _ in order):
             busy = busy_core(args.pin_busy) if condition == "busy" else None
-            with busy or contextlib.nullcontext():
-                for name, model in models.items():
-                    model.plan.governor.adaptive = variant == "adaptive"
-                    cell = f"{variant}/{condition}/{name}"
-                    wall, cpu = epoch_seconds(model, x, y, args.batch)
-                    raw[f"{cell} epoch_s"].append(wall)
-                    raw[f"{cell} epoch_cpu_s"].append(cpu)
-                    wall_ms, cpu_ms = predict_ms(model, x, args.predicts)
-                    raw[f"{cell} predict_ms"] += wall_ms
-                    raw[f"{cell} predict_cpu_ms"] += cpu_ms
-                    if variant == "adaptive":
-                        widths[f"{cell} repeat {repeat}"] = (
-                            model.plan.governor.describe().splitlines()
-                        )
-            print(f"repeat {repeat + 1}/{args.repeats}: {variant:8s} {condition} done")
+            with busy or contextlib.nullcontext() as loop:
+                for variant in (v for c, v in order if c == condition):
+                    for name, model in models.items():
+                        model.plan.governor.adaptive = variant == "adaptive"
+                        cell = f"{variant}/{condition}/{name}"
+                        pids = [os.getpid()] + ([loop.pid] if loop else [])
+                        before = [_common.cpu_seconds(pid) for pid in [None, *pids]]
+                        wall, cpu = epoch_seconds(model, x, y, args.batch)
+                        after = [_common.cpu_seconds(pid) for pid in [None, *pids]]
+                        raw[f"{cell} epoch_s"].append(round(wall, 4))
+                        raw[f"{cell} epoch_cpu_s"].append(round(cpu, 4))
+                        seconds = wall * len(x) / EPOCH_SAMPLES  # not scaled up
+                        others = other_cores(before, after, seconds)
+                        raw[f"{cell} other_cores"].append(round(others, 3))
+                        wall_ms, cpu_ms = predict_ms(model, x, args.predicts)
+                        raw[f"{cell} predict_ms"] += wall_ms
+                        raw[f"{cell} predict_cpu_ms"] += cpu_ms
+                        if variant == "adaptive":
+                            widths[f"{cell} repeat {repeat}"] = (
+                                model.plan.governor.describe().splitlines()
+                            )
+                    print(
+                        f"repeat {repeat + 1}/{args.repeats}: {condition} {variant} "
+                        "done"
+                    )
     return {"times": raw, "governor": widths}
 
 
-def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
-    """Medians (and predict's 95th percentile) per cell, and the ratios busy/quiet."""
+def other_cores(
+    before: list[float | None], after: list[float | None], wall: float
+) -> float:
+    """The cores that processes other than this one and its busy loop kept busy
+    over ``wall`` seconds, from :func:`_common.cpu_seconds` of the machine and of
+    each of ours before and after (NaN where ``/proc`` does not say)."""
+    used = [
+        b - a if a is not None and b is not None else float("nan")
+        for a, b in zip(before, after, strict=True)
+    ]
+    return (used[0] - sum(used[1:])) / wall
+
+
+def summarise(
+    raw: dict[str, Any], models: list[str], variants: tuple[str, ...] = VARIANTS
+) -> dict[str, Any]:
+    """Medians (and predict's 95th percentile) per cell, the ratios busy/quiet, and
+    the most cores other processes held during any of a cell's epochs."""
     summary: dict[str, Any] = {}
-    for variant in VARIANTS:
+    for variant in variants:
         for name in models:
             row: dict[str, float] = {}
             for condition in CONDITIONS:
@@ -180,6 +260,7 @@ def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
                         raw[f"{cell} epoch_cpu_s"], raw[f"{cell} epoch_s"], strict=True
                     )
                 )
+                row[f"{condition} other cores max"] = max(raw[f"{cell} other_cores"])
                 row[f"{condition} predict_ms median"] = statistics.median(
                     raw[f"{cell} predict_ms"]
                 )
@@ -192,6 +273,31 @@ def summarise(raw: dict[str, Any], models: list[str]) -> dict[str, Any]:
     return summary
 
 
+def governor_vs_fixed(
+    raw: dict[str, Any], models: list[str], variants: tuple[str, ...] = VARIANTS
+) -> dict[str, Any]:
+    """Per model and condition, the governor's epoch time over the fixed width's in
+    each repeat (they ran back to back) and their median: on a quiet machine what
+    the governor costs, on a busy one what it saves. With the control variant, its
+    ratio to the fixed width too: the noise of such a ratio."""
+    ratios: dict[str, Any] = {}
+    for variant in (v for v in variants if v != "fixed"):
+        for name in models:
+            for condition in CONDITIONS:
+                pairs = zip(
+                    raw[f"{variant}/{condition}/{name} epoch_s"],
+                    raw[f"fixed/{condition}/{name} epoch_s"],
+                    strict=True,
+                )
+                each = [a / f for a, f in pairs]
+                ratios[f"{variant} / fixed, {name} {condition}"] = {
+                    "per repeat": each,
+                    "median": statistics.median(each),
+                    "mean": statistics.mean(each),
+                }
+    return ratios
+
+
 def table(summary: dict[str, Any]) -> str:
     headers = [
         "variant, model",
@@ -199,6 +305,7 @@ def table(summary: dict[str, Any]) -> str:
         "busy s/epoch",
         "busy/quiet",
         "CPU/wall quiet, busy",
+        "others' cores quiet, busy",
         "predict quiet ms (p95; CPU p95)",
         "predict busy ms (p95; CPU p95)",
     ]
@@ -209,6 +316,7 @@ def table(summary: dict[str, Any]) -> str:
             row["busy epoch_s"],
             f"{row['epoch ratio']:.2f}x",
             f"{row['quiet cpu/wall']:.2f}, {row['busy cpu/wall']:.2f}",
+            f"{row['quiet other cores max']:.2f}, {row['busy other cores max']:.2f}",
             *(
                 f"{row[f'{c} predict_ms median']:.2f} ({row[f'{c} predict_ms p95']:.2f}"
                 f"; {row[f'{c} predict_cpu_ms p95']:.2f})"
@@ -218,6 +326,33 @@ def table(summary: dict[str, Any]) -> str:
         for key, row in summary.items()
     ]
     return format_table(headers, rows)
+
+
+def report(
+    ratios: dict[str, Any], governor: dict[str, list[str]], summary: dict[str, Any]
+) -> str:
+    """The lines under the table: the governor against the fixed width pair by
+    pair, what the governor had chosen after each of its cells, and a warning when
+    other processes used the machine during a cell."""
+    lines = ["epoch time over the fixed width's, each repeat (run back to back):"]
+    for key, r in ratios.items():
+        each = " ".join(f"{v:.3f}" for v in r["per repeat"])
+        lines.append(
+            f"  {key}: {each}  (median {r['median']:.3f}, mean {r['mean']:.3f})"
+        )
+    lines.append("the governor after each of its cells (counts run on across cells):")
+    for cell, described in governor.items():
+        lines.append(f"  {cell}: " + "; ".join(described))
+    others = max(
+        row[f"{c} other cores max"] for row in summary.values() for c in CONDITIONS
+    )
+    if others > OTHERS_NOTICED:
+        lines.append(
+            f"warning: other processes kept up to {others:.2f} cores busy during a "
+            "cell (the column others' cores): that cell's times are not the quiet "
+            "or one-busy-core machine they stand for; re-run on a quiet machine."
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -238,12 +373,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--pin-busy", type=int, default=None, metavar="CPU", help="pin the busy loop"
     )
     parser.add_argument("--synthetic", action="store_true", help="noise, not MNIST")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help=f"add a variant {CONTROL!r}: the fixed width again, whose ratio to "
+        "the fixed width shows how far two cells differ with nothing changed",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="tiny and quick")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--table", type=Path, default=None, help="write it here too")
     args = parser.parse_args(argv)
     args.models = args.models.split(",")
+    args.variants = (*VARIANTS, CONTROL) if args.control else VARIANTS
     if unknown := set(args.models) - set(MODELS):
         parser.error(f"--models: unknown {sorted(unknown)}; known: {list(MODELS)}")
     if not 0 < args.fraction <= 1:
@@ -261,8 +403,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     load = os.getloadavg()[0]
     measured = measure(args)
-    summary = summarise(measured["times"], args.models)
-    text = table(summary)
+    summary = summarise(measured["times"], args.models, args.variants)
+    ratios = governor_vs_fixed(measured["times"], args.models, args.variants)
+    text = table(summary) + "\n" + report(ratios, measured["governor"], summary)
     print(text)
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -272,6 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loadavg_before": load,
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "table")},
         "summary": summary,
+        "over fixed": ratios,
         **measured,
     }
     if args.json:

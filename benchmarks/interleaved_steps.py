@@ -19,7 +19,19 @@ closer to those of whole training runs while the turns still alternate.
 
 ``--width all`` (or ``one``) pins each checkout's thread governor
 (``tinynet.plan.governor``) where it has one; by default it chooses, and the JSON
-records each child's choices (``widths``) next to its step times.
+records each child's choices (``widths``) next to its step times. A comma-separated
+list gives each checkout its own width, so one checkout named twice compares its
+governor with a pinned width in one run (what the governor costs on a quiet
+machine)::
+
+    python benchmarks/interleaved_steps.py --model mnist_mlp --threads 2 \\
+        --clock wall --rounds 100 --steps-per-turn 20 --width auto,all . .
+
+The mean step is what an epoch costs: it counts the governor's trial calls on one
+thread, which the median leaves out. ``others_cores`` in the JSON is how many cores
+other processes kept busy during the run, on average (``/proc``; the load average
+trails by a minute); it comes from 10 ms ticks, so over a run of a second or less
+it can be off by 0.2 either way.
 """
 
 from __future__ import annotations
@@ -71,6 +83,8 @@ else:
     print("no governor", flush=True)
 """
 
+WIDTHS = ("auto", "all", "one")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -88,22 +102,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--width",
-        choices=["auto", "all", "one"],
         default="auto",
         help="auto: each checkout's thread governor chooses (where it has one); "
-        "all or one: pinned, to tell the governor's choices from the kernels' speed",
+        "all or one: pinned, to tell the governor's choices from the kernels' speed; "
+        "a comma-separated list: one per checkout",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.steps_per_turn < 1:
         parser.error(f"--steps-per-turn must be >= 1, got {args.steps_per_turn}")
+    widths = args.width.split(",")
+    if len(widths) == 1:
+        widths *= len(args.checkouts)
+    if len(widths) != len(args.checkouts) or not set(widths) <= set(WIDTHS):
+        parser.error(
+            f"--width: one of {WIDTHS}, or a list of them, one per checkout; got "
+            f"{args.width!r} for {len(args.checkouts)} checkouts"
+        )
+    # A checkout named twice (at two widths) needs a label of its own.
+    labels = [
+        f"{checkout} --width {width}" if "," in args.width else str(checkout)
+        for checkout, width in zip(args.checkouts, widths, strict=True)
+    ]
     _common.pin_threads(args.threads)
     load = _common.warn_if_busy()
-    code = CHILD.format(
-        model=args.model, batch=args.batch, clock=args.clock, width=args.width
-    )
     children = []
-    for checkout in args.checkouts:
+    for checkout, width in zip(args.checkouts, widths, strict=True):
+        code = CHILD.format(
+            model=args.model, batch=args.batch, clock=args.clock, width=width
+        )
         env = dict(os.environ, PYTHONPATH=str(checkout.resolve()))
         child = subprocess.Popen(
             [sys.executable, "-c", code], env=env, text=True, cwd="/",
@@ -120,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
 
     train: list[list[float]] = [[] for _ in children]
     predict: list[list[float]] = [[] for _ in children]
+    # The CPU time of the machine and of each child, to tell what other processes
+    # used meanwhile (the load average trails by a minute).
+    pids = [None, *(child.pid for child in children)]
+    cpu_before = [_common.cpu_seconds(pid) for pid in pids]
+    start = time.perf_counter()
     for r in range(args.rounds):
         order = list(range(len(children)))[:: 1 if r % 2 == 0 else -1]
         for i in order:
@@ -127,36 +159,54 @@ def main(argv: list[str] | None = None) -> int:
         if r % 5 == 0:
             for i in order:
                 predict[i] += ask(children[i], "predict")
-    widths = []
+    wall = time.perf_counter() - start
+    cpu_after = [_common.cpu_seconds(pid) for pid in pids]
+    used = [
+        b - a if a is not None and b is not None else float("nan")
+        for a, b in zip(cpu_before, cpu_after, strict=True)
+    ]
+    others = (used[0] - sum(used[1:])) / wall  # this parent's share is negligible
+    chosen = []
     for child in children:
         if child.stdin is not None:
             child.stdin.close()
-        widths.append(child.stdout.readline().strip())
+        chosen.append(child.stdout.readline().strip())
         child.wait()
     results = {
-        str(checkout): {
+        label: {
             "train_step_ms_median": 1e3 * statistics.median(train[i]),
+            "train_step_ms_mean": 1e3 * statistics.mean(train[i]),
             "train_step_ms_best": 1e3 * min(train[i]),
             "predict_images_per_s_median": 1024 / statistics.median(predict[i]),
             "train_step_ms": [round(1e3 * t, 2) for t in train[i]],
-            "widths": widths[i],
+            "widths": chosen[i],
         }
-        for i, checkout in enumerate(args.checkouts)
+        for i, label in enumerate(labels)
     }
     record = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": _common.machine_info(),
         "load_average_at_start": load,
+        "others_cores": others,
         "model": args.model,
         "threads": args.threads,
         "clock": args.clock,
-        "width": args.width,
+        "width": widths,
         "batch": args.batch,
         "rounds": args.rounds,
         "steps_per_turn": args.steps_per_turn,
         "results": results,
     }
     print(json.dumps(record, indent=2))
+    for label, result in results.items():  # to stderr, for whoever reads along
+        print(
+            f"{label}: training step median {result['train_step_ms_median']:.2f} ms,"
+            f" mean {result['train_step_ms_mean']:.2f} ms, best "
+            f"{result['train_step_ms_best']:.2f} ms; batch predict "
+            f"{result['predict_images_per_s_median']:,.0f} img/s",
+            file=sys.stderr,
+        )
+    print(f"other processes kept {others:.2f} cores busy meanwhile", file=sys.stderr)
     if args.out is not None:
         _common.write_json(args.out, record, sort_keys=False)
     return 0

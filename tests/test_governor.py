@@ -49,6 +49,16 @@ def test_stays_wide_on_a_quiet_machine_trying_one_thread_ever_more_rarely():
     assert widths.count("one") == len(trials)
 
 
+def test_the_defaults_try_one_thread_3_times_in_an_epoch_then_once_in_513_calls():
+    """What the governor costs on a quiet machine, where one thread is the slower:
+    its trial calls, each ended after one call (the figures in the docstrings)."""
+    g = ThreadGovernor(cpus=lambda: 2)
+    widths = run(g, {"all": 1.0, "one": 1.7}, 469 + 3 * 513)
+    assert widths[:469].count("one") == 3  # an MLP's first epoch at batch 128
+    trials = [i for i, width in enumerate(widths) if width == "one"]
+    assert [b - a for a, b in zip(trials[2:], trials[3:], strict=False)] == [513] * 3
+
+
 def test_describe_gives_the_medians_the_last_trial_compared():
     g = governor()
     assert g.describe() == ""

@@ -33,6 +33,24 @@ on all threads. A trial whose first call is slower than every recent call at the
 current width ends there: on a quiet machine a training step on one thread takes
 1.5-2x its time on two, so each trial call costs most of a step.
 
+On a quiet machine the governor costs only those trial calls: with the defaults, 3
+of the first 469 training steps and then 1 in 513 (``tests/test_governor.py``),
+about 0.4% of a first epoch and 0.1% of the later ones; a noisy machine's passing
+slowdowns start a few more (9-17 of 2003 MLP steps on the quiet 2-core VM). Its
+bookkeeping takes ~1.6 us a call. Measured there (2026-12-04), against every call
+on all threads: the mean training step 0.99-1.02x (MLP) and 0.97-1.02x (classic
+convnet) over five interleaved runs of 2,000 steps each
+(``benchmarks/interleaved_steps.py --width auto,all . .``); quarter-epochs of
+``fit`` back to back, 1.01x for both, where the fixed width against itself came out
+0.99x and 1.01x (``benchmarks/contention.py --control``, 12 pairs). Nothing to
+tell from the noise.
+
+Nor does it gain there with a busy loop on one of the two cores: a batch split's
+share on the shared core runs at half speed, so the split takes about as long as
+the whole batch on one thread, 1.5-1.75x its quiet time either way. The trials see
+one thread within its margin (the convnet's: 92-102 us a sample on one thread, 94-108
+us on all) and keep all threads, at three calls a trial.
+
 The decision logic is plain bookkeeping over the seconds the plan reports; it never
 reads a clock, so it is tested with made-up timings.
 
@@ -105,7 +123,7 @@ class ThreadGovernor:
         on one thread.
     growth : the interval between trials grows this many times each time the
         width holds. With the defaults, on a quiet machine, 3 of the first 469
-        training steps (an MLP's first epoch) run on one thread, then 1 in 515.
+        training steps (an MLP's first epoch) run on one thread, then 1 in 513.
     trial_calls : calls a trial runs at the other width; their median is compared
         with the median of the last ``window`` calls at the current width. A
         trial ends after one call when that call was slower than all of them.
