@@ -8,9 +8,10 @@ same run.
 One thread and ``process_time`` by default: other processes on a shared machine
 barely change this process's CPU time, so the breakdown stays readable there. The
 kernel times come from wrapping the kernel modules' functions for the run (a
-benchmark's business, never the library's); the matrix products are what a conv
-step's time leaves after its kernels; each kernel's time is also given by the plan
-step that called it (``name @index``). FLOP counts are those of the direct
+benchmark's business, never the library's), the Winograd drivers' matrix products
+(``products``, kernel or ``np.matmul``) among them; an im2col step's products are
+what its time leaves after its kernels; each kernel's time is also given by the
+plan step that called it (``name @index``). FLOP counts are those of the direct
 convolution (2 x N x ho x wo x kh x kw x C x F per pass, backward twice that with
 an input gradient, once without), so a Winograd step can exceed the matmul rate.
 """
@@ -48,6 +49,8 @@ KERNELS = {
         "relu_mask_sums",
     ],
     "conv": ["im2col", "col2im"],
+    # As the Winograd drivers call it (imported by name there).
+    "winograd_conv": ["products"],
     "convpool": ["unpool_relu", "pooled_weight_grad"],
     "direct_conv_pool": [
         "conv_pool_forward",

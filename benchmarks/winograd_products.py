@@ -1,14 +1,16 @@
-"""The Winograd products of the shipped CNN's convolutions, one chunk of images at a
-time as the drivers run them: ``np.matmul`` of the stacked planes against
-``tinynet.kernels.winograd_products.products``.
+"""The Winograd products of a zoo model's convolutions (the shipped CNN by default),
+one chunk of images at a time as the drivers run them: ``np.matmul`` of the stacked
+planes against ``tinynet.kernels.winograd_products.products``.
 
-    python benchmarks/winograd_products.py --rounds 9 [--out FILE]
+    python benchmarks/winograd_products.py --rounds 9 [--model speedrun] [--out FILE]
 
-For every ``ConvBNReLU`` step of ``tinynet.zoo.mnist_cnn`` whose training conv runs
-by Winograd: the chunk the drivers use at batch 128 (``conv.batch_chunks``), and its
-three products, forward ``M = V U``, ``dU = V^T dM`` (``V^T`` a transposed view, as
-the driver passes it) and ``dV = dM U^T``, random float32 data. The two ways are
-alternated round by round; medians of CPU time, one thread by default, GFLOP/s.
+For every ``ConvBNReLU`` step (pooled or not) of ``tinynet.zoo.MODELS[--model]``
+whose training conv runs by Winograd: the chunk the drivers use at batch 128
+(``conv.batch_chunks``), and its three products, forward ``M = V U``, ``dU = V^T dM``
+(``V^T`` a transposed view, as the driver passes it) and ``dV = dM U^T``, random
+float32 data. The two ways are alternated round by round; medians of CPU time, one
+thread by default, GFLOP/s. A product whose width the kernel is not compiled for
+runs ``np.matmul`` both ways (``winograd_products.takes_kernel`` says which).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--model", default="cnn", help="a tinynet.zoo.MODELS name (default: cnn)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     _common.pin_threads(args.threads)
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from tinynet.plan import ConvBNReLU
     from tinynet.threads import single_threaded_blas
 
-    model = zoo.mnist_cnn(seed=0)
+    model = zoo.MODELS[args.model](seed=0)
     rng = np.random.default_rng(0)
     cases: list[tuple[str, str, Any, Any, Any]] = []
     for index, step in enumerate(model.plan):
@@ -91,17 +96,21 @@ def main(argv: list[str] | None = None) -> int:
                         (time.process_time() - start) / 20
                     )
     rows, results = [], []
-    for i, (conv_name, product, a, b, _) in enumerate(cases):
+    for i, (conv_name, product, a, b, out) in enumerate(cases):
         flop = 2.0 * a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
         us = {name: statistics.median(times[(i, name)]) * 1e6 for name in ways}
         gflops = {name: flop / t / 1e3 for name, t in us.items()}
+        kernel = winograd_products.takes_kernel(a, out)
         rows.append(
-            [conv_name, product] + [f"{us[n]:.0f} us, {gflops[n]:.0f}" for n in ways]
+            [conv_name, product]
+            + [f"{us[n]:.0f} us, {gflops[n]:.0f}" for n in ways]
+            + ["kernel" if kernel else "np.matmul"]
         )
-        results.append(
-            {"conv": conv_name, "product": product, "us": us, "gflops": gflops}
-        )
-    print(_common.format_table(["conv", "product", *ways], rows))
+        results.append({
+            "conv": conv_name, "product": product, "us": us, "gflops": gflops,
+            "kernel": kernel,
+        })  # fmt: skip
+    print(_common.format_table(["conv", "product", *ways, "products runs"], rows))
     if args.out is not None:
         _common.write_json(args.out, {"load_average": load, "results": results})
     return 0
