@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinynet import Sequential, optimizers
+from tinynet import Sequential, optimizers, zoo
 from tinynet.gradcheck import check_layer, numerical_gradient, rel_error
-from tinynet.kernels import batchnorm, conv, reference
+from tinynet.kernels import batchnorm, conv, reference, winograd_conv, winograd_products
 from tinynet.layers import (
     BatchNorm,
     Conv2D,
@@ -267,6 +267,47 @@ def test_winograd_training_in_chunks_of_one_image(monkeypatch):
     monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
     assert conv.images_per_chunk(6, 100) == 1
     test_training_and_inference_equal_the_layers_one_by_one({}, (10, 10, 8))
+
+
+def test_speedrun_net_with_its_products_in_the_kernel_equals_the_layers(monkeypatch):
+    """The speedrun net's Winograd block (12x12x8 -> 24 filters, pooled F(6x6, 3x3),
+    with an input gradient) with the products kernel on, as it runs where Numba
+    compiles for AVX-512: its ``M = V U`` and ``dU = V^T dM`` (24 wide) take the
+    kernel, ``dV = dM U^T`` (8 wide) ``np.matmul``; the whole net to float64
+    rounding against the layers one by one."""
+    monkeypatch.setattr(winograd_products, "enabled", True)
+    taken = []
+
+    def recorded(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+        taken.append((out.shape[2], winograd_products.takes_kernel(a, out)))
+        return winograd_products.products(a, b, out)
+
+    monkeypatch.setattr(winograd_conv, "products", recorded)
+    rng = np.random.default_rng(2)
+    x, y = rng.random((6, 28, 28, 1)), rng.integers(0, 10, 6)
+    results = []
+    for fuse in (True, False):
+        model = zoo.mnist_speedrun(seed=0, dtype="float64")
+        model.fuse = fuse
+        model.compile(optimizer=optimizers.SGD(0.1))
+        for _ in range(2):  # the second step sees updated weights and statistics
+            loss, out = model.train_step(x, y)
+        results.append((loss, out, model.gradients(), model.get_weights()))
+        if fuse:
+            step = model.plan.steps[1]
+            assert step.kind == "ConvBNReLUPool"
+            assert step.winograd_algorithm.name == "F(6x6, 3x3)"
+    assert set(taken) == {(24, True), (8, False)}
+    (loss, out, grads, weights), ref = results
+    np.testing.assert_allclose(loss, ref[0], **TIGHT)
+    np.testing.assert_allclose(out, ref[1], **TIGHT)
+    for got, want in ((grads, ref[2]), (weights, ref[3])):
+        assert got.keys() == want.keys()
+        for key in want:
+            atol = TIGHT["atol"] * max(1.0, np.abs(want[key]).max())
+            np.testing.assert_allclose(
+                got[key], want[key], rtol=TIGHT["rtol"], atol=atol, err_msg=key
+            )
 
 
 def winograd_cnn(fuse: bool) -> Sequential:

@@ -13,6 +13,8 @@ from tinynet.kernels import reference, winograd_products
 
 # Relative to the largest magnitude of the exact product.
 TOL = {np.float32: 1e-5, np.float64: 1e-13}
+#: Every width the kernel is compiled for, either layout of ``a``.
+WIDTHS = sorted(set(winograd_products.ROWS) | set(winograd_products.ROWS_BY_COLUMNS))
 
 
 @pytest.fixture
@@ -37,7 +39,7 @@ def check_products(width, points, k, inner, transposed, dtype, seed):
 
 
 @given(
-    st.sampled_from([32, 64, 5]),
+    st.sampled_from([*WIDTHS, 5]),
     st.integers(1, 3),
     st.integers(1, 13),
     st.integers(1, 70),
@@ -54,7 +56,7 @@ def test_products_match_float64_matmul(
         check_products(width, points, k, inner, transposed, dtype, seed)
 
 
-@pytest.mark.parametrize("width", sorted(winograd_products.ROWS))
+@pytest.mark.parametrize("width", WIDTHS)
 def test_products_of_the_shipped_cnn_shapes_match_matmul(kernel_runs, width):
     """A chunk of the shipped CNN's first Winograd conv (k = 176 tiles, 32
     channels), every compiled width."""
@@ -66,11 +68,31 @@ def test_products_of_the_shipped_cnn_shapes_match_matmul(kernel_runs, width):
     np.testing.assert_allclose(got, exact, rtol=0, atol=1e-5 * np.max(np.abs(exact)))
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+def test_products_of_the_speedrun_shapes_match_matmul(kernel_runs, transposed):
+    """A chunk of the speedrun net's Winograd conv (F(6x6): 64 points, k = 256
+    tiles, 8 -> 24 channels): ``M = V U`` and ``dU = V^T dM``, both 24 wide."""
+    rng = np.random.default_rng(24)
+    if transposed:
+        a = rng.standard_normal((64, 256, 8)).astype(np.float32).transpose(0, 2, 1)
+        b = rng.standard_normal((64, 256, 24)).astype(np.float32)
+    else:
+        a = rng.standard_normal((64, 256, 8)).astype(np.float32)
+        b = rng.standard_normal((64, 8, 24)).astype(np.float32)
+    out = np.empty((64, a.shape[1], 24), np.float32)
+    assert winograd_products.takes_kernel(a, out)
+    got = winograd_products.products(a, b, out)
+    exact = np.matmul(a.astype(np.float64), b)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-5 * np.max(np.abs(exact)))
+
+
 def test_kernel_runs_for_compiled_widths_and_float_dtypes(kernel_runs):
-    for width in (32, 64):
-        for dtype in (np.float32, np.float64):
+    for dtype in (np.float32, np.float64):
+        for width in winograd_products.ROWS:
             out = np.zeros((2, 9, width), dtype)
             assert winograd_products.takes_kernel(np.zeros((2, 9, 7), dtype), out)
+        for width in winograd_products.ROWS_BY_COLUMNS:
+            out = np.zeros((2, 9, width), dtype)
             transposed = np.zeros((2, 7, 9), dtype).transpose(0, 2, 1)
             assert winograd_products.takes_kernel(transposed, out)
     a = np.zeros((2, 9, 7), np.float32)
@@ -83,7 +105,7 @@ def test_disabled_products_are_matmul(monkeypatch):
     result is ``np.matmul``'s, bit for bit."""
     monkeypatch.setattr(winograd_products, "enabled", False)
     rng = np.random.default_rng(0)
-    for width in (32, 64):
+    for width in WIDTHS:
         for transposed in (False, True):
             a = rng.standard_normal((2, 7, 9) if transposed else (2, 9, 7))
             a = a.astype(np.float32)

@@ -32,6 +32,18 @@ Winograd conv (64 points, k = 176, 32 -> 32) 98 -> 195, 92 -> 214, 99 -> 196; th
 second (64, 84, 32 -> 64) 102 -> 170, 97 -> 187, 103 -> 208; the third (36, 128,
 64 -> 64) 108 -> 183, 105 -> 202, 109 -> 182.
 
+Width 24 is for the speedrun net's Winograd conv (``tinynet.zoo.mnist_speedrun``:
+F(6x6), 64 points, k = 256, 8 -> 24 channels; the same benchmark with ``--model
+speedrun``): ``M = V U`` 65 -> 92 GFLOP/s, ``dU = V^T dM`` 61 -> 112. LLVM keeps 24
+floats in three ymm registers, not zmm, hence the lower rates; 4 rows a pass either
+way (scratch script, GFLOP/s against np.matmul's 46-70 in the same runs: 3 rows of
+24 gave 58-80 against 75-95 for 4; 1, 2, 6, 8, 12 or 16 rows 10-42; by columns, 8
+rows 70-97 against 100-122). Its ``dV = dM U^T`` is 8 wide and keeps
+``np.matmul``: the kernel's best there, 12 rows of 8 (ymm), took 0.85-0.98 of
+np.matmul's time over five runs (61-77 GFLOP/s); other row counts (8 rows compiled
+to scalar FMAs) and two rows a zmm accumulator (``b`` duplicated side by side) ran
+at 4-17.
+
 With ``a`` a transposed view (``dU``: the rows a pass takes of ``a`` lie side by
 side in memory), more rows a pass paid: the same benchmark before, with
 :data:`ROWS` for it, gave 172, 179 and 148 GFLOP/s for the three ``dU``; with ``a``
@@ -68,10 +80,10 @@ AVX512 = _compiles_for_avx512()
 enabled = AVX512
 
 #: Output widths (F) the kernel is compiled for, and the rows a pass computes: the
-#: most measured fastest (4 x 32 and 2 x 64 floats of accumulators) ...
-ROWS = {32: 4, 64: 2}
+#: most measured fastest (4 x 32, 2 x 64 and 4 x 24 floats of accumulators) ...
+ROWS = {24: 4, 32: 4, 64: 2}
 #: ... and when ``a`` is a transposed view, its rows strided by 1 element.
-ROWS_BY_COLUMNS = {32: 8, 64: 4}
+ROWS_BY_COLUMNS = {24: 4, 32: 8, 64: 4}
 
 
 def _compile(rows: int, width: int) -> Callable[..., Any]:
@@ -136,9 +148,9 @@ def products(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     ----------
     a : (points, k, inner), any strides (a transposed view: ``V^T``).
     b : (points, inner, F) C-contiguous.
-    out : (points, k, F) C-contiguous, fully overwritten; F = 32 or 64 (:data:`ROWS`,
-        :data:`ROWS_BY_COLUMNS`) by the kernel where :data:`enabled`, anything else
-        by ``np.matmul`` (:func:`takes_kernel` tells which).
+    out : (points, k, F) C-contiguous, fully overwritten; F = 24, 32 or 64
+        (:data:`ROWS`, :data:`ROWS_BY_COLUMNS`) by the kernel where :data:`enabled`,
+        anything else by ``np.matmul`` (:func:`takes_kernel` tells which).
 
     Returns
     -------
