@@ -27,6 +27,12 @@ machine)::
     python benchmarks/interleaved_steps.py --model mnist_mlp --threads 2 \\
         --clock wall --rounds 100 --steps-per-turn 20 --width auto,all . .
 
+``--cpus`` pins every child to a set of cores. With ``--threads 1`` the default is
+one core, the same for every checkout: single-threaded children left to the
+scheduler on the 2-core VM came out 1.58x apart one way and 0.73x the other when
+their order was swapped (2026-12-04); pinned to one core, the order made no
+difference. With more threads the children are not pinned unless asked.
+
 The mean step is what an epoch costs: it counts the governor's trial calls on one
 thread, which the median leaves out. ``others_cores`` in the JSON is how many cores
 other processes kept busy during the run, on average (``/proc``; the load average
@@ -50,6 +56,8 @@ import _common
 
 CHILD = """
 import os, sys, time
+if {cpus}:
+    os.sched_setaffinity(0, {cpus})
 import numpy as np
 from tinynet import zoo
 model = zoo.{model}(seed=0)
@@ -65,7 +73,7 @@ for _ in range(3):
     model.train_step(x, y)
 model.predict(images, batch_size=256)
 clock = time.process_time if "{clock}" == "cpu" else time.perf_counter
-print("ready", flush=True)
+print("ready", *sorted(os.sched_getaffinity(0)), flush=True)
 for line in sys.stdin:
     what, _, count = line.strip().partition(" ")
     seconds = []
@@ -84,6 +92,21 @@ else:
 """
 
 WIDTHS = ("auto", "all", "one")
+
+
+def child_cpus(spec: str | None, threads: int) -> set[int] | None:
+    """The cores to pin the children to (empty: not pinned), from ``--cpus``; None
+    for a spec that names cores this process may not use."""
+    allowed = os.sched_getaffinity(0)
+    if spec is None:
+        return {max(allowed)} if threads == 1 else set()
+    if spec == "none":
+        return set()
+    try:
+        cpus = {int(c) for c in spec.split(",")}
+    except ValueError:
+        return None
+    return cpus if cpus and cpus <= allowed else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,8 +130,17 @@ def main(argv: list[str] | None = None) -> int:
         "all or one: pinned, to tell the governor's choices from the kernels' speed; "
         "a comma-separated list: one per checkout",
     )
+    parser.add_argument(
+        "--cpus",
+        default=None,
+        help="comma-separated cores every child runs on (default: with --threads 1, "
+        "the last core this process may use; else none pinned); 'none' to not pin",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    cpus = child_cpus(args.cpus, args.threads)
+    if cpus is None:
+        parser.error(f"--cpus: core numbers this process may use, got {args.cpus!r}")
     if args.steps_per_turn < 1:
         parser.error(f"--steps-per-turn must be >= 1, got {args.steps_per_turn}")
     widths = args.width.split(",")
@@ -124,21 +156,30 @@ def main(argv: list[str] | None = None) -> int:
         f"{checkout} --width {width}" if "," in args.width else str(checkout)
         for checkout, width in zip(args.checkouts, widths, strict=True)
     ]
+    seen: dict[
+        str, int
+    ] = {}  # the same checkout twice at one width: "(2)" on the second
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        labels[i] = label if seen[label] == 1 else f"{label} ({seen[label]})"
     _common.pin_threads(args.threads)
     load = _common.warn_if_busy()
-    children = []
+    children, cores = [], []  # cores: where each child may run, as it reports
     for checkout, width in zip(args.checkouts, widths, strict=True):
         code = CHILD.format(
-            model=args.model, batch=args.batch, clock=args.clock, width=width
-        )
+            model=args.model, batch=args.batch, clock=args.clock, width=width,
+            cpus=sorted(cpus),
+        )  # fmt: skip
         env = dict(os.environ, PYTHONPATH=str(checkout.resolve()))
         child = subprocess.Popen(
             [sys.executable, "-c", code], env=env, text=True, cwd="/",
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )  # fmt: skip
-        if child.stdout is None or child.stdout.readline().strip() != "ready":
+        ready = child.stdout.readline().split() if child.stdout else []
+        if ready[:1] != ["ready"]:
             raise RuntimeError(f"{checkout}: the benchmark child did not start")
         children.append(child)
+        cores.append([int(c) for c in ready[1:]])
 
     def ask(child: Any, what: str) -> list[float]:
         child.stdin.write(what + "\n")
@@ -180,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             "predict_images_per_s_median": 1024 / statistics.median(predict[i]),
             "train_step_ms": [round(1e3 * t, 2) for t in train[i]],
             "widths": chosen[i],
+            "cores": cores[i],
         }
         for i, label in enumerate(labels)
     }
@@ -190,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "others_cores": others,
         "model": args.model,
         "threads": args.threads,
+        "cpus": sorted(cpus),
         "clock": args.clock,
         "width": widths,
         "batch": args.batch,

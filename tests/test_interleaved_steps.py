@@ -2,6 +2,7 @@
 (the governor against a pinned width in one run)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ def test_one_checkout_twice_at_two_widths(tmp_path):
     out = tmp_path / "steps.json"
     done = run(
         "--model", "mnist_mlp", "--rounds", "2", "--steps-per-turn", "2",
-        "--width", "auto,all", "--out", str(out), str(ROOT), str(ROOT),
+        "--threads", "2", "--width", "auto,all", "--out", str(out),
+        str(ROOT), str(ROOT),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     record = json.loads(out.read_text())
@@ -35,6 +37,29 @@ def test_one_checkout_twice_at_two_widths(tmp_path):
     assert "calls on one" in auto["widths"]  # the governor's describe()
     assert fixed["widths"] == ""  # pinned: it records nothing
     assert "cores busy meanwhile" in done.stderr
+    assert record["cpus"] == []  # --threads 2: not pinned
+    assert auto["cores"] == fixed["cores"] == sorted(os.sched_getaffinity(0))
+
+
+def test_one_thread_pins_every_checkout_to_the_same_core(tmp_path):
+    out = tmp_path / "steps.json"
+    done = run(
+        "--model", "mnist_mlp", "--rounds", "1", "--out", str(out),
+        str(ROOT), str(ROOT),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text())
+    last = max(os.sched_getaffinity(0))
+    assert record["cpus"] == [last]
+    assert list(record["results"]) == [str(ROOT), f"{ROOT} (2)"]
+    assert [r["cores"] for r in record["results"].values()] == [[last], [last]]
+
+
+def test_cpus_must_be_cores_this_process_may_use():
+    done = run("--cpus", "100000", str(ROOT))
+    assert done.returncode == 2 and "--cpus" in done.stderr
+    done = run("--cpus", "first", str(ROOT))
+    assert done.returncode == 2 and "--cpus" in done.stderr
 
 
 def test_a_width_for_each_checkout_or_one_for_all():
