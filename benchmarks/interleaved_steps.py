@@ -156,9 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{checkout} --width {width}" if "," in args.width else str(checkout)
         for checkout, width in zip(args.checkouts, widths, strict=True)
     ]
-    seen: dict[
-        str, int
-    ] = {}  # the same checkout twice at one width: "(2)" on the second
+    # The same checkout twice at one width: "(2)" on the second.
+    seen: dict[str, int] = {}
     for i, label in enumerate(labels):
         seen[label] = seen.get(label, 0) + 1
         labels[i] = label if seen[label] == 1 else f"{label} ({seen[label]})"
