@@ -246,6 +246,19 @@ def cpu_seconds(pid: int | None = None) -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def other_cores(
+    before: list[float | None], after: list[float | None], wall: float
+) -> float:
+    """The cores that other processes kept busy over ``wall`` seconds: from
+    :func:`cpu_seconds` of the machine (first) and of each of the benchmark's own
+    processes, taken before and after (NaN where ``/proc`` does not say)."""
+    used = [
+        b - a if a is not None and b is not None else float("nan")
+        for a, b in zip(before, after, strict=True)
+    ]
+    return (used[0] - sum(used[1:])) / wall
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

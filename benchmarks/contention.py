@@ -213,7 +213,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         raw[f"{cell} epoch_s"].append(round(wall, 4))
                         raw[f"{cell} epoch_cpu_s"].append(round(cpu, 4))
                         seconds = wall * len(x) / EPOCH_SAMPLES  # not scaled up
-                        others = other_cores(before, after, seconds)
+                        others = _common.other_cores(before, after, seconds)
                         raw[f"{cell} other_cores"].append(round(others, 3))
                         wall_ms, cpu_ms = predict_ms(model, x, args.predicts)
                         raw[f"{cell} predict_ms"] += wall_ms
@@ -227,19 +227,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         "done"
                     )
     return {"times": raw, "governor": widths}
-
-
-def other_cores(
-    before: list[float | None], after: list[float | None], wall: float
-) -> float:
-    """The cores that processes other than this one and its busy loop kept busy
-    over ``wall`` seconds, from :func:`_common.cpu_seconds` of the machine and of
-    each of ours before and after (NaN where ``/proc`` does not say)."""
-    used = [
-        b - a if a is not None and b is not None else float("nan")
-        for a, b in zip(before, after, strict=True)
-    ]
-    return (used[0] - sum(used[1:])) / wall
 
 
 def summarise(

@@ -201,11 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                 predict[i] += ask(children[i], "predict")
     wall = time.perf_counter() - start
     cpu_after = [_common.cpu_seconds(pid) for pid in pids]
-    used = [
-        b - a if a is not None and b is not None else float("nan")
-        for a, b in zip(cpu_before, cpu_after, strict=True)
-    ]
-    others = (used[0] - sum(used[1:])) / wall  # this parent's share is negligible
+    # This parent's share is negligible.
+    others = _common.other_cores(cpu_before, cpu_after, wall)
     chosen = []
     for child in children:
         if child.stdin is not None:
